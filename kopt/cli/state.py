@@ -1,0 +1,62 @@
+"""Per-invocation CLI state (quiet/json/artifact folder) and the progress/printing helpers."""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass
+class _State:
+    quiet: bool = False
+    json_out: bool = False
+    artifacts: str = "artifacts"
+
+
+S = _State()
+
+
+def configure(quiet: bool, json_out: bool, artifacts: str) -> None:
+    S.quiet, S.json_out, S.artifacts = quiet, json_out, artifacts
+
+
+def store():
+    from kopt.core.store import ArtifactStore
+
+    return ArtifactStore(S.artifacts)
+
+
+def progress():
+    """Rich progress for a person; the null one for --quiet/--json."""
+    if S.quiet:
+        from kopt.core.progress import NullProgress
+
+        return NullProgress()
+    from kopt.cli.richprogress import RichProgress
+
+    return RichProgress()
+
+
+def console():
+    from rich.console import Console
+
+    return Console(stderr=False, highlight=False)
+
+
+def say(message: str) -> None:
+    """A line for a person (suppressed by --quiet/--json)."""
+    if not S.quiet:
+        console().print(message)
+
+
+def emit(data: Any) -> None:
+    """The command's machine-readable result, printed only with --json."""
+    if S.json_out:
+        sys.stdout.write(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def error(message: str) -> None:
+    first = message.strip().splitlines()[0] if message.strip() else "error"
+    sys.stderr.write(f"kopt: error: {first}\n")

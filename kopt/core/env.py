@@ -1,0 +1,58 @@
+"""Versions and machine facts that every record carries."""
+
+from __future__ import annotations
+
+import functools
+import os
+import platform
+
+
+@functools.lru_cache(maxsize=None)
+def versions() -> dict[str, str]:
+    import numpy
+    import onnx
+    import onnxruntime
+
+    from kopt import __version__
+
+    return {
+        "kopt": __version__,
+        "onnxruntime": onnxruntime.__version__,
+        "onnx": onnx.__version__,
+        "numpy": numpy.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def ort_version() -> str:
+    return versions()["onnxruntime"]
+
+
+@functools.lru_cache(maxsize=None)
+def machine() -> dict[str, object]:
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:
+        cores = os.cpu_count() or 1
+    mem = None
+    try:
+        mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        pass
+    return {
+        "hostname": platform.node(),
+        "system": platform.system(),
+        "arch": platform.machine(),
+        "cpu": cpu,
+        "cores": cores,
+        "memory_bytes": mem,
+    }

@@ -1,0 +1,127 @@
+"""Pass base class and registry.
+
+A pass is a small class with a name, a version, a frozen typed config (a pydantic model with
+``extra="forbid"``) and one job: model in, model out, plus a short report. Loading, saving,
+caching, lineage and the contract check live in the runner, never in a pass.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import onnx
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from kopt.core.errors import KoptError, RecipeError
+
+
+class PassConfig(BaseModel):
+    """Base for pass configs: frozen, unknown keys rejected. Document each field with Field(description=...)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+@dataclass
+class PassContext:
+    """What a pass may read besides the model: a scratch folder (inside the artifact being
+    written), the input model's path, voices for running it, and the progress hooks."""
+
+    workdir: Path
+    input_path: Path | None = None
+    voices: dict[str, Any] | None = None
+    progress: Any = None
+    provider: str = "CPUExecutionProvider"
+
+
+@dataclass
+class PassResult:
+    """A pass's output: the new model (or a path to it, for passes that must write files
+    themselves, e.g. .ort conversion) and a short report of what changed."""
+
+    model: onnx.ModelProto | None = None
+    path: Path | None = None
+    report: dict[str, Any] = field(default_factory=dict)
+    extra_files: dict[str, Path] = field(default_factory=dict)
+
+
+class Pass:
+    name: ClassVar[str]
+    version: ClassVar[int] = 1
+    config_cls: ClassVar[type[PassConfig]] = PassConfig
+    summary: ClassVar[str] = ""
+    # Must the output compute the same maths as the input? If so, the runner's equivalence check
+    # compares outputs on fixed token sequences within ``tolerance`` (max abs diff of audio).
+    equivalent: ClassVar[bool] = False
+    tolerance: ClassVar[float | None] = None
+    depends_on_provider: ClassVar[bool] = False
+    output_suffix: ClassVar[str] = ".onnx"
+
+    def __init__(self, config: PassConfig | None = None):
+        self.config = config if config is not None else self.config_cls()
+
+    def run(self, model: onnx.ModelProto, ctx: PassContext) -> PassResult:
+        raise NotImplementedError
+
+    @classmethod
+    def describe(cls) -> dict[str, Any]:
+        fields = {}
+        for fname, f in cls.config_cls.model_fields.items():
+            fields[fname] = {"type": _type_name(f.annotation), "default": f.default,
+                             "description": f.description or ""}
+        return {"name": cls.name, "version": cls.version, "summary": cls.summary,
+                "equivalent": cls.equivalent, "tolerance": cls.tolerance, "config": fields}
+
+
+def _type_name(t: Any) -> str:
+    return getattr(t, "__name__", None) or str(t).replace("typing.", "")
+
+
+_REGISTRY: dict[str, type[Pass]] = {}
+
+
+def register(cls: type[Pass]) -> type[Pass]:
+    """Class decorator: add a pass to the registry under its ``name``."""
+    if not getattr(cls, "name", None):
+        raise TypeError(f"{cls.__name__} has no name")
+    if cls.name in _REGISTRY and _REGISTRY[cls.name] is not cls:
+        raise TypeError(f"pass name {cls.name!r} registered twice")
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+_PASS_PACKAGES = ("kopt.optimize", "kopt.quantize")
+
+
+def _load_all() -> None:
+    import importlib
+    import pkgutil
+
+    for pkg_name in _PASS_PACKAGES:
+        pkg = importlib.import_module(pkg_name)
+        for info in pkgutil.iter_modules(pkg.__path__):
+            if not info.name.startswith("_"):
+                importlib.import_module(f"{pkg_name}.{info.name}")
+
+
+def registry() -> dict[str, type[Pass]]:
+    _load_all()
+    return dict(sorted(_REGISTRY.items()))
+
+
+def get_pass(name: str) -> type[Pass]:
+    reg = registry()
+    if name not in reg:
+        raise KoptError(f"unknown pass {name!r}; choose one of: {', '.join(reg) or '(none registered)'}")
+    return reg[name]
+
+
+def make_config(cls: type[Pass], values: dict[str, Any], where: str = "") -> PassConfig:
+    try:
+        return cls.config_cls(**values)
+    except ValidationError as e:
+        err = e.errors()[0]
+        field_ = ".".join(str(x) for x in err.get("loc", ())) or "?"
+        prefix = f"{where}: " if where else ""
+        raise RecipeError(f"{prefix}pass {cls.name!r} config field {field_!r}: {err.get('msg')}") from None

@@ -1,0 +1,143 @@
+"""Result records: the one machine-readable form of every figure kopt prints.
+
+A results file is JSON lines, one record per (kind, variant, provider) measurement. Each record
+carries what produced it: versions, machine (and a short machine id, so records from different
+machines are never compared as if from one), provider and its options, threads, and input hashes.
+Schema version: ``SCHEMA`` below; readers refuse newer major versions with a clear error.
+
+Record fields:
+  schema      "kopt.result/1"
+  kind        "bench" | "quality" | "sensitivity" | "build" | ...
+  run_id      id shared by all records of one invocation
+  time        UTC ISO-8601
+  variant     {"name", "key", "parents": [...], "precision", "path"}
+  provider    {"name", "config", "options": {...}, "status": "ok"|"skipped"|"failed", "reason"}
+  threads     intra-op threads used
+  machine     {"id", "cpu", "cores", "hostname", "system", "arch", "memory_bytes"}
+  versions    {"kopt", "onnxruntime", "onnx", "numpy", "python"}
+  inputs      input hashes: {"model_sha256", "text_set_sha256", "voice", ...}
+  metrics     flat {name: number | null}; units in the name (rtf, load_s, ttfa_ms, rss_mb, size_mb, pesq_wb ...)
+  spread      optional {metric: {"p10", "p90", "n", "std"}}
+  extra       optional free-form details (partitioning, per-text figures, ...)
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Iterable
+
+from kopt.core.env import machine, versions
+from kopt.core.errors import KoptError
+from kopt.core.hashing import canonical_json, sha256_bytes
+
+SCHEMA = "kopt.result/1"
+STATUSES = ("ok", "skipped", "failed")
+
+
+def new_run_id() -> str:
+    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + uuid.uuid4().hex[:6]
+
+
+def machine_info() -> dict[str, Any]:
+    m = dict(machine())
+    ident = {k: m.get(k) for k in ("hostname", "cpu", "cores", "arch", "system")}
+    m["id"] = sha256_bytes(canonical_json(ident).encode())[:12]
+    return m
+
+
+def make_record(kind: str, *, run_id: str, variant: dict[str, Any], provider: dict[str, Any],
+                metrics: dict[str, Any], threads: int | None = None, inputs: dict[str, Any] | None = None,
+                spread: dict[str, Any] | None = None, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    prov = {"name": provider.get("name"), "config": provider.get("config", provider.get("name")),
+            "options": provider.get("options", {}), "status": provider.get("status", "ok"),
+            "reason": provider.get("reason")}
+    if prov["status"] not in STATUSES:
+        raise ValueError(f"provider status must be one of {STATUSES}")
+    rec = {
+        "schema": SCHEMA,
+        "kind": kind,
+        "run_id": run_id,
+        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "variant": variant,
+        "provider": prov,
+        "threads": threads,
+        "machine": machine_info(),
+        "versions": versions(),
+        "inputs": inputs or {},
+        "metrics": {k: _clean(v) for k, v in metrics.items()},
+    }
+    if spread:
+        rec["spread"] = spread
+    if extra:
+        rec["extra"] = extra
+    return rec
+
+
+def _clean(v: Any) -> Any:
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    if hasattr(v, "item"):  # numpy scalar
+        return _clean(v.item())
+    return v
+
+
+def append_records(path: str | Path, records: Iterable[dict[str, Any]]) -> Path:
+    """Append records as JSON lines; each line is written whole (one write call)."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    with open(p, "a", encoding="utf-8") as f:
+        for r in records:
+            f.write(json.dumps(r, sort_keys=True, default=str) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+    return p
+
+
+def read_records(*paths: str | Path) -> list[dict[str, Any]]:
+    """Read records from files or folders of ``*.jsonl``; a bad line names file and line."""
+    out: list[dict[str, Any]] = []
+    for path in paths:
+        p = Path(path)
+        files = sorted(p.rglob("*.jsonl")) if p.is_dir() else [p]
+        if not p.exists():
+            raise KoptError(f"{p}: results file not found")
+        for f in files:
+            for i, line in enumerate(f.read_text(encoding="utf-8").splitlines(), 1):
+                if not line.strip():
+                    continue
+                try:
+                    rec = json.loads(line)
+                except json.JSONDecodeError as e:
+                    raise KoptError(f"{f}:{i}: not a JSON record ({e.msg}); fix or remove the line") from None
+                schema = str(rec.get("schema", ""))
+                if not schema.startswith("kopt.result/"):
+                    raise KoptError(f"{f}:{i}: not a kopt result record (schema {schema!r})")
+                if int(schema.split("/")[1]) > int(SCHEMA.split("/")[1]):
+                    raise KoptError(f"{f}:{i}: record schema {schema} is newer than this kopt ({SCHEMA}); upgrade kopt")
+                out.append(rec)
+    return out
+
+
+def to_frame(records: list[dict[str, Any]]):
+    """Flatten records into a pandas DataFrame: one row per record, metrics as columns."""
+    import pandas as pd
+
+    rows = []
+    for r in records:
+        row = {
+            "kind": r.get("kind"), "run_id": r.get("run_id"), "time": r.get("time"),
+            "variant": r.get("variant", {}).get("name"), "variant_key": r.get("variant", {}).get("key"),
+            "precision": r.get("variant", {}).get("precision"),
+            "provider": r.get("provider", {}).get("config") or r.get("provider", {}).get("name"),
+            "status": r.get("provider", {}).get("status"), "reason": r.get("provider", {}).get("reason"),
+            "threads": r.get("threads"), "machine_id": r.get("machine", {}).get("id"),
+            "cpu": r.get("machine", {}).get("cpu"), "onnxruntime": r.get("versions", {}).get("onnxruntime"),
+        }
+        row.update(r.get("metrics", {}))
+        rows.append(row)
+    return pd.DataFrame(rows)

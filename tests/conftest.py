@@ -1,0 +1,44 @@
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.graphs import tiny_kokoro, tiny_voices
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def tiny_model(tmp_path) -> Path:
+    return tiny_kokoro(tmp_path / "tiny.onnx")
+
+
+@pytest.fixture
+def tiny_voices_file(tmp_path) -> Path:
+    p = tmp_path / "voices.npz"
+    np.savez(p, **tiny_voices())
+    return p
+
+
+@pytest.fixture
+def store(tmp_path):
+    from kopt.core.store import ArtifactStore
+
+    return ArtifactStore(tmp_path / "artifacts")
+
+
+@pytest.fixture(scope="session")
+def real_store(tmp_path_factory):
+    """The real embedded model fetched and referenced once per test session (slow tests only).
+
+    Uses $KOPT_TEST_ARTIFACTS if set (so repeated local runs reuse the store), else a temp folder."""
+    from kopt.core.store import ArtifactStore
+    from kopt.source.fetch import fetch
+    from kopt.source.reference import reference
+
+    root = os.environ.get("KOPT_TEST_ARTIFACTS") or tmp_path_factory.mktemp("real-artifacts")
+    st = ArtifactStore(root)
+    base = fetch(st).artifact
+    ref = reference(st, base).artifact
+    return st, base, ref
