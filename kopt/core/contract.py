@@ -114,8 +114,13 @@ def test_tokens(vocab: dict[str, int] | None = None) -> np.ndarray:
     return np.array([0, *ids, 0], dtype=np.int64)
 
 
-def default_style(seed: int = 0) -> np.ndarray:
-    return (np.random.default_rng(seed).standard_normal(STYLE_DIM) * 0.1).astype(np.float32)
+def default_style() -> np.ndarray:
+    """The probe style used when no voice is given: row 40 of Kokoro's jf_alpha voice (Apache-2.0),
+    shipped as kopt/data/probe_style.npy. A random style makes the real model clip."""
+    from importlib import resources
+
+    with (resources.files("kopt") / "data" / "probe_style.npy").open("rb") as f:
+        return np.load(f).astype(np.float32).reshape(STYLE_DIM)
 
 
 @dataclass(frozen=True)
@@ -166,13 +171,19 @@ class ContractReport:
 
 
 def check_model(path: str | Path, style: np.ndarray | None = None, tokens: np.ndarray | None = None,
-                providers: tuple[str, ...] = ("CPUExecutionProvider",), threads: int = 0) -> ContractReport:
-    """Run the full contract on a model file; raises ModelError naming the file on any failure."""
+                providers: tuple[str, ...] = ("CPUExecutionProvider",), threads: int = 0,
+                label: str | None = None) -> ContractReport:
+    """Run the full contract on a model file; raises ModelError naming the file (or ``label``,
+    the name the user knows it by) on any failure."""
     import onnxruntime as ort
 
     p = Path(path)
-    model = load_model(p, load_external_data=False)
-    sig = signature(model, p)
+    name = label or str(p)
+    try:
+        model = load_model(p, load_external_data=False)
+    except ModelError as e:
+        raise ModelError(str(e).replace(str(p), name, 1)) from None
+    sig = signature(model, name)
     del model
     so = ort.SessionOptions()
     so.log_severity_level = 3
@@ -182,16 +193,16 @@ def check_model(path: str | Path, style: np.ndarray | None = None, tokens: np.nd
         sess = ort.InferenceSession(str(p), sess_options=so, providers=list(providers))
     except Exception as e:
         reason = str(e).strip().splitlines()[-1][:300] if str(e).strip() else type(e).__name__
-        raise ModelError(f"{p}: onnxruntime cannot load it: {reason}") from None
+        raise ModelError(f"{name}: onnxruntime cannot load it: {reason}") from None
     tok = test_tokens() if tokens is None else np.asarray(tokens, dtype=np.int64)
     sty = default_style() if style is None else np.asarray(style, np.float32).reshape(-1)[:STYLE_DIM]
     feeds = sig.feeds(tok, sty, 1.0)
     for name in sig.extra_inputs:
-        raise ModelError(f"{p}: not a Kokoro graph: unexpected required input {name!r}")
+        raise ModelError(f"{name}: not a Kokoro graph: unexpected required input {name!r}")
     try:
         audio = sess.run([sig.audio], feeds)[0]
     except Exception as e:
         reason = str(e).strip().splitlines()[-1][:300] if str(e).strip() else type(e).__name__
-        raise ModelError(f"{p}: inference failed on the test sentence: {reason}") from None
-    check = check_audio(np.squeeze(audio) if np.ndim(audio) > 1 else audio, len(tok), str(p))
+        raise ModelError(f"{name}: inference failed on the test sentence: {reason}") from None
+    check = check_audio(np.squeeze(audio) if np.ndim(audio) > 1 else audio, len(tok), name)
     return ContractReport(str(p), sig, check, tuple(sess.get_providers()))

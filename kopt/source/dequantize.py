@@ -214,11 +214,33 @@ def _rewrite_conv_integer(G: _Graph, n: onnx.NodeProto) -> bool:
             return False
         b = bias.astype(np.float32).reshape(-1)
         inputs.append(G.shared_init(("bias", _digest(b)), f"{n.name}_bias", lambda: b))
+    else:
+        # Newer onnxruntime: ConvInteger -> Cast -> Mul(scale) -> Add(Reshape(float bias)) in float.
+        add = G.only_consumer(out, "Add")
+        if add is not None:
+            other = add.input[1] if add.input[0] == out else add.input[0]
+            bias = _const_through_reshape(G, other)
+            if bias is not None and bias.size == w.shape[0] and bias.dtype.kind == "f":
+                b = bias.astype(np.float32).reshape(-1)
+                inputs.append(G.shared_init(("bias", _digest(b)), f"{n.name}_bias", lambda: b))
+                G.drop.add(id(add))
+                out = add.output[0]
     conv = helper.make_node("Conv", inputs, [out], name=n.name.replace("_quant", ""))
     conv.attribute.extend(n.attribute)
     G.replace[id(n)] = [conv]
     G.drop.update(id(c) for c in chain)
     return True
+
+
+def _const_through_reshape(G: _Graph, name: str) -> np.ndarray | None:
+    """A constant, or a Reshape/Unsqueeze of one (the bias of a dynamically quantized Conv)."""
+    c = G.const(name)
+    if c is not None:
+        return c
+    p = G.producer.get(name)
+    if p is not None and p.op_type in ("Reshape", "Unsqueeze") and G.const(p.input[0]) is not None:
+        return G.const(p.input[0])
+    return None
 
 
 def _rewrite_dq_lstm(G: _Graph, n: onnx.NodeProto) -> bool:

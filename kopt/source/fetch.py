@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kopt.core.contract import check_model
+from kopt.core.contract import check_model, signature
 from kopt.core.errors import KoptError, ModelError
 from kopt.core.hashing import canonical_json, sha256_bytes, sha256_file
 from kopt.core.model import load_model
@@ -76,7 +76,8 @@ def fetch(store: ArtifactStore, model: str | Path | None = None, voices: str | P
     else:
         parts = None
         mp = Path(model)
-        load_model(mp, load_external_data=False)  # clear error for missing/corrupt/non-ONNX, before hashing
+        # Clear errors for missing/corrupt/non-ONNX/non-Kokoro files, naming the user's file, before any copy.
+        signature(load_model(mp, load_external_data=False), mp)
         model_sha = sha256_file(mp)
         if voices is None:
             raise KoptError("--voices is required with --model: pass an .npz/.bin/.pt voice file or a folder")
@@ -119,7 +120,7 @@ def fetch(store: ArtifactStore, model: str | Path | None = None, voices: str | P
             del m
             first = next(iter(voice_map.values()))
             with progress.task("contract check"):
-                rep = check_model(out, style=first[PROBE_VOICE_ROW])
+                rep = check_model(out, style=first[PROBE_VOICE_ROW], label=str(model) if model else "embedded model")
             extra["contract"] = rep.as_dict() | {"path": "model.onnx"}
             extra["voices"] = sorted(voice_map)
             extra["model_sha256"] = model_sha

@@ -95,6 +95,12 @@ def compare_audio(int8_path, fp32_path, style_pack: np.ndarray, vocab_path=None)
         audio[name] = np.asarray(sess.run([sig.audio], sig.feeds(tokens, style, 1.0))[0], np.float64).reshape(-1)
     ref, deg = audio["fp32"], audio["int8"]
     n = min(len(ref), len(deg))
-    score = float(pesq(16000, resample_poly(ref[:n], 2, 3), resample_poly(deg[:n], 2, 3), "wb"))
-    return {"pesq_wb_natural": round(score, 3), "samples_fp32": int(len(ref)), "samples_int8": int(len(deg)),
-            "tokens": int(len(tokens)), "phonemes": COMPARE_PHONEMES}
+    out = {"samples_fp32": int(len(ref)), "samples_int8": int(len(deg)), "tokens": int(len(tokens)),
+           "phonemes": COMPARE_PHONEMES}
+    try:
+        score = float(pesq(16000, resample_poly(ref[:n], 2, 3), resample_poly(deg[:n], 2, 3), "wb"))
+        out["pesq_wb_natural"] = round(score, 3)
+    except Exception as e:  # pesq refuses audio too short or without speech ("no utterances")
+        out["pesq_wb_natural"] = None
+        out["pesq_error"] = f"{type(e).__name__}: {e}"
+    return out
