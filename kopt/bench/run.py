@@ -1,0 +1,223 @@
+"""A benchmark run: every (variant, provider) cell in its own worker, measured interleaved.
+
+Order of work: for each cell, check the provider is in this onnxruntime build (else *skipped*),
+spawn a worker, load the model through the runtime (cold session creation) and run the first
+inference. Then warm-up, then ``repeats`` rounds; each round visits every live cell (in a rotating
+order) and times every text once, so a noisy machine hits all cells alike. Then TTFA rounds, node
+placement and peak RSS. A worker that crashes, hangs or runs out of memory fails only its own cell.
+Ratios are against the baseline variant on the same provider config, within this one run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+from kopt.bench.handle import CellFailed, WorkerHandle
+from kopt.bench.settings import BenchSettings
+from kopt.bench.stats import ratio, summary
+from kopt.bench.textset import TextItem, load_textset
+from kopt.bench.variants import Variant
+from kopt.core.contract import SAMPLE_RATE
+from kopt.core.progress import NullProgress
+from kopt.core.providers import ProviderConfig, availability, available_providers, get_many
+from kopt.core.results import make_record
+
+
+@dataclass
+class Cell:
+    variant: Variant
+    provider: ProviderConfig
+    status: str = "ok"
+    reason: str | None = None
+    worker: WorkerHandle | None = None
+    load: dict[str, Any] = field(default_factory=dict)
+    first: dict[str, Any] = field(default_factory=dict)
+    runs: list[dict[str, Any]] = field(default_factory=list)
+    ttfa: list[float] = field(default_factory=list)
+    ttfa_error: str | None = None
+    partition: dict[str, Any] | None = None
+    stats: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def live(self) -> bool:
+        return self.status == "ok" and self.worker is not None
+
+    def fail(self, reason: str) -> None:
+        self.status, self.reason = "failed", reason
+        if self.worker is not None:
+            self.worker.kill()
+
+
+def run_bench(variants: Sequence[Variant], settings: BenchSettings, *, voices_path: str, vocab: dict[str, int],
+              run_id: str, progress=None, worker_argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    """Measure every cell and return one result record per cell (ok, skipped or failed)."""
+    progress = progress or NullProgress()
+    _baseline(variants, settings)  # fail fast on a baseline that is not among the variants
+    textset = load_textset(settings.text_set)
+    items = textset.select(settings.categories, settings.texts)
+    voice = settings.voice or _first_voice(voices_path)
+    avail = available_providers()
+    cells = [Cell(v, p) for p in get_many(settings.providers) for v in variants]
+    for c in cells:
+        ok, why = availability(c.provider, avail)
+        if not ok:
+            c.status, c.reason = "skipped", why
+    texts = [[it.id, it.ids] for it in items]
+    live = [c for c in cells if c.status == "ok"]
+    try:
+        with progress.task("loading cells", total=len(live)) as t:
+            for c in live:
+                _start(c, settings, voices_path, vocab, voice, items[0], worker_argv)
+                t.advance()
+        _rounds(cells, "warm-up", settings.warmup, lambda c: c.worker.request(
+            "run", texts=texts, voice=voice, speed=settings.speed), None, progress)
+        _rounds(cells, "timing", settings.repeats, lambda c: c.worker.request(
+            "run", texts=texts, voice=voice, speed=settings.speed), lambda c, r: c.runs.extend(r["runs"]), progress)
+        if settings.ttfa_repeats:
+            _ttfa(cells, settings, textset.ttfa_text, voice, progress)
+        for c in cells:
+            if not c.live:
+                continue
+            try:
+                if settings.partition:
+                    c.partition = c.worker.request("partition", ids=items[0].ids, strict=True)
+                    c.partition.pop("ok", None)
+                c.stats = c.worker.request("stats")
+            except CellFailed as e:
+                c.fail(str(e))
+    finally:
+        for c in cells:
+            if c.worker is not None:
+                c.worker.close()
+    records = [_record(c, cells, variants, settings, textset, items, voice, run_id) for c in cells]
+    return records
+
+
+def _first_voice(voices_path: str) -> str:
+    import numpy as np
+
+    with np.load(voices_path, allow_pickle=False) as z:
+        return sorted(z.files)[0]
+
+
+def _start(c: Cell, s: BenchSettings, voices_path: str, vocab: dict[str, int], voice: str, first_item: TextItem,
+           argv: Sequence[str] | None) -> None:
+    c.worker = WorkerHandle(argv, memory_mb=s.memory_limit_mb, timeout_s=s.timeout_s)
+    try:
+        c.load = c.worker.request("load", model=str(c.variant.path), voices=str(voices_path), vocab=vocab,
+                                  providers=c.provider.ort_providers(), ep=c.provider.ep, threads=s.threads,
+                                  voice=voice)
+        c.first = c.worker.request("run", texts=[[first_item.id, first_item.ids]], voice=voice,
+                                   speed=s.speed)["runs"][0]
+    except CellFailed as e:
+        c.fail(str(e))
+
+
+def _rounds(cells: list[Cell], what: str, n: int, call, keep, progress) -> None:
+    with progress.task(what, total=n) as t:
+        for r in range(n):
+            live = [c for c in cells if c.live]
+            if not live:
+                return
+            k = r % len(live)
+            for c in live[k:] + live[:k]:  # rotate who goes first each round
+                try:
+                    rep = call(c)
+                    if keep:
+                        keep(c, rep)
+                except CellFailed as e:
+                    c.fail(str(e))
+            t.advance()
+
+
+def _ttfa(cells: list[Cell], s: BenchSettings, text: str, voice: str, progress) -> None:
+    def call(c: Cell):
+        if c.ttfa_error:
+            return None
+        try:
+            return c.worker.request("ttfa", text=text, voice=voice, speed=s.speed)
+        except CellFailed as e:
+            if c.worker.dead:  # the worker died: the cell failed
+                raise
+            c.ttfa_error = str(e)  # e.g. G2P not installed: TTFA is missing, the rest stands
+            return None
+
+    _rounds(cells, "TTFA warm-up", 1, call, None, progress)
+    _rounds(cells, "TTFA", s.ttfa_repeats, call, lambda c, r: r is not None and c.ttfa.append(r["seconds"]), progress)
+
+
+def _metrics(c: Cell, items: Sequence[TextItem]) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    cat = {it.id: it.category for it in items}
+    rtf = [r["seconds"] / (r["samples"] / SAMPLE_RATE) for r in c.runs if r["samples"]]
+    m: dict[str, Any] = {"size_mb": c.variant.size_mb, "load_s": c.load.get("load_s"),
+                         "first_infer_s": c.first.get("seconds")}
+    rs = summary(rtf)
+    m["rtf_median"], m["rtf_p90"] = rs["median"], rs["p90"]
+    per_text: dict[str, Any] = {}
+    for category in ("short", "medium", "long"):
+        vals = [r["seconds"] / (r["samples"] / SAMPLE_RATE) for r in c.runs if cat.get(r["id"]) == category and r["samples"]]
+        if vals:
+            m[f"rtf_{category}_median"] = summary(vals)["median"]
+    for it in items:
+        runs = [r for r in c.runs if r["id"] == it.id]
+        if runs:
+            sec = summary([r["seconds"] for r in runs])
+            per_text[it.id] = {"tokens": len(it.tokens), "audio_s": runs[0]["samples"] / SAMPLE_RATE,
+                               "infer_s_median": sec["median"], "infer_s_p90": sec["p90"], "n": sec["n"]}
+    ts = summary([x * 1000 for x in c.ttfa])
+    m["ttfa_ms_median"], m["ttfa_ms_p90"] = ts["median"], ts["p90"]
+    m["rss_peak_mb"] = c.stats.get("rss_peak_mb")
+    m["rss_loaded_mb"] = c.load.get("rss_mb")
+    spread = {}
+    if rs["n"]:
+        spread["rtf"] = {k: rs[k] for k in ("p10", "p90", "min", "max", "std", "n")}
+    if ts["n"]:
+        spread["ttfa_ms"] = {k: ts[k] for k in ("p10", "p90", "min", "max", "std", "n")}
+    return m, spread, per_text
+
+
+def _record(c: Cell, cells: list[Cell], variants: Sequence[Variant], s: BenchSettings, textset, items, voice: str,
+            run_id: str) -> dict[str, Any]:
+    prov = {**c.provider.as_dict(), "status": c.status, "reason": c.reason}
+    inputs = {"model_sha256": c.variant.sha256, **textset.as_inputs(), "texts": [it.id for it in items],
+              "voice": voice, "speed": s.speed}
+    if c.status == "skipped":
+        return make_record("bench", run_id=run_id, variant=c.variant.as_dict(), provider=prov,
+                           metrics={"size_mb": c.variant.size_mb}, threads=s.threads, inputs=inputs)
+    m, spread, per_text = _metrics(c, items)
+    baseline = _baseline(variants, s)
+    base_cell = next((b for b in cells if b.variant is baseline and b.provider is c.provider and b.status == "ok"), None)
+    if base_cell is not None:
+        bm, _, _ = _metrics(base_cell, items)
+        m["speedup_vs_baseline"] = ratio(bm["rtf_median"], m["rtf_median"])
+        m["size_ratio_vs_baseline"] = ratio(m["size_mb"], bm["size_mb"])
+        m["rss_ratio_vs_baseline"] = ratio(m["rss_peak_mb"], bm["rss_peak_mb"])
+        m["ttfa_ratio_vs_baseline"] = ratio(m["ttfa_ms_median"], bm["ttfa_ms_median"])
+    extra: dict[str, Any] = {
+        "baseline": baseline.name if baseline else None, "repeats": s.repeats, "warmup": s.warmup,
+        "ttfa_repeats": s.ttfa_repeats, "per_text": per_text, "session_providers": c.load.get("providers"),
+        "memory_limit_mb": s.memory_limit_mb, "timeout_s": s.timeout_s, "interleaved": True,
+        "runtime": "kopt.publish.runtime.Synthesizer (run_tokens for RTF, stream for TTFA)",
+    }
+    if c.ttfa_error:
+        extra["ttfa_error"] = c.ttfa_error
+    if c.partition:
+        extra["partition"] = c.partition
+    if c.stats.get("vm_hwm_mb") is not None:
+        extra["vm_hwm_mb"] = c.stats["vm_hwm_mb"]
+    return make_record("bench", run_id=run_id, variant=c.variant.as_dict(), provider=prov, metrics=m,
+                       threads=s.threads, inputs=inputs, spread=spread, extra=extra)
+
+
+def _baseline(variants: Sequence[Variant], s: BenchSettings) -> Variant | None:
+    if not variants:
+        return None
+    if s.baseline is None:
+        return variants[0]
+    for v in variants:
+        if s.baseline in (v.name, v.key, str(v.path)):
+            return v
+    from kopt.core.errors import KoptError
+
+    raise KoptError(f"baseline {s.baseline!r} is not one of the variants: {', '.join(v.name for v in variants)}")

@@ -1,0 +1,39 @@
+"""Recipe settings for benchmarking (the ``[bench]`` section): pydantic, frozen, unknown keys rejected."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from kopt.core.providers import DEFAULT_BENCH, get_many
+
+
+class BenchSettings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    providers: tuple[str, ...] = Field(DEFAULT_BENCH, description="Provider presets to measure (kopt.core.providers."
+                                       "PRESETS); ones this onnxruntime build lacks are recorded as skipped.")
+    threads: int = Field(2, ge=0, description="Intra-op threads per session (0 = onnxruntime's default).")
+    warmup: int = Field(1, ge=0, description="Untimed runs of every text before measuring.")
+    repeats: int = Field(5, ge=1, description="Timed rounds; each round runs every text once in every cell, "
+                         "cells interleaved.")
+    ttfa_repeats: int = Field(3, ge=0, description="Timed time-to-first-audio runs (streaming path, G2P "
+                              "included) per cell, after one untimed one; 0 skips TTFA.")
+    categories: tuple[str, ...] = Field(("short", "medium", "long"), description="Text-set categories to time.")
+    texts: tuple[str, ...] = Field((), description="Text ids to time (empty: every text of the categories).")
+    text_set: Optional[str] = Field(None, description="Path of a text-set JSON (default: kopt's own).")
+    voice: Optional[str] = Field(None, description="Voice name (default: the first voice of the pack).")
+    speed: float = Field(1.0, gt=0, description="Speaking speed.")
+    baseline: Optional[str] = Field(None, description="Variant the ratios are against (default: the first).")
+    timeout_s: float = Field(600.0, gt=0, description="Longest a worker may take for one request before it is "
+                             "killed and its cell recorded as failed.")
+    memory_limit_mb: int = Field(16384, ge=0, description="Address-space cap (RLIMIT_AS) per worker; 0 = none.")
+    partition: bool = Field(True, description="Record which provider runs each node (ORT profiler), and whether "
+                            "the session builds with CPU fallback disabled.")
+
+    @field_validator("providers")
+    @classmethod
+    def _known(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        get_many(v)  # raises with the valid names
+        return v

@@ -1,0 +1,184 @@
+"""The benchmark worker: one process per (variant, provider) cell, driven over a pipe.
+
+Run as ``python -m kopt.bench.worker --memory-mb N``. It caps its own address space
+(``RLIMIT_AS``) before importing anything heavy, then answers one JSON request per line on stdin
+with one JSON reply per line on the protocol channel (the original stdout; anything else that
+writes to stdout lands on stderr, so a stray print cannot corrupt the protocol). Timing goes
+through the runtime's own code path (``kopt.publish.runtime.Synthesizer``): ``run_tokens`` for
+RTF, ``stream`` for time-to-first-audio.
+
+Requests (``{"cmd": ...}``) and replies (``{"ok": true, ...}`` or ``{"ok": false, "error": ...}``):
+  load       model, voices, vocab, providers [(ep, options)], ep, threads -> load_s, providers, rss_mb
+  run        texts [[id, ids]], voice, speed -> runs [{id, seconds, samples}]
+  ttfa       text, voice, speed -> seconds, samples (first chunk only)
+  partition  strict -> nodes per provider (ORT profiler), strict_error when no-CPU-fallback fails
+  stats      -> rss_peak_mb (ru_maxrss), vm_hwm_mb (/proc/self/status)
+  quit
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import sys
+import tempfile
+import time
+import traceback
+from typing import Any, BinaryIO
+
+
+def _limit_memory(mb: int) -> None:
+    if mb > 0:
+        limit = mb * 1024 * 1024
+        _, hard = resource.getrlimit(resource.RLIMIT_AS)
+        if hard != resource.RLIM_INFINITY:
+            limit = min(limit, hard)
+        resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+
+
+def _rss_now_mb() -> float | None:
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
+def _vm_hwm_mb() -> float | None:
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
+def _ru_maxrss_mb() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return r / 1024 if sys.platform != "darwin" else r / (1024 * 1024)
+
+
+class Worker:
+    def __init__(self) -> None:
+        self.synth: Any = None
+        self.req: dict[str, Any] = {}
+
+    def load(self, req: dict[str, Any]) -> dict[str, Any]:
+        import numpy as np
+
+        from kopt.publish.runtime import Synthesizer
+
+        providers = [tuple(p) if isinstance(p, list) else p for p in req["providers"]]
+        voices = dict(np.load(req["voices"], allow_pickle=False))
+        t0 = time.perf_counter()
+        self.synth = Synthesizer(req["model"], voices, vocab=req.get("vocab"), providers=providers,
+                                 threads=int(req.get("threads", 0)))
+        load_s = time.perf_counter() - t0
+        self.req = req
+        got = list(self.synth.session.get_providers())
+        reply: dict[str, Any] = {"load_s": load_s, "providers": got, "rss_mb": _rss_now_mb()}
+        if not got or got[0] != req["ep"]:
+            return {"ok": False, "error": f"session runs on {got} instead of {req['ep']} "
+                    "(onnxruntime fell back silently)", **reply}
+        return reply
+
+    def run(self, req: dict[str, Any]) -> dict[str, Any]:
+        runs = []
+        for tid, ids in req["texts"]:
+            t0 = time.perf_counter()
+            audio = self.synth.run_tokens(ids, req["voice"], float(req.get("speed", 1.0)))
+            dt = time.perf_counter() - t0
+            runs.append({"id": tid, "seconds": dt, "samples": int(audio.size)})
+        return {"runs": runs}
+
+    def ttfa(self, req: dict[str, Any]) -> dict[str, Any]:
+        t0 = time.perf_counter()
+        gen = self.synth.stream(req["text"], req["voice"], float(req.get("speed", 1.0)))
+        try:
+            first = next(gen)
+        finally:
+            gen.close()
+        return {"seconds": time.perf_counter() - t0, "samples": int(first.size)}
+
+    def partition(self, req: dict[str, Any]) -> dict[str, Any]:
+        import numpy as np
+        import onnxruntime as ort
+
+        from kopt.core.providers import partition_from_profile, session_options
+
+        base = self.req
+        providers = [tuple(p) if isinstance(p, list) else p for p in base["providers"]]
+        out: dict[str, Any] = {}
+        with tempfile.TemporaryDirectory(prefix="kopt-prof-") as d:
+            so = session_options(int(base.get("threads", 0)), profile_prefix=os.path.join(d, "p"))
+            sess = ort.InferenceSession(base["model"], so, providers=providers)
+            ids = req["ids"]
+            names = {i.name: i for i in sess.get_inputs()}
+            tok = "tokens" if "tokens" in names else "input_ids"
+            style = self.synth.voice_array(base["voice"])[min(len(ids), 509)].reshape(1, 256)
+            spd_int = "int32" in names["speed"].type
+            feeds = {tok: np.array([[0, *ids, 0]], np.int64), "style": style.astype(np.float32),
+                     "speed": np.array([1], np.int32) if spd_int else np.array([1.0], np.float32)}
+            sess.run(None, feeds)
+            out.update(partition_from_profile(sess.end_profiling()))
+            del sess
+            if req.get("strict") and base["ep"] != "CPUExecutionProvider":
+                try:
+                    ort.InferenceSession(base["model"], session_options(1, strict=True), providers=providers)
+                    out["strict_ok"] = True
+                except Exception as e:  # ORT's own exception types
+                    out["strict_ok"] = False
+                    out["strict_error"] = (str(e).strip().splitlines() or [type(e).__name__])[-1][:300]
+        return out
+
+    def stats(self, req: dict[str, Any]) -> dict[str, Any]:
+        return {"rss_peak_mb": _ru_maxrss_mb(), "vm_hwm_mb": _vm_hwm_mb(), "rss_mb": _rss_now_mb()}
+
+
+def serve(inp: BinaryIO, out: BinaryIO) -> int:
+    w = Worker()
+    handlers = {"load": w.load, "run": w.run, "ttfa": w.ttfa, "partition": w.partition, "stats": w.stats}
+    for line in inp:
+        if not line.strip():
+            continue
+        req = json.loads(line)
+        cmd = req.get("cmd")
+        if cmd == "quit":
+            out.write(b'{"ok": true}\n')
+            out.flush()
+            return 0
+        try:
+            if cmd not in handlers:
+                raise ValueError(f"unknown command {cmd!r}")
+            rep = handlers[cmd](req)
+            rep.setdefault("ok", True)
+        except MemoryError:
+            rep = {"ok": False, "error": "out of memory (MemoryError under the worker's memory limit)"}
+        except Exception as e:  # reported to the parent, which records the cell as failed
+            msg = (str(e).strip().splitlines() or [""])[0][:400]
+            rep = {"ok": False, "error": f"{type(e).__name__}: {msg}", "trace": traceback.format_exc()[-2000:]}
+        out.write((json.dumps(rep) + "\n").encode())
+        out.flush()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m kopt.bench.worker")
+    ap.add_argument("--memory-mb", type=int, default=0)
+    args = ap.parse_args(argv)
+    _limit_memory(args.memory_mb)
+    proto = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)  # stray prints (ours or a library's) go to stderr, never into the protocol
+    sys.stdout = sys.stderr
+    return serve(sys.stdin.buffer, proto)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
