@@ -1,0 +1,1 @@
+"""Reports: tables, plots, a self-contained HTML page, history trends and regression verdicts."""

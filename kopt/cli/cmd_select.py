@@ -1,0 +1,111 @@
+"""`kopt select`: the Pareto frontier and one winner per provider, with why every other variant lost."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from kopt.cli import state
+
+NO_WINNER_EXIT = 4
+
+
+def register(app: typer.Typer) -> None:
+    app.command("select")(select_cmd)
+
+
+def select_settings(settings_file: Optional[Path], mins: List[str], maxs: List[str], speed: Optional[str] = None,
+                    quality: Optional[str] = None, size: Optional[str] = None, tie: Optional[float] = None,
+                    quality_any_machine: bool = False):
+    """Settings file's [select] with flags on top (re-validated, so a bad value names its field)."""
+    from pydantic import ValidationError
+
+    from kopt.core.errors import KoptError
+    from kopt.select.settings import SelectSettings, load_settings, parse_bound_flags
+
+    base = load_settings(settings_file).select.model_dump()
+    glob, per = parse_bound_flags(mins, maxs)
+    if glob:
+        base["constraints"] = {**base["constraints"], **{k: b.model_dump() for k, b in glob.items()}}
+    for prov, bounds in per.items():
+        base["providers"].setdefault(prov, {}).update({k: b.model_dump() for k, b in bounds.items()})
+    for key, val in (("speed", speed), ("quality", quality), ("speed_tie_rel", tie)):
+        if val is not None:
+            base[key] = val
+    if size is not None:
+        base["size"] = None if size.lower() in ("", "none") else size
+    if quality_any_machine:
+        base["quality_across_machines"] = True
+    try:
+        return SelectSettings.model_validate(base)
+    except ValidationError as e:
+        err = e.errors()[0]
+        raise KoptError(f"select settings: {'.'.join(str(x) for x in err['loc'])}: {err['msg']}") from None
+
+
+MIN_HELP = "Constraint [PROVIDER:]METRIC=VALUE, e.g. pesq_wb_aligned=4.0 or CUDAExecutionProvider:dnsmos_ovrl=3.0."
+
+
+def select_cmd(
+    results: List[Path] = typer.Argument(..., help="Results files (.jsonl) or folders of them (shards merge)."),
+    settings_file: Optional[Path] = typer.Option(None, "--settings", help="TOML/JSON with a [select] table."),
+    mins: List[str] = typer.Option([], "--min", help=MIN_HELP),
+    maxs: List[str] = typer.Option([], "--max", help="Constraint [PROVIDER:]METRIC=VALUE, e.g. size_mb=100."),
+    speed: Optional[str] = typer.Option(None, "--speed", help="Speed objective metric (default rtf_median)."),
+    quality: Optional[str] = typer.Option(None, "--quality", help="Quality objective (default pesq_wb_aligned)."),
+    size: Optional[str] = typer.Option(None, "--size", help="Size objective (default size_mb; 'none' to drop)."),
+    tie: Optional[float] = typer.Option(None, "--tie", help="Speed tie tolerance as a fraction (default 0.02)."),
+    quality_any_machine: bool = typer.Option(False, "--quality-any-machine",
+                                             help="Use quality measured on another machine for the same variant key."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Write the selection as JSON here."),
+    strict: bool = typer.Option(False, "--strict", help=f"Exit {NO_WINNER_EXIT} when a provider has no winner."),
+) -> None:
+    """Pick one winner per provider (and machine) from bench + quality results, explaining every loser."""
+    import json
+
+    from kopt.core.results import read_records
+    from kopt.select.frontier import fmt, select
+    from kopt.select.metrics import Catalog
+    from kopt.select.rows import build_rows, merge_records
+
+    s = select_settings(settings_file, mins, maxs, speed, quality, size, tie, quality_any_machine)
+    cat = Catalog({k: v.model_dump() for k, v in s.metrics.items()})
+    for name in (s.speed, s.quality, s.size):
+        if name:
+            cat.require(name)
+    records = merge_records(read_records(*results))
+    rows = build_rows(records, catalog=cat, quality_across_machines=s.quality_across_machines)
+    if not rows:
+        from kopt.core.errors import KoptError
+
+        raise KoptError(f"no bench or quality records in {', '.join(map(str, results))}; run kopt bench / kopt quality")
+    sel = select(rows, s, cat)
+    if not state.S.quiet:
+        from rich.table import Table
+
+        con = state.console()
+        multi = len({g.machine_id for g in sel.groups}) > 1
+        for g in sel.groups:
+            title = g.provider + (f" on {g.machine_id[:8]} ({g.machine})" if multi else "")
+            objs = f"speed={s.speed}, quality={s.quality}" + (f", size={s.size}" if s.size else "")
+            t = Table(title=f"{title}  [dim]({objs})[/]", title_justify="left", show_lines=False)
+            for c in ("variant", "speed", "quality", *(["size"] if s.size else []), "outcome", "reason"):
+                t.add_column(c, overflow="fold", no_wrap=c != "reason", ratio=4 if c == "reason" else None)
+            for v in g.verdicts:
+                r = next(x for x in g.rows if x.variant_key == v.variant_key)
+                style = "bold red" if v.outcome == "winner" else ("dim" if v.outcome in ("status", "missing") else "")
+                t.add_row(v.variant, fmt(r.value(s.speed)), fmt(r.value(s.quality)),
+                          *([fmt(r.value(s.size))] if s.size else []),
+                          "WINNER" if v.outcome == "winner" else v.outcome, v.reason, style=style)
+            con.print(t)
+            con.print(f"  {g.explanation}\n")
+    data = {"command": "select", **sel.as_dict(), "settings": s.model_dump(mode="json")}
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
+        state.say(f"selection written to {out}")
+    state.emit(data)
+    if strict and any(g.winner is None for g in sel.groups):
+        raise SystemExit(NO_WINNER_EXIT)  # not typer.Exit: standalone_mode=False would swallow its code

@@ -1,0 +1,72 @@
+"""History: successive runs (files, or folders of them) as trend tables and plots per metric.
+
+A run is the records sharing a ``run_id`` (default) or the records read from one command-line source
+(``by="source"``: a folder holding one CI run's shard files). Within each run, the same join as the
+report builds the rows; runs are ordered by their earliest record time. Series are (variant, provider,
+machine): a figure is only ever followed on one machine.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal, Sequence
+
+from kopt.select.metrics import Catalog
+from kopt.select.rows import build_rows
+
+RunBy = Literal["run_id", "source"]
+TREND_METRICS = ("rtf_median", "ttfa_ms_median", "ttfa_ms", "rss_peak_mb", "rss_mb", "load_s", "size_mb",
+                 "pesq_wb_aligned", "pesq_wb_natural", "stoi", "dnsmos_ovrl", "duration_drift_frames")
+
+
+@dataclass(frozen=True)
+class Run:
+    label: str
+    time: str
+    records: tuple[dict[str, Any], ...]
+
+
+def split_runs(sources: Sequence[tuple[str, list[dict[str, Any]]]], by: RunBy = "run_id") -> list[Run]:
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for src, recs in sources:
+        for r in recs:
+            groups.setdefault(src if by == "source" else str(r.get("run_id")), []).append(r)
+    runs = [Run(k, min(str(r.get("time", "")) for r in v), tuple(v)) for k, v in groups.items()]
+    return sorted(runs, key=lambda r: (r.time, r.label))
+
+
+def long_frame(runs: Sequence[Run], catalog: Catalog | None = None, quality_across_machines: bool = False):
+    """One row per (run, machine, variant, provider, metric) value."""
+    import pandas as pd
+
+    out = []
+    for run in runs:
+        for row in build_rows(run.records, catalog=catalog, quality_across_machines=quality_across_machines):
+            for m, v in row.metrics.items():
+                if isinstance(v, (int, float)) and not isinstance(v, bool):
+                    out.append({"run": run.label, "run_time": run.time, "machine_id": row.machine_id,
+                                "variant": row.variant, "provider": row.provider, "metric": m, "value": float(v)})
+    return pd.DataFrame(out, columns=["run", "run_time", "machine_id", "variant", "provider", "metric", "value"])
+
+
+def series_name(variant: str, provider: str, machine_id: str, multi_machine: bool) -> str:
+    p = provider.removesuffix("ExecutionProvider")
+    return f"{variant} @ {p}" + (f" @ {machine_id[:6]}" if multi_machine else "")
+
+
+def trend_tables(df, runs: Sequence[Run], metrics: Sequence[str] = TREND_METRICS) -> dict[str, Any]:
+    """metric -> wide table (series x runs), for metrics measured in at least two runs."""
+    out = {}
+    if df.empty:
+        return out
+    order = [r.label for r in runs]
+    multi = df["machine_id"].nunique() > 1
+    for m in metrics:
+        sub = df[df["metric"] == m]
+        if sub["run"].nunique() < 2:
+            continue
+        sub = sub.assign(series=[series_name(v, p, mi, multi) for v, p, mi in
+                                 zip(sub["variant"], sub["provider"], sub["machine_id"])])
+        wide = sub.pivot_table(index="series", columns="run", values="value", aggfunc="last")
+        out[m] = wide[[c for c in order if c in wide.columns]]
+    return out

@@ -1,0 +1,122 @@
+"""The metric catalogue: what each metric name in a result record means, as data.
+
+Each entry says which way is better (``higher``, ``lower``, or ``zero`` for signed drifts where closer to
+zero is better), what it measures (``speed``/``memory`` depend on the machine; ``quality``/``size`` do
+not), its unit and a default regression threshold (``rel`` fraction for machine-dependent figures,
+``abs`` for quality). Settings can add or override entries, so a new metric from bench/quality needs a
+line here or in a recipe, never code.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from typing import Any, Literal, Mapping
+
+Direction = Literal["higher", "lower", "zero"]
+Kind = Literal["speed", "memory", "quality", "size", "info"]
+MACHINE_DEPENDENT: frozenset[str] = frozenset({"speed", "memory"})
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    direction: Direction
+    kind: Kind
+    label: str
+    unit: str = ""
+    rel: float | None = None  # default regression threshold, relative (fraction of the baseline)
+    abs: float | None = None  # default regression threshold, absolute (metric units)
+
+    @property
+    def machine_dependent(self) -> bool:
+        return self.kind in MACHINE_DEPENDENT
+
+    def goodness(self, value: float) -> float:
+        """The value turned so that larger is always better (for dominance and ranking)."""
+        if self.direction == "higher":
+            return value
+        if self.direction == "lower":
+            return -value
+        return -abs(value)
+
+    def better(self, a: float, b: float) -> bool:
+        return self.goodness(a) > self.goodness(b)
+
+
+# name: (direction, kind, label, unit, rel, abs)
+_TABLE: dict[str, tuple[Direction, Kind, str, str, float | None, float | None]] = {
+    "size_mb":               ("lower",  "size",    "size",            "MB",     0.01, None),
+    "load_s":                ("lower",  "speed",   "load",            "s",      0.10, None),
+    "first_inference_s":     ("lower",  "speed",   "first inference", "s",      0.10, None),
+    "first_infer_s":         ("lower",  "speed",   "first inference", "s",      0.10, None),
+    "rtf_median":            ("lower",  "speed",   "RTF median",      "",       0.05, None),
+    "rtf_p90":               ("lower",  "speed",   "RTF p90",         "",       0.10, None),
+    "rtf_short_median":      ("lower",  "speed",   "RTF short",       "",       0.10, None),
+    "rtf_medium_median":     ("lower",  "speed",   "RTF medium",      "",       0.10, None),
+    "rtf_long_median":       ("lower",  "speed",   "RTF long",        "",       0.10, None),
+    "ttfa_ms":               ("lower",  "speed",   "TTFA",            "ms",     0.10, None),
+    "ttfa_ms_median":        ("lower",  "speed",   "TTFA median",     "ms",     0.10, None),
+    "ttfa_ms_p90":           ("lower",  "speed",   "TTFA p90",        "ms",     0.15, None),
+    "rss_mb":                ("lower",  "memory",  "RSS",             "MB",     0.10, None),
+    "rss_peak_mb":           ("lower",  "memory",  "peak RSS",        "MB",     0.10, None),
+    "rss_loaded_mb":         ("lower",  "memory",  "RSS loaded",      "MB",     0.10, None),
+    # ratios bench computes within one machine and provider: shown, not compared (their parts are)
+    "speedup_vs_baseline":   ("higher", "info",    "speedup",         "x",      None, None),
+    "size_ratio_vs_baseline": ("lower", "info",    "size ratio",      "x",      None, None),
+    "rss_ratio_vs_baseline": ("lower",  "info",    "RSS ratio",       "x",      None, None),
+    "ttfa_ratio_vs_baseline": ("lower", "info",    "TTFA ratio",      "x",      None, None),
+    "pesq_wb_aligned":       ("higher", "quality", "PESQ-wb aligned", "",       None, 0.05),
+    "pesq_wb_natural":       ("higher", "quality", "PESQ-wb natural", "",       None, 0.05),
+    "pesq_wb":               ("higher", "quality", "PESQ-wb",         "",       None, 0.05),
+    "stoi":                  ("higher", "quality", "STOI",            "",       None, 0.01),
+    "mcd_db":                ("lower",  "quality", "MCD",             "dB",     None, 0.20),
+    "mel_distance":          ("lower",  "quality", "mel distance",    "",       None, 0.05),
+    "duration_drift_frames": ("zero",   "quality", "duration drift",  "frames", None, 1.0),
+    "snr_db":                ("higher", "quality", "SNR",             "dB",     None, 1.0),
+    "dnsmos_ovrl":           ("higher", "quality", "DNSMOS OVRL",     "",       None, 0.05),
+    "dnsmos_sig":            ("higher", "quality", "DNSMOS SIG",      "",       None, 0.05),
+    "dnsmos_bak":            ("higher", "quality", "DNSMOS BAK",      "",       None, 0.05),
+    "dnsmos_p808":           ("higher", "quality", "DNSMOS P.808",    "",       None, 0.05),
+}
+
+CATALOG: dict[str, Metric] = {n: Metric(n, d, k, lab, u, r, a) for n, (d, k, lab, u, r, a) in _TABLE.items()}
+
+
+class Catalog:
+    """The built-in table plus overrides (from settings); unknown names give None, not a guess."""
+
+    def __init__(self, overrides: Mapping[str, Mapping[str, Any]] | None = None) -> None:
+        self._m = dict(CATALOG)
+        for name, fields in (overrides or {}).items():
+            fields = {k: v for k, v in dict(fields).items() if v is not None}
+            if name in self._m:
+                self._m[name] = replace(self._m[name], **fields)
+            else:
+                if "direction" not in fields:
+                    raise ValueError(f"metric {name!r} is not in the catalogue: give its direction (higher/lower/zero)")
+                fields.setdefault("kind", "quality")
+                fields.setdefault("label", name)
+                self._m[name] = Metric(name=name, **fields)
+
+    def get(self, name: str) -> Metric | None:
+        return self._m.get(name)
+
+    def require(self, name: str) -> Metric:
+        m = self._m.get(name)
+        if m is None:
+            from kopt.core.errors import KoptError
+
+            raise KoptError(f"unknown metric {name!r}; known: {', '.join(sorted(self._m))} "
+                            "(add it under [metrics] in the settings with its direction)")
+        return m
+
+    def names(self) -> list[str]:
+        return list(self._m)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._m
+
+
+def is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)

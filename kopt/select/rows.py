@@ -1,0 +1,152 @@
+"""Join bench and quality records into one row per (machine, variant, provider).
+
+Bench records are per (variant, provider) and machine; quality records are per variant (usually measured
+on CPU). They join on the variant key within one machine id: a quality record for the same provider is
+preferred, then the CPU one, then any. Records from several runs or shards are merged first: for each
+(kind, machine, variant key, provider config) the latest record wins, so re-runs supersede old figures.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+from kopt.core.hashing import canonical_json
+from kopt.select.metrics import Catalog
+
+JOINED_KINDS = ("bench", "quality")
+CPU = "CPUExecutionProvider"
+
+
+@dataclass(frozen=True)
+class Row:
+    machine_id: str
+    machine: str  # a short human label (cpu, cores)
+    variant: str
+    variant_key: str
+    precision: str | None
+    parents: tuple[str, ...]
+    provider: str  # provider config name (what the matrix is split on)
+    status: str  # ok | skipped | failed
+    reason: str | None
+    metrics: dict[str, Any] = field(default_factory=dict)
+    spread: dict[str, Any] = field(default_factory=dict)
+    run_ids: tuple[str, ...] = ()
+    time: str = ""
+    quality_from: str | None = None  # machine id the quality figures came from, when not this one
+
+    @property
+    def cell(self) -> tuple[str, str, str]:
+        return (self.machine_id, self.variant_key, self.provider)
+
+    def value(self, metric: str) -> Any:
+        return self.metrics.get(metric)
+
+
+def cell_of(rec: dict[str, Any]) -> tuple[str, str, str, str]:
+    v, p, m = rec.get("variant") or {}, rec.get("provider") or {}, rec.get("machine") or {}
+    return (str(rec.get("kind")), str(m.get("id")), str(v.get("key") or v.get("name")),
+            str(p.get("config") or p.get("name")))
+
+
+def merge_records(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Merge records from several files/shards: exact duplicates dropped, stable canonical order."""
+    seen: dict[str, dict[str, Any]] = {}
+    for r in records:
+        seen.setdefault(canonical_json(r), r)
+    return sorted(seen.values(), key=lambda r: (cell_of(r), str(r.get("time")), canonical_json(r)))
+
+
+def latest(records: Iterable[dict[str, Any]]) -> dict[tuple[str, str, str, str], dict[str, Any]]:
+    """The newest record per (kind, machine, variant, provider); on equal times the later one read wins."""
+    out: dict[tuple[str, str, str, str], dict[str, Any]] = {}
+    for r in records:
+        c = cell_of(r)
+        if c not in out or str(r.get("time", "")) >= str(out[c].get("time", "")):
+            out[c] = r
+    return out
+
+
+def _label(m: dict[str, Any]) -> str:
+    cpu = str(m.get("cpu") or m.get("arch") or "?")
+    return f"{cpu} x{m.get('cores')}" if m.get("cores") else cpu
+
+
+def build_rows(records: Iterable[dict[str, Any]], *, catalog: Catalog | None = None,
+               quality_across_machines: bool = False) -> list[Row]:
+    """Rows for every (machine, variant, provider) that has a bench record, plus quality-only rows for
+    variants measured for quality but not benchmarked on that machine."""
+    cat = catalog or Catalog()
+    recs = [r for r in records if r.get("kind") in JOINED_KINDS]
+    last = latest(recs)
+    bench = {c[1:]: r for c, r in last.items() if c[0] == "bench"}
+    quality: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
+    for c, r in last.items():
+        if c[0] == "quality":
+            quality.setdefault((c[1], c[2]), {})[c[3]] = r
+    rows: list[Row] = []
+
+    def pick_quality(machine_id: str, vkey: str, provider: str) -> tuple[dict[str, Any] | None, str | None]:
+        cands = quality.get((machine_id, vkey))
+        src = None
+        if not cands and quality_across_machines:
+            others = sorted(m for (m, k) in quality if k == vkey and m != machine_id)
+            if others:
+                cands, src = quality[(others[0], vkey)], others[0]
+        if not cands:
+            return None, None
+        for want in (provider, CPU):
+            if want in cands:
+                return cands[want], src
+        return cands[sorted(cands)[0]], src
+
+    for (mid, vkey, prov), b in bench.items():
+        q, src = pick_quality(mid, vkey, prov)
+        rows.append(_row(b, q, src, cat))
+    benched = {(mid, vkey) for (mid, vkey, _) in bench}
+    for (mid, vkey), cands in quality.items():
+        if (mid, vkey) in benched:
+            continue
+        for prov in sorted(cands):
+            rows.append(_row(None, cands[prov], None, cat))
+    return sorted(rows, key=lambda r: (r.machine_id, r.provider, r.variant, r.variant_key))
+
+
+_RANK = {"ok": 0, "skipped": 1, "failed": 2}
+
+
+def _row(b: dict[str, Any] | None, q: dict[str, Any] | None, q_src: str | None, cat: Catalog) -> Row:
+    base = b if b is not None else q
+    assert base is not None
+    v, p, m = base.get("variant") or {}, base.get("provider") or {}, base.get("machine") or {}
+    metrics: dict[str, Any] = {}
+    spread: dict[str, Any] = {}
+    status, reason = str(p.get("status") or "ok"), p.get("reason")
+    runs = []
+    if q is not None:
+        runs.append(str(q.get("run_id")))
+        metrics.update(q.get("metrics") or {})
+        qs = str((q.get("provider") or {}).get("status") or "ok")
+        if _RANK.get(qs, 2) > _RANK.get(status, 2) or b is None:
+            status, reason = qs, (q.get("provider") or {}).get("reason")
+            if b is not None and reason:
+                reason = f"quality: {reason}"
+    if b is not None:
+        runs.insert(0, str(b.get("run_id")))
+        for k, val in (b.get("metrics") or {}).items():
+            meta = cat.get(k)
+            if q is not None and meta is not None and meta.kind == "quality" and k in metrics:
+                continue  # the quality run's figure of a quality metric wins
+            metrics[k] = val
+        spread.update(b.get("spread") or {})
+    return Row(
+        machine_id=str(m.get("id")), machine=_label(m), variant=str(v.get("name") or v.get("key")),
+        variant_key=str(v.get("key") or v.get("name")), precision=v.get("precision"),
+        parents=tuple(v.get("parents") or ()), provider=str(p.get("config") or p.get("name")),
+        status=status, reason=reason, metrics=metrics, spread=spread,
+        run_ids=tuple(dict.fromkeys(runs)), time=str(base.get("time") or ""), quality_from=q_src,
+    )
+
+
+def machines(rows: Iterable[Row]) -> dict[str, str]:
+    return {r.machine_id: r.machine for r in rows}
