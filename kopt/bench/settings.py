@@ -12,6 +12,8 @@ from kopt.core.providers import DEFAULT_BENCH, get_many
 class BenchSettings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
+    variants: tuple[str, ...] = Field((), description="Variants to measure: model paths, artifact keys or ref "
+                                      "names (the command line's VARIANT arguments take precedence).")
     providers: tuple[str, ...] = Field(DEFAULT_BENCH, description="Provider presets to measure (kopt.core.providers."
                                        "PRESETS); ones this onnxruntime build lacks are recorded as skipped.")
     threads: int = Field(2, ge=0, description="Intra-op threads per session (0 = onnxruntime's default).")

@@ -1,0 +1,129 @@
+"""`kopt bench` and `kopt providers`: speed and memory of variants on every provider, measured
+interleaved in isolated workers; results appended to a JSONL file and printed as a table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, List, Optional
+
+import typer
+
+from kopt.cli import state
+
+
+def register(app: typer.Typer) -> None:
+    app.command("bench")(bench_cmd)
+    app.command("providers")(providers_cmd)
+
+
+def results_path(out: Optional[Path], run_id: str) -> Path:
+    return out if out is not None else Path(state.S.artifacts) / "results" / f"{run_id}.jsonl"
+
+
+def _overrides(**kw: Any) -> dict[str, Any]:
+    return {k: (tuple(v) if isinstance(v, list) else v) for k, v in kw.items() if v not in (None, [], ())}
+
+
+def bench_cmd(
+    variants: Optional[List[str]] = typer.Argument(None, help="Model paths, artifact keys or ref names "
+                                                   "(e.g. reference base)."),
+    recipe: Optional[Path] = typer.Option(None, "--recipe", help="Recipe file; its [bench] section gives the settings."),
+    provider: Optional[List[str]] = typer.Option(None, "--provider", "-p", help="Provider preset (repeatable); "
+                                                 "see `kopt providers`. Default: all presets."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="Intra-op threads (default 2)."),
+    repeats: Optional[int] = typer.Option(None, "--repeats", help="Timed rounds (default 5)."),
+    warmup: Optional[int] = typer.Option(None, "--warmup", help="Untimed rounds first (default 1)."),
+    ttfa_repeats: Optional[int] = typer.Option(None, "--ttfa-repeats", help="Timed TTFA runs (default 3; 0 skips)."),
+    category: Optional[List[str]] = typer.Option(None, "--category", help="Text categories: short, medium, long."),
+    text: Optional[List[str]] = typer.Option(None, "--text", help="Text ids from the text set."),
+    voice: Optional[str] = typer.Option(None, "--voice", help="Voice name (default: the first)."),
+    baseline: Optional[str] = typer.Option(None, "--baseline", help="Variant ratios are against (default: the first)."),
+    timeout: Optional[float] = typer.Option(None, "--timeout", help="Seconds a worker may take per request."),
+    memory_mb: Optional[int] = typer.Option(None, "--memory-mb", help="Address-space cap per worker (MB; 0 = none)."),
+    no_partition: bool = typer.Option(False, "--no-partition", help="Skip recording node placement."),
+    voices: Optional[Path] = typer.Option(None, "--voices", help="Voice pack (.npz); default: the base artifact's."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Results JSONL (default artifacts/results/<run_id>.jsonl)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the settings and cells; measure nothing."),
+) -> None:
+    """Benchmark variants: size, session creation, first inference, RTF, TTFA, peak RSS per provider."""
+    from kopt.bench.recipe import build, read_section
+    from kopt.bench.run import run_bench
+    from kopt.bench.settings import BenchSettings
+    from kopt.bench.variants import default_voices, resolve_variant
+    from kopt.core.errors import KoptError
+    from kopt.core.results import append_records, new_run_id
+    from kopt.source.vocab import default_vocab, load_vocab
+
+    values = read_section(recipe, "bench")
+    values.update(_overrides(variants=variants, providers=provider, threads=threads, repeats=repeats, warmup=warmup,
+                             ttfa_repeats=ttfa_repeats, categories=category, texts=text, voice=voice,
+                             baseline=baseline, timeout_s=timeout, memory_limit_mb=memory_mb))
+    if no_partition:
+        values["partition"] = False
+    settings = build(BenchSettings, values, str(recipe) if recipe else "kopt bench")
+    if not settings.variants:
+        raise KoptError("no variants: pass VARIANT arguments (paths, artifact keys or ref names) or a recipe "
+                        "with [bench] variants")
+    store = state.store()
+    vs = [resolve_variant(store, s) for s in settings.variants]
+    voices_path, vocab_path = default_voices(store, voices)
+    vocab = load_vocab(vocab_path) if vocab_path else default_vocab()
+    run_id = new_run_id()
+    if dry_run:
+        plan = {"command": "bench", "dry_run": True, "settings": settings.model_dump(mode="json"),
+                "variants": [v.as_dict() for v in vs], "voices": str(voices_path),
+                "out": str(results_path(out, run_id))}
+        state.say(f"would benchmark {len(vs)} variant(s) x {len(settings.providers)} provider(s): "
+                  f"{settings.model_dump_json()}")
+        state.emit(plan)
+        return
+    records = run_bench(vs, settings, voices_path=str(voices_path), vocab=vocab, run_id=run_id,
+                        progress=state.progress())
+    path = append_records(results_path(out, run_id), records)
+    if not state.S.quiet:
+        state.console().print(bench_table(records))
+        state.say(f"results: {path}")
+    state.emit({"command": "bench", "run_id": run_id, "results": str(path), "records": records})
+
+
+def _f(v: Any, fmt: str) -> str:
+    return "-" if v is None else format(v, fmt)
+
+
+def bench_table(records: list[dict]):
+    from rich.table import Table
+
+    t = Table(title="kopt bench", show_lines=False)
+    for col in ("variant", "provider", "status", "size MB", "load s", "1st inf s", "RTF med", "RTF p90",
+                "TTFA ms", "peak RSS MB", "speedup"):
+        t.add_column(col, justify="left" if col in ("variant", "provider", "status") else "right")
+    for r in records:
+        m, p = r["metrics"], r["provider"]
+        status = p["status"] if p["status"] == "ok" else f"{p['status']}: {(p.get('reason') or '')[:70]}"
+        t.add_row(r["variant"]["name"], p["config"], status, _f(m.get("size_mb"), ".1f"), _f(m.get("load_s"), ".2f"),
+                  _f(m.get("first_infer_s"), ".3f"), _f(m.get("rtf_median"), ".3f"), _f(m.get("rtf_p90"), ".3f"),
+                  _f(m.get("ttfa_ms_median"), ".0f"), _f(m.get("rss_peak_mb"), ".0f"),
+                  _f(m.get("speedup_vs_baseline"), ".2f") + ("x" if m.get("speedup_vs_baseline") else ""))
+    return t
+
+
+def providers_cmd() -> None:
+    """List provider presets, their options, and whether this onnxruntime build offers each."""
+    from rich.table import Table
+
+    from kopt.core.providers import PRESETS, availability, available_providers
+
+    avail = available_providers()
+    rows = []
+    for name, cfg in PRESETS.items():
+        ok, why = availability(cfg, avail)
+        rows.append({"name": name, "ep": cfg.ep, "options": dict(cfg.options), "available": ok, "reason": why,
+                     "summary": cfg.summary})
+    if not state.S.quiet:
+        t = Table("preset", "execution provider", "options", "available", "summary")
+        for r in rows:
+            t.add_row(r["name"], r["ep"], ", ".join(f"{k}={v}" for k, v in r["options"].items()),
+                      "yes" if r["available"] else "no", r["summary"])
+        state.console().print(t)
+        state.say(f"this onnxruntime build offers: {', '.join(avail)}")
+    state.emit({"command": "providers", "available": avail, "presets": rows})

@@ -1,0 +1,104 @@
+"""`kopt quality`: score variants against the fp32 reference (duration-aligned and natural audio),
+with gates; results appended to a JSONL file and printed as a table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, List, Optional
+
+import typer
+
+from kopt.cli import state
+
+
+def register(app: typer.Typer) -> None:
+    app.command("quality")(quality_cmd)
+
+
+def quality_cmd(
+    variants: Optional[List[str]] = typer.Argument(None, help="Model paths, artifact keys or ref names (e.g. base)."),
+    reference: Optional[str] = typer.Option(None, "--reference", help="The fp32 reference (default: ref 'reference')."),
+    recipe: Optional[Path] = typer.Option(None, "--recipe", help="Recipe file; its [quality] section gives the settings."),
+    metric: Optional[List[str]] = typer.Option(None, "--metric", "-m", help="Metric name (repeatable); default all."),
+    category: Optional[List[str]] = typer.Option(None, "--category", help="Text categories: short, medium, long."),
+    text: Optional[List[str]] = typer.Option(None, "--text", help="Text ids from the text set."),
+    voice: Optional[List[str]] = typer.Option(None, "--voice", help="Voice names (repeatable; default: the first)."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="Intra-op threads (default 2)."),
+    no_aligned: bool = typer.Option(False, "--no-aligned", help="Score natural audio only."),
+    voices: Optional[Path] = typer.Option(None, "--voices", help="Voice pack (.npz); default: the base artifact's."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Results JSONL (default artifacts/results/<run_id>.jsonl)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the settings; score nothing."),
+) -> None:
+    """Score variants against the reference: PESQ-wb, STOI, log-mel, MR-STFT, MCD, DNSMOS, duration drift."""
+    from kopt.bench.recipe import build, read_section
+    from kopt.bench.variants import default_voices, resolve_variant
+    from kopt.cli.cmd_bench import _overrides, results_path
+    from kopt.core.errors import KoptError
+    from kopt.core.results import append_records, new_run_id
+    from kopt.quality.run import run_quality
+    from kopt.quality.settings import QualitySettings
+    from kopt.source.voices import load_voices
+
+    values = read_section(recipe, "quality")
+    values.update(_overrides(variants=variants, reference=reference, metrics=metric, categories=category, texts=text,
+                             voices=voice, threads=threads))
+    if no_aligned:
+        values["aligned"] = False
+    settings = build(QualitySettings, values, str(recipe) if recipe else "kopt quality")
+    if not settings.variants:
+        raise KoptError("no variants: pass VARIANT arguments (paths, artifact keys or ref names) or a recipe "
+                        "with [quality] variants")
+    store = state.store()
+    ref = resolve_variant(store, settings.reference)
+    vs = [resolve_variant(store, s) for s in settings.variants]
+    voices_path, _ = default_voices(store, voices)
+    vmap = load_voices(voices_path)
+    for name in settings.voices:
+        if name not in vmap:
+            raise KoptError(f"{voices_path}: no voice {name!r}; known: {', '.join(sorted(vmap))}")
+    run_id = new_run_id()
+    if dry_run:
+        state.say(f"would score {len(vs)} variant(s) against {ref.name}: {settings.model_dump_json()}")
+        state.emit({"command": "quality", "dry_run": True, "settings": settings.model_dump(mode="json"),
+                    "reference": ref.as_dict(), "variants": [v.as_dict() for v in vs]})
+        return
+    records = run_quality(vs, ref, settings, voices=vmap, run_id=run_id,
+                          cache_dir=Path(state.S.artifacts) / ".cache" / "durations", progress=state.progress())
+    path = append_records(results_path(out, run_id), records)
+    if not state.S.quiet:
+        state.console().print(quality_table(records))
+        for r in records:
+            ex = r.get("extra", {})
+            if not ex.get("aligned"):
+                state.say(f"[yellow]{r['variant']['name']}: aligned scores unavailable: {ex.get('align_reason')}[/]")
+            for issue in ex.get("guard_issues", [])[:5]:
+                state.say(f"[red]guard: {issue}[/]")
+        state.say(f"results: {path}")
+    state.emit({"command": "quality", "run_id": run_id, "results": str(path), "records": records})
+
+
+def _f(v: Any, fmt: str) -> str:
+    return "-" if v is None else format(v, fmt)
+
+
+def _pair(m: dict, key: str, fmt: str) -> str:
+    return f"{_f(m.get(key + '_aligned'), fmt)} / {_f(m.get(key + '_natural'), fmt)}"
+
+
+def quality_table(records: list[dict]):
+    from rich.table import Table
+
+    t = Table(title=f"kopt quality (aligned / natural) vs {records[0]['inputs'].get('reference') if records else ''}")
+    for col in ("variant", "PESQ-wb", "STOI", "MCD dB", "log-mel dB", "MR-STFT", "DNSMOS ovrl (Δ ref)",
+                "dur. tokens changed", "bit-identical", "gates"):
+        t.add_column(col, justify="left" if col == "variant" else "right")
+    for r in records:
+        m = r["metrics"]
+        dn = m.get("dnsmos_ovrl")
+        dn_s = "-" if dn is None else f"{dn:.2f} ({m.get('dnsmos_ovrl_delta', 0):+.2f})"
+        bit = m.get("bit_identical")
+        t.add_row(r["variant"]["name"], _pair(m, "pesq_wb", ".3f"), _pair(m, "stoi", ".4f"), _pair(m, "mcd_db", ".2f"),
+                  _pair(m, "log_mel_db", ".2f"), _pair(m, "mrstft", ".3f"), dn_s,
+                  _f(m.get("duration_tokens_changed"), ".1%"), "-" if bit is None else ("yes" if bit else "no"),
+                  "pass" if m.get("gate_pass") else "FAIL")
+    return t
