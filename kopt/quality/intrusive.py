@@ -36,6 +36,8 @@ def pesq_wb(ref: np.ndarray, deg: np.ndarray, sr: int, aligned: bool = True) -> 
     from pesq import NoUtterancesError, PesqError, pesq
 
     r, d = _same_length(to_16k(ref, sr), to_16k(deg, sr))
+    if np.max(np.abs(r)) < 1e-6 or np.max(np.abs(d)) < 1e-6:
+        raise MetricError("PESQ found no utterance in the signal (silent)")
     try:
         return {"pesq_wb": float(pesq(PESQ_RATE, r, d, "wb"))}
     except NoUtterancesError:

@@ -1,0 +1,132 @@
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from kopt.bench.handle import CellFailed, WorkerHandle
+from kopt.bench.run import run_bench
+from kopt.bench.settings import BenchSettings
+from kopt.bench.textset import load_textset
+from kopt.bench.variants import Variant
+from kopt.core.hashing import sha256_file
+from kopt.core.results import append_records, read_records
+from kopt.source.vocab import default_vocab
+from tests.graphs import tiny_kokoro, tiny_voices
+
+FAKE = str(Path(__file__).with_name("fake_worker.py"))
+QUICK = dict(providers=("cpu", "cuda"), threads=1, warmup=0, repeats=2, ttfa_repeats=1, texts=("short-1", "medium-1"))
+
+
+@pytest.fixture
+def voices_npz(tmp_path):
+    p = tmp_path / "voices.npz"
+    np.savez(p, **tiny_voices())
+    return p
+
+
+def variant(path: Path, name: str) -> Variant:
+    return Variant(name, name + "-key", path, sha256_file(path))
+
+
+def test_textset_is_versioned_and_tokens_match_vocab():
+    ts = load_textset()
+    assert ts.version >= 1 and len(ts.sha256) == 64
+    assert {i.category for i in ts.items} == {"short", "medium", "long"}
+    vocab = default_vocab()
+    for it in ts.items:
+        assert it.tokens[0] == 0 and it.tokens[-1] == 0 and len(it.tokens) <= 512
+        assert list(it.tokens[1:-1]) == [vocab[c] for c in it.phonemes if c in vocab]
+    assert len(ts.ttfa_text) > 200
+
+
+def test_bench_tiny_records_metrics_and_skips(tmp_path, voices_npz):
+    a = variant(tiny_kokoro(tmp_path / "a.onnx", seed=0), "a")
+    b = variant(tiny_kokoro(tmp_path / "b.onnx", seed=1), "b")
+    recs = run_bench([a, b], BenchSettings(**QUICK), voices_path=str(voices_npz), vocab=default_vocab(), run_id="r1")
+    by = {(r["variant"]["name"], r["provider"]["config"]): r for r in recs}
+    assert len(recs) == 4
+    ok = by[("b", "cpu")]
+    assert ok["provider"]["status"] == "ok", ok["provider"]
+    m = ok["metrics"]
+    for k in ("size_mb", "load_s", "first_infer_s", "rtf_median", "rtf_p90", "ttfa_ms_median", "rss_peak_mb",
+              "speedup_vs_baseline"):
+        assert m[k] is not None and m[k] > 0, k
+    assert m["rtf_p90"] >= m["rtf_median"]
+    assert ok["spread"]["rtf"]["n"] == 4  # 2 texts x 2 repeats
+    assert by[("a", "cpu")]["metrics"]["speedup_vs_baseline"] == 1.0
+    assert ok["inputs"]["text_set_sha256"] == load_textset().sha256 and ok["threads"] == 1
+    assert ok["extra"]["partition"]["nodes"]["CPUExecutionProvider"] > 0
+    assert ok["machine"]["cores"] >= 1 and ok["versions"]["onnxruntime"]
+    sk = by[("a", "cuda")]["provider"]
+    assert sk["status"] == "skipped" and "CUDAExecutionProvider" in sk["reason"]
+    # schema round trip
+    path = append_records(tmp_path / "res.jsonl", recs)
+    back = read_records(path)
+    assert back == json.loads(json.dumps(recs, sort_keys=True, default=str))
+
+
+@pytest.mark.parametrize("mode,reason", [("crash", "SIGABRT"), ("hang", "timed out"), ("exit", "exit code 3")])
+def test_misbehaving_worker_fails_its_cell_only(tmp_path, voices_npz, mode, reason):
+    good = variant(tiny_kokoro(tmp_path / "good.onnx"), "good")
+    s = BenchSettings(**{**QUICK, "providers": ("cpu",), "timeout_s": 3, "ttfa_repeats": 0, "partition": False})
+    recs = run_bench([good], s, voices_path=str(voices_npz), vocab=default_vocab(), run_id="r",
+                     worker_argv=[sys.executable, FAKE, mode])
+    assert recs[0]["provider"]["status"] == "failed"
+    assert reason in recs[0]["provider"]["reason"]
+    # the real worker next to a broken one: a run goes on
+    from kopt.bench import run as runmod
+
+    real = runmod.WorkerHandle
+    calls = []
+
+    def handle(argv, memory_mb, timeout_s):
+        calls.append(1)
+        return real([sys.executable, FAKE, mode] if len(calls) == 1 else None, memory_mb, timeout_s)
+
+    runmod.WorkerHandle = handle
+    try:
+        bad = variant(tiny_kokoro(tmp_path / "bad.onnx", seed=3), "bad")
+        recs = run_bench([bad, good], s, voices_path=str(voices_npz), vocab=default_vocab(), run_id="r")
+    finally:
+        runmod.WorkerHandle = real
+    st = {r["variant"]["name"]: r["provider"]["status"] for r in recs}
+    assert st == {"bad": "failed", "good": "ok"}
+    assert recs[1]["metrics"]["rtf_median"] > 0
+
+
+def test_memory_limit_kills_only_that_cell(tmp_path, voices_npz):
+    m = variant(tiny_kokoro(tmp_path / "m.onnx"), "m")
+    s = BenchSettings(**{**QUICK, "providers": ("cpu",), "memory_limit_mb": 40, "timeout_s": 60})
+    recs = run_bench([m], s, voices_path=str(voices_npz), vocab=default_vocab(), run_id="r")
+    assert recs[0]["provider"]["status"] == "failed"
+    assert recs[0]["provider"]["reason"]
+
+
+def test_worker_handle_reports_error_reply(tmp_path):
+    h = WorkerHandle(timeout_s=30)
+    try:
+        with pytest.raises(CellFailed, match="unknown command"):
+            h.request("nonsense")
+        assert h.request("stats")["rss_peak_mb"] > 0  # still alive after an error reply
+    finally:
+        h.close()
+
+
+def test_cli_bench_and_unknown_provider(tmp_path, voices_npz):
+    from kopt.cli.main import app
+
+    model = tiny_kokoro(tmp_path / "t.onnx")
+    out = tmp_path / "r.jsonl"
+    r = CliRunner().invoke(app, ["--json", "--artifacts", str(tmp_path / "art"), "bench", str(model), "-p", "cpu",
+                                 "-p", "coreml-ane", "--voices", str(voices_npz), "--repeats", "1", "--warmup", "0",
+                                 "--ttfa-repeats", "0", "--text", "short-1", "--threads", "1", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    data = json.loads(r.stdout)
+    assert [x["provider"]["status"] for x in data["records"]] == ["ok", "skipped"]
+    assert len(read_records(out)) == 2
+    r = CliRunner().invoke(app, ["bench", str(model), "-p", "warp-drive", "--voices", str(voices_npz)])
+    assert r.exit_code != 0
+    assert "unknown provider 'warp-drive'" in str(r.exception) + r.output
