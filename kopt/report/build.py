@@ -174,9 +174,12 @@ def write_report(sources: Sequence[tuple[str, list[dict[str, Any]]]], out: str |
             files.append(out / "history.csv")
             trends = hist.trend_tables(lf, runs)
             md = [f"# History ({len(runs)} runs)\n"]
-            hplots, htables = [], []
+            hplots, htables, flat = [], [], []
             for metric, wide in trends.items():
                 md.append(f"## {metric}\n\n{wide.map(fmt).reset_index().to_markdown(index=False)}\n")
+                if all(row.dropna().nunique() <= 1 for _, row in wide.iterrows()):
+                    flat.append(metric)  # nothing moved: a table row in the page, no plot
+                    continue
                 series = {s: [(run, v) for run, v in row.items()] for s, row in wide.iterrows()}
                 p = plots.trend(series, list(wide.columns), metric, plot_dir / f"history-{_slug(metric)}.png", cat)
                 files.append(p)
@@ -184,8 +187,11 @@ def write_report(sources: Sequence[tuple[str, list[dict[str, Any]]]], out: str |
                 htables.append(f"<h3>{html.esc(metric)}</h3>" + html.table(wide.map(fmt).reset_index()))
             (out / "history.md").write_text("\n".join(md), encoding="utf-8")
             files.append(out / "history.md")
-            if hplots:
-                page.add(f"History ({len(runs)} runs)", html.plots(hplots) + "".join(htables))
+            if trends:
+                body = html.plots(hplots) + "".join(htables)
+                if flat:
+                    body += html.notes([f"unchanged over the runs: {', '.join(flat)} (see history.md)"])
+                page.add(f"History ({len(runs)} runs)", body)
             else:
                 res.notes.append(f"{len(runs)} runs given but no metric was measured in two of them")
 

@@ -26,7 +26,7 @@ p.meta{color:var(--muted);margin:2px 0;font-size:12.5px}
 .card .why{font-size:12.5px;color:var(--muted)}
 .card dl{display:grid;grid-template-columns:auto 1fr;gap:1px 10px;margin:6px 0;font-size:12.5px}
 .card dt{color:var(--muted)} .card dd{margin:0;font-variant-numeric:tabular-nums}
-.plots{display:grid;grid-template-columns:repeat(auto-fit,minmax(560px,1fr));gap:14px}
+.plots{display:grid;grid-template-columns:repeat(auto-fill,minmax(560px,1fr));gap:14px}
 figure{margin:0;background:var(--card);border:1px solid var(--line);border-radius:8px;padding:8px}
 figure img{display:block;width:100%;height:auto}
 figcaption{font-size:12px;color:var(--muted);padding:4px 2px 0}

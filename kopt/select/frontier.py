@@ -87,9 +87,11 @@ class Selection:
         return {"objectives": list(self.objectives), "groups": [g.as_dict() for g in self.groups]}
 
 
-def fmt(v: Any) -> str:
+def fmt(v: Any, missing: str = "n/a") -> str:
+    if isinstance(v, float) and v != v:  # NaN (pandas' missing value)
+        return ""
     if not is_number(v):
-        return "n/a" if v is None else str(v)
+        return missing if v is None else str(v)
     a = abs(v)
     if a != 0 and (a < 0.01 or a >= 1e5):
         return f"{v:.3g}"

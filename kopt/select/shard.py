@@ -24,7 +24,7 @@ class ShardSpec:
 
     def __post_init__(self) -> None:
         if self.count < 1 or not 1 <= self.index <= self.count:
-            raise KoptError(f"shard {self.index}/{self.count}: need 1 <= K <= N (e.g. --shard 2/3)")
+            raise KoptError(f"shard {self.index}/{self.count}: expected K/N with 1 <= K <= N, e.g. --shard 2/3")
 
     def __str__(self) -> str:
         return f"{self.index}/{self.count}"
