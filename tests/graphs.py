@@ -117,3 +117,151 @@ def run(model_path: str | Path, tokens, style, speed: float = 1.0, disable_opt: 
     feeds = {tok_name: np.asarray(tokens, np.int64).reshape(1, -1),
              "style": np.asarray(style, np.float32).reshape(1, 256), "speed": spd}
     return sess.run(None, feeds)[0]
+
+
+# -- builders added for the optimization passes (issue 4) ----------------------------------------
+
+def foldable_kokoro_model(seed: int = 0) -> onnx.ModelProto:
+    """``tiny_kokoro_model`` plus work a folder must remove: the output gain computed from two
+    Constant nodes (Mul of constants) and a dead Relu whose result nothing reads."""
+    m = tiny_kokoro_model(seed=seed)
+    g = m.graph
+    g.node.insert(0, helper.make_node("Constant", [], ["c_half"], value=numpy_helper.from_array(np.array(0.25, np.float32)),
+                                      name="fold/c1"))
+    g.node.insert(1, helper.make_node("Constant", [], ["c_two"], value=numpy_helper.from_array(np.array(2.0, np.float32)),
+                                      name="fold/c2"))
+    g.node.insert(2, helper.make_node("Mul", ["c_half", "c_two"], ["gain2"], name="fold/Mul"))
+    g.node.insert(3, helper.make_node("Relu", ["style"], ["dead"], name="dead/Relu"))
+    for n in g.node:
+        if n.name == "out/gain":
+            n.input[1] = "gain2"
+    onnx.checker.check_model(m)
+    return m
+
+
+DUR_K = 8  # sigmoid channels summed into a duration (so 1..8 frames per token)
+FRAME = 32  # audio samples per frame
+
+
+def duration_kokoro_model(seed: int = 0, opset: int = 17) -> onnx.ModelProto:
+    """A tiny Kokoro with the real graph's duration machinery, for the durations and bind-shapes passes.
+
+    tokens -> embedding -> self-attention (additive mask from a Where, like ALBERT's) -> Conv over
+    tokens -> bidirectional LSTM over tokens -> + style -> duration head
+    ``Sigmoid -> ReduceSum -> Div(speed) -> Round -> Clip(min 1) -> Cast(int64) -> Gather(0)`` ->
+    ``CumSum`` -> alignment matrix [T, F] -> expand features to frames (MatMul) -> Conv ->
+    ConvTranspose -> audio. Every token-mixing op (attention, Conv, LSTM) sees padded positions,
+    so a token-length bucket that does not mask them changes the audio.
+    """
+    rng = np.random.default_rng(seed)
+
+    def w(*shape, scale=0.3):
+        return (rng.standard_normal(shape) * scale).astype(np.float32)
+
+    H2 = 2 * HID
+    inits = {
+        "emb.weight": w(VOCAB, EMB), "wq": w(EMB, EMB), "wk": w(EMB, EMB), "wv": w(EMB, EMB),
+        "att_scale": np.array(EMB ** -0.5, np.float32), "zero_f": np.array(0.0, np.float32),
+        "neg_f": np.array(-1e4, np.float32), "one_i": np.array(1, np.int64),
+        "tconv.weight": w(EMB, EMB, 3), "tconv.bias": w(EMB, scale=0.1),
+        "lstm.W": w(2, 4 * HID, EMB), "lstm.R": w(2, 4 * HID, HID), "lstm.B": w(2, 8 * HID, scale=0.1),
+        "feat_shape": np.array([1, -1, H2], np.int64), "style_proj.weight": w(256, H2, scale=0.1),
+        "one_ax": np.array([1], np.int64), "dur.weight": w(H2, DUR_K, scale=1.0), "dur.bias": w(DUR_K, scale=0.5),
+        "sum_axes": np.array([-1], np.int64), "clip_min": np.array(1.0, np.float32),
+        "idx0": np.array(0, np.int64), "axis0": np.array(0, np.int64), "idx_last": np.array(-1, np.int64),
+        "ax1": np.array([1], np.int64), "ax0": np.array([0], np.int64),
+        "dconv.weight": w(HID, H2, 3), "dconv.bias": w(HID, scale=0.1),
+        "up.weight": w(HID, 1, FRAME, scale=0.2), "up.bias": w(1, scale=0.01),
+        "flat": np.array([-1], np.int64), "gain": np.array(0.5, np.float32),
+    }
+    N = helper.make_node
+    nodes = [
+        N("Gather", ["emb.weight", "tokens"], ["emb"], name="/encoder/bert/embeddings/Gather"),
+        # attention with an all-zero additive mask built the way the export builds it
+        N("Shape", ["tokens"], ["tok_shape"], name="/encoder/bert/Shape"),
+        N("ConstantOfShape", ["tok_shape"], ["ones"], name="/encoder/bert/ConstantOfShape",
+          value=numpy_helper.from_array(np.array([1], np.int64))),
+        N("Equal", ["ones", "one_i"], ["keep"], name="/encoder/bert/Equal"),
+        N("Where", ["keep", "zero_f", "neg_f"], ["att_mask"], name="/encoder/bert/Where_2"),
+        N("MatMul", ["emb", "wq"], ["q"], name="/encoder/bert/attention/q"),
+        N("MatMul", ["emb", "wk"], ["k"], name="/encoder/bert/attention/k"),
+        N("MatMul", ["emb", "wv"], ["v"], name="/encoder/bert/attention/v"),
+        N("Transpose", ["k"], ["kt"], perm=[0, 2, 1], name="/encoder/bert/attention/Transpose"),
+        N("MatMul", ["q", "kt"], ["qk"], name="/encoder/bert/attention/MatMul"),
+        N("Mul", ["qk", "att_scale"], ["qks"], name="/encoder/bert/attention/Mul"),
+        N("Add", ["qks", "att_mask"], ["scores"], name="/encoder/bert/attention/Add"),
+        N("Softmax", ["scores"], ["probs"], axis=-1, name="/encoder/bert/attention/Softmax"),
+        N("MatMul", ["probs", "v"], ["att"], name="/encoder/bert/attention/MatMul_1"),
+        N("Add", ["emb", "att"], ["h0"], name="/encoder/bert/Add"),
+        # conv over tokens
+        N("Transpose", ["h0"], ["h0t"], perm=[0, 2, 1], name="/encoder/text_encoder/Transpose"),
+        N("Conv", ["h0t", "tconv.weight", "tconv.bias"], ["tc"], pads=[1, 1], kernel_shape=[3],
+          name="/encoder/text_encoder/cnn.0/Conv"),
+        N("LeakyRelu", ["tc"], ["tc1"], alpha=0.2, name="/encoder/text_encoder/cnn.0/LeakyRelu"),
+        N("Transpose", ["tc1"], ["tcs"], perm=[2, 0, 1], name="/encoder/text_encoder/Transpose_1"),
+        # bidirectional LSTM over tokens
+        N("LSTM", ["tcs", "lstm.W", "lstm.R", "lstm.B"], ["ly", "", ""], hidden_size=HID, direction="bidirectional",
+          name="/encoder/predictor/lstm/LSTM"),
+        N("Transpose", ["ly"], ["lyt"], perm=[2, 0, 1, 3], name="/encoder/predictor/lstm/Transpose"),
+        N("Reshape", ["lyt", "feat_shape"], ["feat0"], name="/encoder/predictor/lstm/Reshape"),
+        N("MatMul", ["style", "style_proj.weight"], ["sty"], name="/encoder/predictor/style/MatMul"),
+        N("Unsqueeze", ["sty", "one_ax"], ["sty3"], name="/encoder/predictor/style/Unsqueeze"),
+        N("Add", ["feat0", "sty3"], ["feat"], name="/encoder/predictor/Add"),
+        # the duration chain, as in Kokoro's export
+        N("MatMul", ["feat", "dur.weight"], ["dlin"], name="/encoder/predictor/duration_proj/MatMul"),
+        N("Add", ["dlin", "dur.bias"], ["dlog"], name="/encoder/predictor/duration_proj/Add"),
+        N("Sigmoid", ["dlog"], ["dsig"], name="/encoder/predictor/Sigmoid"),
+        N("ReduceSum", ["dsig", "sum_axes"], ["dsum"], keepdims=0, name="/encoder/predictor/ReduceSum"),
+        N("Div", ["dsum", "speed"], ["ddiv"], name="/encoder/Div"),
+        N("Round", ["ddiv"], ["dround"], name="/encoder/Round"),
+        N("Clip", ["dround", "clip_min"], ["dclip"], name="/encoder/Clip"),
+        N("Cast", ["dclip"], ["dcast"], to=TensorProto.INT64, name="/encoder/Cast"),
+        N("Gather", ["dcast", "idx0"], ["dur"], axis=0, name="/encoder/Gather"),
+        # alignment: token t covers frames [cs[t] - dur[t], cs[t])
+        N("CumSum", ["dur", "axis0"], ["cs"], name="/encoder/CumSum"),
+        N("Gather", ["cs", "idx_last"], ["total"], axis=0, name="/encoder/Gather_1"),
+        N("Range", ["idx0", "total", "one_i"], ["frames"], name="/encoder/Range"),
+        N("Sub", ["cs", "dur"], ["starts"], name="/encoder/Sub"),
+        N("Unsqueeze", ["frames", "ax0"], ["frames2"], name="/encoder/Unsqueeze"),
+        N("Unsqueeze", ["starts", "ax1"], ["starts2"], name="/encoder/Unsqueeze_1"),
+        N("Unsqueeze", ["cs", "ax1"], ["ends2"], name="/encoder/Unsqueeze_2"),
+        N("GreaterOrEqual", ["frames2", "starts2"], ["ge"], name="/encoder/GreaterOrEqual"),
+        N("Less", ["frames2", "ends2"], ["lt"], name="/encoder/Less"),
+        N("And", ["ge", "lt"], ["alnb"], name="/encoder/And"),
+        N("Cast", ["alnb"], ["aln"], to=TensorProto.FLOAT, name="/encoder/Cast_4"),
+        N("Transpose", ["feat"], ["featt"], perm=[0, 2, 1], name="/encoder/Transpose"),
+        N("MatMul", ["featt", "aln"], ["expanded"], name="/encoder/MatMul"),
+        # decoder over frames
+        N("Conv", ["expanded", "dconv.weight", "dconv.bias"], ["dc"], pads=[1, 1], kernel_shape=[3],
+          name="/decoder/conv/Conv"),
+        N("Tanh", ["dc"], ["dct"], name="/decoder/Tanh"),
+        N("ConvTranspose", ["dct", "up.weight", "up.bias"], ["u"], strides=[FRAME], kernel_shape=[FRAME],
+          name="/decoder/generator/ConvTranspose"),
+        N("Reshape", ["u", "flat"], ["u1"], name="/decoder/flatten"),
+        N("Tanh", ["u1"], ["u2"], name="/decoder/out/Tanh"),
+        N("Mul", ["u2", "gain"], ["audio"], name="/decoder/out/gain"),
+    ]
+    graph = helper.make_graph(
+        nodes, "tiny_kokoro_durations",
+        [helper.make_tensor_value_info("tokens", TensorProto.INT64, [1, "sequence_length"]),
+         helper.make_tensor_value_info("style", TensorProto.FLOAT, [1, 256]),
+         helper.make_tensor_value_info("speed", TensorProto.FLOAT, [1])],
+        [helper.make_tensor_value_info("audio", TensorProto.FLOAT, ["audio_length"])],
+        [numpy_helper.from_array(v, k) for k, v in inits.items()],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], producer_name="kopt-tests")
+    model.ir_version = 9
+    onnx.checker.check_model(model)
+    return model
+
+
+def run_outputs(model_path: str | Path, feeds: dict, disable_opt: bool = True) -> dict[str, np.ndarray]:
+    """All outputs of a model by name (CPU, ORT optimizations off unless asked)."""
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    if disable_opt:
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    sess = ort.InferenceSession(str(model_path), so, providers=["CPUExecutionProvider"])
+    names = [o.name for o in sess.get_outputs()]
+    return dict(zip(names, sess.run(None, feeds)))

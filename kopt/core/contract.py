@@ -21,6 +21,7 @@ SAMPLE_RATE = 24000
 STYLE_DIM = 256
 MAX_TOKENS = 510  # style packs have 510 rows; the model takes at most 510 phoneme tokens + 2 pads
 TOKEN_NAMES = ("tokens", "input_ids")
+DURATIONS_INPUT = "durations"  # optional extra input added by the durations pass (int64 [seq], or empty)
 
 # "Hello world, this is a test of Kokoro." in Kokoro's phoneme vocabulary (misaki/espeak style),
 # padded with the boundary token 0. Fixed so every contract check feeds the same tokens.
@@ -197,8 +198,11 @@ def check_model(path: str | Path, style: np.ndarray | None = None, tokens: np.nd
     tok = test_tokens() if tokens is None else np.asarray(tokens, dtype=np.int64)
     sty = default_style() if style is None else np.asarray(style, np.float32).reshape(-1)[:STYLE_DIM]
     feeds = sig.feeds(tok, sty, 1.0)
-    for name in sig.extra_inputs:
-        raise ModelError(f"{name}: not a Kokoro graph: unexpected required input {name!r}")
+    for extra in sig.extra_inputs:
+        if extra == DURATIONS_INPUT:  # the durations pass's input: empty means "use your own predictions"
+            feeds[extra] = np.zeros(0, dtype=np.int64)
+            continue
+        raise ModelError(f"{name}: not a Kokoro graph: unexpected required input {extra!r}")
     try:
         audio = sess.run([sig.audio], feeds)[0]
     except Exception as e:

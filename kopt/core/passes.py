@@ -55,6 +55,9 @@ class Pass:
     # compares outputs on fixed token sequences within ``tolerance`` (max abs diff of audio).
     equivalent: ClassVar[bool] = False
     tolerance: ClassVar[float | None] = None
+    # The ORT optimization level the input runs at in the equivalence check ("disable", "basic",
+    # "extended", "all"); passes that bake ORT's own optimizations in compare at their level.
+    equivalence_reference_level: ClassVar[str] = "disable"
     depends_on_provider: ClassVar[bool] = False
     output_suffix: ClassVar[str] = ".onnx"
 
@@ -64,6 +67,15 @@ class Pass:
     def run(self, model: onnx.ModelProto, ctx: PassContext) -> PassResult:
         raise NotImplementedError
 
+    def reference_level(self) -> str:
+        """Level the equivalence check runs the input at (may depend on the config)."""
+        return self.equivalence_reference_level
+
+    def key_inputs(self) -> dict[str, str]:
+        """Extra facts (name -> hash) the output depends on beyond model, config and provider, e.g.
+        the CPU for passes that bake in hardware-specific layouts. They go into the cache key."""
+        return {}
+
     @classmethod
     def describe(cls) -> dict[str, Any]:
         fields = {}
@@ -71,10 +83,16 @@ class Pass:
             fields[fname] = {"type": _type_name(f.annotation), "default": f.default,
                              "description": f.description or ""}
         return {"name": cls.name, "version": cls.version, "summary": cls.summary,
-                "equivalent": cls.equivalent, "tolerance": cls.tolerance, "config": fields}
+                "equivalent": cls.equivalent, "tolerance": cls.tolerance,
+                "depends_on_provider": cls.depends_on_provider, "output_suffix": cls.output_suffix,
+                "config": fields}
 
 
 def _type_name(t: Any) -> str:
+    from typing import Literal, get_args, get_origin
+
+    if get_origin(t) is Literal:
+        return " | ".join(repr(a) for a in get_args(t))
     return getattr(t, "__name__", None) or str(t).replace("typing.", "")
 
 

@@ -1,0 +1,145 @@
+"""`kopt optimize` (build variants from a recipe or one pass on the fly) and `kopt passes`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from kopt.cli import state
+
+
+def register(app: typer.Typer) -> None:
+    app.command("optimize")(optimize_cmd)
+    app.command("passes")(passes_cmd)
+
+
+def _parse_value(raw: str):
+    """A --set value: JSON when it parses (numbers, true/false, lists), else the plain string."""
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError:
+        return raw
+
+
+def _parse_sets(sets: list[str]) -> dict:
+    from kopt.core.errors import RecipeError
+
+    out: dict = {}
+    for s in sets:
+        if "=" not in s:
+            raise RecipeError(f"--set {s!r}: expected key=value")
+        k, v = s.split("=", 1)
+        out[k.strip()] = _parse_value(v.strip())
+    return out
+
+
+def optimize_cmd(
+    model: Optional[str] = typer.Argument(None, help="Input: a model path, an artifact key, or a ref name "
+                                          "('reference', 'base'). Not used with --recipe."),
+    pass_names: list[str] = typer.Option([], "--pass", "-p", help="Pass to apply (repeat for a chain; see `kopt passes`)."),
+    sets: list[str] = typer.Option([], "--set", "-s", help="Config of the last --pass before it: key=value "
+                                   "(value parsed as JSON when it can be: 64, true, [32,64])."),
+    name: Optional[str] = typer.Option(None, "--name", help="Variant name (default: the pass names)."),
+    recipe: Optional[Path] = typer.Option(None, "--recipe", "-r", help="Recipe file (.toml or .json) to run."),
+    input_: Optional[str] = typer.Option(None, "--input", help="Override the recipe's input (every variant)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the recipe that would run and exit."),
+    fmt: str = typer.Option("toml", "--format", help="Recipe format for --dry-run: toml or json."),
+    threads: int = typer.Option(1, "--threads", help="Threads for the checks' ONNX Runtime sessions."),
+) -> None:
+    """Build optimized variants: each pass's output is cached, contract-checked and, for passes that
+    must keep the maths, proven equal to its input."""
+    import sys
+
+    from kopt.core.errors import RecipeError
+    from kopt.core.recipe import load_recipe, one_variant, validate_recipe
+
+    if recipe is not None:
+        if model is not None or pass_names:
+            raise RecipeError("use either --recipe FILE or MODEL --pass NAME, not both")
+        r = load_recipe(recipe)
+        if input_ is not None:
+            data = r.dump()
+            data["input"] = input_
+            for v in data["variants"]:
+                v.pop("input", None)
+            r = validate_recipe(data, f"{recipe} (with --input {input_})")
+    else:
+        if model is None or not pass_names:
+            raise RecipeError("give MODEL and at least one --pass NAME, or --recipe FILE (see `kopt passes`)")
+        chain = _chain_from_argv(sys.argv, pass_names, sets)
+        r = one_variant(input_ or model, chain, name=name)
+    if dry_run:
+        if fmt not in ("toml", "json"):
+            raise RecipeError(f"--format {fmt!r}: choose toml or json")
+        typer.echo(r.to_toml() if fmt == "toml" else r.to_json(), nl=False)
+        if fmt == "json":
+            typer.echo("")
+        raise typer.Exit(0)
+
+    from kopt.core.runner import Runner
+
+    results = Runner(state.store(), state.progress(), threads=threads).run(r)
+    if not state.S.quiet:
+        from rich.table import Table
+
+        t = Table("variant", "status", "key", "steps", "detail")
+        for res in results:
+            steps = " -> ".join(f"{s.pass_name}{' (cached)' if s.cached else ''}" for s in res.steps)
+            diffs = [s.report.get("max_abs_diff") for s in res.steps if s.report.get("max_abs_diff") is not None]
+            detail = res.reason or (f"max |diff| {max(diffs):.2e}" if diffs else "")
+            color = {"ok": "green", "cached": "cyan", "failed": "red"}[res.status]
+            t.add_row(res.name, f"[{color}]{res.status}[/]", res.key or "-", steps, detail)
+        state.console().print(t)
+        for res in results:
+            if res.model_path:
+                state.say(f"  {res.name}: {res.model_path}")
+    state.emit({"command": "optimize", "recipe": r.dump(), "variants": [x.as_dict() for x in results]})
+    if any(x.status == "failed" for x in results):
+        raise typer.Exit(1)
+
+
+def _chain_from_argv(argv: list[str], pass_names: list[str], sets: list[str]) -> list[tuple[str, dict]]:
+    """Pair each --set with the --pass before it on the command line (typer collects them apart)."""
+    chain: list[tuple[str, list[str]]] = []
+    it = iter(range(len(argv)))
+    for i in it:
+        a = argv[i]
+        for flag, kind in (("--pass", "p"), ("-p", "p"), ("--set", "s"), ("-s", "s")):
+            if a == flag and i + 1 < len(argv):
+                val = argv[i + 1]
+                next(it, None)
+            elif a.startswith(flag + "=") and flag.startswith("--"):
+                val = a.split("=", 1)[1]
+            else:
+                continue
+            if kind == "p":
+                chain.append((val, []))
+            elif chain:
+                chain[-1][1].append(val)
+            break
+    if [p for p, _ in chain] != list(pass_names) or sum(len(s) for _, s in chain) != len(sets):
+        # Not called from a plain command line (e.g. CliRunner with a different argv): all --set to the last pass.
+        chain = [(p, []) for p in pass_names]
+        chain[-1][1].extend(sets)
+    return [(p, _parse_sets(s)) for p, s in chain]
+
+
+def passes_cmd() -> None:
+    """List the registered passes with their config fields."""
+    from kopt.core.passes import registry
+
+    rows = [cls.describe() for cls in registry().values()]
+    if not state.S.quiet:
+        from rich.table import Table
+
+        t = Table("pass", "v", "what it does", "equal?", "config fields", show_lines=True)
+        for d in rows:
+            fields = "\n".join(f"[bold]{k}[/] ({f['type']}, default {f['default']!r}): {f['description']}"
+                               for k, f in d["config"].items()) or "-"
+            eq = f"yes, tol {d['tolerance']:g}" if d["equivalent"] else "no"
+            t.add_row(d["name"], str(d["version"]), d["summary"], eq, fields)
+        state.console().print(t)
+    state.emit({"command": "passes", "passes": rows})

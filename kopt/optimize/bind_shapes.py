@@ -1,0 +1,191 @@
+"""bind-shapes: static shape binding and token-length buckets.
+
+Always: bind what Kokoro fixes -- batch 1 on ``tokens`` [1, seq], ``style`` [1, 256], ``speed``
+[1] -- and propagate shapes through the graph (``onnx.shape_inference`` with data propagation),
+so a following ``fold`` can evaluate the shape arithmetic that depended on them.
+
+With ``bucket = L``: ``tokens`` gets the fixed shape [1, L]. Callers pad the sequence
+``[0, ids..., 0]`` with the pad token 0 up to L. The valid length is computed inside the graph as
+(last non-zero position) + 2, and the padded positions are masked wherever they could leak into
+real ones, so the audio equals the unpadded input's:
+
+- attention: each token-level Softmax gets ``-1e9`` added on padded keys (exact zero weight);
+- convolutions over tokens: their inputs are zeroed at padded positions (what zero padding gives
+  an unpadded sequence); for int8 graphs the mask goes before the DynamicQuantizeLinear;
+- LSTMs over tokens: ``sequence_lens`` = valid length (the backward direction starts at the last
+  real token; padded steps output zeros);
+- durations: the per-token durations that feed the alignment CumSum are multiplied by the mask,
+  so padded tokens get 0 frames and produce no sound.
+
+"Token level" means not downstream of the duration CumSum; frame-level ops are untouched.
+A bucket pays off where the runtime wants static shapes (CoreML, NNAPI, some GPU EPs compile one
+graph per shape); on CPU ORT it usually does not (measure: `kopt bench` or the slow test figures).
+Assumes token id 0 is used only as boundary/pad, as Kokoro's vocabulary does.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+from pydantic import Field
+
+from kopt.core.errors import ModelError
+from kopt.core.passes import Pass, PassConfig, PassContext, PassResult, register
+from kopt.optimize._kokoro import consumers, duration_cumsum, node, producers, rewire, topo_sort, unique_name
+
+MAX_BUCKET = 512  # 510 phoneme tokens + 2 boundary pads
+
+
+class BindShapesConfig(PassConfig):
+    bucket: int | None = Field(
+        None, ge=4, le=MAX_BUCKET,
+        description="Fixed token length L (pad inputs with 0 to L; pads are masked in the graph). "
+                    "None: keep the token length dynamic and bind batch/style/speed only.")
+
+
+def _set_dims(vi: onnx.ValueInfoProto, dims: list) -> None:
+    shape = vi.type.tensor_type.shape
+    del shape.dim[:]
+    for d in dims:
+        dd = shape.dim.add()
+        if isinstance(d, int):
+            dd.dim_value = d
+        else:
+            dd.dim_param = d
+
+
+def _dim_param(vi: onnx.ValueInfoProto, k: int, default: str) -> int | str:
+    dims = vi.type.tensor_type.shape.dim
+    if len(dims) > k:
+        return dims[k].dim_value if dims[k].HasField("dim_value") else (dims[k].dim_param or default)
+    return default
+
+
+def _init(g: onnx.GraphProto, base: str, arr: np.ndarray) -> str:
+    name = unique_name(g, base)
+    g.initializer.append(numpy_helper.from_array(arr, name))
+    return name
+
+
+def _nid(n: onnx.NodeProto) -> str:
+    return next((o for o in n.output if o), n.name)
+
+
+def _downstream(g: onnx.GraphProto, start: str) -> set[str]:
+    """Ids (first output name) of every node downstream of tensor ``start``."""
+    cons = consumers(g)
+    seen: set[str] = set()
+    frontier = [start]
+    while frontier:
+        nxt = []
+        for t in frontier:
+            for n in cons.get(t, []):
+                if _nid(n) not in seen:
+                    seen.add(_nid(n))
+                    nxt.extend(o for o in n.output if o)
+        frontier = nxt
+    return seen
+
+
+def bind(model: onnx.ModelProto, bucket: int | None, where: str = "<model>") -> dict:
+    g = model.graph
+    inits = {i.name for i in g.initializer}
+    ins = {i.name: i for i in g.input if i.name not in inits}
+    tok = "tokens" if "tokens" in ins else "input_ids" if "input_ids" in ins else None
+    if tok is None or "style" not in ins or "speed" not in ins:
+        raise ModelError(f"{where}: not a Kokoro graph (inputs {sorted(ins)})")
+    _set_dims(ins[tok], [1, bucket if bucket else _dim_param(ins[tok], 1, "sequence_length")])
+    _set_dims(ins["style"], [1, 256])
+    _set_dims(ins["speed"], [1])
+    report: dict = {"bucket": bucket}
+    if bucket:
+        report["masked"] = _mask_pads(g, tok, bucket, where)
+    del g.value_info[:]
+    topo_sort(g)
+    return report
+
+
+def _mask_pads(g: onnx.GraphProto, tok: str, L: int, where: str) -> dict:
+    cs = duration_cumsum(g, where)
+    frame_level = _downstream(g, cs.output[0]) | {_nid(cs)}
+    token_nodes = [n for n in g.node if _nid(n) not in frame_level]
+    prod = producers(g)
+
+    # valid length = last non-zero position + 2 (the closing boundary pad), at most L
+    zero = _init(g, "kopt/pad/zero_i64", np.array(0, np.int64))
+    pos1 = _init(g, "kopt/pad/pos1", np.arange(1, L + 1, dtype=np.int64))
+    pos0 = _init(g, "kopt/pad/pos0", np.arange(0, L, dtype=np.int64))
+    one = _init(g, "kopt/pad/one", np.array(1, np.int64))
+    cap = _init(g, "kopt/pad/L", np.array(L, np.int64))
+    is_pad = node(g, "Equal", [tok, zero], "kopt/pad/is_zero")
+    nz = node(g, "Cast", [node(g, "Not", [is_pad], "kopt/pad/nonzero")], "kopt/pad/nonzero_i64", to=TensorProto.INT64)
+    last = node(g, "ReduceMax", [node(g, "Mul", [nz, pos1], "kopt/pad/pos_if_real")], "kopt/pad/last", keepdims=0)
+    valid = node(g, "Min", [node(g, "Add", [last, one], "kopt/pad/last_plus_1"), cap], "kopt/pad/valid_len")
+    mask_b = node(g, "Less", [pos0, valid], "kopt/pad/mask")
+    mask_i = node(g, "Cast", [mask_b], "kopt/pad/mask_i64", to=TensorProto.INT64)
+    mask_f = node(g, "Cast", [mask_b], "kopt/pad/mask_f", to=TensorProto.FLOAT)
+    shape1 = _init(g, "kopt/pad/shape1", np.array([1], np.int64))
+    seq_lens = node(g, "Cast", [node(g, "Reshape", [valid, shape1], "kopt/pad/valid_1")], "kopt/pad/seq_lens",
+                    to=TensorProto.INT32)
+    att_add = node(g, "Where", [mask_b, _init(g, "kopt/pad/zero_f", np.array(0.0, np.float32)),
+                                _init(g, "kopt/pad/neg_f", np.array(-1e9, np.float32))], "kopt/pad/att_add")
+
+    counts = {"softmax": 0, "conv": 0, "lstm": 0, "durations": 0}
+    for n in token_nodes:
+        if n.op_type == "Softmax":
+            x = n.input[0]
+            n.input[0] = node(g, "Add", [x, node(g, "CastLike", [att_add, x], f"{n.name}/pad_add")],
+                              f"{n.name}/pad_masked")
+            counts["softmax"] += 1
+        elif n.op_type in ("Conv", "ConvInteger"):
+            target = n
+            if n.op_type == "ConvInteger":
+                p = prod.get(n.input[0])
+                if p is None or p.op_type != "DynamicQuantizeLinear":
+                    raise ModelError(f"{where}: ConvInteger {n.name!r} over tokens is not fed by a "
+                                     "DynamicQuantizeLinear; cannot mask its padded positions")
+                target = p
+            x = target.input[0]
+            target.input[0] = node(g, "Mul", [x, node(g, "CastLike", [mask_f, x], f"{n.name}/pad_mask")],
+                                   f"{n.name}/pad_zeroed")
+            counts["conv"] += 1
+        elif n.op_type in ("LSTM", "GRU", "RNN", "DynamicQuantizeLSTM"):
+            while len(n.input) < 5:
+                n.input.append("")
+            if n.input[4]:
+                raise ModelError(f"{where}: {n.op_type} {n.name!r} already has sequence_lens; cannot bucket it")
+            n.input[4] = seq_lens
+            counts["lstm"] += 1
+    dur = cs.input[0]
+    masked = node(g, "Mul", [dur, mask_i], "kopt/pad/durations_masked")
+    counts["durations"] = rewire(g, dur, masked, skip={masked})
+    # the durations pass's output (an Identity on the duration tensor) now reports masked ones too
+    if counts["softmax"] == 0 and counts["lstm"] == 0 and counts["conv"] == 0:
+        raise ModelError(f"{where}: found no token-level attention, convolution or LSTM to mask")
+    return counts
+
+
+@register
+class BindShapes(Pass):
+    name = "bind-shapes"
+    version = 1
+    config_cls = BindShapesConfig
+    summary = ("Bind batch 1, style [1,256], speed [1] and propagate shapes; with bucket=L a fixed token "
+               "length L whose pad positions are masked (0 frames, no attention, no LSTM/conv leak).")
+    equivalent = True
+    # Padded runs reorder no sums over real data, but kernels pick other blockings for other
+    # shapes; observed diffs are float-rounding size. A leak of pads moves durations: audio length differs.
+    tolerance = 1e-3
+
+    def run(self, model: onnx.ModelProto, ctx: PassContext) -> PassResult:
+        bucket = self.config.bucket  # type: ignore[attr-defined]
+        rep = bind(model, bucket, str(ctx.input_path or "<model>"))
+        onnx.checker.check_model(model)
+        inferred = onnx.shape_inference.infer_shapes(model, data_prop=True)
+        known = sum(1 for v in inferred.graph.value_info
+                    if v.type.tensor_type.HasField("shape")
+                    and all(d.HasField("dim_value") for d in v.type.tensor_type.shape.dim))
+        rep["static_value_infos"] = known
+        rep["value_infos"] = len(inferred.graph.value_info)
+        return PassResult(model=inferred, report=rep)
