@@ -19,6 +19,19 @@ Record fields:
   metrics     flat {name: number | null}; units in the name (rtf, load_s, ttfa_ms, rss_mb, size_mb, pesq_wb ...)
   spread      optional {metric: {"p10", "p90", "n", "std"}}
   extra       optional free-form details (partitioning, per-text figures, ...)
+
+Metric names by kind (all optional; a reader must accept missing or null ones):
+  bench       size_mb, load_s (cold session creation through the runtime), first_infer_s, rtf_median,
+              rtf_p90, rtf_{short,medium,long}_median, ttfa_ms_median, ttfa_ms_p90, rss_peak_mb,
+              rss_loaded_mb, and against the run's baseline variant on the same provider config:
+              speedup_vs_baseline (baseline RTF / this RTF), size_ratio_vs_baseline,
+              rss_ratio_vs_baseline, ttfa_ratio_vs_baseline. spread: rtf, ttfa_ms.
+              inputs: model_sha256, text_set, text_set_version, text_set_sha256, texts, voice, speed.
+  quality     <metric>_aligned / <metric>_natural for pesq_wb, stoi, estoi, log_mel_db, mrstft(_sc,_logmag),
+              mcd_db (means over cases; pesq_wb_*_min too); dnsmos_{ovrl,sig,bak,p808} of the variant's
+              natural audio with _ref and _delta; duration_frames_diff, duration_frames_abs,
+              duration_tokens_changed, duration_token_abs_diff_max; audio_length_ratio; bit_identical,
+              guard_issues, gate_pass (1/0). inputs add reference, reference_key, reference_sha256, voices.
 """
 
 from __future__ import annotations
