@@ -1,0 +1,96 @@
+"""Reading a bundle: manifest.json names the files and their sha256; every file is checked before use.
+
+manifest.json (written by kopt's bundle writer)::
+
+    {"format": "kokoro-bundle", "version": 1, "sample_rate": 24000,
+     "model": "model.onnx", "voices": "voices.npz", "vocab": "vocab.json",
+     "token_cache": "token_cache.json.gz", "default_voice": "af_heart",
+     "runtime_options": {"graph_optimization": true},
+     "files": {"model.onnx": {"sha256": "...", "size": 123}, ...}}
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from .errors import BundleError
+from .synth import Synthesizer, load_vocab_dict
+
+FORMAT = "kokoro-bundle"
+MANIFEST = "manifest.json"
+_CHUNK = 1 << 20
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(_CHUNK):
+            h.update(block)
+    return h.hexdigest()
+
+
+class Bundle:
+    def __init__(self, root: str | Path, verify: bool = True) -> None:
+        self.root = Path(root)
+        mpath = self.root / MANIFEST
+        if not mpath.is_file():
+            raise BundleError(f"{self.root}: not a bundle (no {MANIFEST})")
+        try:
+            self.manifest = json.loads(mpath.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise BundleError(f"{mpath}: not readable JSON ({type(e).__name__})") from None
+        if not isinstance(self.manifest, dict) or self.manifest.get("format") != FORMAT:
+            raise BundleError(f"{mpath}: not a kokoro bundle manifest (format is not {FORMAT!r})")
+        for key in ("model", "voices", "vocab", "files"):
+            if key not in self.manifest:
+                raise BundleError(f"{mpath}: field {key!r} is missing")
+        if verify:
+            self.verify()
+
+    def path(self, key: str) -> Path | None:
+        name = self.manifest.get(key)
+        return self.root / name if name else None
+
+    def verify(self) -> None:
+        """Every file in the manifest exists with its size and sha256; the named files are listed."""
+        files: dict = self.manifest["files"]
+        for key in ("model", "voices", "vocab", "token_cache"):
+            name = self.manifest.get(key)
+            if name and name not in files:
+                raise BundleError(f"{name}: named as the bundle's {key} but has no sha256 in {MANIFEST}")
+        for name, meta in sorted(files.items()):
+            p = self.root / name
+            if Path(name).is_absolute() or ".." in Path(name).parts:
+                raise BundleError(f"{name}: manifest path leaves the bundle; refusing it")
+            if not p.is_file():
+                raise BundleError(f"{name}: listed in {MANIFEST} but missing from {self.root}")
+            if "size" in meta and p.stat().st_size != meta["size"]:
+                raise BundleError(f"{name}: size {p.stat().st_size} does not match the manifest's {meta['size']}; "
+                                  "the file was changed or truncated")
+            if sha256_file(p) != meta.get("sha256"):
+                raise BundleError(f"{name}: sha256 does not match {MANIFEST}; the file was changed or corrupted")
+
+    @property
+    def default_voice(self) -> str | None:
+        return self.manifest.get("default_voice")
+
+    def synthesizer(self, providers: list | None = None, threads: int = 0,
+                    graph_optimization: bool | None = None, **kwargs) -> Synthesizer:
+        if graph_optimization is None:
+            graph_optimization = bool(self.manifest.get("runtime_options", {}).get("graph_optimization", True))
+        vpath = self.path("vocab")
+        try:
+            vocab = load_vocab_dict(json.loads(vpath.read_text(encoding="utf-8")), str(vpath))
+        except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise BundleError(f"{vpath}: not a readable vocab JSON ({type(e).__name__})") from None
+        return Synthesizer(self.path("model"), self.path("voices"), vocab=vocab,
+                           token_cache=self.path("token_cache"), providers=providers, threads=threads,
+                           graph_optimization=graph_optimization, **kwargs)
+
+
+def open_bundle(root: str | Path, providers: list | None = None, threads: int = 0, verify: bool = True,
+                graph_optimization: bool | None = None, **kwargs) -> Synthesizer:
+    """Verify the bundle (unless verify=False) and return a ready Synthesizer."""
+    return Bundle(root, verify=verify).synthesizer(providers, threads, graph_optimization, **kwargs)

@@ -1,0 +1,245 @@
+"""Text -> chunks of Kokoro token ids: normalize, split, phonemize (token cache first, G2P for
+misses), map symbols to ids, and pack clauses into chunks the model accepts (<= 510 tokens)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Protocol
+
+from .errors import G2PUnavailable
+from .lexicon import TokenCache
+from .normalize import normalize
+from .text import is_word, join_phonemes, split_clauses, split_sentences, tokens
+
+MAX_TOKENS = 510
+_VOWEL_START = re.compile(r"^[ˈˌ]?[aeiouæɑɐɒɔəɚɛɜɪʊʌAIOWYᵊ]")
+
+
+class G2P(Protocol):
+    def phonemize(self, texts: list[str]) -> list[str]: ...
+    def phonemize_words(self, words: list[str]) -> list[str]: ...
+
+
+@dataclass(frozen=True)
+class Chunk:
+    text: str
+    phonemes: str
+    tokens: tuple[int, ...]
+    sentence_end: bool
+
+
+@dataclass(frozen=True)
+class ChunkPolicy:
+    """first_*: the first chunk when streaming (a clause: fast first audio); target: later chunks
+    pack whole sentences up to this many tokens (better prosody); max: the model's limit."""
+    first_min_tokens: int = 16
+    first_max_tokens: int = 150
+    target_tokens: int = 300
+    max_tokens: int = MAX_TOKENS
+
+
+@dataclass
+class _Clause:
+    text: str
+    phonemes: str
+    tokens: list[int]
+    sentence_end: bool
+
+
+class FrontEnd:
+    """``cache`` may be None (every clause goes to G2P, whole-clause context); ``g2p`` is an object
+    with phonemize/phonemize_words, None to create espeak lazily when needed, or False for none."""
+
+    def __init__(self, vocab: dict[str, int], cache: TokenCache | None = None, g2p: G2P | None | bool = None,
+                 policy: ChunkPolicy = ChunkPolicy()) -> None:
+        self.vocab = vocab
+        self.cache = cache
+        self._g2p = g2p
+        self.policy = policy
+
+    # -- G2P ----------------------------------------------------------------------------------
+    def g2p(self, missing: list[str] | None = None) -> G2P:
+        if self._g2p is False or self._g2p is None:
+            from . import g2p as g2p_mod
+
+            if self._g2p is None and g2p_mod.available():
+                self._g2p = g2p_mod.EspeakG2P()
+            else:
+                self._g2p = False
+                words = ", ".join(dict.fromkeys(missing or []))
+                what = f"words not in the token cache: {words}" if missing else "text needs G2P"
+                raise G2PUnavailable(f"{what}; install the G2P extra (pip install phonemizer espeakng-loader) "
+                                     "or rephrase")
+        return self._g2p  # type: ignore[return-value]
+
+    def ids(self, phonemes: str) -> list[int]:
+        v = self.vocab
+        return [v[c] for c in phonemes if c in v]
+
+    # -- phonemes -----------------------------------------------------------------------------
+    def phonemize_clauses(self, clauses: list[str]) -> list[str]:
+        if self.cache is None:
+            return self.g2p().phonemize(clauses)
+        toks = [tokens(c) for c in clauses]
+        resolved = [self._from_cache(t) for t in toks]
+        missing = [w for r in resolved for w, ps in r if ps is None and is_word(w)]
+        if missing:
+            uniq = list(dict.fromkeys(missing))
+            found = dict(zip(uniq, self.g2p(uniq).phonemize_words(uniq)))
+            resolved = [[(w, found[w] if ps is None and is_word(w) else ps) for w, ps in r] for r in resolved]
+        return [join_phonemes(_the_before_vowel(r)) for r in resolved]
+
+    def _from_cache(self, toks: list[str]) -> list[tuple[str, str | None]]:
+        cache = self.cache
+        assert cache is not None
+        out: list[tuple[str, str | None]] = []
+        i = 0
+        while i < len(toks):
+            tok = toks[i]
+            if not is_word(tok):
+                out.append((tok, tok))
+                i += 1
+                continue
+            n = cache.max_phrase_words
+            hit = None
+            while n > 1 and hit is None:
+                span = toks[i:i + n]
+                if len(span) == n and all(is_word(t) for t in span):
+                    hit = cache.phrase(span)
+                    if hit is not None:
+                        out.append((" ".join(span), hit))
+                        i += n
+                        break
+                n -= 1
+            if hit is None:
+                out.append((tok, cache.lookup(tok)))
+                i += 1
+        return out
+
+    # -- chunks -------------------------------------------------------------------------------
+    def clauses(self, text: str) -> list[_Clause]:
+        items: list[tuple[str, bool]] = []
+        for sentence in split_sentences(normalize(text)):
+            cl = split_clauses(sentence)
+            items += [(c, i == len(cl) - 1) for i, c in enumerate(cl)]
+        phs = self.phonemize_clauses([c for c, _ in items])
+        out = []
+        for (c, end), ps in zip(items, phs):
+            ids = self.ids(ps)
+            if not ids:
+                continue
+            for piece_ps, piece_text in _split_long(ps, c, self.policy.max_tokens, self.ids):
+                out.append(_Clause(piece_text, piece_ps, self.ids(piece_ps), end))
+            if out:
+                out[-1].sentence_end = end
+        return out
+
+    def chunks(self, text: str, first_short: bool = False) -> list[Chunk]:
+        cl = self.clauses(text)
+        pol = self.policy
+        groups: list[list[_Clause]] = []
+        i = 0
+        if first_short and cl:
+            first = [cl[0]]
+            i = 1
+            while (i < len(cl) and not first[-1].sentence_end and _count(first) < pol.first_min_tokens
+                   and _count(first) + len(cl[i].tokens) + 1 <= pol.max_tokens):
+                first.append(cl[i])
+                i += 1
+            if _count(first) > pol.first_max_tokens and len(first) == 1:
+                head, tail = _split_words(first[0], pol.first_max_tokens, self.ids)
+                groups.append([head])
+                cl.insert(i, tail)
+            else:
+                groups.append(first)
+        # later chunks: whole sentences up to target, clauses when a sentence alone is too long
+        cur: list[_Clause] = []
+        sentence: list[_Clause] = []
+        for c in cl[i:]:
+            sentence.append(c)
+            if not c.sentence_end:
+                continue
+            cur = _add_sentence(groups, cur, sentence, pol)
+            sentence = []
+        if sentence:
+            cur = _add_sentence(groups, cur, sentence, pol)
+        if cur:
+            groups.append(cur)
+        return [_merge(g, self.ids) for g in groups]
+
+
+def _count(clauses: list[_Clause]) -> int:
+    return sum(len(c.tokens) for c in clauses) + max(0, len(clauses) - 1)  # a space between clauses
+
+
+def _add_sentence(groups: list[list[_Clause]], cur: list[_Clause], sentence: list[_Clause],
+                  pol: ChunkPolicy) -> list[_Clause]:
+    if cur and _count(cur + sentence) > pol.target_tokens:
+        groups.append(cur)
+        cur = []
+    if _count(cur + sentence) <= pol.target_tokens or not cur and _count(sentence) <= pol.max_tokens:
+        return cur + sentence
+    # a sentence longer than the model takes: clauses packed up to max_tokens
+    for c in sentence:
+        if cur and _count(cur + [c]) > pol.max_tokens:
+            groups.append(cur)
+            cur = []
+        cur.append(c)
+    return cur
+
+
+def _merge(group: list[_Clause], ids) -> Chunk:
+    ps = " ".join(c.phonemes for c in group)
+    return Chunk(" ".join(c.text for c in group), ps, tuple(ids(ps)), group[-1].sentence_end)
+
+
+def _split_long(ps: str, text: str, limit: int, ids) -> list[tuple[str, str]]:
+    """A clause over the model's limit is cut at word boundaries (phoneme words)."""
+    if len(ids(ps)) <= limit:
+        return [(ps, text)]
+    out, cur = [], ""
+    for w in ps.split(" "):
+        cand = f"{cur} {w}" if cur else w
+        if cur and len(ids(cand)) > limit:
+            out.append(cur)
+            cur = w
+        else:
+            cur = cand
+    if cur:
+        out.append(cur)
+    pieces = []
+    for p in out:
+        while len(ids(p)) > limit:  # a single 'word' over the limit: cut it
+            pieces.append((p[:limit], text))
+            p = p[limit:]
+        pieces.append((p, text))
+    return pieces
+
+
+def _split_words(c: _Clause, limit: int, ids) -> tuple[_Clause, _Clause]:
+    words = c.phonemes.split(" ")
+    head = ""
+    k = 0
+    for k, w in enumerate(words):
+        cand = f"{head} {w}" if head else w
+        if head and len(ids(cand)) > limit:
+            break
+        head = cand
+    else:
+        k = len(words)
+    tail = " ".join(words[k:])
+    twords = c.text.split(" ")
+    cut = max(1, round(len(twords) * k / max(1, len(words))))
+    return (_Clause(" ".join(twords[:cut]), head, ids(head), False),
+            _Clause(" ".join(twords[cut:]), tail, ids(tail), c.sentence_end))
+
+
+def _the_before_vowel(pieces: list[tuple[str, str | None]]) -> list[tuple[str, str]]:
+    out = []
+    for k, (tok, ps) in enumerate(pieces):
+        ps = ps or ""
+        if tok.lower() == "the" and k + 1 < len(pieces) and _VOWEL_START.match(pieces[k + 1][1] or ""):
+            ps = "ðɪ"  # espeak's (and a speaker's) form before a vowel
+        out.append((tok, ps))
+    return out

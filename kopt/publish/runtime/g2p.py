@@ -1,0 +1,91 @@
+"""English G2P through espeak-ng (the optional extra: ``phonemizer`` + ``espeakng-loader``).
+
+espeak's IPA is mapped to the phoneme set Kokoro v1.0 was trained on (misaki's: diphthongs as one
+symbol, ʤ/ʧ affricates, rhotic ɜɹ/əɹ, no length marks), the same fixes misaki's espeak fallback
+applies; symbols the vocab lacks are dropped by the tokenizer.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+from .errors import G2PUnavailable
+
+LANGUAGE = "en-us"
+
+_CARRIER = ("cats", "dogs")  # content words that never merge with their neighbour in espeak
+
+# espeak (tie '^') -> Kokoro/misaki symbols, longest first.
+_E2M = sorted({
+    "ʔˌn\u0329": "tᵊn", "ʔn\u0329": "tᵊn", "ʔn": "tᵊn", "ʔ": "t",
+    "a^ɪ": "I", "a^ʊ": "W", "d^ʒ": "ʤ", "e^ɪ": "A", "e": "A", "r": "ɹ", "t^ʃ": "ʧ",
+    "x": "k", "ç": "k", "ɐ": "ə", "ɔ^ɪ": "Y", "ə^l": "ᵊl", "ɚ": "əɹ", "ɬ": "l",
+    "ʲO": "jO", "ʲQ": "jQ", "ʲ": "", "o^ʊ": "O",
+}.items(), key=lambda kv: -len(kv[0]))
+
+
+def espeak_to_kokoro(ps: str) -> str:
+    """Map one espeak en-us phoneme string (stress marks, tie '^') to Kokoro's symbols."""
+    for old, new in _E2M:
+        ps = ps.replace(old, new)
+    ps = re.sub(r"(\S)\u0329", r"ᵊ\1", ps).replace("\u0329", "")
+    ps = ps.replace("ɜːɹ", "ɜɹ").replace("ɜː", "ɜɹ").replace("ɪə", "iə").replace("ː", "")
+    ps = ps.replace("^", "").replace("əɹɹ", "əɹ")  # espeak's ɚɹ (bakery, Maria) doubles the ɹ
+    return re.sub(r"\s+", " ", ps).strip()
+
+
+def available() -> bool:
+    try:
+        import espeakng_loader  # noqa: F401
+        import phonemizer  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+class EspeakG2P:
+    """Phonemize lists of texts (words or clauses with punctuation) into Kokoro phoneme strings."""
+
+    def __init__(self, language: str = LANGUAGE) -> None:
+        try:
+            import espeakng_loader
+            from phonemizer.backend import EspeakBackend
+            from phonemizer.backend.espeak.wrapper import EspeakWrapper
+        except ImportError:
+            raise G2PUnavailable("G2P is not installed; pip install phonemizer espeakng-loader "
+                                 "(the runtime's g2p extra)") from None
+        EspeakWrapper.set_library(espeakng_loader.get_library_path())
+        EspeakWrapper.set_data_path(espeakng_loader.get_data_path())
+        quiet = logging.getLogger("kokoro_runtime.phonemizer")
+        quiet.setLevel(logging.ERROR)
+        self.language = language
+        self._backend = EspeakBackend(language, preserve_punctuation=True, with_stress=True, tie="^",
+                                      language_switch="remove-flags", logger=quiet)
+        self.version = ".".join(map(str, self._backend.version()))
+
+    def phonemize_words(self, words: list[str]) -> list[str]:
+        """Each word as it sounds inside a sentence (weak forms of 'a', 'to', 'that'...): spoken in
+        a carrier phrase and cut out again; words espeak merges with the carrier fall back to
+        their citation form."""
+        if not words:
+            return []
+        from phonemizer.separator import Separator
+
+        sep = Separator(word="|", phone="", syllable="")
+        raw = self._backend.phonemize([f"{_CARRIER[0]} {w} {_CARRIER[1]}" for w in words], separator=sep, strip=True)
+        out: list[str | None] = []
+        for r in raw:
+            parts = [p for p in r.split("|")]
+            out.append(espeak_to_kokoro(parts[1]) if len(parts) == 3 and parts[1].strip() else None)
+        retry = [i for i, p in enumerate(out) if not p]
+        if retry:
+            for i, p in zip(retry, self.phonemize([words[i] for i in retry])):
+                out[i] = p
+        return [p or "" for p in out]
+
+    def phonemize(self, texts: list[str]) -> list[str]:
+        if not texts:
+            return []
+        raw = self._backend.phonemize(list(texts), strip=True)
+        return [espeak_to_kokoro(p) for p in raw]
