@@ -16,7 +16,8 @@ from kopt.select.rows import build_rows
 
 RunBy = Literal["run_id", "source"]
 TREND_METRICS = ("rtf_median", "ttfa_ms_median", "ttfa_ms", "rss_peak_mb", "rss_mb", "load_s", "size_mb",
-                 "pesq_wb_aligned", "pesq_wb_natural", "stoi", "dnsmos_ovrl", "duration_drift_frames")
+                 "pesq_wb_aligned", "pesq_wb_natural", "stoi_aligned", "stoi", "dnsmos_ovrl", "duration_frames_diff",
+                 "duration_drift_frames", "gate_pass")
 
 
 @dataclass(frozen=True)

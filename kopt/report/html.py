@@ -18,7 +18,7 @@ h1{font-size:22px;margin:0 0 4px}
 h2{font-size:17px;margin:28px 0 10px;padding-bottom:4px;border-bottom:1px solid var(--line)}
 h3{font-size:14px;margin:14px 0 6px}
 p.meta{color:var(--muted);margin:2px 0;font-size:12.5px}
-.cards{display:grid;grid-template-columns:repeat(auto-fit,minmax(300px,1fr));gap:12px}
+.cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(300px,1fr));gap:12px}
 .card{background:var(--card);border:1px solid var(--line);border-radius:8px;padding:12px 14px}
 .card .prov{font-size:12px;color:var(--muted);text-transform:uppercase;letter-spacing:.04em}
 .card .win{font-size:18px;font-weight:600;color:var(--win);margin:2px 0 6px;word-break:break-all}
@@ -31,10 +31,11 @@ figure{margin:0;background:var(--card);border:1px solid var(--line);border-radiu
 figure img{display:block;width:100%;height:auto}
 figcaption{font-size:12px;color:var(--muted);padding:4px 2px 0}
 .tablewrap{overflow-x:auto;background:var(--card);border:1px solid var(--line);border-radius:8px}
-table{border-collapse:collapse;width:100%;font-size:12.5px;font-variant-numeric:tabular-nums}
-th,td{padding:5px 8px;border-bottom:1px solid var(--line);text-align:left;vertical-align:top;white-space:nowrap}
+table{border-collapse:collapse;width:100%;font-size:12px;font-variant-numeric:tabular-nums}
+th,td{padding:4px 6px;border-bottom:1px solid var(--line);text-align:left;vertical-align:top;white-space:nowrap}
+th{white-space:normal;vertical-align:bottom;min-width:3.5em}
 td.wrap{white-space:normal;min-width:320px}
-th{background:#eef1f5;position:sticky;top:0;white-space:nowrap}
+th{background:#eef1f5;position:sticky;top:0}
 tr:nth-child(even) td{background:#fafbfc}
 tr.winner td{background:#fdecec;font-weight:600}
 tr.failed td,tr.skipped td{color:var(--muted)}

@@ -16,7 +16,7 @@ DPI = 110
 WINNER = "#d62728"
 FRONTIER = "#1f77b4"
 OTHER = "#9aa5b1"
-REJECTED = "#c9ced6"
+REJECTED = "#8a94a3"
 
 
 def _figure(w: float, h: float):
@@ -111,10 +111,12 @@ def rtf_bars(groups: Sequence[tuple[str, Sequence[Row], str | None]], metric: st
         ax.barh(ys, vals, color=colors, height=0.65)
         for y, r in zip(ys, rows):
             s = r.spread.get(metric) or r.spread.get(spread_name)
+            end = r.value(metric)
             if isinstance(s, dict) and is_number(s.get("p10")) and is_number(s.get("p90")) and metric.endswith("_median"):
                 ax.plot([s["p10"], s["p90"]], [y, y], color="black", lw=1)
-            ax.annotate(fmt(r.value(metric)), (r.value(metric), y), xytext=(3, -3), textcoords="offset points",
-                        fontsize=7)
+                ax.plot([s["p10"], s["p90"]], [y, y], "|", color="black", ms=6)
+                end = max(end, s["p90"])
+            ax.annotate(fmt(r.value(metric)), (end, y), xytext=(4, -3), textcoords="offset points", fontsize=7)
         ax.set_yticks(ys, [r.variant for r in rows], fontsize=8)
         ax.margins(x=0.15)
         ax.set_title(title, fontsize=9)

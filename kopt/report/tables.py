@@ -20,9 +20,10 @@ COLUMNS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("RSS MB", ("rss_peak_mb", "rss_mb", "rss_loaded_mb")),
     ("PESQ aligned", ("pesq_wb_aligned",)),
     ("PESQ natural", ("pesq_wb_natural",)),
-    ("STOI", ("stoi",)),
+    ("STOI", ("stoi_aligned", "stoi", "stoi_natural")),
     ("DNSMOS", ("dnsmos_ovrl",)),
-    ("drift frames", ("duration_drift_frames",)),
+    ("drift frames", ("duration_frames_diff", "duration_drift_frames")),
+    ("gate", ("gate_pass",)),
 )
 ID_COLUMNS = ("machine", "provider", "variant", "precision", "status")
 

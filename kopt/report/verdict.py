@@ -3,8 +3,8 @@
 Thresholds are per metric: relative for machine-dependent figures (speed, memory), absolute for quality
 (defaults from the metric catalogue, overridden by settings or flags). A change is a regression when it
 is worse than its threshold and, for machine-dependent metrics, larger than the runs' measured noise:
-the noise band is sqrt(hb^2 + hc^2) where h is half the p10..p90 range recorded in ``spread`` (or
-1.2816 x std when only std is recorded). Speed and memory are never compared across machine ids (the
+the noise band is two standard errors of the difference of the two medians, each run's standard error
+1.2533 x sigma / sqrt(n) from the ``spread`` it recorded (sigma = std, else (p90 - p10) / 2.563). Speed and memory are never compared across machine ids (the
 verdict says so); quality and size still are. A variant/provider that disappeared or stopped working
 is a regression unless allowed. ``REGRESSION_EXIT`` is the CLI's exit code for a regression.
 """
@@ -85,23 +85,34 @@ class Comparison:
         }
 
 
-def _half_width(spread: dict[str, Any], metric: str) -> float | None:
+def _std_error(spread: dict[str, Any], metric: str) -> float | None:
+    """Standard error of a run's median from its recorded spread: 1.2533 * sigma / sqrt(n), sigma from ``std``
+    (else (p90 - p10) / 2.563, the normal-distribution width)."""
     # bench records the spread of the samples under the bare name: rtf_median/rtf_p90 -> "rtf"
     names = [metric] + ([metric.rsplit("_", 1)[0]] if metric.endswith(("_median", "_mean", "_p50", "_p90")) else [])
     for n in names:
         s = spread.get(n)
         if not isinstance(s, dict):
             continue
-        if is_number(s.get("p10")) and is_number(s.get("p90")):
-            return abs(s["p90"] - s["p10"]) / 2
         if is_number(s.get("std")):
-            return 1.2816 * abs(s["std"])
+            sigma = abs(s["std"])
+        elif is_number(s.get("p10")) and is_number(s.get("p90")):
+            sigma = abs(s["p90"] - s["p10"]) / 2.563
+        else:
+            continue
+        count = s.get("n") if is_number(s.get("n")) and s.get("n", 0) >= 1 else 1
+        return 1.2533 * sigma / math.sqrt(count)
     return None
 
 
 def noise_band(base: Row, cur: Row, metric: str) -> float | None:
-    hs = [h for h in (_half_width(base.spread, metric), _half_width(cur.spread, metric)) if h is not None]
-    return math.sqrt(sum(h * h for h in hs)) if hs else None
+    """Two standard errors of the difference of the two runs' medians (about 95%): a change inside it is noise."""
+    ses = [e for e in (_std_error(base.spread, metric), _std_error(cur.spread, metric)) if e is not None]
+    if not ses:
+        return None
+    if len(ses) == 1:
+        ses = ses * 2  # one run without spread: assume it is as noisy as the other
+    return 2.0 * math.sqrt(sum(e * e for e in ses))
 
 
 def _threshold(m: Metric, settings: CompareSettings) -> Threshold | None:
@@ -143,7 +154,7 @@ def compare_metric(m: Metric, base: Row, cur: Row, settings: CompareSettings, sa
         return Change(**common, outcome="within_threshold", note=f"{change} within {tdesc}", **kw)
     if band is not None and abs(delta) <= band:
         return Change(**common, outcome="within_noise",
-                      note=f"{change} beyond {tdesc} but within the runs' measured spread (+-{fmt(band)})", **kw)
+                      note=f"{change} beyond {tdesc} but within the runs' noise (+-{fmt(band)}: 2 standard errors of the medians' difference)", **kw)
     if gain > 0:
         return Change(**common, outcome="better", note=f"{change} better beyond {tdesc}", **kw)
     extra = "" if band is not None or not m.machine_dependent or not settings.noise else "; no spread recorded"

@@ -1,8 +1,8 @@
 """Join bench and quality records into one row per (machine, variant, provider).
 
 Bench records are per (variant, provider) and machine; quality records are per variant (usually measured
-on CPU). They join on the variant key within one machine id: a quality record for the same provider is
-preferred, then the CPU one, then any. Records from several runs or shards are merged first: for each
+on CPU). They join on the variant key within one machine id: a quality record for the same provider
+config is preferred, then one measured on CPUExecutionProvider, then any. Records from several runs or shards are merged first: for each
 (kind, machine, variant key, provider config) the latest record wins, so re-runs supersede old figures.
 """
 
@@ -95,10 +95,10 @@ def build_rows(records: Iterable[dict[str, Any]], *, catalog: Catalog | None = N
                 cands, src = quality[(others[0], vkey)], others[0]
         if not cands:
             return None, None
-        for want in (provider, CPU):
-            if want in cands:
-                return cands[want], src
-        return cands[sorted(cands)[0]], src
+        if provider in cands:
+            return cands[provider], src
+        cpu = sorted(c for c, r in cands.items() if (r.get("provider") or {}).get("name") == CPU or c == CPU)
+        return cands[(cpu or sorted(cands))[0]], src
 
     for (mid, vkey, prov), b in bench.items():
         q, src = pick_quality(mid, vkey, prov)

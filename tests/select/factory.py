@@ -23,14 +23,15 @@ def variant(name: str, parents: tuple[str, ...] = ()) -> dict[str, Any]:
             "path": f"/x/{name}.onnx"}
 
 
-def bench(name: str, *, rtf: float | None, size: float, provider: str = CPU, run: str = "run1",
+def bench(name: str, *, rtf: float | None, size: float, provider: str = CPU, config: str | None = None,
+          run: str = "run1",
           machine: str | None = "m1", status: str = "ok", reason: str | None = None, spread: float | None = None,
           time: str | None = None, **metrics: Any) -> dict[str, Any]:
     m = {"size_mb": size, "rtf_median": rtf, "load_s": 0.5, "ttfa_ms_median": 100.0 if rtf else None,
          "rss_peak_mb": 300.0, **metrics}
     sp = {"rtf": {"p10": rtf - spread, "p90": rtf + spread, "n": 20, "std": spread}} if spread and rtf else None
-    rec = make_record("bench", run_id=run, variant=variant(name), provider={"name": provider, "status": status,
-                                                                            "reason": reason},
+    prov = {"name": provider, "status": status, "reason": reason, **({"config": config} if config else {})}
+    rec = make_record("bench", run_id=run, variant=variant(name), provider=prov,
                       metrics=m, threads=1, spread=sp)
     if time:
         rec["time"] = time
@@ -38,10 +39,11 @@ def bench(name: str, *, rtf: float | None, size: float, provider: str = CPU, run
 
 
 def quality(name: str, *, pesq: float | None, run: str = "run1", machine: str | None = "m1",
-            provider: str = CPU, time: str | None = None, **metrics: Any) -> dict[str, Any]:
-    m = {"pesq_wb_aligned": pesq, "pesq_wb_natural": None if pesq is None else pesq - 0.3, "stoi": 0.95,
-         "dnsmos_ovrl": 3.2, "duration_drift_frames": 0, **metrics}
-    rec = make_record("quality", run_id=run, variant=variant(name), provider={"name": provider}, metrics=m)
+            provider: str = CPU, config: str | None = None, time: str | None = None, **metrics: Any) -> dict[str, Any]:
+    m = {"pesq_wb_aligned": pesq, "pesq_wb_natural": None if pesq is None else pesq - 0.3, "stoi_aligned": 0.95,
+         "dnsmos_ovrl": 3.2, "duration_frames_diff": 0.0, "gate_pass": 1.0, **metrics}
+    rec = make_record("quality", run_id=run, variant=variant(name), provider={"name": provider, **(
+        {"config": config} if config else {})}, metrics=m)
     if time:
         rec["time"] = time
     return _machine(rec, machine)

@@ -121,6 +121,13 @@ def test_quality_prefers_the_same_provider_then_cpu():
     assert row.provider == CUDA and row.value("pesq_wb_aligned") == 4.0
 
 
+def test_quality_from_cpu_joins_a_preset_named_gpu_row():
+    recs = [bench("v", rtf=0.05, size=90.0, provider=CUDA, config="cuda"),
+            quality("v", pesq=4.2, config="cpu"), quality("v", pesq=3.0, provider="OtherExecutionProvider", config="a")]
+    (row,) = build_rows(recs)
+    assert row.provider == "cuda" and row.value("pesq_wb_aligned") == 4.2
+
+
 def test_newest_record_per_cell_wins():
     old = pair("v", rtf=0.5, pesq=4.2, size=90.0, time="2025-01-01T00:00:00Z", run="r1")
     new = pair("v", rtf=0.2, pesq=4.3, size=90.0, time="2025-02-01T00:00:00Z", run="r2")
