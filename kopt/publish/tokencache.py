@@ -16,7 +16,8 @@ from kopt.core.errors import KoptError
 from kopt.core.progress import NullProgress, Progress
 from kopt.publish.runtime.frontend import FrontEnd
 from kopt.publish.runtime.lexicon import TokenCache
-from kopt.publish.runtime.normalize import normalize
+from kopt.publish.runtime import textnorm as _nz
+from kopt.publish.runtime.textnorm import normalize
 from kopt.publish.runtime.numbers import cardinal, ordinal, plural_of, year
 from kopt.publish.runtime.text import is_word, split_clauses, split_sentences, tokens
 
@@ -29,6 +30,7 @@ _BATCH = 2000
 class CacheConfig:
     words: int = DEFAULT_WORDS  # most frequent English words (wordfreq) to include
     phrases: tuple[str, ...] = ()  # phrases phonemized whole (names, product terms, greetings)
+    pair_words: int = 250  # word pairs among this many top words that espeak says differently together
     language: str = "en-us"
 
 
@@ -53,8 +55,11 @@ def number_words() -> list[str]:
     texts += [cardinal(10**k) for k in (3, 6, 9, 12)] + [ordinal(10**k) for k in (2, 3, 6, 9, 12)]
     texts += [year(1905), year(1900, plural=True), plural_of(cardinal(90))]
     texts += [plural_of(cardinal(n)) for n in range(10, 100, 10)]
-    texts += [normalize(s) for s in ("$1.01 £2.50 €3 ¥4 ₹5 5¢ 10% 3:05 p.m. 7:00 a.m. 5 km 2 kg 3.5 GB -4 #1 "
-                                     "e.g. i.e. etc. vs. Mr. Mrs. Ms. Dr. Prof. St. Jr. Sr. a.k.a. 6 mph",)]
+    texts += [normalize(s) for s in ("$1.01 $2.02 10% 3:05 p.m. 7:00 a.m. -4 #1 3.5 5 - 6 1st 2nd 3rd",)]
+    # every expansion the normalizer's tables can produce: currencies, units, abbreviations
+    texts += [w for names in _nz._CURRENCY.values() for w in names] + list(_nz._MAGNITUDE.values())
+    texts += [u for u in _nz._UNITS.values()] + [u + "s" for u in _nz._UNITS.values()]
+    texts += list(_nz._TITLES.values()) + list(_nz._WORDS.values()) + list(_nz._DOTTED.values())
     words = {w.lower() for t in texts for w in tokens(t) if is_word(w)}
     return sorted(words)
 
@@ -79,17 +84,38 @@ def build_cache(config: CacheConfig = CacheConfig(), g2p=None, progress: Progres
                 if ps:
                     entries[w] = ps
             task.advance(len(batch))
-    phrases: dict[str, str] = {}
+    phrases = word_pairs(entries, frequent_words(config.pair_words) if config.pair_words else [], g2p, progress)
     keys = []
     for p in config.phrases:
         words_in = [w.lower() for w in tokens(normalize(p)) if is_word(w)]
         if len(words_in) >= 2:
             keys.append(" ".join(words_in))
     if keys:
-        phrases = {k: ps for k, ps in zip(keys, g2p.phonemize(keys)) if ps}
+        phrases.update({k: ps for k, ps in zip(keys, g2p.phonemize(keys)) if ps})
     version = getattr(g2p, "version", "")
     return TokenCache(words=entries, phrases=phrases, language=config.language,
                       g2p=f"espeak-ng {version}".strip())
+
+
+def word_pairs(entries: dict[str, str], top: list[str], g2p, progress: Progress) -> dict[str, str]:
+    """Pairs of frequent words that espeak joins or re-stresses inside a sentence ('of the' is
+    ʌvðə, 'did not' is dɪdnˌɑt): kept as two-word phrases when they differ from the two cached
+    words side by side. G2Ps without carrier support (tests' stand-ins) add none."""
+    carrier = getattr(g2p, "phonemize_in_carrier", None)
+    top = [w for w in top if w in entries]
+    if carrier is None or not top:
+        return {}
+    plain = FrontEnd({}, TokenCache(words=entries), g2p=False)
+    pairs = [f"{a} {b}" for a in top for b in top]
+    out: dict[str, str] = {}
+    with progress.task("phonemizing word pairs", total=len(pairs)) as task:
+        for i in range(0, len(pairs), _BATCH * 5):
+            batch = pairs[i:i + _BATCH * 5]
+            for pair, ps, side_by_side in zip(batch, carrier(batch), plain.phonemize_clauses(batch)):
+                if ps and ps != side_by_side:
+                    out[pair] = ps
+            task.advance(len(batch))
+    return out
 
 
 def read_phrases(path: str | Path) -> tuple[str, ...]:

@@ -198,11 +198,35 @@ def parse_blend(spec: str) -> list[tuple[str, float]]:
             raise VoiceError(f"blend {spec!r}: weight {w!r} of voice {name!r} is not a number") from None
         if weight < 0 or not np.isfinite(weight):
             raise VoiceError(f"blend {spec!r}: weight of voice {name!r} must be a non-negative number")
+        if not name.strip():
+            raise VoiceError(f"blend {spec!r}: an item has no voice name; write 'name:weight'")
         parts.append((name.strip(), weight))
     total = sum(w for _, w in parts)
     if not parts or total <= 0:
         raise VoiceError(f"blend {spec!r}: give voices with positive weights, e.g. 'a:0.7,b:0.3'")
     return [(n, w / total) for n, w in parts]
+
+
+def pack(sources: list[str | Path]) -> dict[str, np.ndarray]:
+    """Read several voice files/folders into one mapping; a name defined twice is an error."""
+    out: dict[str, np.ndarray] = {}
+    origin: dict[str, str] = {}
+    for src in sources:
+        for name, arr in load_voices(src).items():
+            if name in out:
+                raise VoiceError(f"{src}: voice {name!r} is already defined by {origin[name]}; rename one")
+            out[name], origin[name] = arr, str(src)
+    if not out:
+        raise VoiceError("no voice sources given")
+    return out
+
+
+def add_blend(voices: dict[str, np.ndarray], name: str, spec: str) -> dict[str, np.ndarray]:
+    """A copy of ``voices`` with the blend ``spec`` added as ``name`` (which must be new)."""
+    if name in voices:
+        raise VoiceError(f"blend name {name!r} is already a voice; choose another name")
+    arr = validate_voice(name, blend(voices, spec), f"blend {spec!r}")
+    return {**voices, name: arr}
 
 
 def blend(voices: dict[str, np.ndarray], spec: str) -> np.ndarray:

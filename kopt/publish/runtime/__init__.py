@@ -18,7 +18,7 @@ from .bundle import Bundle, open_bundle
 from .errors import BundleError, G2PUnavailable, RuntimeFailure, VoiceNotFound
 from .frontend import MAX_TOKENS, Chunk, ChunkPolicy, FrontEnd
 from .lexicon import TokenCache
-from .normalize import normalize
+from .textnorm import normalize
 from .synth import Synthesizer
 
 __all__ = [

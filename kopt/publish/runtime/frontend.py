@@ -9,7 +9,7 @@ from typing import Protocol
 
 from .errors import G2PUnavailable
 from .lexicon import TokenCache
-from .normalize import normalize
+from .textnorm import normalize
 from .text import is_word, join_phonemes, split_clauses, split_sentences, tokens
 
 MAX_TOKENS = 510
@@ -239,7 +239,8 @@ def _the_before_vowel(pieces: list[tuple[str, str | None]]) -> list[tuple[str, s
     out = []
     for k, (tok, ps) in enumerate(pieces):
         ps = ps or ""
-        if tok.lower() == "the" and k + 1 < len(pieces) and _VOWEL_START.match(pieces[k + 1][1] or ""):
-            ps = "ðɪ"  # espeak's (and a speaker's) form before a vowel
+        if (tok.lower().rsplit(" ", 1)[-1] == "the" and ps.endswith("ðə") and k + 1 < len(pieces)
+                and _VOWEL_START.match(pieces[k + 1][1] or "")):
+            ps = ps[:-2] + "ðɪ"  # espeak's (and a speaker's) form before a vowel; also 'of the' + vowel
         out.append((tok, ps))
     return out

@@ -15,6 +15,7 @@ from .errors import G2PUnavailable
 LANGUAGE = "en-us"
 
 _CARRIER = ("cats", "dogs")  # content words that never merge with their neighbour in espeak
+_CARRIER_PS = ("kˈæts", "dˈɑːɡz")  # their espeak phonemes (tie '^', before the Kokoro mapping)
 
 # espeak (tie '^') -> Kokoro/misaki symbols, longest first.
 _E2M = sorted({
@@ -66,23 +67,28 @@ class EspeakG2P:
 
     def phonemize_words(self, words: list[str]) -> list[str]:
         """Each word as it sounds inside a sentence (weak forms of 'a', 'to', 'that'...): spoken in
-        a carrier phrase and cut out again; words espeak merges with the carrier fall back to
-        their citation form."""
-        if not words:
+        a carrier phrase and cut out again; when that fails, its citation form."""
+        out = self.phonemize_in_carrier(words)
+        retry = [i for i, p in enumerate(out) if not p]
+        for i, p in zip(retry, self.phonemize([words[i] for i in retry])):
+            out[i] = p
+        return [p or "" for p in out]
+
+    def phonemize_in_carrier(self, texts: list[str]) -> list[str | None]:
+        """Each text spoken between two carrier words; the phonemes between them (espeak may merge
+        words, as in 'of the' -> ʌvðə), or None when the carrier did not come back intact."""
+        if not texts:
             return []
         from phonemizer.separator import Separator
 
         sep = Separator(word="|", phone="", syllable="")
-        raw = self._backend.phonemize([f"{_CARRIER[0]} {w} {_CARRIER[1]}" for w in words], separator=sep, strip=True)
+        raw = self._backend.phonemize([f"{_CARRIER[0]} {t} {_CARRIER[1]}" for t in texts], separator=sep, strip=True)
         out: list[str | None] = []
         for r in raw:
-            parts = [p for p in r.split("|")]
-            out.append(espeak_to_kokoro(parts[1]) if len(parts) == 3 and parts[1].strip() else None)
-        retry = [i for i, p in enumerate(out) if not p]
-        if retry:
-            for i, p in zip(retry, self.phonemize([words[i] for i in retry])):
-                out[i] = p
-        return [p or "" for p in out]
+            parts = r.split("|")
+            ok = len(parts) >= 3 and parts[0] == _CARRIER_PS[0] and parts[-1] == _CARRIER_PS[1]
+            out.append(espeak_to_kokoro(" ".join(parts[1:-1])) if ok and any(parts[1:-1]) else None)
+        return out
 
     def phonemize(self, texts: list[str]) -> list[str]:
         if not texts:

@@ -59,7 +59,7 @@ class TokenCache:
         data = json.dumps(self.to_json(), ensure_ascii=False, separators=(",", ":")).encode("utf-8")
         with open(p, "wb") as f:
             # mtime=0: the same cache gives the same bytes, so its sha256 is stable
-            with gzip.GzipFile(fileobj=f, mode="wb", compresslevel=9, mtime=0) as gz:
+            with gzip.GzipFile(filename="", fileobj=f, mode="wb", compresslevel=9, mtime=0) as gz:
                 gz.write(data)
         return p
 

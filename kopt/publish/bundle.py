@@ -1,0 +1,93 @@
+"""Write a bundle: the model, voices, vocab and token cache next to a copy of the runtime
+(``kokoro_runtime/``), with manifest.json holding the sha256 and size of every file.
+
+Atomic: everything is written into a temporary sibling folder that is renamed into place at the
+end, so an error never leaves a partial bundle. Later steps extend the manifest through
+``extra_manifest`` (metrics, lineage, licences) without touching the file layout.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from kopt.core.errors import KoptError
+from kopt.core.hashing import sha256_file
+from kopt.publish.runtime.bundle import FORMAT, MANIFEST
+from kopt.publish.runtime.lexicon import TokenCache
+from kopt.source.voices import save_voices
+
+RUNTIME_DIR = Path(__file__).resolve().parent / "runtime"
+RUNTIME_NAME = "kokoro_runtime"
+VOICES_FILE = "voices.npz"
+VOCAB_FILE = "vocab.json"
+CACHE_FILE = "token_cache.json.gz"
+_MODEL_SUFFIXES = (".onnx", ".ort")
+_RESERVED = {"format", "version", "files", "model", "voices", "vocab", "token_cache", "runtime"}
+
+
+def write_bundle(out_dir: str | Path, model_path: str | Path, voices: dict[str, np.ndarray],
+                 vocab: dict[str, int], token_cache_path_or_obj: "TokenCache | str | Path | None",
+                 extra_manifest: dict | None = None, overwrite: bool = False) -> Path:
+    """Write the bundle at ``out_dir`` and return its path (KoptError if it exists, unless overwrite)."""
+    out = Path(out_dir)
+    model = Path(model_path)
+    if not model.is_file():
+        raise KoptError(f"{model}: model not found")
+    if model.suffix not in _MODEL_SUFFIXES:
+        raise KoptError(f"{model}: a bundle model must be .onnx or .ort, got {model.suffix!r}")
+    if out.exists() and not overwrite:
+        raise KoptError(f"{out}: already exists; choose a new folder or pass overwrite")
+    extra = dict(extra_manifest or {})
+    clash = sorted(_RESERVED & set(extra))
+    if clash:
+        raise KoptError(f"extra manifest fields {clash} are reserved by the bundle format")
+    if not vocab:
+        raise KoptError("bundle vocab is empty")
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    try:
+        model_name = "model" + model.suffix
+        shutil.copyfile(model, tmp / model_name)
+        shutil.copytree(RUNTIME_DIR, tmp / RUNTIME_NAME, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        save_voices(voices, tmp / VOICES_FILE)
+        (tmp / VOCAB_FILE).write_text(json.dumps({"vocab": vocab}, ensure_ascii=False, indent=1), encoding="utf-8")
+        manifest: dict = {"format": FORMAT, "version": 1, "sample_rate": 24000, "model": model_name,
+                          "voices": VOICES_FILE, "vocab": VOCAB_FILE, "runtime": RUNTIME_NAME,
+                          "voice_names": sorted(voices)}
+        if token_cache_path_or_obj is not None:
+            cache = token_cache_path_or_obj
+            if not isinstance(cache, TokenCache):
+                cache = TokenCache.load(cache)
+            cache.save(tmp / CACHE_FILE)
+            manifest["token_cache"] = CACHE_FILE
+        manifest.setdefault("default_voice", sorted(voices)[0])
+        manifest.update(extra)
+        if manifest["default_voice"] not in voices:
+            raise KoptError(f"default voice {manifest['default_voice']!r} is not among the bundle's voices "
+                            f"({', '.join(sorted(voices))})")
+        manifest["files"] = {rel: {"sha256": sha256_file(tmp / rel), "size": (tmp / rel).stat().st_size}
+                             for rel in _listing(tmp)}
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+        if out.exists():
+            old = out.with_name(f".{out.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            out.rename(old)
+            tmp.rename(out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+def _listing(root: Path) -> list[str]:
+    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*")
+                  if p.is_file() and p.name != MANIFEST and "__pycache__" not in p.parts)

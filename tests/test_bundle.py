@@ -1,0 +1,107 @@
+"""The minimal bundle writer and the runtime's manifest verification."""
+
+import json
+
+import numpy as np
+import pytest
+
+from kopt.core.errors import KoptError, VoiceError
+from kopt.publish.bundle import write_bundle
+from kopt.publish.runtime import Bundle, BundleError, open_bundle
+from tests.graphs import tiny_kokoro, tiny_voices
+from tests.runtime_helpers import VOCAB, small_cache
+
+
+@pytest.fixture
+def bundle(tmp_path):
+    model = tiny_kokoro(tmp_path / "tiny.onnx")
+    return write_bundle(tmp_path / "b", model, tiny_voices(), VOCAB, small_cache(), {"title": "tiny"})
+
+
+def test_layout_and_manifest(bundle):
+    m = json.loads((bundle / "manifest.json").read_text())
+    assert m["model"] == "model.onnx" and m["voices"] == "voices.npz" and m["token_cache"] == "token_cache.json.gz"
+    assert m["title"] == "tiny" and m["default_voice"] == "voice_0"
+    on_disk = sorted(p.relative_to(bundle).as_posix() for p in bundle.rglob("*") if p.is_file())
+    assert sorted(m["files"]) == [f for f in on_disk if f != "manifest.json"]
+    assert "kokoro_runtime/__main__.py" in m["files"] and "kokoro_runtime/synth.py" in m["files"]
+    assert not any("__pycache__" in f for f in m["files"])
+    assert json.loads((bundle / "vocab.json").read_text())["vocab"] == VOCAB
+
+
+def test_open_bundle_speaks_cached_text(bundle):
+    tts = open_bundle(bundle, threads=1, g2p=False)
+    assert tts.voices == ["voice_0", "voice_1"]
+    audio = tts.synthesize("The cat sat on the mat.", "voice_0")
+    assert audio.size > 0 and np.isfinite(audio).all()
+
+
+@pytest.mark.parametrize("victim", ["voices.npz", "model.onnx", "token_cache.json.gz", "kokoro_runtime/synth.py"])
+def test_tampered_file_is_refused_with_its_name(bundle, victim):
+    p = bundle / victim
+    data = bytearray(p.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    p.write_bytes(bytes(data))
+    with pytest.raises(BundleError, match=f"^{victim}: sha256 does not match manifest.json"):
+        Bundle(bundle)
+    Bundle(bundle, verify=False)  # the caller may opt out
+
+
+def test_missing_and_truncated_files(bundle):
+    (bundle / "vocab.json").unlink()
+    with pytest.raises(BundleError, match="^vocab.json: listed in manifest.json but missing"):
+        open_bundle(bundle)
+    p = bundle / "voices.npz"
+    p.write_bytes(p.read_bytes()[:100])
+    (bundle / "vocab.json").write_text("{}")
+    with pytest.raises(BundleError, match="size"):
+        Bundle(bundle)
+
+
+def test_manifest_paths_cannot_leave_the_bundle(bundle):
+    m = json.loads((bundle / "manifest.json").read_text())
+    m["files"]["../evil"] = {"sha256": "0" * 64}
+    (bundle / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(BundleError, match="leaves the bundle"):
+        Bundle(bundle)
+
+
+def test_not_a_bundle(tmp_path):
+    with pytest.raises(BundleError, match="no manifest.json"):
+        Bundle(tmp_path)
+
+
+def test_writer_is_atomic(tmp_path):
+    model = tiny_kokoro(tmp_path / "tiny.onnx")
+    bad = {"ok": tiny_voices()["voice_0"], "broken": np.zeros((3, 256), np.float32)}
+    with pytest.raises(VoiceError, match="broken"):
+        write_bundle(tmp_path / "out", model, bad, VOCAB, small_cache())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny.onnx"]  # no bundle, no temp folder
+
+
+def test_writer_refuses_existing_and_reserved(bundle, tmp_path):
+    model = tiny_kokoro(tmp_path / "tiny2.onnx")
+    with pytest.raises(KoptError, match="already exists"):
+        write_bundle(bundle, model, tiny_voices(), VOCAB, None)
+    with pytest.raises(KoptError, match="reserved"):
+        write_bundle(tmp_path / "x", model, tiny_voices(), VOCAB, None, {"files": {}})
+    with pytest.raises(KoptError, match="default voice 'zz'"):
+        write_bundle(tmp_path / "y", model, tiny_voices(), VOCAB, None, {"default_voice": "zz"})
+    out = write_bundle(bundle, model, tiny_voices(1), VOCAB, None, overwrite=True)
+    m = json.loads((out / "manifest.json").read_text())
+    assert "token_cache" not in m and m["voice_names"] == ["voice_0"]
+    Bundle(out)
+
+
+def test_ort_model_keeps_its_name(tmp_path):
+    import onnxruntime as ort
+
+    model = tiny_kokoro(tmp_path / "m.onnx")
+    so = ort.SessionOptions()
+    so.optimized_model_filepath = str(tmp_path / "m.ort")
+    so.add_session_config_entry("session.save_model_format", "ORT")
+    ort.InferenceSession(str(model), so, providers=["CPUExecutionProvider"])
+    b = write_bundle(tmp_path / "b", tmp_path / "m.ort", tiny_voices(), VOCAB, small_cache(),
+                     {"runtime_options": {"graph_optimization": False}})
+    assert json.loads((b / "manifest.json").read_text())["model"] == "model.ort"
+    assert open_bundle(b, g2p=False).synthesize("The cat sat.", "voice_1").size > 0

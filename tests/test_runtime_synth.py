@@ -1,0 +1,171 @@
+"""The runtime's synthesizer and CLI on the tiny Kokoro-signature graph."""
+
+import ast
+import subprocess
+import sys
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from kopt.publish.runtime import BundleError, Synthesizer, VoiceNotFound
+from kopt.publish.runtime.audio import JoinPolicy
+from tests.graphs import tiny_kokoro, tiny_voices
+from tests.runtime_helpers import REPO, VOCAB, FakeG2P, small_cache
+
+TEXT = "Hello world, this is a test. The cat sat on the mat and the dog ran to the park. It was sunny."
+
+
+@pytest.fixture
+def synth(tmp_path):
+    model = tiny_kokoro(tmp_path / "tiny.onnx")
+    return Synthesizer(model, tiny_voices(), vocab=VOCAB, token_cache=small_cache(), g2p=FakeG2P(), threads=1)
+
+
+def test_run_tokens_pads_and_picks_style_row_by_token_count(synth, monkeypatch):
+    seen = {}
+    real_run = synth.session.run
+
+    def spy(names, feeds):
+        seen.update(feeds)
+        return real_run(names, feeds)
+
+    monkeypatch.setattr(synth.session, "run", spy)
+    audio = synth.run_tokens([50, 83, 54], "voice_1", speed=1.0)
+    assert seen["tokens"].tolist() == [[0, 50, 83, 54, 0]] and seen["tokens"].dtype == np.int64
+    np.testing.assert_array_equal(seen["style"], tiny_voices()["voice_1"][3].reshape(1, 256))
+    assert seen["speed"].dtype == np.float32
+    assert audio.ndim == 1 and audio.dtype == np.float32 and audio.size > 0
+    synth.run_tokens([16] * 510, "voice_0")
+    np.testing.assert_array_equal(seen["style"], tiny_voices()["voice_0"][509].reshape(1, 256))
+    with pytest.raises(ValueError, match="at most 510"):
+        synth.run_tokens([16] * 511, "voice_0")
+
+
+def test_int32_speed_and_input_ids_name(tmp_path):
+    model = tiny_kokoro(tmp_path / "m.onnx", token_name="input_ids", speed_dtype="int32")
+    s = Synthesizer(model, tiny_voices(), vocab=VOCAB, token_cache=small_cache(), g2p=False)
+    assert s.synthesize("The cat sat.", "voice_0", speed=1.0).size > 0
+
+
+def test_stream_equals_synthesize_and_joins_only_touch_edges(synth):
+    parts = list(synth.stream(TEXT, "voice_0"))
+    whole = synth.synthesize(TEXT, "voice_0")
+    assert len(parts) >= 2
+    np.testing.assert_array_equal(np.concatenate(parts), whole)
+    chunks = synth.text_to_chunks(TEXT, first_short=True)
+    fade = int(synth.join.fade_s * 24000)
+    for k, (part, chunk) in enumerate(zip(parts, chunks)):
+        raw = synth.run_tokens(list(chunk.tokens), "voice_0")
+        gap = 0 if k == len(parts) - 1 else int(round(
+            (synth.join.sentence_gap_s if chunk.sentence_end else synth.join.clause_gap_s) * 24000))
+        body = part[:len(part) - gap]
+        assert not part[len(part) - gap:].any()  # the pause after a chunk is silence
+        # the body is a trimmed slice of the model's audio; only the faded edges differ
+        start = next(i for i in range(raw.size - body.size + 1)
+                     if np.array_equal(raw[i + fade:i + body.size - fade], body[fade:-fade]))
+        assert start >= 0
+        assert abs(body[0]) <= abs(raw[start]) + 1e-7 and abs(body[-1]) < 1e-3 + abs(raw[start + body.size - 1]) * 0.01
+
+
+def test_first_stream_chunk_is_the_first_clause(synth):
+    synth.join = JoinPolicy(trim_db=float("inf"), clause_gap_s=0, sentence_gap_s=0)  # length ~ tokens
+    first = next(iter(synth.stream(TEXT, "voice_0")))
+    assert synth.text_to_chunks(TEXT, first_short=True)[0].text == "Hello world, this is a test."
+    full = synth.synthesize(TEXT, "voice_0", first_short=False)
+    assert 0 < first.size < full.size / 3
+
+
+def test_no_clicks_at_joins(synth):
+    parts = list(synth.stream(TEXT, "voice_0"))
+    for part in parts:
+        body = np.trim_zeros(part, "b") if part is not parts[-1] else part
+        # each chunk starts and ends at zero (raised-cosine fades), so no step at any join
+        assert part[0] == 0 and abs(body[-1]) < 1e-3 * np.abs(part).max()
+    synth.join = JoinPolicy(fade_s=0.0, clause_gap_s=0.0, sentence_gap_s=0.0)
+    raw_edges = [p[0] for p in synth.stream(TEXT, "voice_0")]
+    assert any(e != 0 for e in raw_edges)  # without fades the edges are not zero: the test can fail
+
+
+def test_voices_names_blend_and_errors(synth):
+    assert synth.voices == ["voice_0", "voice_1"]
+    a = synth.synthesize("The cat sat.", "voice_0:0.5,voice_1:0.5")
+    assert np.isfinite(a).all()
+    with pytest.raises(VoiceNotFound, match="unknown voice 'nobody'.*voice_0, voice_1"):
+        synth.synthesize("The cat sat.", "nobody")
+    with pytest.raises(VoiceNotFound, match="unknown voice 'ghost'"):
+        synth.synthesize("The cat sat.", "voice_0:0.5,ghost:0.5")
+
+
+def test_voices_from_npz_and_bad_voice(tmp_path):
+    model = tiny_kokoro(tmp_path / "m.onnx")
+    np.savez(tmp_path / "v.npz", good=tiny_voices()["voice_0"])
+    assert Synthesizer(model, tmp_path / "v.npz", vocab=VOCAB).voices == ["good"]
+    np.savez(tmp_path / "bad.npz", bad=np.zeros((10, 256), np.float32))
+    with pytest.raises(BundleError, match="voice 'bad' has shape"):
+        Synthesizer(model, tmp_path / "bad.npz", vocab=VOCAB)
+
+
+def test_missing_model_and_vocab(tmp_path):
+    with pytest.raises(BundleError, match="model file not found"):
+        Synthesizer(tmp_path / "none.onnx", tiny_voices(), vocab=VOCAB)
+    model = tiny_kokoro(tmp_path / "m.onnx")
+    with pytest.raises(BundleError, match="no vocab given and no vocab.json"):
+        Synthesizer(model, tiny_voices())
+
+
+def test_ort_format_and_no_graph_optimization(tmp_path):
+    import onnxruntime as ort
+
+    model = tiny_kokoro(tmp_path / "m.onnx")
+    so = ort.SessionOptions()
+    so.optimized_model_filepath = str(tmp_path / "m.ort")
+    so.add_session_config_entry("session.save_model_format", "ORT")
+    ort.InferenceSession(str(model), so, providers=["CPUExecutionProvider"])
+    ref = Synthesizer(model, tiny_voices(), vocab=VOCAB, token_cache=small_cache(), g2p=False)
+    s = Synthesizer(tmp_path / "m.ort", tiny_voices(), vocab=VOCAB, token_cache=small_cache(), g2p=False,
+                    graph_optimization=False, providers=["CPUExecutionProvider"], threads=1)
+    assert s.providers == ["CPUExecutionProvider"]
+    np.testing.assert_allclose(s.synthesize("The cat sat.", "voice_0"), ref.synthesize("The cat sat.", "voice_0"),
+                               atol=1e-5)
+
+
+RUNTIME = REPO / "kopt" / "publish" / "runtime"
+_ALLOWED = {"__future__", "argparse", "dataclasses", "gzip", "hashlib", "json", "logging", "pathlib", "re",
+            "sys", "typing", "unicodedata", "wave", "numpy", "onnxruntime", "phonemizer", "espeakng_loader"}
+
+
+def test_runtime_imports_only_itself_numpy_and_onnxruntime():
+    for f in sorted(RUNTIME.glob("*.py")):
+        for node in ast.walk(ast.parse(f.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                names = [a.name.split(".")[0] for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                if node.level:  # relative: inside the runtime
+                    continue
+                names = [(node.module or "").split(".")[0]]
+            else:
+                continue
+            bad = [n for n in names if n not in _ALLOWED]
+            assert not bad, f"{f.name} imports {bad}"
+
+
+def test_cli_writes_wav_and_pcm(tmp_path):
+    from kopt.publish.bundle import write_bundle
+
+    model = tiny_kokoro(tmp_path / "tiny.onnx")
+    b = write_bundle(tmp_path / "bundle", model, tiny_voices(), VOCAB, small_cache())
+    run = lambda *args: subprocess.run([sys.executable, "-m", "kokoro_runtime", *args], cwd=b,  # noqa: E731
+                                       capture_output=True, timeout=120)
+    r = run("The cat sat on the mat.", "--voice", "voice_1", "-o", str(tmp_path / "out.wav"), "--threads", "1")
+    assert r.returncode == 0, r.stderr.decode()
+    with wave.open(str(tmp_path / "out.wav")) as w:
+        assert (w.getframerate(), w.getnchannels(), w.getsampwidth()) == (24000, 1, 2) and w.getnframes() > 0
+        frames = w.getnframes()
+    r = run("The cat sat on the mat.", "--voice", "voice_1", "-o", "-")
+    assert r.returncode == 0 and len(r.stdout) == 2 * frames
+    r = run("--list-voices")
+    assert r.stdout.decode().split() == ["voice_0", "voice_1"]
+    r = run("The cat sat.", "--voice", "nobody")
+    assert r.returncode == 1 and r.stderr.decode().count("\n") == 1 and "unknown voice 'nobody'" in r.stderr.decode()
