@@ -1,6 +1,6 @@
 """`kopt compare BASELINE CURRENT`: a regression verdict for CI.
 
-Exit codes: 0 no regression; 3 a regression (a metric worse than its threshold and outside the
+Exit codes: 0 no regression; 3 a regression (a gating metric worse than its threshold and outside the
 measured noise, a variant/provider gone, or a provider that stopped working); 1 a user error (bad file,
 bad flag value); 2 a usage error."""
 
@@ -67,6 +67,7 @@ def compare_cmd(
         for n in cmp_.notes:
             con.print(f"[yellow]note:[/] {n}")
         for title, items, style in (("worse (regressions)", cmp_.regressions, "red"),
+                                    ("worse on watched metrics (not gating)", cmp_.worse, "yellow"),
                                     ("better", cmp_.improvements, "green")):
             if not items:
                 continue
@@ -88,7 +89,8 @@ def compare_cmd(
             con.print(f"[yellow]not compared across machines:[/] {', '.join(skipped)}")
         same = sum(1 for c in cmp_.changes if c.outcome == "within_threshold")
         verdict = "[bold red]REGRESSION[/]" if cmp_.regression else "[bold green]OK[/]"
-        con.print(f"{verdict}: {len(cmp_.regressions)} worse, {len(cmp_.improvements)} better, "
+        con.print(f"{verdict}: {len(cmp_.regressions)} regressions, {len(cmp_.worse)} worse but not gating, "
+                  f"{len(cmp_.improvements)} better, "
                   f"{len(noisy)} within noise, {same} within threshold"
                   + (f"; exit {REGRESSION_EXIT}" if cmp_.regression else ""))
     data = {"command": "compare", "baseline": str(baseline), "current": str(current), **cmp_.as_dict()}

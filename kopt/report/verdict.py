@@ -1,12 +1,14 @@
 """Regression verdicts: compare a CURRENT run against a BASELINE run, metric by metric.
 
 Thresholds are per metric: relative for machine-dependent figures (speed, memory), absolute for quality
-(defaults from the metric catalogue, overridden by settings or flags). A change is a regression when it
-is worse than its threshold and, for machine-dependent metrics, larger than the runs' measured noise:
-the noise band is two standard errors of the difference of the two medians, each run's standard error
-1.2533 x sigma / sqrt(n) from the ``spread`` it recorded (sigma = std, else (p90 - p10) / 2.563). Speed and memory are never compared across machine ids (the
-verdict says so); quality and size still are. A variant/provider that disappeared or stopped working
-is a regression unless allowed. ``REGRESSION_EXIT`` is the CLI's exit code for a regression.
+(defaults from the metric catalogue, overridden by settings or flags). A change is a regression when it is
+worse than its threshold and, for machine-dependent metrics, larger than the runs' measured noise: the noise
+band is two standard errors of the difference of the two medians, each run's standard error 1.2533 x sigma /
+sqrt(n) from the ``spread`` it recorded (sigma = std, else (p90 - p10) / 2.563). Speed and memory are never
+compared across machine ids (the verdict says so); quality and size still are. A variant/provider that
+disappeared or stopped working is a regression unless allowed. Metrics the catalogue marks as not gating
+(single-sample load and first inference times, tail percentiles) are reported as "worse" without failing,
+unless a threshold is set for them. ``REGRESSION_EXIT`` is the CLI's exit code for a regression.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from kopt.select.settings import CompareSettings, Threshold
 
 REGRESSION_EXIT = 3
 
-Outcome = Literal["better", "regression", "within_threshold", "within_noise", "not_compared"]
+Outcome = Literal["better", "regression", "worse", "within_threshold", "within_noise", "not_compared"]
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,11 @@ class Comparison:
         return [c for c in self.changes if c.outcome == "regression"]
 
     @property
+    def worse(self) -> list[Change]:
+        """Worse beyond the threshold on a watched (non-gating) metric: reported, not failing."""
+        return [c for c in self.changes if c.outcome == "worse"]
+
+    @property
     def improvements(self) -> list[Change]:
         return [c for c in self.changes if c.outcome == "better"]
 
@@ -78,6 +85,7 @@ class Comparison:
             "exit_code": REGRESSION_EXIT if self.regression else 0,
             "regressions": [asdict(c) for c in self.regressions],
             "improvements": [asdict(c) for c in self.improvements],
+            "worse_not_gating": [asdict(c) for c in self.worse],
             "cells": [asdict(c) for c in self.cells],
             "changes": [asdict(c) for c in self.changes],
             "notes": list(self.notes),
@@ -154,10 +162,14 @@ def compare_metric(m: Metric, base: Row, cur: Row, settings: CompareSettings, sa
         return Change(**common, outcome="within_threshold", note=f"{change} within {tdesc}", **kw)
     if band is not None and abs(delta) <= band:
         return Change(**common, outcome="within_noise",
-                      note=f"{change} beyond {tdesc} but within the runs' noise (+-{fmt(band)}: 2 standard errors of the medians' difference)", **kw)
+                      note=f"{change} beyond {tdesc} but within the runs' noise (+-{fmt(band)}: "
+                           "2 standard errors of the medians' difference)", **kw)
     if gain > 0:
         return Change(**common, outcome="better", note=f"{change} better beyond {tdesc}", **kw)
     extra = "" if band is not None or not m.machine_dependent or not settings.noise else "; no spread recorded"
+    if not (m.gate or m.name in settings.thresholds):
+        return Change(**common, outcome="worse", note=f"{change} worse beyond {tdesc}{extra} (watched, not gating: "
+                      "set a threshold for it to gate)", **kw)
     return Change(**common, outcome="regression", note=f"{change} worse beyond {tdesc}{extra}", **kw)
 
 

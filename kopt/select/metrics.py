@@ -27,6 +27,7 @@ class Metric:
     unit: str = ""
     rel: float | None = None  # default regression threshold, relative (fraction of the baseline)
     abs: float | None = None  # default regression threshold, absolute (metric units)
+    gate: bool = True  # a change beyond the threshold fails a comparison (False: reported as "worse" only)
 
     @property
     def machine_dependent(self) -> bool:
@@ -97,7 +98,14 @@ _TABLE: dict[str, tuple[Direction, Kind, str, str, float | None, float | None]] 
     "dnsmos_p808":           ("higher", "quality", "DNSMOS P.808",    "",       None, 0.05),
 }
 
-CATALOG: dict[str, Metric] = {n: Metric(n, d, k, lab, u, r, a) for n, (d, k, lab, u, r, a) in _TABLE.items()}
+# Reported but not gating by default: single-sample timings (no spread to judge noise by), tail
+# percentiles and per-category medians of a few samples. A threshold set for one in the settings or
+# with --threshold makes it gate.
+WATCH_ONLY = frozenset({"load_s", "first_inference_s", "first_infer_s", "rtf_p90", "ttfa_ms_p90", "rtf_short_median",
+                        "rtf_medium_median", "rtf_long_median", "rss_loaded_mb"})
+
+CATALOG: dict[str, Metric] = {n: Metric(n, d, k, lab, u, r, a, n not in WATCH_ONLY)
+                              for n, (d, k, lab, u, r, a) in _TABLE.items()}
 
 
 class Catalog:

@@ -1,9 +1,10 @@
 """Join bench and quality records into one row per (machine, variant, provider).
 
-Bench records are per (variant, provider) and machine; quality records are per variant (usually measured
-on CPU). They join on the variant key within one machine id: a quality record for the same provider
-config is preferred, then one measured on CPUExecutionProvider, then any. Records from several runs or shards are merged first: for each
-(kind, machine, variant key, provider config) the latest record wins, so re-runs supersede old figures.
+Bench records are per (variant, provider) and machine; quality records are per variant (usually measured on
+CPU). They join on the variant key within one machine id: a quality record for the same provider config is
+preferred, then one measured on CPUExecutionProvider, then any. Records from several runs or shards are
+merged first: for each (kind, machine, variant key, provider config) the latest record wins, so re-runs
+supersede old figures.
 """
 
 from __future__ import annotations

@@ -44,6 +44,7 @@ class MetricOverride(_Frozen):
     unit: str | None = None
     rel: float | None = None
     abs: float | None = None
+    gate: bool | None = None
 
 
 class SelectSettings(_Frozen):

@@ -123,3 +123,11 @@ def test_settings_file_for_compare(tmp_path):
     cfg.write_text("[compare]\nthreshold = 1\n")
     res = CliRunner().invoke(app, ["compare", b, c, "--settings", str(cfg)])
     assert res.exit_code == 1 and "compare.threshold" in str(res.exception)
+
+
+def test_watched_metrics_are_reported_but_do_not_gate():
+    slow_load = _set(standard("r2"), "int8", "bench", "load_s", 5.0)  # single-sample timing, 10x worse
+    c = compare(standard("r1"), slow_load)
+    assert not c.regression and [(x.metric, x.outcome) for x in c.worse] == [("load_s", "worse")]
+    gated = compare(standard("r1"), slow_load, CompareSettings(thresholds={"load_s": Threshold(rel=0.5)}))
+    assert [x.metric for x in gated.regressions] == ["load_s"]
