@@ -54,31 +54,15 @@ _discover()
 
 
 def main() -> None:
+    """Entry point. Typer's standalone mode handles usage errors (exit 2) and ``typer.Exit(code)``;
+    kopt's own known errors become one line on stderr and their exit code (1)."""
     from kopt.core.errors import KoptError
 
     try:
-        app(standalone_mode=False)
+        app()
     except KoptError as e:
         state.error(str(e))
         sys.exit(e.exit_code)
-    except (typer.Exit, SystemExit) as e:
-        code = getattr(e, "exit_code", None)
-        if code is None:
-            code = getattr(e, "code", 0)
-        sys.exit(code or 0)
-    except typer.Abort:
-        state.error("aborted")
-        sys.exit(130)
-    except KeyboardInterrupt:
-        state.error("interrupted; re-run the same command to resume (finished steps are cached)")
-        sys.exit(130)
-    except Exception as e:  # click usage errors and the like
-        import click
-
-        if isinstance(e, click.exceptions.ClickException):
-            e.show()
-            sys.exit(e.exit_code)
-        raise
 
 
 if __name__ == "__main__":
