@@ -1,0 +1,105 @@
+"""Calibration data for static quantization, generated from the corpus kept in the repo.
+
+``kopt/data/calib/sentences.tsv`` holds ordinary English sentences with their Kokoro phonemes.
+Each calibration sample pairs one sentence with a voice (from the base artifact's voices) and a
+speed in a range, drawn with a seeded rng, so the same config gives the same samples.
+
+Memory: onnxruntime's calibrator turns every tensor it watches into a graph output and keeps the
+outputs of every sample it has run until the end of ``collect_data``; on Kokoro that reached 8 GB
+for 16 sentences. The reader below supports ``set_range`` so quantize_static can feed it one
+sample at a time (``CalibStridedMinMax=1``): ranges (MinMax) or histograms (Entropy/Percentile)
+are merged after each sample and only one sample's tensors are ever held.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from kopt.core.errors import KoptError
+from kopt.quantize.checkset import Utterance, _data_text, style_for, tokenize
+
+SENTENCES_FILE = "sentences.tsv"
+
+
+def corpus() -> list[tuple[str, str]]:
+    """(text, phonemes) pairs of the calibration corpus."""
+    out = []
+    for line in _data_text(SENTENCES_FILE).splitlines():
+        if line.strip() and not line.startswith("#"):
+            text, phon = line.split("\t")
+            out.append((text, phon))
+    return out
+
+
+@dataclass(frozen=True)
+class CalibSpec:
+    sentences: int = 16
+    seed: int = 0
+    speed_min: float = 0.9
+    speed_max: float = 1.2
+    max_tokens: int = 96
+
+
+def calibration_set(voices: Mapping[str, np.ndarray] | None, spec: CalibSpec) -> list[Utterance]:
+    """``spec.sentences`` utterances: sentences, voices and speeds drawn with ``spec.seed``."""
+    pairs = corpus()
+    if spec.sentences < 1:
+        raise KoptError("calibration needs at least 1 sentence (calib_sentences >= 1)")
+    if spec.sentences > len(pairs):
+        raise KoptError(f"calib_sentences={spec.sentences} but the corpus has {len(pairs)} sentences "
+                        f"(kopt/data/calib/{SENTENCES_FILE}); use at most {len(pairs)}")
+    rng = np.random.default_rng(spec.seed)
+    order = rng.permutation(len(pairs))[: spec.sentences]
+    names = sorted(voices) if voices else [""]
+    out = []
+    for i, k in enumerate(order):
+        text, phon = pairs[int(k)]
+        tok = tokenize(phon)
+        if len(tok) > spec.max_tokens:
+            tok = np.concatenate([tok[: spec.max_tokens - 1], [0]]).astype(np.int64)
+        vname = names[int(rng.integers(len(names)))]
+        speed = float(np.round(rng.uniform(spec.speed_min, spec.speed_max), 3))
+        style = style_for(voices[vname] if voices else None, len(tok) - 2)
+        out.append(Utterance(f"calib{i}", tok, style, speed, vname))
+    return out
+
+
+class KokoroCalibrationReader:
+    """onnxruntime CalibrationDataReader over utterances; supports ``set_range`` for strided runs."""
+
+    def __init__(self, utterances: Sequence[Utterance], input_names: Sequence[str], speed_int: bool = False):
+        tok = "tokens" if "tokens" in input_names else "input_ids"
+        self._feeds = [{tok: u.tokens.reshape(1, -1),
+                        "style": u.style.reshape(1, -1).astype(np.float32),
+                        "speed": (np.array([int(round(u.speed))], np.int32) if speed_int
+                                  else np.array([u.speed], np.float32))} for u in utterances]
+        self._start, self._end = 0, len(self._feeds)
+        self._i = 0
+
+    def get_next(self):
+        if self._start + self._i >= self._end:
+            return None
+        f = self._feeds[self._start + self._i]
+        self._i += 1
+        return f
+
+    def __len__(self) -> int:
+        return len(self._feeds)
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        f = self.get_next()
+        if f is None:
+            raise StopIteration
+        return f
+
+    def set_range(self, start_index: int, end_index: int) -> None:
+        self._start, self._end, self._i = start_index, min(end_index, len(self._feeds)), 0
+
+    def rewind(self) -> None:
+        self.set_range(0, len(self._feeds))

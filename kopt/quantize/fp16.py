@@ -1,0 +1,136 @@
+"""fp16: weights and compute in float16, fp32 inputs/outputs, fp32 islands where fp16 fails.
+
+Uses onnxruntime's float16 converter (``onnxruntime.transformers.float16``, the onnxconverter-common
+algorithm) with ``keep_io_types`` and a node block list built from Kokoro's module paths. A naive
+full conversion emits NaN on medium and long sentences (the duration/F0 predictor and the STFT tail
+overflow or lose precision), so those groups stay fp32 by default. The result is run on the check
+set (short/medium/long) and rejected if any audio sample is NaN or inf.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import onnx
+from pydantic import Field
+
+from kopt.core.errors import KoptError
+from kopt.core.passes import Pass, PassConfig, PassContext, PassResult, register
+from kopt.optimize._kokoro import topo_sort
+from kopt.quantize import _common
+from kopt.quantize.groups import FP16_FP32_ISLANDS
+
+# Ops that compute shapes, indices or the cumulative alignment: never worth fp16.
+_OP_BLOCK = ("Range", "CumSum", "Min", "Max", "Upsample", "Round", "Floor", "Ceil", "NonZero", "ScatterND",
+             "STFT", "RandomNormalLike", "RandomUniformLike", "Resize")
+
+
+class Fp16Config(PassConfig):
+    keep_fp32: tuple[str, ...] = Field(
+        FP16_FP32_ISLANDS,
+        description="Node groups (module-path prefixes such as 'predictor', 'generator.istft', or 'op:Sin') "
+                    "kept in fp32. Default: the duration/F0 predictor and the generator's DSP tail.")
+    op_block_list: tuple[str, ...] = Field(_OP_BLOCK, description="Op types always kept in fp32.")
+    keep_io_types: bool = Field(True, description="Keep fp32 model inputs and outputs (Casts at the edges).")
+    check: bool = Field(True, description="Run the short/medium/long check set and reject non-finite audio.")
+
+
+@register
+class Fp16(Pass):
+    name = "fp16"
+    version = 1
+    config_cls = Fp16Config
+    summary = "float16 weights and compute, fp32 I/O, fp32 islands for the predictor and DSP tail"
+    config: Fp16Config
+
+    report_keys: ClassVar[tuple[str, ...]] = ("fp32_nodes", "guard")
+
+    def run(self, model: onnx.ModelProto, ctx: PassContext) -> PassResult:
+        from onnxruntime.transformers.float16 import convert_float_to_float16
+
+        c = self.config
+        block = _common.expand_selectors(model, c.keep_fp32)
+        m = onnx.ModelProto()
+        m.CopyFrom(model)
+        try:
+            out = convert_float_to_float16(m, keep_io_types=c.keep_io_types, op_block_list=list(c.op_block_list),
+                                           node_block_list=block, disable_shape_infer=False)
+        except Exception as e:
+            raise KoptError(f"fp16 conversion failed: {str(e).strip().splitlines()[-1][:200]}") from None
+        dup = _uniquify_node_names(out)
+        roundtrips = _drop_cast_roundtrips(out)
+        topo_sort(out.graph)  # the converter appends its input Casts after their consumers
+        path = ctx.workdir / "fp16.onnx"
+        _common.write_input(out, ctx.workdir, path.name)
+        rep = _common.variant_report(out, path, precision="fp16", fp32_groups=list(c.keep_fp32),
+                                     fp32_nodes=len(block), renamed_duplicate_nodes=dup,
+                                     removed_fp16_roundtrips=roundtrips)
+        if c.check:
+            voices, _src = _common.resolve_voices(ctx.voices)
+            rep["guard"] = _common.guard(path, voices)
+        return PassResult(model=out, report=rep)
+
+
+def _uniquify_node_names(model: onnx.ModelProto) -> int:
+    """The converter can insert the same Cast twice (once per blocked consumer of a value), both
+    writing one tensor under one node name; onnxruntime refuses such a graph. Drop exact repeats,
+    rename other name clashes. Returns how many nodes were dropped or renamed."""
+    seen: set[str] = set()
+    producers: dict[str, bytes] = {}
+    keep = []
+    fixed = 0
+    for n in model.graph.node:
+        sig = n.SerializeToString()
+        if any(o and o in producers for o in n.output):
+            if all(producers.get(o) == sig for o in n.output if o):
+                fixed += 1
+                continue
+            raise KoptError(f"fp16 conversion produced two different nodes writing {list(n.output)}")
+        for o in n.output:
+            if o:
+                producers[o] = sig
+        if n.name in seen:
+            k = 1
+            while f"{n.name}_{k}" in seen:
+                k += 1
+            n.name = f"{n.name}_{k}"
+            fixed += 1
+        seen.add(n.name)
+        keep.append(n)
+    del model.graph.node[:]
+    model.graph.node.extend(keep)
+    return fixed
+
+
+def _is_cast_to(n: onnx.NodeProto, dtype: int) -> bool:
+    return n.op_type == "Cast" and any(a.name == "to" and a.i == dtype for a in n.attribute)
+
+
+def _drop_cast_roundtrips(model: onnx.ModelProto) -> int:
+    """Between two fp32 nodes the converter can insert Cast(fp16) -> Cast(fp32): a lossy round trip
+    that flushes small STFT bins to 0 (0/0 = NaN in the phase). Read the fp32 value directly instead.
+    The converter only casts float tensors, so the first Cast's input is fp32. Returns pairs bypassed."""
+    g = model.graph
+    prod = {o: n for n in g.node for o in n.output}
+    rename: dict[str, str] = {}
+    for n in g.node:
+        if _is_cast_to(n, onnx.TensorProto.FLOAT):
+            p = prod.get(n.input[0])
+            if p is not None and _is_cast_to(p, onnx.TensorProto.FLOAT16):
+                rename[n.output[0]] = p.input[0]
+    if not rename:
+        return 0
+    graph_outputs = {o.name for o in g.output}
+    keep = []
+    for n in g.node:
+        if n.output and n.output[0] in rename and n.output[0] not in graph_outputs:
+            continue
+        for i, x in enumerate(n.input):
+            if x in rename:
+                n.input[i] = rename[x]
+        keep.append(n)
+    used = {x for n in keep for x in n.input} | graph_outputs
+    keep = [n for n in keep if not (n.op_type == "Cast" and n.output[0] not in used)]
+    del g.node[:]
+    g.node.extend(keep)
+    return len(rename)

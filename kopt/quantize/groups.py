@@ -1,0 +1,152 @@
+"""Kokoro node groups: which part of the network a node belongs to, from its module path.
+
+Kokoro's exported node names keep the PyTorch module path (``/decoder/decoder/generator/resblocks.3/
+convs1.0/Conv``), so a node's group is a dotted name such as ``generator.resblocks.3``. Selectors
+match by prefix on dot boundaries: ``generator`` matches every generator group,
+``generator.resblocks`` every resblock, ``op:Conv`` every Conv node. Nodes the exporter left
+without a module path (shape glue, fused ops named by token) fall into ``other``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter, defaultdict
+from typing import Iterable
+
+import onnx
+
+# (regex on the node name, group name template). First match wins; \1 etc. fill numbered parts.
+_RULES: tuple[tuple[re.Pattern[str], str], ...] = tuple((re.compile(p), g) for p, g in (
+    (r"^/encoder/bert_encoder/", "bert.proj"),
+    (r"^/encoder/bert/", "bert"),
+    (r"^/encoder/text_encoder/", "text_encoder"),
+    (r"^/encoder/predictor/duration_proj/", "predictor.duration"),
+    (r"^/encoder/predictor/lstm/", "predictor.duration"),
+    (r"^/encoder/predictor/text_encoder/", "predictor.text_encoder"),
+    (r"^/encoder/predictor/", "predictor.duration"),
+    (r"^/encoder/shared/", "predictor.shared"),
+    (r"^/encoder/F0(?:\.\d+|_proj)/", "predictor.F0"),
+    (r"^/encoder/N(?:\.\d+|_proj)/", "predictor.N"),
+    (r"^/encoder/", "predictor.align"),
+    (r"^/decoder/decoder/(?:encode|F0_conv|N_conv|asr_res)(?:/|$)", "decoder.encode"),
+    (r"^/decoder/decoder/decode\.(\d+)/", r"decoder.decode.\1"),
+    (r"^/decoder/decoder/generator/(?:m_source|f0_upsamp)/", "generator.source"),
+    (r"^/decoder/decoder/generator/ups\.(\d+)/", r"generator.ups.\1"),
+    (r"^/decoder/decoder/generator/resblocks\.(\d+)/", r"generator.resblocks.\1"),
+    (r"^/decoder/decoder/generator/noise_(?:convs|res)\.(\d+)/", r"generator.noise.\1"),
+    (r"^/decoder/decoder/generator/conv_post/", "generator.conv_post"),
+    # the STFT of the harmonic source, its magnitude/phase (Pow, Sqrt, Atan, Where) and the iSTFT:
+    # top-level generator nodes without a sub-module, plus istft/ and reflection_pad/
+    (r"^/decoder/decoder/generator/(?:istft|reflection_pad)/", "generator.istft"),
+    (r"^/decoder/decoder/generator/[A-Za-z]+(?:_\d+)?/?$", "generator.istft"),
+    (r"^/decoder/decoder/generator/", "generator.glue"),
+    (r"^/decoder/", "decoder.glue"),
+))
+
+# Parts where fp16 is known to overflow or lose the signal: duration/F0 path and the DSP tail.
+# (predictor.align, the integer duration -> frame bookkeeping, is left to the converter's op block
+# list: blocking its FusedMatMul too makes onnxruntime 1.31's NchwcTransformer segfault on load.)
+FP16_FP32_ISLANDS = ("predictor.text_encoder", "predictor.duration", "predictor.shared", "predictor.F0",
+                     "predictor.N", "generator.source", "generator.istft", "generator.conv_post")
+
+# The op types that carry weights and so are what quantizers rewrite.
+WEIGHT_OPS = ("Conv", "ConvTranspose", "MatMul", "Gemm", "LSTM", "Gather")
+
+
+def group_of(node_name: str) -> str:
+    for pat, tmpl in _RULES:
+        m = pat.match(node_name)
+        if m:
+            return m.expand(tmpl)
+    return "other"
+
+
+def assign(model: onnx.ModelProto) -> dict[str, str]:
+    """Node name -> group for every node. Nodes without a module path (ORT's fused or
+    transpose-optimizer nodes, named ``Transpose_token_36`` etc.) take the group of the node that
+    produces their first float input, so a moved Transpose inside the sine generator stays there."""
+    prod = {o: n for n in model.graph.node for o in n.output}
+    out: dict[str, str] = {}
+    for n in model.graph.node:
+        g = group_of(n.name)
+        if g == "other":
+            for x in n.input:
+                p = prod.get(x)
+                if p is not None and out.get(p.name, "other") != "other":
+                    g = out[p.name]
+                    break
+        out[n.name] = g
+    return out
+
+
+def _matches(node: onnx.NodeProto, group: str, selector: str) -> bool:
+    if selector.startswith("op:"):
+        return node.op_type == selector[3:]
+    return group == selector or group.startswith(selector + ".")
+
+
+def matches(node: onnx.NodeProto, selector: str, group: str | None = None) -> bool:
+    """Does ``node`` fall under ``selector`` (a group prefix, or ``op:TYPE``)?"""
+    return _matches(node, group if group is not None else group_of(node.name), selector)
+
+
+def select(model: onnx.ModelProto, selectors: Iterable[str], op_types: Iterable[str] | None = None) -> list[str]:
+    """Names of nodes matching any selector (and, if given, one of ``op_types``)."""
+    sels = list(selectors)
+    ops = set(op_types) if op_types is not None else None
+    where = assign(model)
+    out = []
+    for n in model.graph.node:
+        if ops is not None and n.op_type not in ops:
+            continue
+        if any(_matches(n, where[n.name], s) for s in sels):
+            out.append(n.name)
+    return out
+
+
+def groups(model: onnx.ModelProto, depth: int | None = None) -> dict[str, list[str]]:
+    """Group name (cut to ``depth`` dotted parts, if given) -> node names, in graph order."""
+    out: dict[str, list[str]] = defaultdict(list)
+    for name, g in assign(model).items():
+        if depth is not None:
+            g = ".".join(g.split(".")[:depth])
+        out[g].append(name)
+    return dict(out)
+
+
+def precision_by_group(model: onnx.ModelProto, depth: int = 2) -> dict[str, dict[str, int]]:
+    """Per group, how many weight-bearing compute nodes run in int8 / int4 / fp16 / fp32.
+
+    Read from the graph itself, so a report states what the file really holds: a QDQ node counts
+    as int8 when its weight input comes from a DequantizeLinear of an int8 initializer.
+    """
+    producers = {o: n for n in model.graph.node for o in n.output}
+    inits = {t.name: t.data_type for t in model.graph.initializer}
+    fp16_vals = {vi.name for vi in list(model.graph.value_info) + list(model.graph.output)
+                 if vi.type.tensor_type.elem_type == onnx.TensorProto.FLOAT16}
+    fp16_vals |= {n.output[0] for n in model.graph.node if n.op_type == "Cast"
+                  and any(a.name == "to" and a.i == onnx.TensorProto.FLOAT16 for a in n.attribute)}
+    out: dict[str, Counter] = defaultdict(Counter)
+    int_ops = {"QLinearConv": "int8", "ConvInteger": "int8", "MatMulInteger": "int8", "QLinearMatMul": "int8",
+               "DynamicQuantizeLSTM": "int8", "DynamicQuantizeMatMul": "int8", "MatMulNBits": "int4",
+               "GatherBlockQuantized": "int4"}
+    where = assign(model)
+    for n in model.graph.node:
+        g = ".".join(where[n.name].split(".")[:depth])
+        if n.op_type in int_ops:
+            out[g][int_ops[n.op_type]] += 1
+            continue
+        if n.op_type not in WEIGHT_OPS or len(n.input) < 2:
+            continue
+        w = n.input[0] if n.op_type == "Gather" else n.input[1]
+        p = producers.get(w)
+        if p is not None and p.op_type == "DequantizeLinear":
+            t = inits.get(p.input[0])
+            out[g]["int4" if t in (onnx.TensorProto.INT4, onnx.TensorProto.UINT4) else "int8"] += 1
+        elif p is not None and p.op_type == "Cast" and p.input[0] in inits:
+            out[g]["fp16" if w in fp16_vals else "fp32"] += 1
+        elif inits.get(w) == onnx.TensorProto.FLOAT16:
+            out[g]["fp16"] += 1
+        elif inits.get(w) == onnx.TensorProto.FLOAT:
+            out[g]["fp32"] += 1
+    return {g: dict(sorted(c.items())) for g, c in sorted(out.items())}
