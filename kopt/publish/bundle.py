@@ -52,6 +52,7 @@ def write_bundle(out_dir: str | Path, model_path: str | Path, voices: dict[str, 
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
     try:
+        tmp.chmod(0o755)  # mkdtemp makes it private; a bundle is meant to be shared
         model_name = "model" + model.suffix
         shutil.copyfile(model, tmp / model_name)
         shutil.copytree(RUNTIME_DIR, tmp / RUNTIME_NAME, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
