@@ -32,8 +32,12 @@ _RESERVED = {"format", "version", "files", "model", "voices", "vocab", "token_ca
 
 def write_bundle(out_dir: str | Path, model_path: str | Path, voices: dict[str, np.ndarray],
                  vocab: dict[str, int], token_cache_path_or_obj: "TokenCache | str | Path | None",
-                 extra_manifest: dict | None = None, overwrite: bool = False) -> Path:
-    """Write the bundle at ``out_dir`` and return its path (KoptError if it exists, unless overwrite)."""
+                 extra_manifest: dict | None = None, overwrite: bool = False,
+                 extra_files: dict[str, "str | Path | bytes"] | None = None) -> Path:
+    """Write the bundle at ``out_dir`` and return its path (KoptError if it exists, unless overwrite).
+
+    ``extra_files`` maps a relative name to a file path or bytes (model card, licence notices, a
+    second model format); each is listed in the manifest like every other file."""
     out = Path(out_dir)
     model = Path(model_path)
     if not model.is_file():
@@ -58,6 +62,15 @@ def write_bundle(out_dir: str | Path, model_path: str | Path, voices: dict[str, 
         shutil.copytree(RUNTIME_DIR, tmp / RUNTIME_NAME, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
         save_voices(voices, tmp / VOICES_FILE)
         (tmp / VOCAB_FILE).write_text(json.dumps({"vocab": vocab}, ensure_ascii=False, indent=1), encoding="utf-8")
+        for rel, src in (extra_files or {}).items():
+            dest = tmp / rel
+            if dest.exists() or rel == MANIFEST:
+                raise KoptError(f"bundle file {rel!r} is written by the bundle itself; choose another name")
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            if isinstance(src, bytes):
+                dest.write_bytes(src)
+            else:
+                shutil.copyfile(src, dest)
         manifest: dict = {"format": FORMAT, "version": 1, "sample_rate": 24000, "model": model_name,
                           "voices": VOICES_FILE, "vocab": VOCAB_FILE, "runtime": RUNTIME_NAME,
                           "voice_names": sorted(voices)}

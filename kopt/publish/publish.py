@@ -1,0 +1,238 @@
+"""`kopt publish`: a variant as a runtime bundle people can ship.
+
+The bundle holds the model (.onnx, and .ort when asked), the validated voice NPZ (blends included),
+the token cache, the runtime, licence notices and a model card, with a manifest recording every
+file's sha256 and size, the variant's key and full lineage back to the base model's sha256, its
+measured metrics and the machine they came from, and the recommended provider and session options.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tarfile
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from kopt.core.env import versions
+from kopt.core.errors import KoptError
+from kopt.core.progress import NullProgress
+from kopt.core.refs import resolve
+from kopt.core.store import Artifact, ArtifactStore, StepSpec
+from kopt.publish.settings import PublishSettings
+
+LICENSE_FILES = {
+    "LICENSES/LICENSE-Apache-2.0.txt": "LICENSE-Apache-2.0.txt",
+    "LICENSES/LICENSE-kokoro-onnx-MIT.txt": "LICENSE-kokoro-onnx-MIT.txt",
+}
+TOKENCACHE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Published:
+    bundle: Path
+    tarball: Path | None
+    manifest: dict[str, Any]
+
+
+def lineage(store: ArtifactStore, key: str) -> list[dict[str, Any]]:
+    """The chain of steps from ``key`` back to the base model (nearest first)."""
+    out, seen = [], set()
+    todo = [key]
+    while todo:
+        k = todo.pop(0)
+        if k in seen:
+            continue
+        seen.add(k)
+        art = store.get(k)
+        if art is None:
+            out.append({"key": k, "missing": True})
+            continue
+        rec = art.record
+        files = {n: f["sha256"] for n, f in art.files.items() if n.endswith((".onnx", ".ort"))}
+        out.append({"key": k, "step": rec.get("step"), "config": rec.get("config"), "parents": rec.get("parents", []),
+                    "model_sha256": files})
+        todo.extend(rec.get("parents", []))
+    return out
+
+
+def token_cache(store: ArtifactStore, settings: PublishSettings, vocab: dict[str, int], progress=None) -> Path | None:
+    """The token cache for ``settings``, built once and kept in the store (building needs G2P)."""
+    if settings.cache_words == 0 and not settings.phrases:
+        return None
+    from kopt.core.hashing import canonical_json, sha256_bytes
+    from kopt.publish.tokencache import CacheConfig, build_cache
+
+    cfg = {"version": TOKENCACHE_VERSION, "words": settings.cache_words, "phrases": list(settings.phrases)}
+    spec = StepSpec("tokencache", cfg, {"vocab": sha256_bytes(canonical_json(vocab).encode())})
+    with store.lock(spec.key):
+        hit = store.get(spec.key)
+        if hit is None:
+            with store.writing(spec) as tmp:
+                cache = build_cache(CacheConfig(words=settings.cache_words, phrases=tuple(settings.phrases)),
+                                    progress=progress)
+                cache.save(tmp / "token_cache.json.gz")
+            hit = store.get(spec.key)
+    return hit.file("token_cache.json.gz")
+
+
+def publish(store: ArtifactStore, variant: str, out: str | Path, settings: PublishSettings | None = None, *,
+            metrics: dict[str, Any] | None = None, measured_on: dict[str, Any] | None = None,
+            provider_options: dict[str, Any] | None = None, progress=None, overwrite: bool = True) -> Published:
+    """Write the bundle for ``variant`` (artifact key, ref name) at ``out`` (and ``out``.tar.gz)."""
+    from kopt.core.runner import model_file
+    from kopt.publish.bundle import write_bundle
+    from kopt.source.vocab import load_vocab
+    from kopt.source.voices import add_blend, load_voices
+
+    settings = settings or PublishSettings()
+    progress = progress or NullProgress()
+    art = resolve(store, variant)
+    model = model_file(art)
+    if model.suffix != ".onnx":
+        raise KoptError(f"{art.path}: publish needs an .onnx model (kokoro-onnx and other clients read ONNX); "
+                        "set publish.ort = true to add the .ort form")
+    base = resolve(store, "base")
+    voices = load_voices(base.file("voices.npz"))
+    vocab = load_vocab(base.file("vocab.json"))
+    if settings.voices:
+        missing = [v for v in settings.voices if v not in voices]
+        if missing:
+            raise KoptError(f"publish.voices: unknown voice(s) {', '.join(missing)}; known: {', '.join(sorted(voices))}")
+        voices = {k: voices[k] for k in settings.voices}
+    for name, spec in settings.blends.items():
+        voices = add_blend(voices, name, spec)
+    default_voice = settings.default_voice or sorted(voices)[0]
+    if default_voice not in voices:
+        raise KoptError(f"publish.default_voice: {default_voice!r} is not among {', '.join(sorted(voices))}")
+    with progress.task("token cache"):
+        cache = token_cache(store, settings, vocab, progress)
+    extra_files: dict[str, Any] = {}
+    for rel, name in LICENSE_FILES.items():
+        extra_files[rel] = (resources.files("kopt") / "data" / "licenses" / name).read_bytes()
+    runtime_model = "model.onnx"
+    session = {"graph_optimization": "all", "intra_op_num_threads": 0}
+    if settings.ort:
+        ort_path = _ort_model(store, art, settings, progress)
+        extra_files["model.ort"] = ort_path
+        runtime_model = "model.ort"
+        session["graph_optimization"] = "disabled (optimizations baked into model.ort)"
+    lin = lineage(store, art.key)
+    base_sha = base.sha256("model.onnx")
+    manifest_extra = {
+        "variant": {"name": variant, "key": art.key, "precision": art.record.get("extra", {}).get("precision"),
+                    "model_sha256": art.sha256(model.name)},
+        "lineage": lin,
+        "base_model_sha256": base_sha,
+        "metrics": metrics or {},
+        "measured_on": measured_on or {},
+        "recommended": {"provider": settings.provider, "provider_options": provider_options or {},
+                        "session": session, "runtime_model": runtime_model},
+        "built_with": versions(),
+        "default_voice": default_voice,
+        "licenses": {"weights_and_voices": "Apache-2.0 (hexgrad/Kokoro-82M)",
+                     "onnx_export_and_vocab": "MIT (thewh1teagle/kokoro-onnx)"},
+    }
+    extra_files["README.md"] = model_card(manifest_extra, sorted(voices)).encode()
+    out = Path(out)
+    with progress.task("writing bundle"):
+        bundle = write_bundle(out, model, voices, vocab, cache, manifest_extra, overwrite=overwrite,
+                              extra_files=extra_files)
+    if runtime_model != "model.onnx":
+        _point_runtime_at(bundle, runtime_model)
+    tar = None
+    if settings.tarball:
+        tar = _tarball(bundle)
+    manifest = json.loads((bundle / "manifest.json").read_text(encoding="utf-8"))
+    return Published(bundle, tar, manifest)
+
+
+def _ort_model(store: ArtifactStore, art: Artifact, settings: PublishSettings, progress) -> Path:
+    from kopt.core.passes import get_pass, make_config
+    from kopt.core.runner import Runner, resolve_input
+
+    cls = get_pass("ort-format")
+    p = cls(make_config(cls, {"level": settings.ort_level}))
+    runner = Runner(store, progress=progress)
+    _, out = runner.step(p, resolve_input(store, art.key), label="publish")
+    return Path(out.path)
+
+
+def _point_runtime_at(bundle: Path, model_name: str) -> None:
+    """Make the manifest's ``model`` (what the runtime loads) the .ort file; files stay verified."""
+    mpath = bundle / "manifest.json"
+    m = json.loads(mpath.read_text(encoding="utf-8"))
+    m["model"] = model_name
+    m["onnx_model"] = "model.onnx"
+    tmp = mpath.with_suffix(".part")
+    tmp.write_text(json.dumps(m, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    os.replace(tmp, mpath)
+
+
+def _tarball(bundle: Path) -> Path:
+    tar = bundle.with_name(bundle.name + ".tar.gz")
+    part = tar.with_name(tar.name + ".part")
+    with tarfile.open(part, "w:gz") as tf:
+        for p in sorted(bundle.rglob("*")):
+            if p.is_file() and "__pycache__" not in p.parts:
+                tf.add(p, arcname=f"{bundle.name}/{p.relative_to(bundle).as_posix()}")
+    os.replace(part, tar)
+    return tar
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)
+
+
+def model_card(m: dict[str, Any], voices: list[str]) -> str:
+    v = m["variant"]
+    rec = m["recommended"]
+    lines = [
+        f"# Kokoro-82M, variant `{v['name']}`",
+        "",
+        f"Built by kopt {m['built_with'].get('kopt')} with onnxruntime {m['built_with'].get('onnxruntime')}. "
+        f"Variant key `{v['key']}`, precision {v.get('precision') or 'n/a'}, "
+        f"model sha256 `{v['model_sha256'][:16]}...`, built from base model sha256 `{m['base_model_sha256'][:16]}...`.",
+        "",
+        "## Use",
+        "",
+        "```bash",
+        "pip install numpy onnxruntime            # add `phonemizer espeakng-loader` for text outside the token cache",
+        f'python -m kokoro_runtime "Hello there." --voice {m["default_voice"]} -o hello.wav',
+        "```",
+        "",
+        f"Recommended provider: `{rec['provider']}`; session: {rec['session']}. "
+        f"The model and `voices.npz` also load in kokoro-onnx.",
+        "",
+        f"Voices: {', '.join(voices)}.",
+        "",
+        "## Measured",
+        "",
+    ]
+    metrics = m.get("metrics") or {}
+    if metrics:
+        lines += ["| metric | value |", "| --- | --- |"]
+        lines += [f"| {k} | {_fmt(val)} |" for k, val in sorted(metrics.items()) if val is not None]
+        mo = m.get("measured_on") or {}
+        if mo:
+            lines += ["", f"Measured on {mo.get('cpu', '?')} ({mo.get('cores', '?')} cores), machine id {mo.get('id', '?')}."]
+    else:
+        lines.append("No measurements were attached to this bundle.")
+    lines += [
+        "",
+        "## Lineage",
+        "",
+        *[f"- `{s['key']}` {s.get('step')} {json.dumps(s.get('config'), sort_keys=True)}" for s in m["lineage"]],
+        "",
+        "## Licences",
+        "",
+        "Kokoro-82M weights and voice style vectors by hexgrad: Apache License 2.0 "
+        "(`LICENSES/LICENSE-Apache-2.0.txt`). The ONNX export and phoneme vocabulary from kokoro-onnx by "
+        "thewh1teagle: MIT License (`LICENSES/LICENSE-kokoro-onnx-MIT.txt`).",
+        "",
+    ]
+    return "\n".join(lines)

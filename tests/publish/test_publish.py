@@ -1,0 +1,79 @@
+"""Publishing a tiny model: the bundle's files, manifest, lineage, licences, tarball, and that it speaks."""
+
+import json
+import subprocess
+import sys
+import tarfile
+
+import numpy as np
+import pytest
+
+from kopt.core.passes import get_pass, make_config
+from kopt.core.runner import Runner, resolve_input
+from kopt.publish.publish import publish
+from kopt.publish.settings import PublishSettings
+from kopt.source.fetch import fetch
+from kopt.source.reference import reference
+
+
+@pytest.fixture
+def tiny_store(store, tiny_model, tiny_voices_file):
+    base = fetch(store, model=tiny_model, voices=tiny_voices_file).artifact
+    reference(store, base)
+    return store, base
+
+
+def test_publish_bundle_manifest_lineage_and_speech(tmp_path, tiny_store):
+    store, base = tiny_store
+    cls = get_pass("fold")
+    _, out = Runner(store).step(cls(make_config(cls, {})), resolve_input(store, "reference"), label="t")
+    settings = PublishSettings(cache_words=300, blends={"mix": "voice_0:0.5,voice_1:0.5"}, default_voice="mix")
+    res = publish(store, out.key, tmp_path / "bundle", settings, metrics={"rtf_median": 0.1},
+                  measured_on={"cpu": "x", "cores": 2, "id": "m1"})
+    b = res.bundle
+    m = res.manifest
+    for f in ("model.onnx", "voices.npz", "vocab.json", "README.md", "LICENSES/LICENSE-Apache-2.0.txt",
+              "LICENSES/LICENSE-kokoro-onnx-MIT.txt", "kokoro_runtime/__main__.py"):
+        assert (b / f).is_file(), f
+        assert f in m["files"]
+    assert m["variant"]["key"] == out.key
+    assert m["base_model_sha256"] == base.sha256("model.onnx")
+    steps = [s["step"] for s in m["lineage"]]
+    assert steps == ["pass:fold@1", "fetch"]  # fold <- (fp32 base is its own reference) fetch
+    assert m["metrics"] == {"rtf_median": 0.1} and m["measured_on"]["id"] == "m1"
+    assert m["recommended"]["provider"] == "cpu" and m["default_voice"] == "mix"
+    with np.load(b / "voices.npz") as z:
+        assert sorted(z.files) == ["mix", "voice_0", "voice_1"]
+    assert "Apache License" in (b / "LICENSES/LICENSE-Apache-2.0.txt").read_text()
+    assert "`pass:fold@1`" not in (b / "README.md").read_text() and out.key in (b / "README.md").read_text()
+    with tarfile.open(res.tarball) as tf:
+        names = tf.getnames()
+    assert "bundle/manifest.json" in names and "bundle/model.onnx" in names
+    assert m["token_cache"] == "token_cache.json.gz"
+    # the runtime speaks from the bundle in a fresh process
+    wav = tmp_path / "out.wav"
+    r = subprocess.run([sys.executable, "-m", "kokoro_runtime", "It is time to go home.", "-o", str(wav)],
+                       cwd=b, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert wav.stat().st_size > 1000
+
+
+def test_tampered_bundle_is_refused(tmp_path, tiny_store):
+    store, _ = tiny_store
+    res = publish(store, "reference", tmp_path / "b", PublishSettings(cache_words=0, tarball=False))
+    data = bytearray((res.bundle / "voices.npz").read_bytes())
+    data[-10] ^= 0xFF
+    (res.bundle / "voices.npz").write_bytes(bytes(data))
+    r = subprocess.run([sys.executable, "-m", "kokoro_runtime", "--list-voices"],
+                       cwd=res.bundle, capture_output=True, text=True)
+    assert r.returncode != 0
+    assert "voices.npz" in r.stderr
+
+
+def test_publish_bad_voice_names(tmp_path, tiny_store):
+    from kopt.core.errors import KoptError
+
+    store, _ = tiny_store
+    with pytest.raises(KoptError, match="publish.voices: unknown voice"):
+        publish(store, "reference", tmp_path / "b", PublishSettings(cache_words=0, voices=("nope",)))
+    assert not (tmp_path / "b").exists()
