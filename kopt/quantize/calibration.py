@@ -75,7 +75,10 @@ class KokoroCalibrationReader:
         self._feeds = [{tok: u.tokens.reshape(1, -1),
                         "style": u.style.reshape(1, -1).astype(np.float32),
                         "speed": (np.array([int(round(u.speed))], np.int32) if speed_int
-                                  else np.array([u.speed], np.float32))} for u in utterances]
+                                  else np.array([u.speed], np.float32)),
+                        # a graph instrumented by the durations pass: empty = use its own predictions
+                        **({"durations": np.zeros(0, np.int64)} if "durations" in input_names else {})}
+                       for u in utterances]
         self._start, self._end = 0, len(self._feeds)
         self._i = 0
 

@@ -86,6 +86,8 @@ def feeds_for(sess: Any, utt: Utterance, extra: Mapping[str, np.ndarray] | None 
     f = {tok: utt.tokens.reshape(1, -1).astype(np.int64),
          "style": utt.style.reshape(1, STYLE_DIM).astype(np.float32),
          "speed": np.array([int(round(utt.speed))], np.int32) if spd_int else np.array([utt.speed], np.float32)}
+    if "durations" in names:  # durations-instrumented graph: empty = its own predictions
+        f["durations"] = np.zeros(0, np.int64)
     for k, v in (extra or {}).items():
         if k in names:
             f[k] = v

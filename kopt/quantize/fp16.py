@@ -9,8 +9,6 @@ set (short/medium/long) and rejected if any audio sample is NaN or inf.
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 import onnx
 from pydantic import Field
 
@@ -43,32 +41,36 @@ class Fp16(Pass):
     summary = "float16 weights and compute, fp32 I/O, fp32 islands for the predictor and DSP tail"
     config: Fp16Config
 
-    report_keys: ClassVar[tuple[str, ...]] = ("fp32_nodes", "guard")
-
     def run(self, model: onnx.ModelProto, ctx: PassContext) -> PassResult:
-        from onnxruntime.transformers.float16 import convert_float_to_float16
-
         c = self.config
         block = _common.expand_selectors(model, c.keep_fp32)
-        m = onnx.ModelProto()
-        m.CopyFrom(model)
-        try:
-            out = convert_float_to_float16(m, keep_io_types=c.keep_io_types, op_block_list=list(c.op_block_list),
-                                           node_block_list=block, disable_shape_infer=False)
-        except Exception as e:
-            raise KoptError(f"fp16 conversion failed: {str(e).strip().splitlines()[-1][:200]}") from None
-        dup = _uniquify_node_names(out)
-        roundtrips = _drop_cast_roundtrips(out)
-        topo_sort(out.graph)  # the converter appends its input Casts after their consumers
+        out, fixes = to_fp16(model, block, c.op_block_list, c.keep_io_types)
         path = ctx.workdir / "fp16.onnx"
         _common.write_input(out, ctx.workdir, path.name)
         rep = _common.variant_report(out, path, precision="fp16", fp32_groups=list(c.keep_fp32),
-                                     fp32_nodes=len(block), renamed_duplicate_nodes=dup,
-                                     removed_fp16_roundtrips=roundtrips)
+                                     fp32_nodes=len(block), **fixes)
         if c.check:
             voices, _src = _common.resolve_voices(ctx.voices)
             rep["guard"] = _common.guard(path, voices)
         return PassResult(model=out, report=rep)
+
+
+def to_fp16(model: onnx.ModelProto, block_nodes: list[str], op_block_list: tuple[str, ...] | list[str],
+            keep_io_types: bool = True) -> tuple[onnx.ModelProto, dict]:
+    """onnxruntime's converter plus the repairs its output needs on Kokoro (see the helpers below)."""
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    m = onnx.ModelProto()
+    m.CopyFrom(model)
+    try:
+        out = convert_float_to_float16(m, keep_io_types=keep_io_types, op_block_list=list(op_block_list),
+                                       node_block_list=list(block_nodes), disable_shape_infer=False)
+    except Exception as e:
+        raise KoptError(f"fp16 conversion failed: {str(e).strip().splitlines()[-1][:200]}") from None
+    dup = _uniquify_node_names(out)
+    roundtrips = _drop_cast_roundtrips(out)
+    topo_sort(out.graph)  # the converter appends its input Casts after their consumers
+    return out, {"renamed_duplicate_nodes": dup, "removed_fp16_roundtrips": roundtrips}
 
 
 def _uniquify_node_names(model: onnx.ModelProto) -> int:

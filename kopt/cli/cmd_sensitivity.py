@@ -1,0 +1,60 @@
+"""`kopt sensitivity`: rank node groups by the audio damage int8 does to them, and derive the
+exclusion list (and hybrid precision map) that meets a quality budget with the least float left."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from kopt.cli import state
+
+
+def register(app: typer.Typer) -> None:
+    app.command("sensitivity")(sensitivity_cmd)
+
+
+def sensitivity_cmd(
+    model: str = typer.Argument("reference", help="fp32 reference: model path, artifact key or ref name."),
+    out: Path = typer.Option(Path("artifacts/sensitivity"), "--out", help="Folder for sensitivity.json/.png."),
+    group: Optional[List[str]] = typer.Option(None, "--group", "-g", help="Candidate group (repeatable; default: all)."),
+    budget: float = typer.Option(4.0, "--budget", help="Mean aligned PESQ-wb the combined model must keep."),
+    case: Optional[List[str]] = typer.Option(None, "--case", help="Check-set sentences: short, medium, long."),
+    method: str = typer.Option("MinMax", "--method", help="Calibration: MinMax, Entropy or Percentile."),
+    no_search: bool = typer.Option(False, "--no-search", help="Rank only; skip the budget search."),
+    write_map: Optional[Path] = typer.Option(None, "--write-map", help="Also write a hybrid precision map JSON here."),
+    threads: int = typer.Option(1, "--threads", help="Threads for scoring sessions."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the settings and exit."),
+) -> None:
+    """Quantize one node group at a time, score each against the fp32 reference, rank, and search."""
+    import json
+
+    from kopt.core.runner import resolve_input
+    from kopt.quantize.sensitivity import SensitivityConfig, run_sensitivity, write_precision_map
+
+    fields: dict = {"budget": budget, "calibrate_method": method, "search": not no_search, "threads": threads}
+    if group:
+        fields["groups"] = tuple(group)
+    if case:
+        fields["cases"] = tuple(case)
+    cfg = SensitivityConfig(**fields)
+    if dry_run:
+        typer.echo(json.dumps({"model": model, "out": str(out), **cfg.model_dump(mode="json")}, indent=2))
+        raise typer.Exit(0)
+    inp = resolve_input(state.store(), model)
+    res = run_sensitivity(inp.path, out, cfg, progress=state.progress())
+    if not state.S.quiet:
+        from rich.table import Table
+
+        t = Table("group", "nodes", res["ranking"][0]["metric"] if res["ranking"] else "score", "int8 in map")
+        chosen = set(res["int8_groups"])
+        for r in res["ranking"]:
+            t.add_row(r["group"], str(r["nodes"]), f"{r['score']:.3f}", "yes" if r["group"] in chosen else "no")
+        state.console().print(t)
+        state.say(f"exclude (stay float): {', '.join(res['exclude']) or '-'}")
+        state.say(f"  {out / 'sensitivity.json'}\n  {out / 'sensitivity.png'}")
+    if write_map:
+        write_precision_map(res, write_map)
+        state.say(f"  map: {write_map}")
+    state.emit({"command": "sensitivity", **res})

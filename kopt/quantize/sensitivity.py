@@ -1,0 +1,210 @@
+"""Sensitivity analysis: which node groups can be int8 (static QDQ) without hurting the audio.
+
+1. Calibrate once over every Conv/ConvTranspose/MatMul tensor (one calibration cache for all runs).
+2. Quantize one group at a time (``include=[group]``, everything else float) and score it against the
+   fp32 reference on the check set with duration-aligned PESQ-wb (kopt.quality.score; natural audio,
+   said so in the result, when alignment is unavailable).
+3. Rank groups by the score they leave; then find the longest prefix of the ranking (least harmful
+   first) whose combined quantization still meets the quality budget, by bisection over the prefix
+   length, each probe a real quantize-and-score. Everything outside that prefix is the exclusion list.
+
+Writes ``sensitivity.json`` (ranking, probes, exclusion list, how it was made) and ``sensitivity.png``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import onnx
+from pydantic import Field
+
+from kopt.core.errors import KoptError
+from kopt.core.passes import PassConfig
+from kopt.core.progress import NullProgress
+from kopt.quantize import _common
+from kopt.quantize.groups import select
+
+# Candidate groups: module paths first, then op types.
+DEFAULT_GROUPS = (
+    "bert", "text_encoder", "predictor.text_encoder", "predictor.duration", "predictor.shared",
+    "predictor.F0", "predictor.N", "decoder.encode", "decoder.decode.0", "decoder.decode.1",
+    "decoder.decode.2", "decoder.decode.3", "generator.source", "generator.ups",
+    "generator.resblocks.0", "generator.resblocks.1", "generator.resblocks.2", "generator.resblocks.3",
+    "generator.resblocks.4", "generator.resblocks.5", "generator.noise", "generator.conv_post",
+    "generator.istft",
+)
+
+
+class SensitivityConfig(PassConfig):
+    groups: tuple[str, ...] = Field(DEFAULT_GROUPS, description="Candidate node groups (module-path prefixes or op:TYPE).")
+    budget: float = Field(4.0, description="Quality budget: mean aligned PESQ-wb the combined model must keep.")
+    cases: tuple[str, ...] = Field(("short", "medium"), description="Check-set sentences scored.")
+    calibrate_method: str = Field("MinMax", description="Calibration method for the int8 runs.")
+    calib_sentences: int = Field(16, description="Calibration utterances.")
+    calib_seed: int = Field(0, description="Calibration seed.")
+    search: bool = Field(True, description="After ranking, bisect for the largest group set within budget.")
+    threads: int = Field(1, description="Threads for scoring sessions.")
+
+
+@dataclass
+class _Ctx:
+    reference: Path
+    out: Path
+    cfg: SensitivityConfig
+    voices: dict | None
+    scorer: Any
+    cache: Path
+    progress: Any
+
+
+def _static_cfg(cfg: SensitivityConfig, cache: Path, include: Sequence[str]):
+    from kopt.quantize.int8_static import Int8StaticConfig
+
+    return Int8StaticConfig(include=tuple(include), exclude=(), calibrate_method=cfg.calibrate_method,  # type: ignore[arg-type]
+                            calib_sentences=cfg.calib_sentences, calib_seed=cfg.calib_seed,
+                            calibration_cache=str(cache), check=False)
+
+
+def _quantize(c: _Ctx, model: onnx.ModelProto, include: Sequence[str], tag: str) -> Path:
+    from kopt.quantize.int8_static import _nodes, quantize_static_file
+
+    scfg = _static_cfg(c.cfg, c.cache, include)
+    inc, exc = _nodes(model, scfg)
+    out = c.out / "work" / f"{tag}.onnx"
+    quantize_static_file(c.reference, out, scfg, c.voices, inc, exc)
+    return out
+
+
+def _score(c: _Ctx, path: Path) -> dict[str, Any]:
+    r = c.scorer.score(path)
+    m = r["metrics"]
+    key = "pesq_wb_aligned" if r["aligned"] else "pesq_wb_natural"
+    return {"score": round(float(m.get(key, 0.0)), 4), "metric": key,
+            "pesq_wb_natural": round(float(m.get("pesq_wb_natural", 0.0)), 4),
+            "issues": r["guard_issues"][:3]}
+
+
+def run_sensitivity(reference: str | Path, out_dir: str | Path, cfg: SensitivityConfig | None = None,
+                    voices: dict | None = None, progress=None) -> dict[str, Any]:
+    from kopt.quality.score import ReferenceScorer
+    from kopt.quality.synth import Case
+    from kopt.quantize.checkset import check_set
+
+    cfg = cfg or SensitivityConfig()
+    progress = progress or NullProgress()
+    ref = Path(reference)
+    out = Path(out_dir)
+    (out / "work").mkdir(parents=True, exist_ok=True)
+    voices, vsrc = _common.resolve_voices(voices)
+    if not voices:
+        raise KoptError("sensitivity needs a voice pack (none in the context and no embedded model installed)")
+    model = _common.load_output(ref)
+    groups = [g for g in cfg.groups if select(model, [g], ("Conv", "ConvTranspose", "MatMul"))]
+    skipped = [g for g in cfg.groups if g not in groups]
+    utts = check_set(voices, names=list(cfg.cases))
+    cases = [Case(u.name, tuple(int(t) for t in u.tokens), u.voice, u.speed) for u in utts]
+    t0 = time.time()
+    with progress.task("scoring the fp32 reference"):
+        scorer = ReferenceScorer(ref, cases, voices, metrics=("pesq",), threads=cfg.threads,
+                                 cache_dir=out / "work" / "durations", determinism_runs=0)
+    # Quantize a copy of the reference that already takes 'durations' as input (and echoes it as an
+    # output): each variant is then scored aligned without re-instrumenting a 300 MB graph per run.
+    base = ref
+    if scorer.aligned:
+        from kopt.quality.align import instrumented
+
+        base = instrumented(ref, accept_input=True, cache_dir=out / "work" / "durations")
+    c = _Ctx(base, out, cfg, voices, scorer, out / f"calibration-{cfg.calibrate_method}.json", progress)
+    result: dict[str, Any] = {
+        "reference": str(ref), "config": cfg.model_dump(mode="json"), "voices": vsrc,
+        "aligned": scorer.aligned, "align_reason": scorer.align_reason,
+        "method": "int8 static QDQ (per-channel, u8 activations, s8 weights) of one group at a time; "
+                  "score = mean PESQ-wb vs fp32 over the check cases",
+        "skipped_groups": skipped, "ranking": [], "probes": [],
+    }
+    with progress.task("quantizing one group at a time", total=len(groups)) as task:
+        for g in groups:
+            path = _quantize(c, model, [g], f"only-{g}")
+            s = _score(c, path)
+            n = len(select(model, [g], ("Conv", "ConvTranspose", "MatMul")))
+            result["ranking"].append({"group": g, "nodes": n, **s})
+            progress.info(f"{g}: {s['metric']} {s['score']:.3f} ({n} nodes)")
+            path.unlink(missing_ok=True)
+            task.advance()
+    result["ranking"].sort(key=lambda r: (-r["score"], r["nodes"]))
+    order = [r["group"] for r in result["ranking"]]
+    best_k = 0
+    if cfg.search and order:
+        lo, hi = 0, len(order)  # invariant: prefix lo meets the budget (0 trivially), hi+1 unknown
+        with progress.task("bisecting the largest group set within budget"):
+            while lo < hi:
+                mid = (lo + hi + 1) // 2
+                path = _quantize(c, model, order[:mid], f"prefix-{mid}")
+                s = _score(c, path)
+                path.unlink(missing_ok=True)
+                ok = s["score"] >= cfg.budget
+                result["probes"].append({"k": mid, "groups": order[:mid], **s, "meets_budget": ok})
+                progress.info(f"first {mid} groups: {s['score']:.3f} ({'ok' if ok else 'over budget'})")
+                if ok:
+                    lo = mid
+                else:
+                    hi = mid - 1
+        best_k = lo
+    result["int8_groups"] = order[:best_k]
+    result["exclude"] = order[best_k:]
+    result["seconds"] = round(time.time() - t0, 1)
+    (out / "sensitivity.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
+    plot(result, out / "sensitivity.png")
+    return result
+
+
+def plot(result: dict[str, Any], path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = result["ranking"]
+    budget = result["config"]["budget"]
+    chosen = set(result.get("int8_groups", []))
+    fig, ax = plt.subplots(figsize=(8, 0.32 * len(rows) + 1.5))
+    names = [r["group"] for r in rows][::-1]
+    vals = [r["score"] for r in rows][::-1]
+    colors = ["tab:green" if n in chosen else "tab:red" for n in names]
+    ax.barh(names, vals, color=colors)
+    ax.axvline(budget, color="k", linestyle="--", linewidth=1, label=f"budget {budget}")
+    metric = "aligned" if result.get("aligned") else "natural"
+    ax.set_xlabel(f"PESQ-wb ({metric}) vs fp32 with only this group int8")
+    ax.set_xlim(1.0, 4.7)
+    ax.set_title("Kokoro int8 sensitivity (green: int8 in the chosen map)")
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def write_precision_map(result: dict[str, Any], path: str | Path) -> Path:
+    """A hybrid precision map from a sensitivity result: chosen groups int8, the rest fp32."""
+    best = next((p for p in sorted(result["probes"], key=lambda p: -p["k"]) if p["meets_budget"]), None)
+    data = {
+        "precision": {g: "int8" for g in result["int8_groups"]},
+        "default": "fp32",
+        "made_by": {
+            "command": "kopt sensitivity --write-map " + str(path),
+            "reference": result["reference"], "budget": result["config"]["budget"],
+            "cases": result["config"]["cases"], "aligned": result["aligned"],
+            "calibrate_method": result["config"]["calibrate_method"],
+            "score_of_chosen_set": best["score"] if best else None,
+            "ranking": [{"group": r["group"], "score": r["score"]} for r in result["ranking"]],
+            "excluded": result["exclude"],
+        },
+    }
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    return p
