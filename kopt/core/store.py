@@ -162,12 +162,19 @@ class ArtifactStore:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
 
-    def clean_tmp(self) -> int:
-        """Remove temp folders left by killed runs; returns how many."""
+    def clean_tmp(self, older_than_s: float = 0) -> int:
+        """Remove temp folders left by killed runs (only those older than ``older_than_s``, so a
+        build running beside this one keeps its own); returns how many."""
         tmp_root = self.root / ".tmp"
         n = 0
         if tmp_root.is_dir():
+            now = time.time()
             for d in tmp_root.iterdir():
+                try:
+                    if now - d.stat().st_mtime < older_than_s:
+                        continue
+                except OSError:
+                    continue
                 shutil.rmtree(d, ignore_errors=True)
                 n += 1
         return n

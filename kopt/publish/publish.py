@@ -80,7 +80,8 @@ def token_cache(store: ArtifactStore, settings: PublishSettings, vocab: dict[str
 
 def publish(store: ArtifactStore, variant: str, out: str | Path, settings: PublishSettings | None = None, *,
             metrics: dict[str, Any] | None = None, measured_on: dict[str, Any] | None = None,
-            provider_options: dict[str, Any] | None = None, progress=None, overwrite: bool = True) -> Published:
+            provider_options: dict[str, Any] | None = None, progress=None, overwrite: bool = True,
+            publish_key: str | None = None) -> Published:
     """Write the bundle for ``variant`` (artifact key, ref name) at ``out`` (and ``out``.tar.gz)."""
     from kopt.core.runner import model_file
     from kopt.publish.bundle import write_bundle
@@ -132,6 +133,7 @@ def publish(store: ArtifactStore, variant: str, out: str | Path, settings: Publi
                         "session": session, "runtime_model": runtime_model},
         "built_with": versions(),
         "default_voice": default_voice,
+        **({"publish_key": publish_key} if publish_key else {}),
         "licenses": {"weights_and_voices": "Apache-2.0 (hexgrad/Kokoro-82M)",
                      "onnx_export_and_vocab": "MIT (thewh1teagle/kokoro-onnx)"},
     }

@@ -1,0 +1,154 @@
+"""Measurements as cached steps: one bench record per (variant, provider) and one quality record
+per variant, each kept in the artifact store under a content key.
+
+A bench key covers the model's sha256, the provider preset, the bench settings, the text set, the
+machine id and a hash of the measuring code (bench + runtime); a quality key the model's and the
+reference's sha256, the quality settings, the text set, the machine id and the quality code. So a
+re-run with nothing changed measures nothing, and changing one variant re-measures only its cells.
+Uncached bench cells of one provider are measured in one interleaved run together with the ratio
+baseline, so the ratios they carry come from side-by-side timings. Failed and skipped cells are not
+cached: a re-run tries them again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+from pathlib import Path
+from typing import Any, Sequence
+
+from kopt.bench.settings import BenchSettings
+from kopt.bench.variants import Variant
+from kopt.core.hashing import canonical_json, sha256_bytes
+from kopt.core.progress import NullProgress
+from kopt.core.results import machine_info
+from kopt.core.store import ArtifactStore, StepSpec
+from kopt.quality.settings import QualitySettings
+
+RECORD_FILE = "result.json"
+
+
+@functools.lru_cache(maxsize=None)
+def code_hash(*packages: str) -> str:
+    """sha256 over the source files of kopt packages (e.g. "bench", "publish/runtime")."""
+    root = Path(__file__).resolve().parents[1]
+    items = []
+    for pkg in packages:
+        for p in sorted((root / pkg).rglob("*.py")):
+            items.append((p.relative_to(root).as_posix(), sha256_bytes(p.read_bytes())))
+    return sha256_bytes(canonical_json(items).encode())[:16]
+
+
+def _bench_spec(v: Variant, provider: str, s: BenchSettings, textset_sha: str, machine_id: str) -> StepSpec:
+    cfg = s.model_dump(mode="json", exclude={"variants", "providers", "baseline"})
+    return StepSpec("bench", {"provider": provider, "settings": cfg},
+                    {"model": v.sha256, "text_set": textset_sha, "machine": machine_id,
+                     "code": code_hash("bench", "publish/runtime", "core")})
+
+
+def _quality_spec(v: Variant, ref: Variant, s: QualitySettings, textset_sha: str, machine_id: str) -> StepSpec:
+    cfg = s.model_dump(mode="json", exclude={"variants", "reference"})
+    return StepSpec("quality", {"settings": cfg},
+                    {"model": v.sha256, "reference": ref.sha256, "text_set": textset_sha, "machine": machine_id,
+                     "code": code_hash("quality", "core")})
+
+
+def _cached(store: ArtifactStore, spec: StepSpec, v: Variant, run_id: str) -> dict[str, Any] | None:
+    art = store.get(spec.key)
+    if art is None:
+        return None
+    rec = json.loads(art.file(RECORD_FILE).read_text(encoding="utf-8"))
+    rec["variant"] = {**rec.get("variant", {}), **v.as_dict()}  # same model, maybe another variant name
+    rec.setdefault("extra", {})["cached_from"] = {"key": spec.key, "run_id": rec.get("run_id")}
+    rec["run_id"] = run_id
+    return rec
+
+
+def _save(store: ArtifactStore, spec: StepSpec, rec: dict[str, Any]) -> None:
+    with store.lock(spec.key):
+        with store.writing(spec) as tmp:
+            (tmp / RECORD_FILE).write_text(json.dumps(rec, sort_keys=True, default=str), encoding="utf-8")
+
+
+@dataclasses.dataclass
+class Measured:
+    records: list[dict[str, Any]]
+    reused: int
+    measured: int
+    skipped: int = 0  # cells on providers this machine lacks (recorded with the reason, not measured)
+
+
+def bench(store: ArtifactStore, variants: Sequence[Variant], cells: Sequence[tuple[Variant, str]],
+          settings: BenchSettings, *, baseline: Variant, voices_path: str, vocab: dict[str, int], run_id: str,
+          progress=None) -> Measured:
+    """Records for ``cells`` ((variant, provider preset) pairs), measuring only the uncached ones."""
+    from kopt.bench.run import run_bench
+    from kopt.bench.textset import load_textset
+
+    progress = progress or NullProgress()
+    ts_sha = load_textset(settings.text_set).sha256
+    mid = machine_info()["id"]
+    out: list[dict[str, Any]] = []
+    todo: dict[str, list[Variant]] = {}
+    reused = 0
+    for v, prov in cells:
+        rec = _cached(store, _bench_spec(v, prov, settings, ts_sha, mid), v, run_id)
+        if rec is not None:
+            out.append(rec)
+            reused += 1
+        else:
+            todo.setdefault(prov, []).append(v)
+    measured = skipped = 0
+    for prov, vs in todo.items():
+        batch = list(dict.fromkeys([baseline, *vs]))  # the baseline runs side by side for the ratios
+        s = settings.model_copy(update={"providers": (prov,), "baseline": baseline.name})
+        recs = run_bench(batch, s, voices_path=voices_path, vocab=vocab, run_id=run_id, progress=progress)
+        wanted = {v.key for v in vs}
+        for v, rec in zip(batch, _by_variant(recs, batch)):
+            if rec is None:
+                continue
+            if rec["provider"]["status"] == "ok":
+                _save(store, _bench_spec(v, prov, settings, ts_sha, mid), rec)
+            if v.key in wanted:
+                out.append(rec)
+                if rec["provider"]["status"] == "skipped":
+                    skipped += 1
+                else:
+                    measured += 1
+            else:  # the baseline, re-measured beside them: its fresh record replaces a cached one this
+                # run reports; a baseline that belongs to another shard stays out of this shard's results
+                same = [i for i, r in enumerate(out) if r["variant"]["key"] == v.key and r["provider"]["config"] == prov]
+                for i in same:
+                    out[i] = rec
+    return Measured(out, reused, measured, skipped)
+
+
+def _by_variant(recs: list[dict[str, Any]], batch: list[Variant]) -> list[dict[str, Any] | None]:
+    by_key = {r["variant"]["key"]: r for r in recs}
+    return [by_key.get(v.key) for v in batch]
+
+
+def quality(store: ArtifactStore, variants: Sequence[Variant], reference: Variant, settings: QualitySettings, *,
+            voices: dict, run_id: str, cache_dir: Path | None = None, progress=None) -> Measured:
+    from kopt.bench.textset import load_textset
+    from kopt.quality.run import run_quality
+
+    ts_sha = load_textset(settings.text_set).sha256
+    mid = machine_info()["id"]
+    out, todo, reused = [], [], 0
+    for v in variants:
+        rec = _cached(store, _quality_spec(v, reference, settings, ts_sha, mid), v, run_id)
+        if rec is not None:
+            out.append(rec)
+            reused += 1
+        else:
+            todo.append(v)
+    if todo:
+        recs = run_quality(todo, reference, settings, voices=voices, run_id=run_id, cache_dir=cache_dir,
+                           progress=progress)
+        for v, rec in zip(todo, recs):
+            if not rec.get("extra", {}).get("errors"):
+                _save(store, _quality_spec(v, reference, settings, ts_sha, mid), rec)
+            out.append(rec)
+    return Measured(out, reused, len(todo))

@@ -1,0 +1,244 @@
+"""One build: acquire -> reference -> variants -> bench -> quality -> select -> report -> compare ->
+publish. Each stage reuses what the store already holds; the summary says what was reused.
+
+Exit codes (``BuildResult.exit_code``): 0 built (or a shard measured); 2 no variant meets the
+constraints for the publish provider; 3 the regression gate tripped. Invalid recipes and other known
+errors raise KoptError (exit 1 from the CLI).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from kopt.build import measure
+from kopt.build.recipe import BuildRecipe
+from kopt.core.errors import KoptError
+from kopt.core.hashing import canonical_json, content_key
+from kopt.core.progress import NullProgress
+from kopt.core.results import append_records, new_run_id, read_records
+
+EXIT_OK, EXIT_NO_WINNER, EXIT_REGRESSION = 0, 2, 3
+
+
+@dataclasses.dataclass
+class BuildResult:
+    recipe: str
+    run_id: str
+    build_dir: str
+    results: str
+    seconds: float = 0.0
+    exit_code: int = EXIT_OK
+    reasons: list[str] = dataclasses.field(default_factory=list)
+    base: str | None = None
+    reference: str | None = None
+    variants: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    reused: dict[str, int] = dataclasses.field(default_factory=dict)
+    measured: dict[str, int] = dataclasses.field(default_factory=dict)
+    skipped: dict[str, int] = dataclasses.field(default_factory=dict)
+    objectives: dict[str, str | None] = dataclasses.field(default_factory=dict)
+    winners: dict[str, Any] = dataclasses.field(default_factory=dict)
+    report: str | None = None
+    comparison: dict[str, Any] | None = None
+    bundle: str | None = None
+    tarball: str | None = None
+    shard: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def run_build(recipe: BuildRecipe, store, *, recipe_path: str | Path | None = None, shard: str | None = None,
+              baseline: str | Path | None = None, publish: bool = True, progress=None) -> BuildResult:
+    from kopt.bench.variants import resolve_variant
+    from kopt.core.runner import Runner
+    from kopt.source.fetch import fetch
+    from kopt.source.reference import reference
+    from kopt.source.vocab import load_vocab
+    from kopt.source.voices import load_voices
+
+    progress = progress or NullProgress()
+    t0 = time.time()
+    run_id = new_run_id()
+    build_dir = store.root / "builds" / recipe.name
+    runs = build_dir / "runs"
+    runs.mkdir(parents=True, exist_ok=True)
+    suffix = f".shard{shard.replace('/', 'of')}" if shard else ""
+    results_path = runs / f"{run_id}{suffix}.jsonl"
+    res = BuildResult(recipe.name, run_id, str(build_dir), str(results_path), shard=shard)
+    store.clean_tmp(older_than_s=3600)
+
+    # 1. acquire and reference
+    src = recipe.source
+    with progress.task("fetch"):
+        base = fetch(store, model=src.model, voices=src.voices, vocab=src.vocab, progress=progress)
+    with progress.task("reference"):
+        ref = reference(store, base.artifact, progress=progress)
+    res.base, res.reference = base.artifact.key, ref.artifact.key
+    res.reused["fetch"] = int(base.cached)
+    res.reused["reference"] = int(ref.cached)
+
+    # 2. variants
+    with progress.task(f"variants ({len(recipe.variants)})", total=len(recipe.variants)):
+        vresults = Runner(store, progress=progress).run(recipe)
+    res.variants = [{"name": v.name, "status": v.status, "key": v.key, "reason": v.reason,
+                     "steps": [dataclasses.asdict(s) | {"report": None} for s in v.steps]} for v in vresults]
+    res.reused["steps"] = sum(s.cached for v in vresults for s in v.steps)
+    res.measured["steps"] = sum(not s.cached for v in vresults for s in v.steps)
+
+    # 3. the measurement matrix: baselines + every built variant, on every provider; quality per variant
+    variants = []
+    for name in recipe.baselines:
+        variants.append(resolve_variant(store, name))
+    for v in vresults:
+        if v.status != "failed" and v.key:
+            variants.append(dataclasses.replace(resolve_variant(store, v.key), name=v.name))
+    # one entry per model artifact (an fp32 base is its own reference: "base" and "reference" coincide)
+    seen: set[str] = set()
+    variants = [v for v in variants if not (v.key in seen or seen.add(v.key))]
+    cells = [(v, p) for v in variants for p in recipe.bench.providers] + [(v, "quality") for v in variants]
+    if shard:
+        from kopt.select.shard import shard as pick
+
+        cells = pick(cells, shard, key=lambda c: (c[0].key, c[1]))
+    bench_cells = [c for c in cells if c[1] != "quality"]
+    quality_vs = [v for v, p in cells if p == "quality"]
+    voices_path = base.artifact.file("voices.npz")
+    vocab = load_vocab(base.artifact.file("vocab.json"))
+    ref_variant = resolve_variant(store, "reference")
+    records: list[dict[str, Any]] = []
+    if bench_cells:
+        b = measure.bench(store, variants, bench_cells, recipe.bench, baseline=variants[0],
+                          voices_path=str(voices_path), vocab=vocab, run_id=run_id, progress=progress)
+        records += b.records
+        res.reused["bench_cells"], res.measured["bench_cells"] = b.reused, b.measured
+        res.skipped["bench_cells"] = b.skipped
+    if quality_vs:
+        try:
+            q = measure.quality(store, quality_vs, ref_variant, recipe.quality, voices=load_voices(voices_path),
+                                run_id=run_id, cache_dir=store.root / ".cache" / "quality", progress=progress)
+        except KoptError as e:  # the stage could not run (e.g. no duration chain to align on): say so, go on
+            res.reasons.append(f"quality scoring failed: {e}")
+            progress.warn(f"quality scoring failed: {e}")
+        else:
+            records += q.records
+            res.reused["quality"], res.measured["quality"] = q.reused, q.measured
+    _write_results(results_path, records)
+    if shard:
+        res.seconds = round(time.time() - t0, 2)
+        res.reasons.append(f"shard {shard}: merge every shard's results with `kopt report` to select and publish")
+        return res
+
+    # 4. select, 5. report
+    from kopt.report.build import write_report
+    from kopt.select.frontier import select
+    from kopt.select.rows import build_rows
+    from kopt.select.metrics import Catalog
+
+    cat = Catalog({k: v.model_dump() for k, v in recipe.select.metrics.items()})
+    res.objectives = {"speed": recipe.select.speed, "quality": recipe.select.quality, "size": recipe.select.size}
+    sel = select(build_rows(records, catalog=cat, quality_across_machines=recipe.select.quality_across_machines),
+                 recipe.select, cat)
+    for g in sel.groups:
+        res.winners[g.provider] = {"winner": g.winner.variant if g.winner else None,
+                                   "key": g.winner.variant_key if g.winner else None,
+                                   "explanation": g.explanation,
+                                   "metrics": _row_metrics(g.winner) if g.winner else {}}
+    with progress.task("report"):
+        rep = write_report([(run_id, records)], build_dir / "report", settings=recipe.select,
+                           title=f"kopt build: {recipe.name}", progress=progress)
+    res.report = str(rep.html)
+
+    # 6. regression gate
+    base_path = baseline or _recipe_relative(recipe.compare.baseline, recipe_path)
+    if base_path:
+        from kopt.report.verdict import compare
+
+        cmp_ = compare(read_records(base_path), records, recipe.compare.settings)
+        res.comparison = cmp_.as_dict()
+        if cmp_.regression:
+            res.exit_code = EXIT_REGRESSION
+            res.reasons.append(f"regression against {base_path}: "
+                               + "; ".join(f"{c.variant}/{c.provider} {c.metric}" for c in cmp_.regressions[:5]))
+
+    # 7. publish the winner for the target provider
+    target = recipe.publish.provider
+    win = res.winners.get(target)
+    if not win or not win.get("key"):
+        res.exit_code = res.exit_code or EXIT_NO_WINNER
+        why = win["explanation"] if win else f"no results for provider {target!r}"
+        res.reasons.append(f"no variant meets the constraints on {target}: {why}")
+    elif publish:
+        row = next(g.winner for g in sel.groups if g.provider == target)
+        with progress.task(f"publish {win['winner']}"):
+            bundle, tar = _publish(store, recipe, win, row, build_dir, progress)
+        res.bundle, res.tarball = str(bundle), (str(tar) if tar else None)
+    res.seconds = round(time.time() - t0, 2)
+    summary = res.as_dict()
+    _write_json(build_dir / "summary.json", summary)
+    return res
+
+
+def _row_metrics(row) -> dict[str, Any]:
+    return {k: v for k, v in dict(row.metrics).items() if isinstance(v, (int, float))}
+
+
+def _publish(store, recipe: BuildRecipe, win: dict[str, Any], row, build_dir: Path, progress):
+    """Publish unless the bundle already there was made from the same variant, settings and figures."""
+    from kopt.core.results import machine_info
+    from kopt.publish.publish import publish
+
+    metrics = _row_metrics(row)
+    pkey = content_key({"variant": win["key"], "settings": recipe.publish.model_dump(mode="json"),
+                        "metrics": json.loads(canonical_json(metrics)), "code": measure.code_hash("publish")})
+    out = build_dir / "bundle"
+    manifest = out / "manifest.json"
+    tar = out.with_name(out.name + ".tar.gz")
+    if manifest.is_file():
+        try:
+            m = json.loads(manifest.read_text(encoding="utf-8"))
+        except json.JSONDecodeError:
+            m = {}
+        if m.get("publish_key") == pkey and all((out / f).is_file() and (out / f).stat().st_size == i["size"]
+                                                 for f, i in m.get("files", {}).items()) \
+                and (tar.is_file() or not recipe.publish.tarball):
+            progress.info(f"bundle reused: {out}")
+            return out, tar if recipe.publish.tarball else None
+    pub = publish(store, win["key"], out, recipe.publish, metrics=metrics, measured_on=machine_info(),
+                  progress=progress, publish_key=pkey)
+    return pub.bundle, pub.tarball
+
+
+def _recipe_relative(p: str | None, recipe_path) -> Path | None:
+    if not p:
+        return None
+    path = Path(p)
+    if not path.is_absolute() and recipe_path is not None:
+        cand = Path(recipe_path).parent / path
+        if cand.exists():
+            return cand
+    if not path.exists():
+        raise KoptError(f"compare.baseline: {path}: results not found; build once without a baseline first")
+    return path
+
+
+def _write_results(path: Path, records: list[dict[str, Any]]) -> None:
+    part = path.with_name(path.name + ".part")
+    part.unlink(missing_ok=True)
+    append_records(part, records)
+    os.replace(part, path)
+    latest = path.parent.parent / "latest.jsonl"
+    lpart = latest.with_name(latest.name + ".part")
+    lpart.unlink(missing_ok=True)
+    append_records(lpart, records)
+    os.replace(lpart, latest)
+
+
+def _write_json(path: Path, data: Any) -> None:
+    from kopt.core.store import write_json_atomic
+
+    write_json_atomic(path, data)

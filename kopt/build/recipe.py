@@ -1,0 +1,82 @@
+"""The build recipe: the pass recipe (input + variants) plus the sections a whole build needs.
+
+Each section is typed by the settings model of the stage that owns it, so one schema validates a
+build before any work starts and an error names the file and the field::
+
+    [source]   model/voices/vocab (default: the embedded PyPI model)
+    [bench]    kopt.bench.settings.BenchSettings
+    [quality]  kopt.quality.settings.QualitySettings
+    [select]   kopt.select.settings.SelectSettings
+    [compare]  baseline results + kopt.select.settings.CompareSettings thresholds
+    [publish]  kopt.publish.settings.PublishSettings
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+from typing import Any, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from kopt.bench.settings import BenchSettings
+from kopt.core.errors import RecipeError
+from kopt.core.recipe import Recipe, _loc
+from kopt.publish.settings import PublishSettings
+from kopt.quality.settings import QualitySettings
+from kopt.select.settings import CompareSettings, SelectSettings
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class SourceSettings(_Strict):
+    model: Optional[str] = Field(None, description="Your own Kokoro ONNX (default: the embedded int8 model).")
+    voices: Optional[str] = Field(None, description="Voices for --model (npz/.bin/.pt or a folder).")
+    vocab: Optional[str] = Field(None, description="Kokoro vocab.json (default: Kokoro v1.0's).")
+
+
+class CompareBuild(_Strict):
+    baseline: Optional[str] = Field(None, description="Results file or folder of an earlier build to gate "
+                                    "against (relative to the recipe's folder); none: no regression gate.")
+    settings: CompareSettings = Field(default_factory=CompareSettings, description="Thresholds and noise rules.")
+
+
+class BuildRecipe(Recipe):
+    source: SourceSettings = Field(default_factory=SourceSettings)
+    baselines: tuple[str, ...] = Field(("reference", "base"), description="Models measured beside the variants "
+                                       "(ref names or keys); the first is the bench ratio baseline.")
+    bench: BenchSettings = Field(default_factory=lambda: BenchSettings(providers=("cpu",)))
+    quality: QualitySettings = Field(default_factory=QualitySettings)
+    select: SelectSettings = Field(default_factory=SelectSettings)
+    compare: CompareBuild = Field(default_factory=CompareBuild)
+    publish: PublishSettings = Field(default_factory=PublishSettings)
+
+
+def validate_build_recipe(data: dict[str, Any], source: str) -> BuildRecipe:
+    try:
+        return BuildRecipe.model_validate(data)
+    except ValidationError as e:
+        err = e.errors()[0]
+        msg = err.get("msg", "invalid").removeprefix("Value error, ")
+        if err.get("type") == "extra_forbidden":
+            msg = "unknown field (not allowed here)"
+        elif err.get("type") == "missing":
+            msg = "required field is missing"
+        raise RecipeError(f"{source}: {_loc(tuple(err.get('loc', ())))}: {msg}") from None
+
+
+def load_build_recipe(path: str | Path) -> BuildRecipe:
+    p = Path(path)
+    if not p.is_file():
+        raise RecipeError(f"{p}: recipe file not found; see recipes/ for examples")
+    text = p.read_text(encoding="utf-8")
+    try:
+        data = tomllib.loads(text) if p.suffix == ".toml" else json.loads(text)
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as e:
+        raise RecipeError(f"{p}: not valid {'TOML' if p.suffix == '.toml' else 'JSON'} ({e})") from None
+    if not isinstance(data, dict):
+        raise RecipeError(f"{p}: a recipe must be a table/object at the top level")
+    return validate_build_recipe(data, str(p))
