@@ -1,0 +1,84 @@
+"""Each optimization pass on the real Kokoro model (slow): built through the runner, so every output
+passes the contract and the equivalence check at the pass's tolerance, and a re-run is all cache hits.
+
+The fp32 reference is the main subject (int8 runs of fold/fuse are cheap and included); each test
+keeps to one or two steps so it stays around a minute on two cores."""
+
+import numpy as np
+import onnx
+import pytest
+
+from kopt.core.recipe import one_variant
+from kopt.core.runner import Runner
+
+pytestmark = pytest.mark.slow
+
+
+def _build(real_store, input_, chain, name):
+    st, base, ref = real_store
+    src = {"base": base.key, "reference": ref.key}[input_]
+    res = Runner(st).run(one_variant(src, chain, name=name))[0]
+    assert res.status in ("ok", "cached"), res.reason
+    return st, res
+
+
+def _eq(st, res):
+    return st.get(res.key).record["extra"]["equivalence"]
+
+
+@pytest.mark.parametrize("input_", ["reference", "base"])
+def test_fold_real(real_store, input_):
+    st, res = _build(real_store, input_, [("fold", {})], f"fold-{input_}")
+    rep = res.steps[-1].report
+    assert rep["nodes_after"] < rep["nodes_before"]
+    assert _eq(st, res)["max_abs_diff"] <= 1e-4
+    again = Runner(st).run(one_variant(res.input, [("fold", {})], name="again"))[0]
+    assert again.status == "cached" and again.key == res.key
+
+
+@pytest.mark.parametrize("input_,level", [("reference", "extended"), ("base", "extended"), ("reference", "basic")])
+def test_fuse_real(real_store, input_, level):
+    st, res = _build(real_store, input_, [("fuse", {"level": level})], f"fuse-{level}-{input_}")
+    m = onnx.load(res.model_path, load_external_data=False)
+    contrib = [n for n in m.graph.node if n.domain == "com.microsoft"]
+    if level == "basic":
+        assert res.steps[-1].report["portable"]
+    else:
+        assert contrib  # ORT's fusions are baked in
+    assert _eq(st, res)["max_abs_diff"] <= 1e-4
+
+
+def test_ort_format_real(real_store):
+    st, res = _build(real_store, "reference", [("ort-format", {"level": "extended", "repeats": 2})], "ort")
+    assert res.model_path.endswith("model.ort")
+    rep = res.steps[-1].report
+    assert rep["session_s_ort_disabled"] > 0 and rep["session_s_onnx_default"] > 0
+    assert _eq(st, res)["max_abs_diff"] <= 1e-4
+
+
+def test_durations_real(real_store):
+    from kopt.core.equivalence import model_io, session, token_sequences
+
+    st, out = _build(real_store, "reference", [("durations", {})], "dur-out")
+    _, inp = _build(real_store, "reference", [("durations", {"accept_input": True})], "dur-in")
+    assert _eq(st, out)["max_abs_diff"] == 0 and _eq(st, inp)["max_abs_diff"] == 0
+    tok = token_sequences()[1]
+    so, si = session(out.model_path), session(inp.model_path)
+    io_ = model_io(so, out.model_path)
+    feeds = io_.feeds(tok, np.zeros(256, np.float32) + 0.05)
+    audio, dur = so.run(["audio", "durations"], feeds)
+    assert dur.dtype == np.int64 and dur.shape == (tok.size,) and (dur >= 1).all()
+    assert int(dur.sum()) * 600 == audio.size  # 600 samples (25 ms at 24 kHz) per frame
+    fed = dur.copy()
+    fed[5] += 2
+    a2 = si.run(["audio"], {**feeds, "durations": fed})[0]
+    assert a2.size == audio.size + 2 * 600
+
+
+def test_bucket_audio_equals_dynamic_real(real_store):
+    st, res = _build(real_store, "reference", [("bind-shapes", {"bucket": 128})], "bucket-128")
+    eq = _eq(st, res)
+    assert eq["max_abs_diff"] <= 1e-4
+    assert [r["samples_reference"] == r["samples_candidate"] for r in eq["per_sequence"]] == [True] * 3
+    masked = res.steps[-1].report["masked"]
+    assert masked == {"softmax": 12, "conv": 3, "lstm": 5, "durations": 1}
