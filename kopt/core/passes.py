@@ -80,7 +80,7 @@ class Pass:
     def describe(cls) -> dict[str, Any]:
         fields = {}
         for fname, f in cls.config_cls.model_fields.items():
-            fields[fname] = {"type": _type_name(f.annotation), "default": f.default,
+            fields[fname] = {"type": _type_name(f.annotation), "default": f.get_default(call_default_factory=True),
                              "description": f.description or ""}
         return {"name": cls.name, "version": cls.version, "summary": cls.summary,
                 "equivalent": cls.equivalent, "tolerance": cls.tolerance,
