@@ -82,6 +82,14 @@ def bench_cmd(
     path = append_records(results_path(out, run_id), records)
     if not state.S.quiet:
         state.console().print(bench_table(records))
+        reasons: dict[str, str] = {}
+        for r in records:
+            if r["provider"]["status"] != "ok":
+                key = r["provider"]["config"] if r["provider"]["status"] == "skipped" else \
+                    f"{r['variant']['name']} on {r['provider']['config']}"
+                reasons.setdefault(key, f"{r['provider']['status']}: {r['provider']['reason']}")
+        for key, why in reasons.items():
+            state.say(f"  {key}: {why}")
         state.say(f"results: {path}")
     state.emit({"command": "bench", "run_id": run_id, "results": str(path), "records": records})
 
@@ -99,7 +107,7 @@ def bench_table(records: list[dict]):
         t.add_column(col, justify="left" if col in ("variant", "provider", "status") else "right")
     for r in records:
         m, p = r["metrics"], r["provider"]
-        status = p["status"] if p["status"] == "ok" else f"{p['status']}: {(p.get('reason') or '')[:70]}"
+        status = p["status"] if p["status"] == "ok" else f"{p['status']} (see below)"
         t.add_row(r["variant"]["name"], p["config"], status, _f(m.get("size_mb"), ".1f"), _f(m.get("load_s"), ".2f"),
                   _f(m.get("first_infer_s"), ".3f"), _f(m.get("rtf_median"), ".3f"), _f(m.get("rtf_p90"), ".3f"),
                   _f(m.get("ttfa_ms_median"), ".0f"), _f(m.get("rss_peak_mb"), ".0f"),
