@@ -15,9 +15,6 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[$(EXTRAS)]'
-	# DNSMOS: kopt runs the ONNX models shipped in the speechmos wheel with onnxruntime itself;
-	# --no-deps keeps out librosa/numba, which speechmos's own code would pull in.
-	$(BIN)/python -m pip install -q --no-deps speechmos==0.0.1.1
 	touch $@
 
 # The main job on the embedded default model.
