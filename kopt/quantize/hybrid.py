@@ -46,6 +46,8 @@ class HybridConfig(PassConfig):
                                             description="Group selector -> int8 | fp16 | fp32. Default: the "
                                                         "measured map in kopt/quantize/default_map.json.")
     default: Precision = Field("fp32", description="Precision of nodes no key matches.")
+    int8_op_types: tuple[str, ...] = Field(("Conv", "ConvTranspose"), description="Op types int8 groups quantize "
+                                           "(MatMul costs quality for no speed on Kokoro).")
     calibrate_method: Literal["MinMax", "Entropy", "Percentile"] = Field("MinMax", description="int8 range method.")
     calib_sentences: int = Field(16, description="Calibration utterances.")
     calib_seed: int = Field(0, description="Calibration seed.")
@@ -86,14 +88,14 @@ class Hybrid(Pass):
             raise KoptError("hybrid: empty precision map and default fp32 would change nothing; "
                             "pass --set precision='{\"generator\": \"int8\"}' or run `kopt sensitivity`")
         per_node = resolve(model, c.precision, c.default)
-        int8 = [n.name for n in model.graph.node if per_node[n.name] == "int8" and n.op_type in QUANT_OPS]
+        int8 = [n.name for n in model.graph.node if per_node[n.name] == "int8" and n.op_type in c.int8_op_types]
         voices, vsrc = _common.resolve_voices(ctx.voices, c.voices)
         cur = model
         info: dict[str, Any] = {}
         if int8:
             src = _common.write_input(model, ctx.workdir)
             out = ctx.workdir / "hybrid_int8.onnx"
-            scfg = Int8StaticConfig(exclude=(), calibrate_method=c.calibrate_method, calib_sentences=c.calib_sentences,
+            scfg = Int8StaticConfig(exclude=(), op_types=c.int8_op_types, calibrate_method=c.calibrate_method, calib_sentences=c.calib_sentences,
                                     calib_seed=c.calib_seed, calibration_cache=c.calibration_cache, check=False)
             info.update(quantize_static_file(src, out, scfg, voices, int8, []))
             cur = _common.load_output(out)

@@ -43,6 +43,9 @@ class SensitivityConfig(PassConfig):
     groups: tuple[str, ...] = Field(DEFAULT_GROUPS, description="Candidate node groups (module-path prefixes or op:TYPE).")
     budget: float = Field(4.0, description="Quality budget: mean aligned PESQ-wb the combined model must keep.")
     cases: tuple[str, ...] = Field(("short", "medium"), description="Check-set sentences scored.")
+    op_types: tuple[str, ...] = Field(("Conv", "ConvTranspose"), description="Op types quantized in each group. "
+                                      "Conv is where the time goes; MatMul (ALBERT, AdaIN style MLPs) costs "
+                                      "quality for no speed.")
     calibrate_method: str = Field("MinMax", description="Calibration method for the int8 runs.")
     calib_sentences: int = Field(16, description="Calibration utterances.")
     calib_seed: int = Field(0, description="Calibration seed.")
@@ -64,7 +67,8 @@ class _Ctx:
 def _static_cfg(cfg: SensitivityConfig, cache: Path, include: Sequence[str]):
     from kopt.quantize.int8_static import Int8StaticConfig
 
-    return Int8StaticConfig(include=tuple(include), exclude=(), calibrate_method=cfg.calibrate_method,  # type: ignore[arg-type]
+    return Int8StaticConfig(include=tuple(include), exclude=(), op_types=cfg.op_types,
+                            calibrate_method=cfg.calibrate_method,  # type: ignore[arg-type]
                             calib_sentences=cfg.calib_sentences, calib_seed=cfg.calib_seed,
                             calibration_cache=str(cache), check=False)
 
@@ -103,7 +107,7 @@ def run_sensitivity(reference: str | Path, out_dir: str | Path, cfg: Sensitivity
     if not voices:
         raise KoptError("sensitivity needs a voice pack (none in the context and no embedded model installed)")
     model = _common.load_output(ref)
-    groups = [g for g in cfg.groups if select(model, [g], ("Conv", "ConvTranspose", "MatMul"))]
+    groups = [g for g in cfg.groups if select(model, [g], cfg.op_types)]
     skipped = [g for g in cfg.groups if g not in groups]
     utts = check_set(voices, names=list(cfg.cases))
     cases = [Case(u.name, tuple(int(t) for t in u.tokens), u.voice, u.speed) for u in utts]
@@ -122,7 +126,8 @@ def run_sensitivity(reference: str | Path, out_dir: str | Path, cfg: Sensitivity
     result: dict[str, Any] = {
         "reference": str(ref), "config": cfg.model_dump(mode="json"), "voices": vsrc,
         "aligned": scorer.aligned, "align_reason": scorer.align_reason,
-        "method": "int8 static QDQ (per-channel, u8 activations, s8 weights) of one group at a time; "
+        "method": f"int8 static QDQ of {'/'.join(cfg.op_types)} (per-channel s8 weights, u8 activations), "
+                  "one group at a time; "
                   "score = mean PESQ-wb vs fp32 over the check cases",
         "skipped_groups": skipped, "ranking": [], "probes": [],
     }
@@ -130,7 +135,7 @@ def run_sensitivity(reference: str | Path, out_dir: str | Path, cfg: Sensitivity
         for g in groups:
             path = _quantize(c, model, [g], f"only-{g}")
             s = _score(c, path)
-            n = len(select(model, [g], ("Conv", "ConvTranspose", "MatMul")))
+            n = len(select(model, [g], cfg.op_types))
             result["ranking"].append({"group": g, "nodes": n, **s})
             progress.info(f"{g}: {s['metric']} {s['score']:.3f} ({n} nodes)")
             path.unlink(missing_ok=True)

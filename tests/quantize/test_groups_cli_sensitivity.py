@@ -123,7 +123,8 @@ def test_sensitivity_ranks_and_bisects(tmp_path, named_path, monkeypatch):
     monkeypatch.setattr(S, "_quantize", fake_quantize)
     monkeypatch.setattr(S, "_score", fake_score)
     monkeypatch.setattr("kopt.quality.align.instrumented", lambda p, accept_input, cache_dir=None: p)
-    cfg = S.SensitivityConfig(groups=tuple(penalty) + ("predictor.F0",), budget=4.2)
+    cfg = S.SensitivityConfig(groups=tuple(penalty) + ("predictor.F0",), budget=4.2,
+                              op_types=("Conv", "ConvTranspose", "MatMul"))
     res = S.run_sensitivity(named_path, tmp_path / "out", cfg, voices={"v": __import__("numpy").zeros((510, 1, 256), "float32")})
     assert res["skipped_groups"] == ["predictor.F0"]  # no weight node in the tiny graph
     assert [r["group"] for r in res["ranking"]][:2] == ["op:MatMul", "decoder.decode.0"] or \
