@@ -1,0 +1,48 @@
+"""`kopt build recipes/ci.toml` on the real model: builds, reports, publishes; the bundle speaks;
+a re-run reuses everything."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from kopt.cli.main import app
+
+pytestmark = pytest.mark.slow
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_ci_recipe_builds_publishes_and_reuses(real_store, tmp_path):
+    store, base, ref = real_store
+    args = ["--artifacts", str(store.root), "--json", "build", str(REPO / "recipes" / "ci.toml")]
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 0, r.output[-3000:]
+    d = json.loads(r.stdout)
+    assert d["base"] == base.key and d["reference"] == ref.key
+    assert all(v["status"] != "failed" for v in d["variants"]), d["variants"]
+    win = d["winners"]["cpu"]
+    assert win["key"] and win["metrics"]["pesq_wb_aligned"] >= 4.0
+    for prov in ("cuda", "coreml-all"):
+        assert d["winners"][prov]["winner"] is None
+    recs = [json.loads(x) for x in open(d["results"])]
+    skipped = [x for x in recs if x["kind"] == "bench" and x["provider"]["status"] == "skipped"]
+    assert skipped and all("not in this onnxruntime build" in x["provider"]["reason"] for x in skipped)
+    assert Path(d["report"]).is_file() and Path(d["tarball"]).is_file()
+    manifest = json.loads((Path(d["bundle"]) / "manifest.json").read_text())
+    assert manifest["base_model_sha256"] == base.sha256("model.onnx")
+    assert manifest["variant"]["key"] == win["key"]
+    # the bundle speaks ordinary prose from its token cache, in a fresh process
+    wav = tmp_path / "out.wav"
+    sp = subprocess.run([sys.executable, "-m", "kokoro_runtime", "The new model sounds right and ships today.",
+                         "-o", str(wav)], cwd=d["bundle"], capture_output=True, text=True)
+    assert sp.returncode == 0, sp.stderr
+    assert wav.stat().st_size > 24000 * 2  # more than a second of 16-bit audio
+    # nothing changed: a re-run reuses every step, measurement and the bundle
+    r2 = CliRunner().invoke(app, args)
+    assert r2.exit_code == 0, r2.output[-3000:]
+    d2 = json.loads(r2.stdout)
+    assert d2["measured"] == {"steps": 0, "bench_cells": 0, "quality": 0}
+    assert d2["winners"]["cpu"]["key"] == win["key"] and d2["bundle"] == d["bundle"]
