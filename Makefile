@@ -17,10 +17,10 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[$(EXTRAS)]'
 	touch $@
 
-# The main job on the embedded default model.
+# The main job on the embedded default model: fetch, reference, every variant, bench, quality,
+# select, report, publish (recipes/default.toml). A re-run redoes only what changed.
 run: setup
-	$(BIN)/kopt fetch
-	$(BIN)/kopt reference
+	$(BIN)/kopt build $(RECIPE)
 
 # Every test: fast ones on tiny synthetic graphs, slow ones on the real model.
 test: setup

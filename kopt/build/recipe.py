@@ -13,16 +13,13 @@ build before any work starts and an error names the file and the field::
 
 from __future__ import annotations
 
-import json
-import tomllib
 from pathlib import Path
 from typing import Any, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from kopt.bench.settings import BenchSettings
-from kopt.core.errors import RecipeError
-from kopt.core.recipe import Recipe, _loc
+from kopt.core.recipe import Recipe, load_recipe, validate_recipe
 from kopt.publish.settings import PublishSettings
 from kopt.quality.settings import QualitySettings
 from kopt.select.settings import CompareSettings, SelectSettings
@@ -56,27 +53,9 @@ class BuildRecipe(Recipe):
 
 
 def validate_build_recipe(data: dict[str, Any], source: str) -> BuildRecipe:
-    try:
-        return BuildRecipe.model_validate(data)
-    except ValidationError as e:
-        err = e.errors()[0]
-        msg = err.get("msg", "invalid").removeprefix("Value error, ")
-        if err.get("type") == "extra_forbidden":
-            msg = "unknown field (not allowed here)"
-        elif err.get("type") == "missing":
-            msg = "required field is missing"
-        raise RecipeError(f"{source}: {_loc(tuple(err.get('loc', ())))}: {msg}") from None
+    return validate_recipe(data, source, BuildRecipe)  # type: ignore[return-value]
 
 
 def load_build_recipe(path: str | Path) -> BuildRecipe:
-    p = Path(path)
-    if not p.is_file():
-        raise RecipeError(f"{p}: recipe file not found; see recipes/ for examples")
-    text = p.read_text(encoding="utf-8")
-    try:
-        data = tomllib.loads(text) if p.suffix == ".toml" else json.loads(text)
-    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as e:
-        raise RecipeError(f"{p}: not valid {'TOML' if p.suffix == '.toml' else 'JSON'} ({e})") from None
-    if not isinstance(data, dict):
-        raise RecipeError(f"{p}: a recipe must be a table/object at the top level")
-    return validate_build_recipe(data, str(p))
+    """Load a build recipe; a plain pass recipe is one too (every build section has defaults)."""
+    return load_recipe(path, BuildRecipe)  # type: ignore[return-value]

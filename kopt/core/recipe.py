@@ -128,10 +128,11 @@ def _loc(loc: tuple) -> str:
     return out or "(top level)"
 
 
-def validate_recipe(data: dict[str, Any], source: str = "<recipe>") -> Recipe:
-    """Validate plain data as a Recipe; RecipeError names ``source``, the field and the problem."""
+def validate_recipe(data: dict[str, Any], source: str = "<recipe>", schema: type[Recipe] = Recipe) -> Recipe:
+    """Validate plain data as a Recipe (or a subclass such as the build recipe); RecipeError names
+    ``source``, the field and the problem."""
     try:
-        return Recipe.model_validate(data)
+        return schema.model_validate(data)
     except ValidationError as e:
         err = e.errors()[0]
         msg = err.get("msg", "invalid")
@@ -143,8 +144,8 @@ def validate_recipe(data: dict[str, Any], source: str = "<recipe>") -> Recipe:
         raise RecipeError(f"{source}: {_loc(tuple(err.get('loc', ())))}: {msg}") from None
 
 
-def load_recipe(path: str | Path) -> Recipe:
-    """Load and validate a recipe file (.toml or .json)."""
+def load_recipe(path: str | Path, schema: type[Recipe] = Recipe) -> Recipe:
+    """Load and validate a recipe file (.toml or .json) against ``schema``."""
     p = Path(path)
     if not p.is_file():
         raise RecipeError(f"{p}: recipe file not found")
@@ -163,7 +164,7 @@ def load_recipe(path: str | Path) -> Recipe:
         raise RecipeError(f"{p}: recipes are .toml or .json files")
     if not isinstance(data, dict):
         raise RecipeError(f"{p}: a recipe must be a table/object at the top level")
-    return validate_recipe(data, str(p))
+    return validate_recipe(data, str(p), schema)
 
 
 def one_variant(input_: str, passes: list[tuple[str, dict[str, Any]]], name: str | None = None,
