@@ -59,11 +59,9 @@ class Int4(Pass):
         elif c.algorithm == "hqq":
             algo = mnb.HQQWeightOnlyQuantConfig(block_size=c.block_size, op_types_to_quantize=ops)
         else:
-            try:
-                import neural_compressor  # noqa: F401
-            except ImportError:
-                raise KoptError(f"int4 algorithm {c.algorithm!r} runs through Intel Neural Compressor, which is "
-                                "not installed; use algorithm=default or hqq, or pip install neural-compressor") from None
+            # RTN and GPTQ are Intel Neural Compressor's weight-only algorithms, vendored in
+            # onnxruntime.quantization.neural_compressor: no neural-compressor package is needed
+            # (and its 3.x releases have no ONNX support).
             algo = (mnb.RTNWeightOnlyQuantConfig(op_types_to_quantize=ops) if c.algorithm == "rtn"
                     else mnb.GPTQWeightOnlyQuantConfig(block_size=c.block_size, op_types_to_quantize=ops))
         excluded = _common.expand_selectors(model, c.exclude)

@@ -191,3 +191,13 @@ def test_int4_rejects_bad_config(named_path, tmp_path):
         _apply("int4", {"block_size": 24}, named_path, tmp_path)
     with pytest.raises(KoptError, match="MatMul and Gather only"):
         _apply("int4", {"op_types": ["Conv"]}, named_path, tmp_path, "-b")
+
+
+@pytest.mark.parametrize("algorithm", ["rtn", "hqq"])
+def test_int4_algorithms_run_with_onnxruntimes_vendored_code(named_path, tmp_path, algorithm):
+    # RTN/GPTQ are Intel Neural Compressor's algorithms vendored in onnxruntime.quantization:
+    # they must work without the (ONNX-less) neural-compressor package.
+    m, rep, out = _apply("int4", {"algorithm": algorithm, "exclude": []}, named_path, tmp_path, f"-{algorithm}")
+    ops = {n.op_type for n in m.graph.node}
+    assert "MatMulNBits" in ops and "MatMul" not in ops
+    assert _diff(named_path, out) < TOL["int4"]
