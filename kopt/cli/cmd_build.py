@@ -81,6 +81,11 @@ def _summary(res) -> None:
                        ("tarball", res.tarball)):
         if val:
             con.print(f"  {label}: {val}")
+    bb = res.bundle_bench
+    if bb:
+        con.print(f"  bundle ({'reused' if bb.get('cached') else 'measured'}): cold start {bb['cold_start_s']:.2f} s "
+                  f"(new process to first audio), warm TTFA {bb['warm_ttfa_ms']:.0f} ms for a {bb['text_words']}-word "
+                  f"paragraph (first chunk {bb['first_chunk_audio_s']:.1f} s of speech)")
     for why in res.reasons:
         con.print(f"  [yellow]{why}[/]")
 

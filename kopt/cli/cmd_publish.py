@@ -12,6 +12,7 @@ from kopt.cli import state
 
 def register(app: typer.Typer) -> None:
     app.command("publish")(publish_cmd)
+    app.command("bundle-bench")(bundle_bench_cmd)
 
 
 def publish_cmd(
@@ -68,3 +69,21 @@ def _metrics_for(variant: str, results: list[Path]) -> tuple[dict, dict]:
         if r["kind"] == "bench":
             machine = r.get("machine", {})
     return metrics, machine
+
+
+def bundle_bench_cmd(
+    bundle: Path = typer.Argument(..., help="A published bundle folder."),
+    text: Optional[str] = typer.Option(None, "--text", help="Text to speak (default: the text set's TTFA paragraph)."),
+    voice: Optional[str] = typer.Option(None, "--voice", help="Voice (default: the bundle's)."),
+    repeats: int = typer.Option(3, "--repeats", min=1, help="Runs per figure (the median is reported)."),
+    threads: int = typer.Option(0, "--threads", help="Intra-op threads (0: onnxruntime's default)."),
+) -> None:
+    """Measure a bundle as its users run it: cold start (new process to first audio) and warm TTFA."""
+    from kopt.bench.textset import load_textset
+    from kopt.publish.measure import measure_bundle
+
+    res = measure_bundle(bundle, text or load_textset().ttfa_text, voice=voice, repeats=repeats, threads=threads)
+    state.say(f"{bundle}: cold start {res['cold_start_s']:.2f} s (runs {res['cold_start_s_runs']}), warm TTFA "
+              f"{res['warm_ttfa_ms']:.0f} ms (runs {res['warm_ttfa_ms_runs']}) for {res['text_words']} words, "
+              f"first chunk {res['first_chunk_audio_s']:.2f} s of speech")
+    state.emit({"command": "bundle-bench", "bundle": str(bundle), **res})
