@@ -12,7 +12,7 @@ Requests (``{"cmd": ...}``) and replies (``{"ok": true, ...}`` or ``{"ok": false
   run        texts [[id, ids]], voice, speed -> runs [{id, seconds, samples}]
   ttfa       text, voice, speed -> seconds, samples (first chunk only)
   partition  strict -> nodes per provider (ORT profiler), strict_error when no-CPU-fallback fails
-  stats      -> rss_peak_mb (ru_maxrss), vm_hwm_mb (/proc/self/status)
+  stats      -> rss_peak_mb (VmHWM of this process; ru_maxrss only without /proc), vm_hwm_mb, ru_maxrss_mb
   quit
 """
 
@@ -139,7 +139,12 @@ class Worker:
         return out
 
     def stats(self, req: dict[str, Any]) -> dict[str, Any]:
-        return {"rss_peak_mb": _ru_maxrss_mb(), "vm_hwm_mb": _vm_hwm_mb(), "rss_mb": _rss_now_mb()}
+        # Peak RSS of this cell: VmHWM belongs to the address space created at exec. ru_maxrss is not
+        # usable on Linux: it survives execve, so it carries the (possibly large) parent's high-water
+        # mark from before the fork; it is only the fallback where /proc is missing (macOS).
+        hwm = _vm_hwm_mb()
+        return {"rss_peak_mb": hwm if hwm is not None else _ru_maxrss_mb(), "vm_hwm_mb": hwm,
+                "ru_maxrss_mb": _ru_maxrss_mb(), "rss_mb": _rss_now_mb()}
 
 
 def serve(inp: BinaryIO, out: BinaryIO) -> int:

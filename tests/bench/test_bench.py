@@ -130,3 +130,20 @@ def test_cli_bench_and_unknown_provider(tmp_path, voices_npz):
     r = CliRunner().invoke(app, ["bench", str(model), "-p", "warp-drive", "--voices", str(voices_npz)])
     assert r.exit_code != 0
     assert "unknown provider 'warp-drive'" in str(r.exception) + r.output
+
+
+def test_peak_rss_is_the_workers_own_not_the_parents():
+    """ru_maxrss survives fork+exec on Linux, so a worker started by a large parent would report the
+    parent's peak; the worker reports VmHWM of its own address space instead."""
+    import numpy as np
+
+    ballast = np.ones(600 * 1024 * 1024 // 8)  # 600 MB resident in this (parent) process
+    h = WorkerHandle(timeout_s=30)
+    try:
+        st = h.request("stats")
+    finally:
+        h.close()
+        del ballast
+    assert 0 < st["rss_peak_mb"] < 400, st
+    if st.get("vm_hwm_mb") is not None:
+        assert st["rss_peak_mb"] == st["vm_hwm_mb"]
