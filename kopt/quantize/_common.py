@@ -73,6 +73,16 @@ def resolve_voices(ctx_voices: Mapping[str, Any] | None, path: str = "") -> tupl
         return None, "none (fixed random style)"
 
 
+def calibration_key_inputs(voices: str) -> dict[str, str]:
+    """Cache-key inputs of a calibrated pass: the calibration corpus and the voices it draws on."""
+    from importlib import resources
+
+    from kopt.core.hashing import sha256_bytes
+
+    corpus = (resources.files("kopt") / "data" / "calib" / "sentences.tsv").read_bytes()
+    return {"calib_corpus": sha256_bytes(corpus), "voices": voices_key(voices)}
+
+
 def voices_key(path: str = "") -> str:
     """Content hash of the voices a pass will use, for the cache key."""
     from kopt.core.hashing import sha256_file

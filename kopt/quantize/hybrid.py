@@ -19,7 +19,6 @@ import onnx
 from pydantic import Field
 
 from kopt.core.errors import KoptError
-from kopt.core.hashing import sha256_bytes
 from kopt.core.passes import Pass, PassConfig, PassContext, PassResult, register
 from kopt.quantize import _common
 from kopt.quantize.groups import _matches, assign
@@ -76,8 +75,7 @@ class Hybrid(Pass):
     config: HybridConfig
 
     def key_inputs(self) -> dict[str, str]:
-        corpus = (resources.files("kopt") / "data" / "calib" / "sentences.tsv").read_bytes()
-        return {"calib_corpus": sha256_bytes(corpus), "voices": _common.voices_key(self.config.voices)}
+        return _common.calibration_key_inputs(self.config.voices)
 
     def run(self, model: onnx.ModelProto, ctx: PassContext) -> PassResult:
         from kopt.quantize.fp16 import _OP_BLOCK, to_fp16

@@ -16,7 +16,6 @@ import onnx
 from pydantic import Field
 
 from kopt.core.errors import KoptError
-from kopt.core.hashing import sha256_bytes
 from kopt.core.passes import Pass, PassConfig, PassContext, PassResult, register
 from kopt.quantize import _common
 from kopt.quantize.calibration import CalibSpec, KokoroCalibrationReader, calibration_set
@@ -101,10 +100,7 @@ class Int8Static(Pass):
     config: Int8StaticConfig
 
     def key_inputs(self) -> dict[str, str]:
-        from importlib import resources
-
-        corpus = (resources.files("kopt") / "data" / "calib" / "sentences.tsv").read_bytes()
-        return {"calib_corpus": sha256_bytes(corpus), "voices": _common.voices_key(self.config.voices)}
+        return _common.calibration_key_inputs(self.config.voices)
 
     def run(self, model: onnx.ModelProto, ctx: PassContext) -> PassResult:
         c = self.config

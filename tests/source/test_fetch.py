@@ -49,15 +49,20 @@ def test_reference_of_int8_user_model(tmp_path, store, tiny_voices_file):
     assert reference(store, base).cached
 
 
-@pytest.mark.parametrize("kind", ["truncated", "text", "wrong_inputs"])
-def test_bad_models_fail_cleanly_and_leave_nothing(tmp_path, store, tiny_model, tiny_voices_file, kind):
-    bad = tmp_path / "bad.onnx"
+def _bad_model(bad, kind, tiny_model):
+    """A truncated ONNX file, a text file named .onnx, or a valid ONNX graph that is not Kokoro."""
     if kind == "truncated":
         bad.write_bytes(tiny_model.read_bytes()[:2000])
     elif kind == "text":
         bad.write_text("hello\n")
     else:
         onnx.save(wrong_inputs_model(), str(bad))
+    return bad
+
+
+@pytest.mark.parametrize("kind", ["truncated", "text", "wrong_inputs"])
+def test_bad_models_fail_cleanly_and_leave_nothing(tmp_path, store, tiny_model, tiny_voices_file, kind):
+    bad = _bad_model(tmp_path / "bad.onnx", kind, tiny_model)
     with pytest.raises(ModelError, match="bad.onnx"):
         fetch(store, model=bad, voices=tiny_voices_file)
     assert _keys(store) == []
@@ -88,13 +93,7 @@ def test_cli_errors_are_one_line_exit_1(tmp_path, tiny_model, tiny_voices_file, 
     import subprocess
     import sys
 
-    bad = tmp_path / "bad.onnx"
-    if kind == "truncated":
-        bad.write_bytes(tiny_model.read_bytes()[:2000])
-    elif kind == "text":
-        bad.write_text("hello\n")
-    else:
-        onnx.save(wrong_inputs_model(), str(bad))
+    bad = _bad_model(tmp_path / "bad.onnx", kind, tiny_model)
     art = tmp_path / "arts"
     r = subprocess.run([sys.executable, "-m", "kopt.cli.main", "--artifacts", str(art), "fetch", "--model", str(bad),
                         "--voices", str(tiny_voices_file)], capture_output=True, text=True)
