@@ -98,9 +98,14 @@ def write_report(sources: Sequence[tuple[str, list[dict[str, Any]]]], out: str |
         html.esc(f"objectives: {', '.join(sel.objectives)}; speed tie tolerance {settings.speed_tie_rel:.0%}"),
     ]
 
+    # Providers where something was measured come first, with cards and plots; providers where every
+    # cell was skipped (not on this machine) are one line each, with the reason, not empty plots.
+    measured = [g for g in sel.groups if any(r.status != "skipped" for r in g.rows)]
+    skipped = [g for g in sel.groups if g not in measured]
+
     # winners
     card_html = []
-    for g in sel.groups:
+    for g in measured:
         t = _group_title(g.provider, g.machine_id, g.machine, multi)
         facts = []
         if g.winner:
@@ -109,12 +114,20 @@ def write_report(sources: Sequence[tuple[str, list[dict[str, Any]]]], out: str |
                         "RTF median", "speedup", "TTFA ms", "size MB", "RSS MB", "PESQ aligned", "STOI", "DNSMOS"):
                     facts.append((label, fmt(g.winner.value(name))))
         card_html.append(html.card(t, g.winner.variant if g.winner else None, facts, g.explanation))
-    page.add("Winners", html.cards(card_html) if card_html else '<p class="meta">no bench or quality records</p>')
+    winners_html = html.cards(card_html) if card_html else '<p class="meta">no bench or quality records</p>'
+    if skipped:
+        lines = []
+        for g in skipped:
+            reason = next((r.reason for r in g.rows if r.reason), "skipped")
+            lines.append(f"<li><b>{html.esc(_group_title(g.provider, g.machine_id, g.machine, multi))}</b>: "
+                         f"{html.esc(reason)}</li>")
+        winners_html += f'<p class="meta">Not measured here:</p><ul class="meta">{"".join(lines)}</ul>'
+    page.add("Winners", winners_html)
 
     # pareto plots
     items = []
-    with progress.task("plots", total=len(sel.groups) + 3) as task:
-        for i, g in enumerate(sel.groups, 1):
+    with progress.task("plots", total=len(measured) + 3) as task:
+        for i, g in enumerate(measured, 1):
             t = _group_title(g.provider, g.machine_id, g.machine, multi)
             p = plots.pareto(g, settings.speed, settings.quality, settings.size,
                              plot_dir / f"pareto-{i:02d}-{_slug(g.provider)}-{g.machine_id[:8]}.png", cat, t)
