@@ -1,5 +1,6 @@
-"""A real client must accept a kopt bundle: its model and voice NPZ speak in kokoro-onnx (PyPI),
-installed in an isolated virtual environment that has no kopt."""
+"""A bundle speaks where kopt is not: first with only numpy and onnxruntime installed (the bundle's
+own runtime, text from its token cache), then in a real client, kokoro-onnx (PyPI), in the same
+isolated virtual environment."""
 
 import json
 import subprocess
@@ -26,14 +27,29 @@ print(json.dumps({"sr": sr, "n": int(a.size), "finite": bool(np.isfinite(a).all(
 """
 
 
-def test_bundle_speaks_in_kokoro_onnx(tmp_path, real_store):
+def test_bundle_speaks_with_numpy_and_onnxruntime_only_then_in_kokoro_onnx(tmp_path, real_store):
     store, base, _ = real_store
-    res = publish(store, base.key, tmp_path / "bundle", PublishSettings(cache_words=0, tarball=False))
+    res = publish(store, base.key, tmp_path / "bundle", PublishSettings(cache_words=20000, tarball=False))
     env = tmp_path / "client-venv"
     venv.EnvBuilder(with_pip=True, clear=True).create(env)
     py = env / "bin" / "python"
-    pip = subprocess.run([str(py), "-m", "pip", "install", "-q", "kokoro-onnx==0.6.1"], capture_output=True, text=True)
-    assert pip.returncode == 0, pip.stderr[-2000:]
+
+    def pip(*pkgs):
+        r = subprocess.run([str(py), "-m", "pip", "install", "-q", *pkgs], capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr[-2000:]
+
+    pip("numpy", "onnxruntime")
+    wav = tmp_path / "clean.wav"
+    r = subprocess.run([str(py), "-m", "kokoro_runtime", "The model speaks without kopt or espeak.", "-o", str(wav)],
+                       cwd=res.bundle, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert wav.stat().st_size > 24000 * 2
+    r = subprocess.run([str(py), "-m", "kokoro_runtime", "Zyxwvut qrstuv.", "-o", str(tmp_path / "x.wav")],
+                       cwd=res.bundle, capture_output=True, text=True)
+    assert r.returncode != 0 and "zyxwvut" in r.stderr.lower()  # uncached words, no G2P: named, no output
+    assert not (tmp_path / "x.wav").exists()
+
+    pip("kokoro-onnx==0.6.1")
     r = subprocess.run([str(py), "-c", CLIENT, str(res.bundle)], capture_output=True, text=True, cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-2000:]
     out = json.loads(r.stdout.strip().splitlines()[-1])
