@@ -40,7 +40,7 @@ print(json.dumps({"ttfa_s": times, "first_chunk_s": len(first) / 24000}))
 
 def measure_bundle(bundle: str | Path, text: str, voice: str | None = None, repeats: int = 3,
                    threads: int = 0) -> dict[str, Any]:
-    b = Path(bundle)
+    b = Path(bundle).resolve()  # the runs below start inside the bundle: a relative path would break
     if not (b / "manifest.json").is_file():
         raise KoptError(f"{b}: not a bundle (no manifest.json)")
     manifest = json.loads((b / "manifest.json").read_text(encoding="utf-8"))
