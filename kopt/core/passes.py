@@ -34,6 +34,15 @@ class PassContext:
     progress: Any = None
     provider: str = "CPUExecutionProvider"
 
+    def input_file(self, model: onnx.ModelProto) -> Path:
+        """The input model as a file, for passes whose library works on files: the runner's input
+        path when it has one, else ``model`` saved into the workdir."""
+        if self.input_path is not None:
+            return self.input_path
+        src = self.workdir / "input.onnx"
+        onnx.save(model, str(src))
+        return src
+
 
 @dataclass
 class PassResult:

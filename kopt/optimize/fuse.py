@@ -84,10 +84,7 @@ class Fuse(Pass):
 
     def run(self, model: onnx.ModelProto, ctx: PassContext) -> PassResult:
         level = self.config.level  # type: ignore[attr-defined]
-        src = ctx.input_path
-        if src is None:
-            src = ctx.workdir / "input.onnx"
-            onnx.save(model, str(src))
+        src = ctx.input_file(model)
         del model
         dst = ctx.workdir / "fused.onnx"
         optimize_offline(src, dst, level, "ONNX", ctx.provider)

@@ -66,10 +66,7 @@ class OrtFormat(Pass):
 
     def run(self, model: onnx.ModelProto, ctx: PassContext) -> PassResult:
         cfg: OrtFormatConfig = self.config  # type: ignore[assignment]
-        src = ctx.input_path
-        if src is None:
-            src = ctx.workdir / "input.onnx"
-            onnx.save(model, str(src))
+        src = ctx.input_file(model)
         del model
         dst = ctx.workdir / "model.ort"
         optimize_offline(src, dst, cfg.level, "ORT", ctx.provider)
