@@ -23,6 +23,7 @@ def sensitivity_cmd(
     case: Optional[List[str]] = typer.Option(None, "--case", help="Check-set sentences: short, medium, long."),
     method: str = typer.Option("MinMax", "--method", help="Calibration: MinMax, Entropy or Percentile."),
     no_search: bool = typer.Option(False, "--no-search", help="Rank only; skip the budget search."),
+    no_balance: bool = typer.Option(False, "--no-balance", help="Plain per-tensor activation QDQ (no channel balancing)."),
     write_map: Optional[Path] = typer.Option(None, "--write-map", help="Also write a hybrid precision map JSON here."),
     threads: int = typer.Option(1, "--threads", help="Threads for scoring sessions."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the settings and exit."),
@@ -33,7 +34,8 @@ def sensitivity_cmd(
     from kopt.core.runner import resolve_input
     from kopt.quantize.sensitivity import SensitivityConfig, run_sensitivity, write_precision_map
 
-    fields: dict = {"budget": budget, "calibrate_method": method, "search": not no_search, "threads": threads}
+    fields: dict = {"budget": budget, "calibrate_method": method, "search": not no_search, "threads": threads,
+                    "balance": not no_balance}
     if group:
         fields["groups"] = tuple(group)
     if case:

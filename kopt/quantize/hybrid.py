@@ -51,6 +51,7 @@ class HybridConfig(PassConfig):
     calib_sentences: int = Field(16, description="Calibration utterances.")
     calib_seed: int = Field(0, description="Calibration seed.")
     calibration_cache: str = Field("", description="Activation-range cache file (see int8-static).")
+    balance: bool = Field(True, description="Channel-balanced QDQ for the int8 groups (see int8-static's balance).")
     voices: str = Field("", description="Voice pack for calibration (empty: the embedded model's voices).")
     check: bool = Field(True, description="Run the short/medium/long check set and reject non-finite audio.")
 
@@ -69,7 +70,7 @@ def resolve(model: onnx.ModelProto, precision: dict[str, str], default: str) -> 
 @register
 class Hybrid(Pass):
     name = "hybrid"
-    version = 1
+    version = 2
     config_cls = HybridConfig
     summary = "per-group precision map (int8 static QDQ / fp16 / fp32); default map from measured sensitivity"
     config: HybridConfig
@@ -94,7 +95,8 @@ class Hybrid(Pass):
             src = _common.write_input(model, ctx.workdir)
             out = ctx.workdir / "hybrid_int8.onnx"
             scfg = Int8StaticConfig(exclude=(), op_types=c.int8_op_types, calibrate_method=c.calibrate_method, calib_sentences=c.calib_sentences,
-                                    calib_seed=c.calib_seed, calibration_cache=c.calibration_cache, check=False)
+                                    calib_seed=c.calib_seed, calibration_cache=c.calibration_cache, balance=c.balance,
+                                    check=False)
             info.update(quantize_static_file(src, out, scfg, voices, int8, []))
             cur = _common.load_output(out)
         fp16 = {name for name, p in per_node.items() if p == "fp16"}

@@ -42,6 +42,8 @@ class Int8StaticConfig(PassConfig):
     calib_speed_min: float = Field(0.9, description="Lowest calibration speed.")
     calib_speed_max: float = Field(1.2, description="Highest calibration speed.")
     calib_max_tokens: int = Field(96, description="Cut calibration sentences to this many tokens (bounds memory).")
+    balance: bool = Field(False, description="Channel-balanced QDQ (kopt.quantize.balance): per-channel activation "
+                          "steps on Conv inputs/outputs, folded into the weights so QLinearConv still runs.")
     calibration_cache: str = Field("", description="JSON file of activation ranges: reused when it exists "
                                    "(must match the method), written otherwise. Empty: calibrate every time.")
     voices: str = Field("", description="Voice pack for calibration (empty: the embedded model's voices).")
@@ -84,11 +86,42 @@ def quantize_static_file(src: Path, out: Path, c: Int8StaticConfig, voices: dict
                         extra_options=extra, calibration_cache_path=cache)
     except Exception as e:
         raise KoptError(f"int8-static quantization failed: {str(e).strip().splitlines()[-1][:200]}") from None
-    return {"calibration": {"utterances": len(utts), "method": c.calibrate_method, "seed": c.calib_seed,
+    info: dict[str, Any] = {}
+    if c.balance:
+        info["balance"] = _balance(src, out, utts, reader, c)
+    return {**info, "calibration": {"utterances": len(utts), "method": c.calibrate_method, "seed": c.calib_seed,
                             "voices": sorted({u.voice for u in utts}),
                             "speeds": [round(min(u.speed for u in utts), 3), round(max(u.speed for u in utts), 3)],
                             "tokens": [int(min(len(u.tokens) for u in utts)), int(max(len(u.tokens) for u in utts))],
                             "cache": str(cache) if cache else None, "cache_hit": cache_hit}}
+
+
+def _balance(src: Path, out: Path, utts, reader: KokoroCalibrationReader, c: Int8StaticConfig) -> dict[str, Any]:
+    """Re-scale the quantized Convs of ``out`` to per-channel activation steps (in place)."""
+    from kopt.core.model import load_model, save_model
+    from kopt.quantize import balance
+
+    q = load_model(out)
+    names = [n.name for n in q.graph.node if n.op_type == "Conv"]
+    plans, skipped = balance.plan(q, names)
+    plans = [p for p in plans if p["conv"].name]
+    skipped = {k: v for k, v in skipped.items() if not v.startswith("not quantized")}
+    tensors = sorted({t for p in plans for t in ([p["q_x"].input[0]] if p["q_x"] is not None else [])
+                      + ([p["conv"].output[0]] if p["q_y"] is not None else [])})
+    f = load_model(src)
+    cache = Path(c.calibration_cache + ".channels.npz") if c.calibration_cache else None
+    ranges = balance.load_ranges(cache) if cache is not None and cache.is_file() else {}
+    todo = [t for t in tensors if t not in ranges]
+    if todo:
+        reader.rewind()
+        ranges.update(balance.channel_ranges(f, todo, list(reader)))
+        if cache is not None:
+            balance.save_ranges(cache, ranges)
+    rep = balance.apply(q, f, plans, ranges)
+    del f
+    save_model(q, out)
+    return {**rep, "convs": len(plans), "skipped": len(skipped),
+            "skipped_examples": dict(list(skipped.items())[:3])}
 
 
 @register

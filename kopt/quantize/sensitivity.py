@@ -49,6 +49,7 @@ class SensitivityConfig(PassConfig):
     calibrate_method: str = Field("MinMax", description="Calibration method for the int8 runs.")
     calib_sentences: int = Field(16, description="Calibration utterances.")
     calib_seed: int = Field(0, description="Calibration seed.")
+    balance: bool = Field(True, description="Channel-balanced QDQ for the int8 runs (see int8-static's balance).")
     search: bool = Field(True, description="After ranking, bisect for the largest group set within budget.")
     threads: int = Field(1, description="Threads for scoring sessions.")
 
@@ -70,7 +71,7 @@ def _static_cfg(cfg: SensitivityConfig, cache: Path, include: Sequence[str]):
     return Int8StaticConfig(include=tuple(include), exclude=(), op_types=cfg.op_types,
                             calibrate_method=cfg.calibrate_method,  # type: ignore[arg-type]
                             calib_sentences=cfg.calib_sentences, calib_seed=cfg.calib_seed,
-                            calibration_cache=str(cache), check=False)
+                            calibration_cache=str(cache), balance=cfg.balance, check=False)
 
 
 def _quantize(c: _Ctx, model: onnx.ModelProto, include: Sequence[str], tag: str) -> Path:
@@ -126,7 +127,8 @@ def run_sensitivity(reference: str | Path, out_dir: str | Path, cfg: Sensitivity
     result: dict[str, Any] = {
         "reference": str(ref), "config": cfg.model_dump(mode="json"), "voices": vsrc,
         "aligned": scorer.aligned, "align_reason": scorer.align_reason,
-        "method": f"int8 static QDQ of {'/'.join(cfg.op_types)} (per-channel s8 weights, u8 activations), "
+        "method": f"int8 static QDQ of {'/'.join(cfg.op_types)} (per-channel s8 weights, u8 activations"
+                  f"{', channel-balanced' if cfg.balance else ''}), "
                   "one group at a time; "
                   "score = mean PESQ-wb vs fp32 over the check cases",
         "skipped_groups": skipped, "ranking": [], "probes": [],
