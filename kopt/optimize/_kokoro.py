@@ -22,6 +22,11 @@ def producers(g: onnx.GraphProto) -> dict[str, onnx.NodeProto]:
     return {o: n for n in g.node for o in n.output if o}
 
 
+def node_id(n: onnx.NodeProto) -> str:
+    """A node's identity: its first non-empty output (names are optional and need not be unique)."""
+    return next((o for o in n.output if o), n.name)
+
+
 def consumers(g: onnx.GraphProto) -> dict[str, list[onnx.NodeProto]]:
     out: dict[str, list[onnx.NodeProto]] = defaultdict(list)
     for n in g.node:
@@ -129,3 +134,122 @@ def topo_sort(g: onnx.GraphProto) -> None:
                 order.append(nodes[k])
     del g.node[:]
     g.node.extend(order)
+
+
+# -- where the token axis is -----------------------------------------------------------------------
+
+_TOKEN_SYMBOL = "kopt_token_length"
+
+
+def _shape_proxies(n: onnx.NodeProto) -> list[onnx.NodeProto]:
+    """Stand-ins, with the same output shapes, for ops that symbolic shape inference does not follow
+    through symbolic dims (ConvInteger) or does not know (the contrib ops that onnxruntime's
+    quantizer and fusions write); any other node as it is."""
+    from onnx import TensorProto
+
+    pre: list[onnx.NodeProto] = []
+
+    def fed(k: int, cast: bool = False, swap: bool = False) -> str:
+        """Input k, cast to float and/or with its last two axes swapped (whatever its rank)."""
+        x = n.input[k]
+        if cast:
+            pre.append(helper.make_node("Cast", [x], [f"{node_id(n)}/kopt_shape_proxy/{k}"], to=TensorProto.FLOAT))
+            x = pre[-1].output[0]
+        if swap:
+            pre.append(helper.make_node("Einsum", [x], [f"{node_id(n)}/kopt_shape_proxy/{k}/swapped"],
+                                        equation="...ij->...ji"))
+            x = pre[-1].output[0]
+        return x
+
+    ms = n.domain == "com.microsoft"
+    flags = {a.name: a.i for a in n.attribute if a.type == onnx.AttributeProto.INT}
+    if n.op_type == "ConvInteger" and n.domain in ("", "ai.onnx"):
+        stand_in = helper.make_node("Conv", [fed(0, cast=True), fed(1, cast=True)], [n.output[0]])
+        stand_in.attribute.extend(n.attribute)  # the same kernel/pads/strides/dilations/group
+    elif n.op_type == "MatMulIntegerToFloat" and ms:
+        stand_in = helper.make_node("MatMul", [fed(0, cast=True), fed(1, cast=True)], [n.output[0]])
+    elif n.op_type == "DynamicQuantizeMatMul" and ms:
+        stand_in = helper.make_node("MatMul", [n.input[0], fed(1, cast=True)], [n.output[0]])
+    elif n.op_type == "FusedMatMul" and ms and not flags.get("transBatchA") and not flags.get("transBatchB"):
+        stand_in = helper.make_node("MatMul", [fed(0, swap=bool(flags.get("transA"))),
+                                              fed(1, swap=bool(flags.get("transB")))], [n.output[0]])
+    elif n.op_type == "DynamicQuantizeLSTM" and ms:
+        # its W is [dirs, input, 4H] and R [dirs, H, 4H]; LSTM's are [dirs, 4H, input] and [dirs, 4H, H]
+        stand_in = helper.make_node("LSTM", [n.input[0], fed(1, cast=True, swap=True), fed(2, cast=True, swap=True),
+                                             *n.input[3:8]], list(n.output))
+        stand_in.attribute.extend(n.attribute)  # hidden_size, direction, ... as LSTM's
+    else:
+        return [n]
+    stand_in.name = n.name
+    return [*pre, stand_in]
+
+
+def token_axes(model: onnx.ModelProto, tok: str, wanted: dict[str, onnx.NodeProto],
+               where: str = "<model>") -> dict[str, tuple[int, tuple[int, ...]]]:
+    """For each tensor in ``wanted`` (tensor -> the node that reads it, for messages): its rank and
+    the axes that run over the token positions.
+
+    Found symbolically, never from sizes (a bucket of 128 or 256 equals channel counts): the token
+    input gets the dimension ``[1, kopt_token_length]``, onnxruntime's symbolic shape inference runs
+    over the nodes the wanted tensors depend on, and an axis is a token axis when its inferred dim
+    is exactly that symbol. Broadcasts of two different symbolic dims are merged (``auto_merge``),
+    e.g. Kokoro's position embeddings ``Min(512, tokens)`` with ``tokens``: true for every bucket
+    up to 512. ModelError naming the node when a tensor's shape is unknown or has no token axis.
+    """
+    from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference
+
+    g = model.graph
+    prod = producers(g)
+    need: set[str] = set()
+    stack = list(wanted)
+    while stack:
+        t = stack.pop()
+        p = prod.get(t)
+        if p is None or node_id(p) in need:
+            continue
+        need.add(node_id(p))
+        stack.extend(i for i in p.input if i)
+    kept = [n for n in g.node if node_id(n) in need]
+
+    sub = helper.make_graph([], "kopt_token_axes", [], [])
+    used = {i for n in kept for i in n.input}
+    inits = {i.name for i in g.initializer}
+    for vi in g.input:
+        if vi.name == tok:
+            sub.input.append(helper.make_tensor_value_info(tok, vi.type.tensor_type.elem_type, [1, _TOKEN_SYMBOL]))
+        elif vi.name in used and vi.name not in inits:
+            sub.input.append(vi)
+    sub.initializer.extend(i for i in g.initializer if i.name in used)
+    for n in kept:
+        sub.node.extend(_shape_proxies(n))
+    sub.output.extend(helper.make_tensor_value_info(t, onnx.TensorProto.FLOAT, None) for t in wanted)
+    probe = helper.make_model(sub, opset_imports=list(model.opset_import))
+    probe.ir_version = model.ir_version
+
+    # The loop of SymbolicShapeInference.infer_shapes without its ending: on an incomplete
+    # inference that one saves a debug model into the current directory and raises the partial
+    # result away, while the shapes it did infer may be all this needs.
+    sym = SymbolicShapeInference(int_max=2**31 - 1, auto_merge=True, guess_output_rank=False, verbose=0)
+    failure = ""
+    try:
+        sym._preprocess(probe)
+        while sym.run_:
+            sym._infer_impl()
+        sym._update_output_from_vi()
+        inferred = {vi.name: vi for vi in [*sym.out_mp_.graph.value_info, *sym.out_mp_.graph.output]}
+    except Exception as e:  # noqa: BLE001 -- any failure inside the inference means "no shapes"
+        failure = f" (symbolic shape inference failed: {type(e).__name__}: {str(e)[:200]})"
+        inferred = {}
+
+    out: dict[str, tuple[int, tuple[int, ...]]] = {}
+    for t, n in wanted.items():
+        vi = inferred.get(t)
+        shape = vi.type.tensor_type.shape if vi is not None and vi.type.tensor_type.HasField("shape") else None
+        axes = tuple(k for k, d in enumerate(shape.dim) if d.dim_param == _TOKEN_SYMBOL) if shape else ()
+        if not axes:
+            got = ("unknown" if shape is None else
+                   "[" + ", ".join(d.dim_param or str(d.dim_value) for d in shape.dim) + "]")
+            raise ModelError(f"{where}: cannot find the token axis of {t!r}, input of {n.op_type} {n.name!r}: "
+                             f"its inferred shape is {got}{failure}")
+        out[t] = (len(shape.dim), axes)
+    return out

@@ -11,7 +11,13 @@ real ones, so the audio equals the unpadded input's:
 
 - attention: each token-level Softmax gets ``-1e9`` added on padded keys (exact zero weight);
 - convolutions over tokens: their inputs are zeroed at padded positions (what zero padding gives
-  an unpadded sequence); for int8 graphs the mask goes before the DynamicQuantizeLinear;
+  an unpadded sequence);
+- run-time quantization (int8 graphs): DynamicQuantizeLinear, DynamicQuantizeLSTM and
+  DynamicQuantizeMatMul take ONE scale per tensor from its min/max over all positions, so pad
+  values would change the numbers of real positions. Their inputs are zeroed at padded positions
+  (the quantized range always holds 0, so zeros cannot move it; pads never leak into real
+  positions, so zeroing them is free). The mask must run along each tensor's token axis, which is
+  found by symbolic shape inference (``_kokoro.token_axes``), never guessed from a size;
 - LSTMs over tokens: ``sequence_lens`` = valid length (the backward direction starts at the last
   real token; padded steps output zeros);
 - durations: the per-token durations that feed the alignment CumSum are multiplied by the mask,
@@ -32,9 +38,13 @@ from pydantic import Field
 
 from kopt.core.errors import ModelError
 from kopt.core.passes import Pass, PassConfig, PassContext, PassResult, register
-from kopt.optimize._kokoro import consumers, duration_cumsum, node, producers, rewire, topo_sort, unique_name
+from kopt.optimize._kokoro import (
+    consumers, duration_cumsum, node, node_id, producers, rewire, token_axes, topo_sort, unique_name,
+)
 
 MAX_BUCKET = 512  # 510 phoneme tokens + 2 boundary pads
+# Ops that quantize an activation at run time with one scale for the whole tensor: input index.
+PER_TENSOR_QUANT = {"DynamicQuantizeLinear": 0, "DynamicQuantizeLSTM": 0, "DynamicQuantizeMatMul": 0}
 
 
 class BindShapesConfig(PassConfig):
@@ -68,12 +78,8 @@ def _init(g: onnx.GraphProto, base: str, arr: np.ndarray) -> str:
     return name
 
 
-def _nid(n: onnx.NodeProto) -> str:
-    return next((o for o in n.output if o), n.name)
-
-
 def _downstream(g: onnx.GraphProto, start: str) -> set[str]:
-    """Ids (first output name) of every node downstream of tensor ``start``."""
+    """Ids (``node_id``) of every node downstream of tensor ``start``."""
     cons = consumers(g)
     seen: set[str] = set()
     frontier = [start]
@@ -81,8 +87,8 @@ def _downstream(g: onnx.GraphProto, start: str) -> set[str]:
         nxt = []
         for t in frontier:
             for n in cons.get(t, []):
-                if _nid(n) not in seen:
-                    seen.add(_nid(n))
+                if node_id(n) not in seen:
+                    seen.add(node_id(n))
                     nxt.extend(o for o in n.output if o)
         frontier = nxt
     return seen
@@ -100,17 +106,24 @@ def bind(model: onnx.ModelProto, bucket: int | None, where: str = "<model>") -> 
     _set_dims(ins["speed"], [1])
     report: dict = {"bucket": bucket}
     if bucket:
-        report["masked"] = _mask_pads(g, tok, bucket, where)
+        report["masked"] = _mask_pads(model, tok, bucket, where)
     del g.value_info[:]
     topo_sort(g)
     return report
 
 
-def _mask_pads(g: onnx.GraphProto, tok: str, L: int, where: str) -> dict:
+def _mask_pads(model: onnx.ModelProto, tok: str, L: int, where: str) -> dict:
+    g = model.graph
     cs = duration_cumsum(g, where)
-    frame_level = _downstream(g, cs.output[0]) | {_nid(cs)}
-    token_nodes = [n for n in g.node if _nid(n) not in frame_level]
+    frame_level = _downstream(g, cs.output[0]) | {node_id(cs)}
+    token_nodes = [n for n in g.node if node_id(n) not in frame_level]
     prod = producers(g)
+    # quantizer inputs that depend on the tokens (the style-only ones have no pads) and their token axes
+    tok_level = _downstream(g, tok)
+    from_tokens = {o for n in g.node if node_id(n) in tok_level for o in n.output}
+    quant = [(n, PER_TENSOR_QUANT[n.op_type]) for n in token_nodes
+             if n.op_type in PER_TENSOR_QUANT and n.input[PER_TENSOR_QUANT[n.op_type]] in from_tokens]
+    axes = token_axes(model, tok, {n.input[k]: n for n, k in quant}, where) if quant else {}
 
     # valid length = last non-zero position + 2 (the closing boundary pad), at most L
     zero = _init(g, "kopt/pad/zero_i64", np.array(0, np.int64))
@@ -131,25 +144,25 @@ def _mask_pads(g: onnx.GraphProto, tok: str, L: int, where: str) -> dict:
     att_add = node(g, "Where", [mask_b, _init(g, "kopt/pad/zero_f", np.array(0.0, np.float32)),
                                 _init(g, "kopt/pad/neg_f", np.array(-1e9, np.float32))], "kopt/pad/att_add")
 
-    counts = {"softmax": 0, "conv": 0, "lstm": 0, "durations": 0}
+    counts = {"softmax": 0, "conv": 0, "lstm": 0, "quantized": 0, "durations": 0}
     for n in token_nodes:
         if n.op_type == "Softmax":
             x = n.input[0]
             n.input[0] = node(g, "Add", [x, node(g, "CastLike", [att_add, x], f"{n.name}/pad_add")],
                               f"{n.name}/pad_masked")
             counts["softmax"] += 1
-        elif n.op_type in ("Conv", "ConvInteger"):
-            target = n
-            if n.op_type == "ConvInteger":
-                p = prod.get(n.input[0])
-                if p is None or p.op_type != "DynamicQuantizeLinear":
-                    raise ModelError(f"{where}: ConvInteger {n.name!r} over tokens is not fed by a "
-                                     "DynamicQuantizeLinear; cannot mask its padded positions")
-                target = p
-            x = target.input[0]
-            target.input[0] = node(g, "Mul", [x, node(g, "CastLike", [mask_f, x], f"{n.name}/pad_mask")],
-                                   f"{n.name}/pad_zeroed")
+        elif n.op_type == "Conv":
+            x = n.input[0]
+            n.input[0] = node(g, "Mul", [x, node(g, "CastLike", [mask_f, x], f"{n.name}/pad_mask")],
+                              f"{n.name}/pad_zeroed")
             counts["conv"] += 1
+        elif n.op_type == "ConvInteger":
+            # its input is zeroed before its quantizer, below, like every run-time quantizer's
+            p = prod.get(n.input[0])
+            if p is None or p.op_type != "DynamicQuantizeLinear":
+                raise ModelError(f"{where}: ConvInteger {n.name!r} over tokens is not fed by a "
+                                 "DynamicQuantizeLinear; cannot mask its padded positions")
+            counts["conv"] += int(p.input[0] in axes)
         elif n.op_type in ("LSTM", "GRU", "RNN", "DynamicQuantizeLSTM"):
             while len(n.input) < 5:
                 n.input.append("")
@@ -157,6 +170,7 @@ def _mask_pads(g: onnx.GraphProto, tok: str, L: int, where: str) -> dict:
                 raise ModelError(f"{where}: {n.op_type} {n.name!r} already has sequence_lens; cannot bucket it")
             n.input[4] = seq_lens
             counts["lstm"] += 1
+    counts["quantized"] = _zero_quantizer_inputs(g, quant, axes, mask_f, L)
     dur = cs.input[0]
     masked = node(g, "Mul", [dur, mask_i], "kopt/pad/durations_masked")
     counts["durations"] = rewire(g, dur, masked, skip={masked})
@@ -166,13 +180,32 @@ def _mask_pads(g: onnx.GraphProto, tok: str, L: int, where: str) -> dict:
     return counts
 
 
+def _zero_quantizer_inputs(g: onnx.GraphProto, quant: list[tuple[onnx.NodeProto, int]],
+                           axes: dict[str, tuple[int, tuple[int, ...]]], mask_f: str, L: int) -> int:
+    """Multiply each run-time quantizer's input by the [L] pad mask laid along its token axes
+    (Reshape to [1, .., L, .., 1]; one Mul per token axis, e.g. two for a [1, T, T] tensor)."""
+    mask_at: dict[tuple[int, int], str] = {}
+    for n, k in quant:
+        x = n.input[k]
+        rank, token_axes_ = axes[x]
+        for a in token_axes_:
+            if (rank, a) not in mask_at:
+                shape = _init(g, f"kopt/pad/mask_shape_{rank}d_axis{a}",
+                              np.array([L if i == a else 1 for i in range(rank)], np.int64))
+                mask_at[rank, a] = node(g, "Reshape", [mask_f, shape], f"kopt/pad/mask_{rank}d_axis{a}")
+            x = node(g, "Mul", [x, mask_at[rank, a]], f"{n.name}/pad_zeroed")
+        n.input[k] = x
+    return len(quant)
+
+
 @register
 class BindShapes(Pass):
     name = "bind-shapes"
-    version = 1
+    version = 2  # 2: inputs of run-time quantizers zeroed at pads (int8 buckets)
     config_cls = BindShapesConfig
     summary = ("Bind batch 1, style [1,256], speed [1] and propagate shapes; with bucket=L a fixed token "
-               "length L whose pad positions are masked (0 frames, no attention, no LSTM/conv leak).")
+               "length L whose pad positions are masked (0 frames, no attention, no LSTM/conv leak, zeros "
+               "into run-time quantizers).")
     equivalent = True
     # Padded runs reorder no sums over real data, but kernels pick other blockings for other
     # shapes; observed diffs are float-rounding size. A leak of pads moves durations: audio length differs.
