@@ -26,6 +26,8 @@ def sensitivity_cmd(
     no_balance: bool = typer.Option(False, "--no-balance", help="Plain per-tensor activation QDQ (no channel balancing)."),
     write_map: Optional[Path] = typer.Option(None, "--write-map", help="Also write a hybrid precision map JSON here."),
     threads: int = typer.Option(1, "--threads", help="Threads for scoring sessions."),
+    reuse: Optional[Path] = typer.Option(None, "--reuse", help="Earlier sensitivity.json: reuse the alone-scores "
+                                         "it has for the same settings."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the settings and exit."),
 ) -> None:
     """Quantize one node group at a time, score each against the fp32 reference, rank, and search."""
@@ -38,6 +40,8 @@ def sensitivity_cmd(
                     "balance": not no_balance}
     if group:
         fields["groups"] = tuple(group)
+    if reuse:
+        fields["reuse"] = str(reuse)
     if case:
         fields["cases"] = tuple(case)
     cfg = SensitivityConfig(**fields)

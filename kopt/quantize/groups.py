@@ -1,7 +1,8 @@
 """Kokoro node groups: which part of the network a node belongs to, from its module path.
 
 Kokoro's exported node names keep the PyTorch module path (``/decoder/decoder/generator/resblocks.3/
-convs1.0/Conv``), so a node's group is a dotted name such as ``generator.resblocks.3``. Selectors
+convs1.0/Conv``), so a node's group is a dotted name such as ``generator.resblocks.3`` (its convs:
+``generator.resblocks.3.convs1.0``). Selectors
 match by prefix on dot boundaries: ``generator`` matches every generator group,
 ``generator.resblocks`` every resblock, ``op:Conv`` every Conv node. Nodes the exporter left
 without a module path (shape glue, fused ops named by token) fall into ``other``.
@@ -32,6 +33,9 @@ _RULES: tuple[tuple[re.Pattern[str], str], ...] = tuple((re.compile(p), g) for p
     (r"^/decoder/decoder/decode\.(\d+)/", r"decoder.decode.\1"),
     (r"^/decoder/decoder/generator/(?:m_source|f0_upsamp)/", "generator.source"),
     (r"^/decoder/decoder/generator/ups\.(\d+)/", r"generator.ups.\1"),
+    # each resblock conv is its own sub-group (generator.resblocks.5.convs2.1), so a map can keep one
+    # conv of a block in float; the block's prefix still selects all of it
+    (r"^/decoder/decoder/generator/resblocks\.(\d+)/(convs[12])\.(\d+)/", r"generator.resblocks.\1.\2.\3"),
     (r"^/decoder/decoder/generator/resblocks\.(\d+)/", r"generator.resblocks.\1"),
     (r"^/decoder/decoder/generator/noise_(?:convs|res)\.(\d+)/", r"generator.noise.\1"),
     (r"^/decoder/decoder/generator/conv_post/", "generator.conv_post"),

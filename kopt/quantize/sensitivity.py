@@ -52,6 +52,8 @@ class SensitivityConfig(PassConfig):
     balance: bool = Field(True, description="Channel-balanced QDQ for the int8 runs (see int8-static's balance).")
     search: bool = Field(True, description="After ranking, bisect for the largest group set within budget.")
     threads: int = Field(1, description="Threads for scoring sessions.")
+    reuse: str = Field("", description="An earlier sensitivity.json: groups it scored alone under the same "
+                                       "reference, cases, calibration, op types and balancing are not re-run.")
 
 
 @dataclass
@@ -91,6 +93,28 @@ def _score(c: _Ctx, path: Path) -> dict[str, Any]:
     return {"score": round(float(m.get(key, 0.0)), 4), "metric": key,
             "pesq_wb_natural": round(float(m.get("pesq_wb_natural", 0.0)), 4),
             "issues": r["guard_issues"][:3]}
+
+
+_SAME = ("cases", "op_types", "calibrate_method", "calib_sentences", "calib_seed", "balance")
+
+
+def _reusable(cfg: SensitivityConfig, ref: Path) -> dict[str, dict[str, Any]]:
+    """Alone-scores from ``cfg.reuse`` made under the same settings; KoptError if they differ."""
+    if not cfg.reuse:
+        return {}
+    p = Path(cfg.reuse)
+    try:
+        old = json.loads(p.read_text(encoding="utf-8"))
+        old_cfg = old["config"]
+    except (OSError, ValueError, KeyError) as e:
+        raise KoptError(f"{p}: not a readable sensitivity.json ({e}); pass the file `kopt sensitivity` wrote") from None
+    mine = cfg.model_dump(mode="json")
+    diff = [k for k in _SAME if old_cfg.get(k, False if k == "balance" else None) != mine[k]]
+    if Path(old.get("reference", "")).resolve() != ref.resolve():
+        diff.append("reference")
+    if diff:
+        raise KoptError(f"{p}: made with other settings ({', '.join(diff)}); its scores cannot be reused here")
+    return {r["group"]: {k: v for k, v in r.items() if k != "reused"} for r in old.get("ranking", [])}
 
 
 def run_sensitivity(reference: str | Path, out_dir: str | Path, cfg: SensitivityConfig | None = None,
@@ -133,8 +157,14 @@ def run_sensitivity(reference: str | Path, out_dir: str | Path, cfg: Sensitivity
                   "score = mean PESQ-wb vs fp32 over the check cases",
         "skipped_groups": skipped, "ranking": [], "probes": [],
     }
+    earlier = _reusable(cfg, ref)
     with progress.task("quantizing one group at a time", total=len(groups)) as task:
         for g in groups:
+            if g in earlier:
+                result["ranking"].append({**earlier[g], "reused": cfg.reuse})
+                progress.info(f"{g}: {earlier[g]['score']:.3f} (reused from {cfg.reuse})")
+                task.advance()
+                continue
             path = _quantize(c, model, [g], f"only-{g}")
             s = _score(c, path)
             n = len(select(model, [g], cfg.op_types))

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from kopt.core.errors import KoptError
 from kopt.core.passes import registry
 from kopt.quantize.groups import group_of, precision_by_group, select
 
@@ -23,7 +24,8 @@ def test_quantization_passes_are_registered():
     ("/encoder/N_proj/Conv", "predictor.N"),
     ("/decoder/decoder/decode.3/conv1/Conv", "decoder.decode.3"),
     ("/decoder/decoder/F0_conv/Conv", "decoder.encode"),
-    ("/decoder/decoder/generator/resblocks.5/convs1.0/Conv", "generator.resblocks.5"),
+    ("/decoder/decoder/generator/resblocks.5/convs1.0/Conv", "generator.resblocks.5.convs1.0"),
+    ("/decoder/decoder/generator/resblocks.5/adain1.0/Sub", "generator.resblocks.5"),
     ("/decoder/decoder/generator/noise_res.1/convs1.0/Conv", "generator.noise.1"),
     ("/decoder/decoder/generator/m_source/l_sin_gen/Sin", "generator.source"),
     ("/decoder/decoder/generator/Atan", "generator.istft"),
@@ -136,3 +138,20 @@ def test_sensitivity_ranks_and_bisects(tmp_path, named_path, monkeypatch):
     m = S.write_precision_map(res, tmp_path / "map.json")
     data = json.loads(m.read_text())
     assert data["precision"] == {g: "int8" for g in res["int8_groups"]} and data["default"] == "fp32"
+    # a second run reuses the alone-scores of the first for the same settings: only new groups and the
+    # search probes quantize again
+    calls.clear()
+    cfg2 = S.SensitivityConfig(groups=tuple(penalty), budget=4.2, op_types=("Conv", "ConvTranspose", "MatMul"),
+                               reuse=str(tmp_path / "out" / "sensitivity.json"))
+    res2 = S.run_sensitivity(named_path, tmp_path / "out2", cfg2,
+                             voices={"v": __import__("numpy").zeros((510, 1, 256), "float32")})
+    assert calls, "the search still probes"
+    assert not any(len(c) == 1 and c[0] in ("generator.ups", "op:Conv", "decoder.decode.1") for c in calls)
+    assert {r["group"] for r in res2["ranking"] if r.get("reused")} == set(penalty)
+    assert res2["int8_groups"] == res["int8_groups"]
+    # other settings: refused with the reason
+    cfg3 = S.SensitivityConfig(groups=tuple(penalty), budget=4.2, calib_seed=1,
+                               reuse=str(tmp_path / "out" / "sensitivity.json"))
+    with pytest.raises(KoptError, match="calib_seed"):
+        S.run_sensitivity(named_path, tmp_path / "out3", cfg3,
+                          voices={"v": __import__("numpy").zeros((510, 1, 256), "float32")})
