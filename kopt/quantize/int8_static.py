@@ -42,7 +42,7 @@ class Int8StaticConfig(PassConfig):
     calib_speed_min: float = Field(0.9, description="Lowest calibration speed.")
     calib_speed_max: float = Field(1.2, description="Highest calibration speed.")
     calib_max_tokens: int = Field(96, description="Cut calibration sentences to this many tokens (bounds memory).")
-    balance: bool = Field(False, description="Channel-balanced QDQ (kopt.quantize.balance): per-channel activation "
+    balance: bool = Field(True, description="Channel-balanced QDQ (kopt.quantize.balance): per-channel activation "
                           "steps on Conv inputs/outputs, folded into the weights so QLinearConv still runs.")
     calibration_cache: str = Field("", description="JSON file of activation ranges: reused when it exists "
                                    "(must match the method), written otherwise. Empty: calibrate every time.")
@@ -127,7 +127,7 @@ def _balance(src: Path, out: Path, utts, reader: KokoroCalibrationReader, c: Int
 @register
 class Int8Static(Pass):
     name = "int8-static"
-    version = 1
+    version = 2
     config_cls = Int8StaticConfig
     summary = "QDQ int8 with calibrated activations (QLinearConv on CPU); predictor and DSP tail in float"
     config: Int8StaticConfig
