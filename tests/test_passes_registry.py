@@ -6,7 +6,7 @@ from pydantic import ValidationError
 from kopt.core.errors import KoptError, RecipeError
 from kopt.core.passes import PassConfig, get_pass, make_config, registry
 
-EXPECTED_OPTIMIZE = {"fold", "fuse", "ort-format", "bind-shapes", "durations", "adain"}
+EXPECTED_OPTIMIZE = {"fold", "fuse", "ort-format", "bind-shapes", "durations", "adain", "stft-conv"}
 
 
 def test_registry_holds_the_optimization_passes():
