@@ -75,6 +75,24 @@ def unique_name(g: onnx.GraphProto, base: str) -> str:
     return name
 
 
+def name_allocator(g: onnx.GraphProto):
+    """A ``fresh(base)`` that returns names unused in ``g`` (nodes, tensors, initializers, inputs), and
+    remembers what it handed out: for passes that add many nodes, where ``unique_name``'s full scan
+    per call would be quadratic."""
+    taken = {o for n in g.node for o in n.output} | {n.name for n in g.node} | \
+        {i.name for i in g.input} | {i.name for i in g.initializer}
+
+    def fresh(base: str) -> str:
+        name, k = base, 0
+        while name in taken:
+            k += 1
+            name = f"{base}_{k}"
+        taken.add(name)
+        return name
+
+    return fresh
+
+
 def rewire(g: onnx.GraphProto, old: str, new: str, skip: set[str] | None = None) -> int:
     """Point every consumer of ``old`` at ``new``, except nodes producing a tensor named in ``skip``."""
     skip = skip or set()

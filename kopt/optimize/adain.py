@@ -49,6 +49,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from kopt.core.errors import ModelError
 from kopt.core.passes import Pass, PassConfig, PassContext, PassResult, register
+from kopt.optimize._kokoro import name_allocator
 
 ONNX_DOMAINS = ("", "ai.onnx")
 _SMALL = 64  # initializers up to this many elements keep their values in the shape-inference copy
@@ -323,16 +324,7 @@ def rewrite_adain(model: onnx.ModelProto) -> dict:
             skipped["affine: normalization is a graph output"] += 1
 
     if plans:
-        taken = {n.name for n in g.node} | {o for n in g.node for o in n.output} | \
-                {t.name for t in g.initializer} | {i.name for i in g.input}
-
-        def fresh(base: str) -> str:
-            name, k = base, 0
-            while name in taken:
-                k += 1
-                name = f"{base}_{k}"
-            taken.add(name)
-            return name
+        fresh = name_allocator(g)
 
         flat = fresh("kopt/adain/flat")
         g.initializer.append(numpy_helper.from_array(np.array([-1], np.int64), flat))

@@ -48,6 +48,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from kopt.core.errors import ModelError
 from kopt.core.passes import Pass, PassConfig, PassContext, PassResult, register
+from kopt.optimize._kokoro import name_allocator
 from kopt.optimize.adain import QUANTIZERS, infer_shapes
 
 ONNX_DOMAINS = ("", "ai.onnx")
@@ -197,16 +198,7 @@ def rewrite_stft(model: onnx.ModelProto) -> dict:
         quantizer_outputs = {n.output[0] for n in g.node if n.op_type in QUANTIZERS and n.output}
         for p in plans.values():
             requantized += bool(downstream_of(model, {p.node.output[0]}) & quantizer_outputs)
-        taken = {n.name for n in g.node} | {o for n in g.node for o in n.output} | \
-                {t.name for t in g.initializer} | {i.name for i in g.input}
-
-        def fresh(base: str) -> str:
-            name, k = base, 0
-            while name in taken:
-                k += 1
-                name = f"{base}_{k}"
-            taken.add(name)
-            return name
+        fresh = name_allocator(g)
 
         new_nodes = []
         for n in g.node:

@@ -25,7 +25,6 @@ rest keeps its per-tensor scale, and the report counts both.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
@@ -33,6 +32,7 @@ import onnx
 from onnx import numpy_helper
 
 from kopt.core.errors import KoptError
+from kopt.optimize._kokoro import consumers, name_allocator, producers
 
 QMAX = 255  # uint8 activations
 WMAX = 127  # symmetric int8 weights
@@ -108,23 +108,7 @@ def shared_zero_point(lo: np.ndarray, hi: np.ndarray) -> tuple[int, np.ndarray]:
 
 
 def _index(g: onnx.GraphProto):
-    prod = {o: n for n in g.node for o in n.output if o}
-    cons: dict[str, list[onnx.NodeProto]] = defaultdict(list)
-    for n in g.node:
-        for i in n.input:
-            if i:
-                cons[i].append(n)
-    inits = {t.name: t for t in g.initializer}
-    return prod, cons, inits
-
-
-def _unique(g: onnx.GraphProto, base: str, taken: set[str]) -> str:
-    name, k = base, 0
-    while name in taken:
-        k += 1
-        name = f"{base}_{k}"
-    taken.add(name)
-    return name
+    return producers(g), consumers(g), {t.name: t for t in g.initializer}
 
 
 def _scalar(inits: Mapping[str, onnx.TensorProto], name: str) -> bool:
@@ -177,13 +161,13 @@ def apply(qdq: onnx.ModelProto, float_model: onnx.ModelProto, plans: Sequence[di
     _prod, _cons, inits = _index(g)
     f_inits = {t.name: t for t in float_model.graph.initializer}
     f_nodes = {n.name: n for n in float_model.graph.node}
-    taken = {t.name for t in g.initializer} | {o for n in g.node for o in n.output}
+    fresh = name_allocator(g)
     new_inits: list[onnx.TensorProto] = []
     dead: set[str] = set()
     report = {"inputs": 0, "outputs": 0, "max_gain_in": 1.0, "max_gain_out": 1.0}
 
     def add(base: str, arr: np.ndarray) -> str:
-        name = _unique(g, base, taken)
+        name = fresh(base)
         new_inits.append(numpy_helper.from_array(arr, name))
         return name
 
