@@ -29,14 +29,14 @@ class FakeG2P:
         return [fake_phonemes(w) for w in words]
 
     def phonemize(self, texts: list[str]) -> list[str]:
-        from kopt.publish.runtime.text import is_word, join_phonemes, tokens
+        from kokoro_runtime.text import is_word, join_phonemes, tokens
 
         self.text_calls.append(list(texts))
         return [join_phonemes([(t, fake_phonemes(t) if is_word(t) else t) for t in tokens(x)]) for x in texts]
 
 
 def small_cache(words: list[str] | None = None, phrases: dict[str, str] | None = None):
-    from kopt.publish.runtime.lexicon import TokenCache
+    from kokoro_runtime.lexicon import TokenCache
 
     words = words or ("the a cat sat on mat and dog ran to park it was sunny hello world this is test of "
                       "one two three four five twenty hundred thousand dollars cents percent point").split()

@@ -2,11 +2,11 @@
 
 import pytest
 
-from kopt.publish.runtime.errors import G2PUnavailable
-from kopt.publish.runtime.frontend import ChunkPolicy, FrontEnd
-from kopt.publish.runtime.textnorm import normalize
-from kopt.publish.runtime.numbers import cardinal, ordinal, year
-from kopt.publish.runtime.text import split_clauses, split_sentences, tokens
+from kokoro_runtime.errors import G2PUnavailable
+from kokoro_runtime.frontend import ChunkPolicy, FrontEnd
+from kokoro_runtime.textnorm import normalize
+from kokoro_runtime.numbers import cardinal, ordinal, year
+from kokoro_runtime.text import split_clauses, split_sentences, tokens
 from tests.runtime_helpers import VOCAB, FakeG2P, fake_phonemes, small_cache
 
 

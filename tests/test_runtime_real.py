@@ -4,7 +4,7 @@ spoken from a kopt-written bundle through the token cache, and the cached vs G2P
 import numpy as np
 import pytest
 
-from kopt.publish.runtime import g2p as g2p_mod
+from kokoro_runtime import g2p as g2p_mod
 
 pytestmark = pytest.mark.slow
 
@@ -30,7 +30,7 @@ def bundle(real_store, tmp_path_factory):
 
 
 def test_paragraph_from_the_cache_alone(bundle):
-    from kopt.publish.runtime import open_bundle
+    from kokoro_runtime import open_bundle
 
     tts = open_bundle(bundle, threads=1, g2p=False)  # no G2P: every word must come from the cache
     chunks = tts.text_to_chunks(PARAGRAPH, first_short=True)
@@ -47,8 +47,8 @@ def test_paragraph_from_the_cache_alone(bundle):
 
 
 def test_cached_and_g2p_paths_agree(bundle):
-    from kopt.publish.runtime import open_bundle
-    from kopt.publish.runtime.synth import Synthesizer
+    from kokoro_runtime import open_bundle
+    from kokoro_runtime.synth import Synthesizer
     from kopt.publish.tokencache import edit_distance
 
     cached = open_bundle(bundle, threads=1)

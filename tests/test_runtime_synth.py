@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kopt.publish.runtime import BundleError, Synthesizer, VoiceNotFound
-from kopt.publish.runtime.audio import JoinPolicy
+from kokoro_runtime import BundleError, Synthesizer, VoiceNotFound
+from kokoro_runtime.audio import JoinPolicy
 from tests.graphs import tiny_kokoro, tiny_voices
 from tests.runtime_helpers import REPO, VOCAB, FakeG2P, small_cache
 

@@ -6,9 +6,9 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from kopt.publish.runtime.frontend import FrontEnd
-from kopt.publish.runtime.lexicon import TokenCache
-from kopt.publish.runtime.textnorm import normalize
+from kokoro_runtime.frontend import FrontEnd
+from kokoro_runtime.lexicon import TokenCache
+from kokoro_runtime.textnorm import normalize
 from kopt.publish.tokencache import (CacheConfig, build_cache, edit_distance, frequent_words, hit_stats, measure,
                                      number_words)
 from tests.runtime_helpers import REPO, VOCAB, FakeG2P, fake_phonemes
@@ -44,7 +44,7 @@ def test_build_save_load_roundtrip(tmp_path):
 
 
 def test_bad_cache_files(tmp_path):
-    from kopt.publish.runtime.errors import BundleError
+    from kokoro_runtime.errors import BundleError
 
     (tmp_path / "x.gz").write_bytes(b"nope")
     with pytest.raises(BundleError, match="not a readable token cache"):
@@ -87,7 +87,7 @@ def test_cli_build_dry_run_and_stats(tmp_path):
 
 
 def test_real_espeak_cache_has_weak_forms_and_low_drift():
-    from kopt.publish.runtime import g2p
+    from kokoro_runtime import g2p
 
     if not g2p.available():
         pytest.skip("espeak-ng (phonemizer + espeakng-loader) not installed")

@@ -198,7 +198,7 @@ def _record(c: Cell, cells: list[Cell], variants: Sequence[Variant], s: BenchSet
         "baseline": baseline.name if baseline else None, "repeats": s.repeats, "warmup": s.warmup,
         "ttfa_repeats": s.ttfa_repeats, "per_text": per_text, "session_providers": c.load.get("providers"),
         "memory_limit_mb": s.memory_limit_mb, "timeout_s": s.timeout_s, "interleaved": True,
-        "runtime": "kopt.publish.runtime.Synthesizer (run_tokens for RTF, stream for TTFA)",
+        "runtime": "kokoro_runtime.Synthesizer (run_tokens for RTF, stream for TTFA)",
     }
     if c.ttfa_error:
         extra["ttfa_error"] = c.ttfa_error

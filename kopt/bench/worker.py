@@ -4,7 +4,7 @@ Run as ``python -m kopt.bench.worker --memory-mb N``. It caps its own address sp
 (``RLIMIT_AS``) before importing anything heavy, then answers one JSON request per line on stdin
 with one JSON reply per line on the protocol channel (the original stdout; anything else that
 writes to stdout lands on stderr, so a stray print cannot corrupt the protocol). Timing goes
-through the runtime's own code path (``kopt.publish.runtime.Synthesizer``): ``run_tokens`` for
+through the runtime's own code path (``kokoro_runtime.Synthesizer``): ``run_tokens`` for
 RTF, ``stream`` for time-to-first-audio.
 
 Requests (``{"cmd": ...}``) and replies (``{"ok": true, ...}`` or ``{"ok": false, "error": ...}``):
@@ -73,7 +73,7 @@ class Worker:
     def load(self, req: dict[str, Any]) -> dict[str, Any]:
         import numpy as np
 
-        from kopt.publish.runtime import Synthesizer
+        from kokoro_runtime import Synthesizer
 
         providers = [tuple(p) if isinstance(p, list) else p for p in req["providers"]]
         voices = dict(np.load(req["voices"], allow_pickle=False))

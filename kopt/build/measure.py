@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import importlib.util
 import json
 from pathlib import Path
 from typing import Any, Sequence
 
 from kopt.bench.settings import BenchSettings
 from kopt.bench.variants import Variant
+from kopt.core.errors import KoptError
 from kopt.core.hashing import canonical_json, sha256_bytes
 from kopt.core.progress import NullProgress
 from kopt.core.results import machine_info
@@ -31,12 +33,15 @@ RECORD_FILE = "result.json"
 
 @functools.lru_cache(maxsize=None)
 def code_hash(*packages: str) -> str:
-    """sha256 over the source files of kopt packages (e.g. "bench", "publish/runtime")."""
-    root = Path(__file__).resolve().parents[1]
+    """sha256 over the source files of importable packages (e.g. "kopt.bench", "kokoro_runtime")."""
     items = []
     for pkg in packages:
-        for p in sorted((root / pkg).rglob("*.py")):
-            items.append((p.relative_to(root).as_posix(), sha256_bytes(p.read_bytes())))
+        spec = importlib.util.find_spec(pkg)
+        if spec is None or not spec.submodule_search_locations:
+            raise KoptError(f"{pkg}: not an importable package; cannot hash its code")
+        root = Path(next(iter(spec.submodule_search_locations))).resolve()
+        for p in sorted(root.rglob("*.py")):
+            items.append((f"{pkg}/{p.relative_to(root).as_posix()}", sha256_bytes(p.read_bytes())))
     return sha256_bytes(canonical_json(items).encode())[:16]
 
 
@@ -44,14 +49,14 @@ def _bench_spec(v: Variant, provider: str, s: BenchSettings, textset_sha: str, m
     cfg = s.model_dump(mode="json", exclude={"variants", "providers", "baseline"})
     return StepSpec("bench", {"provider": provider, "settings": cfg},
                     {"model": v.sha256, "text_set": textset_sha, "machine": machine_id,
-                     "code": code_hash("bench", "publish/runtime", "core")})
+                     "code": code_hash("kopt.bench", "kokoro_runtime", "kopt.core")})
 
 
 def _quality_spec(v: Variant, ref: Variant, s: QualitySettings, textset_sha: str, machine_id: str) -> StepSpec:
     cfg = s.model_dump(mode="json", exclude={"variants", "reference"})
     return StepSpec("quality", {"settings": cfg},
                     {"model": v.sha256, "reference": ref.sha256, "text_set": textset_sha, "machine": machine_id,
-                     "code": code_hash("quality", "core")})
+                     "code": code_hash("kopt.quality", "kopt.core")})
 
 
 def _cached(store: ArtifactStore, spec: StepSpec, v: Variant, run_id: str) -> dict[str, Any] | None:

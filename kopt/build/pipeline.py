@@ -197,7 +197,7 @@ def _publish(store, recipe: BuildRecipe, win: dict[str, Any], row, build_dir: Pa
 
     metrics = _row_metrics(row)
     pkey = content_key({"variant": win["key"], "settings": recipe.publish.model_dump(mode="json"),
-                        "metrics": json.loads(canonical_json(metrics)), "code": measure.code_hash("publish")})
+                        "metrics": json.loads(canonical_json(metrics)), "code": measure.code_hash("kopt.publish", "kokoro_runtime")})
     out = build_dir / "bundle"
     manifest = out / "manifest.json"
     tar = out.with_name(out.name + ".tar.gz")
@@ -228,7 +228,7 @@ def _bundle_bench(store, bundle: Path, threads: int) -> dict[str, Any]:
     text = load_textset().ttfa_text
     spec = StepSpec("bundle-bench", {"repeats": 3, "threads": threads, "text_sha256": sha256_bytes(text.encode())},
                     {"manifest": sha256_file(bundle / "manifest.json"), "machine": machine_info()["id"],
-                     "code": measure.code_hash("publish")})
+                     "code": measure.code_hash("kopt.publish", "kokoro_runtime")})
     with store.lock(spec.key):
         hit = store.get(spec.key)
         if hit is None:

@@ -54,7 +54,7 @@ def stats_cmd(
     from importlib import resources
 
     from kopt.core.errors import KoptError
-    from kopt.publish.runtime.lexicon import TokenCache
+    from kokoro_runtime.lexicon import TokenCache
     from kopt.publish.tokencache import audio_agreement, hit_stats, measure
     from kopt.source.vocab import default_vocab
 

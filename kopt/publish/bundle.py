@@ -15,13 +15,15 @@ from pathlib import Path
 
 import numpy as np
 
+import kokoro_runtime
+
 from kopt.core.errors import KoptError
 from kopt.core.hashing import sha256_file
-from kopt.publish.runtime.bundle import FORMAT, MANIFEST
-from kopt.publish.runtime.lexicon import TokenCache
+from kokoro_runtime.bundle import FORMAT, MANIFEST
+from kokoro_runtime.lexicon import TokenCache
 from kopt.source.voices import save_voices
 
-RUNTIME_DIR = Path(__file__).resolve().parent / "runtime"
+RUNTIME_DIR = Path(kokoro_runtime.__file__).resolve().parent
 RUNTIME_NAME = "kokoro_runtime"
 VOICES_FILE = "voices.npz"
 VOCAB_FILE = "vocab.json"

@@ -14,12 +14,12 @@ from pathlib import Path
 
 from kopt.core.errors import KoptError
 from kopt.core.progress import NullProgress, Progress
-from kopt.publish.runtime.frontend import FrontEnd
-from kopt.publish.runtime.lexicon import TokenCache
-from kopt.publish.runtime import textnorm as _nz
-from kopt.publish.runtime.textnorm import normalize
-from kopt.publish.runtime.numbers import cardinal, ordinal, plural_of, year
-from kopt.publish.runtime.text import is_word, split_clauses, split_sentences, tokens
+from kokoro_runtime.frontend import FrontEnd
+from kokoro_runtime.lexicon import TokenCache
+from kokoro_runtime import textnorm as _nz
+from kokoro_runtime.textnorm import normalize
+from kokoro_runtime.numbers import cardinal, ordinal, plural_of, year
+from kokoro_runtime.text import is_word, split_clauses, split_sentences, tokens
 
 DEFAULT_WORDS = 50_000
 _WORD_RE = re.compile(r"[a-z]+(?:'[a-z]+)*")
@@ -68,8 +68,8 @@ def build_cache(config: CacheConfig = CacheConfig(), g2p=None, progress: Progres
     """Phonemize the word list, number words and phrases with espeak-ng (``g2p`` for tests)."""
     progress = progress or NullProgress()
     if g2p is None:
-        from kopt.publish.runtime.g2p import EspeakG2P
-        from kopt.publish.runtime.errors import G2PUnavailable
+        from kokoro_runtime.g2p import EspeakG2P
+        from kokoro_runtime.errors import G2PUnavailable
 
         try:
             g2p = EspeakG2P(config.language)
@@ -180,7 +180,7 @@ def measure(cache: TokenCache, text: str, vocab: dict[str, int], g2p=None, examp
     misses) and sentence-level G2P of each clause. Needs espeak-ng (or ``g2p``)."""
     stats = hit_stats(cache, text)
     if g2p is None:
-        from kopt.publish.runtime.g2p import EspeakG2P
+        from kokoro_runtime.g2p import EspeakG2P
 
         g2p = EspeakG2P(cache.language)
     cached = FrontEnd(vocab, cache, g2p)
@@ -222,8 +222,8 @@ def audio_agreement(model_path: str | Path, voices, vocab: dict[str, int], cache
     from pesq import pesq
     from scipy.signal import resample_poly
 
-    from kopt.publish.runtime import Synthesizer
-    from kopt.publish.runtime.g2p import EspeakG2P
+    from kokoro_runtime import Synthesizer
+    from kokoro_runtime.g2p import EspeakG2P
 
     g2p = EspeakG2P(cache.language)
     a = Synthesizer(model_path, voices, vocab=vocab, token_cache=cache, threads=threads, g2p=g2p)
