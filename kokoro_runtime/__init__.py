@@ -15,7 +15,8 @@ onnxruntime (and phonemizer when installed).
 
 from .audio import SAMPLE_RATE, JoinPolicy, to_pcm16, write_wav
 from .bundle import Bundle, open_bundle
-from .errors import BundleError, G2PUnavailable, RuntimeFailure, VoiceNotFound
+from .errors import (BundleError, G2PUnavailable, InvalidInput, KokoroError, ProviderUnavailable, RuntimeFailure,
+                     SynthesisError, VoiceNotFound)
 from .frontend import MAX_TOKENS, Chunk, ChunkPolicy, FrontEnd
 from .lexicon import TokenCache
 from .textnorm import normalize
@@ -24,5 +25,6 @@ from .synth import Synthesizer
 __all__ = [
     "SAMPLE_RATE", "MAX_TOKENS", "Bundle", "open_bundle", "Synthesizer", "Chunk", "ChunkPolicy", "JoinPolicy",
     "FrontEnd", "TokenCache", "normalize", "write_wav", "to_pcm16",
-    "RuntimeFailure", "BundleError", "VoiceNotFound", "G2PUnavailable",
+    "KokoroError", "RuntimeFailure", "BundleError", "VoiceNotFound", "G2PUnavailable", "InvalidInput",
+    "ProviderUnavailable", "SynthesisError",
 ]

@@ -10,44 +10,25 @@ import numpy as np
 
 from . import voicepack
 from .audio import JoinPolicy, fade_edges, silence, trim_silence
-from .errors import BundleError
-from .frontend import MAX_TOKENS, Chunk, ChunkPolicy, FrontEnd, G2P
+from . import session as _session
+from .errors import BundleError, InvalidInput, SynthesisError, first_line
+from .feed import Signature, check_speed, pad, style_row
+from .frontend import Chunk, ChunkPolicy, FrontEnd, G2P
 from .lexicon import TokenCache
-
-STYLE_DIM = 256
-_TOKEN_NAMES = ("tokens", "input_ids")
-_ORT_DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(int32)": np.int32,
-               "tensor(int64)": np.int64, "tensor(double)": np.float64}
 
 
 def make_session(model_path: str | Path, providers: list | None = None, threads: int = 0,
-                 graph_optimization: bool = True):
-    import onnxruntime as ort
-
-    p = Path(model_path)
-    if not p.is_file():
-        raise BundleError(f"{p}: model file not found")
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = int(threads)
-    opts.inter_op_num_threads = 1
-    opts.log_severity_level = 3
-    opts.graph_optimization_level = (ort.GraphOptimizationLevel.ORT_ENABLE_ALL if graph_optimization
-                                     else ort.GraphOptimizationLevel.ORT_DISABLE_ALL)
-    if p.suffix == ".ort":
-        opts.add_session_config_entry("session.load_model_format", "ORT")
-    try:
-        return ort.InferenceSession(str(p), sess_options=opts, providers=providers or ["CPUExecutionProvider"])
-    except Exception as e:  # ORT raises its own Fail/InvalidGraph/... types
-        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise BundleError(f"{p}: onnxruntime cannot load the model ({msg})") from None
+                 graph_optimization: bool = True, fallback: bool = False):
+    """Kept for callers of 0.1: see kokoro_runtime.session.make_session."""
+    return _session.make_session(model_path, providers, threads, graph_optimization, fallback=fallback)
 
 
 class Synthesizer:
     def __init__(self, model_path: str | Path, voices: "dict[str, np.ndarray] | str | Path",
                  vocab: dict[str, int] | None = None, token_cache: "TokenCache | str | Path | dict | None" = None,
-                 providers: list | None = None, threads: int = 0, graph_optimization: bool = True,
+                 providers: list | None = None, threads: int = 0, graph_optimization: "bool | str" = True,
                  g2p: "G2P | bool | None" = None, policy: ChunkPolicy = ChunkPolicy(),
-                 join: JoinPolicy = JoinPolicy()) -> None:
+                 join: JoinPolicy = JoinPolicy(), fallback: bool = False) -> None:
         self.model_path = Path(model_path)
         self._voices = (voicepack.load_npz(voices) if isinstance(voices, (str, Path))
                         else {k: voicepack.check_voice(k, v, "voices") for k, v in voices.items()})
@@ -61,20 +42,15 @@ class Synthesizer:
         self.token_cache = token_cache
         self.frontend = FrontEnd(self.vocab, token_cache, g2p, policy)
         self.join = join
-        self.session = make_session(self.model_path, providers, threads, graph_optimization)
+        self.session = _session.make_session(self.model_path, providers, threads, graph_optimization,
+                                             fallback=fallback)
         self.providers = self.session.get_providers()
-        self._bind_signature()
+        self.signature = Signature.of(self.session, str(self.model_path))
 
-    def _bind_signature(self) -> None:
-        inputs = {i.name: i for i in self.session.get_inputs()}
-        tok = next((n for n in _TOKEN_NAMES if n in inputs), None)
-        if tok is None or "style" not in inputs or "speed" not in inputs:
-            raise BundleError(f"{self.model_path}: not a Kokoro model (inputs {sorted(inputs)}; need tokens or "
-                              "input_ids, style, speed)")
-        self._tok = tok
-        self._style_dtype = _ORT_DTYPES.get(inputs["style"].type, np.float32)
-        self._speed_dtype = _ORT_DTYPES.get(inputs["speed"].type, np.float32)
-        self._audio = self.session.get_outputs()[0].name
+    @property
+    def has_durations(self) -> bool:
+        """Whether the model reports per-token durations (word timestamps need them)."""
+        return self.signature.durations_out is not None
 
     @property
     def voices(self) -> list[str]:
@@ -88,24 +64,27 @@ class Synthesizer:
         return self.frontend.chunks(text, first_short=first_short)
 
     # -- model --------------------------------------------------------------------------------
-    def run_tokens(self, token_ids: list[int], voice: "str | np.ndarray", speed: float = 1.0) -> np.ndarray:
+    def run_tokens(self, token_ids: list[int], voice: "str | np.ndarray", speed: float = 1.0,
+                   run_options=None) -> np.ndarray:
         """One model call: pads with 0 at both ends; style row = number of tokens (Kokoro's rule)."""
-        ids = list(token_ids)
-        if len(ids) > MAX_TOKENS:
-            raise ValueError(f"{len(ids)} tokens; the model takes at most {MAX_TOKENS} per call")
+        return self.run_timed(token_ids, voice, speed, run_options)[0]
+
+    def run_timed(self, token_ids: list[int], voice: "str | np.ndarray", speed: float = 1.0,
+                  run_options=None) -> tuple[np.ndarray, "np.ndarray | None"]:
+        """One model call, with the per-token frame durations (pads included) when the model reports
+        them (else None). ``run_options`` (onnxruntime RunOptions) lets a caller terminate the run."""
+        speed = check_speed(speed)
+        ids = pad(token_ids)
         pack = self.voice_array(voice)
-        row = min(len(ids), MAX_TOKENS - 1)
-        if np.issubdtype(self._speed_dtype, np.integer):
-            spd = np.array([int(round(speed))], dtype=self._speed_dtype)
-        else:
-            spd = np.array([speed], dtype=self._speed_dtype)
-        feeds = {
-            self._tok: np.array([[0, *ids, 0]], dtype=np.int64),
-            "style": pack[row].reshape(1, STYLE_DIM).astype(self._style_dtype),
-            "speed": spd,
-        }
-        out = self.session.run([self._audio], feeds)[0]
-        return np.asarray(out, dtype=np.float32).reshape(-1)
+        sig = self.signature
+        feeds = sig.feeds(ids, style_row(pack, ids.shape[1] - 2), speed)
+        try:
+            out = self.session.run(sig.outputs(), feeds, run_options)
+        except Exception as e:  # onnxruntime's own types; a terminated run lands here too
+            raise SynthesisError(f"{self.model_path.name}: the model run failed ({first_line(e)})") from e
+        audio = np.asarray(out[0], dtype=np.float32).reshape(-1)
+        dur = np.asarray(out[1], np.int64).reshape(-1) if len(out) > 1 else None
+        return audio, (dur if dur is not None and dur.size == ids.shape[1] else None)
 
     # -- speech -------------------------------------------------------------------------------
     def stream(self, text: str, voice: "str | np.ndarray", speed: float = 1.0,
@@ -113,6 +92,7 @@ class Synthesizer:
         """Yield audio per chunk as soon as it is rendered. The text front end runs first, so a
         word that cannot be phonemized fails before any audio. Each chunk carries its join
         (see JoinPolicy): trimmed silence, faded edges and the pause that follows it."""
+        speed = check_speed(speed)
         pack = self.voice_array(voice)
         chunks = self.text_to_chunks(text, first_short=first_short)
         for k, chunk in enumerate(chunks):

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kokoro_runtime import BundleError, Synthesizer, VoiceNotFound
+from kokoro_runtime import BundleError, InvalidInput, Synthesizer, VoiceNotFound
 from kokoro_runtime.audio import JoinPolicy
 from tests.graphs import tiny_kokoro, tiny_voices
 from tests.runtime_helpers import REPO, VOCAB, FakeG2P, small_cache
@@ -27,9 +27,9 @@ def test_run_tokens_pads_and_picks_style_row_by_token_count(synth, monkeypatch):
     seen = {}
     real_run = synth.session.run
 
-    def spy(names, feeds):
+    def spy(names, feeds, run_options=None):
         seen.update(feeds)
-        return real_run(names, feeds)
+        return real_run(names, feeds, run_options)
 
     monkeypatch.setattr(synth.session, "run", spy)
     audio = synth.run_tokens([50, 83, 54], "voice_1", speed=1.0)
@@ -39,7 +39,7 @@ def test_run_tokens_pads_and_picks_style_row_by_token_count(synth, monkeypatch):
     assert audio.ndim == 1 and audio.dtype == np.float32 and audio.size > 0
     synth.run_tokens([16] * 510, "voice_0")
     np.testing.assert_array_equal(seen["style"], tiny_voices()["voice_0"][509].reshape(1, 256))
-    with pytest.raises(ValueError, match="at most 510"):
+    with pytest.raises(InvalidInput, match="tokens: 511 tokens; the model takes at most 510"):
         synth.run_tokens([16] * 511, "voice_0")
 
 

@@ -1,0 +1,106 @@
+"""One way to open an onnxruntime session on a Kokoro model: options, providers, and no silent fallback.
+
+``make_session`` is used by the runtime and by kopt (which imports this leaf module) so that thread
+counts, optimization levels, .ort loading and provider checks are written down once.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Sequence, Union
+
+from .errors import BundleError, InvalidInput, ProviderUnavailable, first_line
+
+log = logging.getLogger("kokoro_runtime")
+
+ProviderSpec = Union[str, tuple]  # "CUDAExecutionProvider" or ("CUDAExecutionProvider", {options})
+
+# Short names people type; full onnxruntime names pass through unchanged.
+ALIASES = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider", "tensorrt": "TensorrtExecutionProvider",
+           "trt": "TensorrtExecutionProvider", "coreml": "CoreMLExecutionProvider", "rocm": "ROCMExecutionProvider",
+           "dml": "DmlExecutionProvider", "openvino": "OpenVINOExecutionProvider"}
+LEVELS = ("disabled", "basic", "extended", "all")
+
+
+def provider_name(spec: ProviderSpec) -> str:
+    name = spec[0] if isinstance(spec, tuple) else spec
+    if not isinstance(name, str) or not name:
+        raise InvalidInput("provider", f"{spec!r} is not a provider name")
+    return ALIASES.get(name.lower(), name)
+
+
+def normalize_providers(providers: Sequence[ProviderSpec] | None) -> list[ProviderSpec]:
+    out: list[ProviderSpec] = []
+    for spec in providers or ["CPUExecutionProvider"]:
+        name = provider_name(spec)
+        out.append((name, dict(spec[1])) if isinstance(spec, tuple) and len(spec) > 1 else name)
+    return out
+
+
+def session_options(threads: int = 0, optimization: "bool | str" = True, *, ort_format: bool = False,
+                    log_severity: int = 3, profile_prefix: str | None = None,
+                    config: dict[str, str] | None = None) -> Any:
+    """SessionOptions as kopt and the runtime use them: ``threads`` intra-op threads (0: onnxruntime's
+    default), one inter-op thread, an optimization level (True = all, False = disabled, or a name)."""
+    import onnxruntime as ort
+
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 0:
+        raise InvalidInput("threads", f"{threads!r} is not a whole number >= 0 (0: onnxruntime's default)")
+    level = ("all" if optimization else "disabled") if isinstance(optimization, bool) else optimization
+    if level not in LEVELS:
+        raise InvalidInput("graph_optimization", f"{optimization!r}; use one of {', '.join(LEVELS)}")
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.log_severity_level = log_severity
+    opts.graph_optimization_level = {
+        "disabled": ort.GraphOptimizationLevel.ORT_DISABLE_ALL, "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+        "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED, "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+    }[level]
+    if ort_format:
+        opts.add_session_config_entry("session.load_model_format", "ORT")
+    if profile_prefix:
+        opts.enable_profiling = True
+        opts.profile_file_prefix = profile_prefix
+    for k, v in (config or {}).items():
+        opts.add_session_config_entry(k, v)
+    return opts
+
+
+def make_session(model_path: str | Path, providers: Sequence[ProviderSpec] | None = None, threads: int = 0,
+                 graph_optimization: "bool | str" = True, *, fallback: bool = False, options: Any = None,
+                 error: type[Exception] = BundleError) -> Any:
+    """An InferenceSession on ``model_path`` with ``providers`` in priority order.
+
+    A provider this onnxruntime build lacks, or one that fails to initialise (onnxruntime then drops
+    it and runs on the next), is a ``ProviderUnavailable`` error unless ``fallback`` is true, in
+    which case the session runs on what remains and the drop is logged. ``error`` is the class
+    raised when onnxruntime cannot load the model (kopt passes its own)."""
+    import onnxruntime as ort
+
+    p = Path(model_path)
+    if not p.is_file():
+        raise error(f"{p}: model file not found")
+    wanted = normalize_providers(providers)
+    available = set(ort.get_available_providers())
+    missing = [provider_name(s) for s in wanted if provider_name(s) not in available]
+    if missing and not fallback:
+        raise ProviderUnavailable(
+            f"provider {', '.join(missing)} is not in this onnxruntime build (it has {', '.join(sorted(available))}); "
+            "install the matching onnxruntime package or ask for a fallback")
+    usable = [s for s in wanted if provider_name(s) in available] or ["CPUExecutionProvider"]
+    opts = options if options is not None else session_options(threads, graph_optimization,
+                                                                ort_format=p.suffix == ".ort")
+    try:
+        sess = ort.InferenceSession(str(p), sess_options=opts, providers=usable)
+    except Exception as e:  # onnxruntime raises its own Fail/InvalidGraph/... types
+        raise error(f"{p}: onnxruntime cannot load the model ({first_line(e)})") from e
+    got = sess.get_providers()
+    dropped = [provider_name(s) for s in usable if provider_name(s) not in got]
+    if dropped and not fallback:
+        raise ProviderUnavailable(f"provider {', '.join(dropped)} failed to start on this machine (the session "
+                                  f"got {', '.join(got)}); check its drivers or ask for a fallback")
+    if missing or dropped:
+        log.warning("providers %s unavailable; running on %s", ", ".join(missing + dropped), ", ".join(got))
+    return sess
