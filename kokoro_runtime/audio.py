@@ -26,16 +26,23 @@ class JoinPolicy:
     sentence_gap_s: float = 0.3
 
 
-def trim_silence(audio: np.ndarray, trim_db: float, keep_s: float, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+def speech_bounds(audio: np.ndarray, trim_db: float, keep_s: float,
+                  sample_rate: int = SAMPLE_RATE) -> tuple[int, int]:
+    """[start, end) of the samples within ``trim_db`` of the peak, widened by ``keep_s``."""
     if audio.size == 0:
-        return audio
+        return 0, 0
     mag = np.abs(audio)
     peak = float(mag.max())
     if peak <= 0:
-        return audio[:0]
+        return 0, 0
     loud = np.flatnonzero(mag >= peak * 10 ** (-trim_db / 20))
     keep = int(round(keep_s * sample_rate))
-    return audio[max(0, loud[0] - keep): min(audio.size, loud[-1] + 1 + keep)]
+    return max(0, int(loud[0]) - keep), min(audio.size, int(loud[-1]) + 1 + keep)
+
+
+def trim_silence(audio: np.ndarray, trim_db: float, keep_s: float, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    start, end = speech_bounds(audio, trim_db, keep_s, sample_rate)
+    return audio[start:end]
 
 
 def fade_edges(audio: np.ndarray, fade_s: float, sample_rate: int = SAMPLE_RATE) -> np.ndarray:

@@ -6,7 +6,12 @@ manifest.json (written by kopt's bundle writer)::
      "model": "model.onnx", "voices": "voices.npz", "vocab": "vocab.json",
      "token_cache": "token_cache.json.gz", "default_voice": "af_heart",
      "runtime_options": {"graph_optimization": true},
+     "modes": {"fast": {"model": "model.onnx", "variant": "hybrid"},          # optional: more than
+               "quality": {"model": "modes/quality.onnx", "variant": "fused"}},  # one model, by mode
+     "default_mode": "fast",
      "files": {"model.onnx": {"sha256": "...", "size": 123}, ...}}
+
+A bundle without ``modes`` has one mode, ``default``, whose model is ``model``.
 """
 
 from __future__ import annotations
@@ -15,8 +20,9 @@ import hashlib
 import json
 from pathlib import Path
 
-from .errors import BundleError
-from .synth import Synthesizer, load_vocab_dict
+from .errors import BundleError, InvalidInput
+
+DEFAULT_MODE = "default"
 
 FORMAT = "kokoro-bundle"
 MANIFEST = "manifest.json"
@@ -46,6 +52,13 @@ class Bundle:
         for key in ("model", "voices", "vocab", "files"):
             if key not in self.manifest:
                 raise BundleError(f"{mpath}: field {key!r} is missing")
+        modes = self.manifest.get("modes") or {}
+        if not isinstance(modes, dict) or not all(isinstance(v, dict) and isinstance(v.get("model"), str)
+                                                  for v in modes.values()):
+            raise BundleError(f"{mpath}: field 'modes' must map each mode to {{\"model\": FILE}}")
+        if modes and self.default_mode not in modes:
+            raise BundleError(f"{mpath}: default_mode {self.default_mode!r} is not among the modes "
+                              f"({', '.join(modes)})")
         if verify:
             self.verify()
 
@@ -56,8 +69,9 @@ class Bundle:
     def verify(self) -> None:
         """Every file in the manifest exists with its size and sha256; the named files are listed."""
         files: dict = self.manifest["files"]
-        for key in ("model", "voices", "vocab", "token_cache"):
-            name = self.manifest.get(key)
+        named = [(key, self.manifest.get(key)) for key in ("model", "voices", "vocab", "token_cache")]
+        named += [(f"mode {m!r} model", f) for m, f in self.modes.items()]
+        for key, name in named:
             if name and name not in files:
                 raise BundleError(f"{name}: named as the bundle's {key} but has no sha256 in {MANIFEST}")
         for name, meta in sorted(files.items()):
@@ -76,8 +90,27 @@ class Bundle:
     def default_voice(self) -> str | None:
         return self.manifest.get("default_voice")
 
+    @property
+    def modes(self) -> dict[str, str]:
+        """Mode name -> the model file the runtime loads for it (one mode, ``default``, if none are listed)."""
+        modes = self.manifest.get("modes") or {}
+        return {k: v["model"] for k, v in modes.items()} if modes else {DEFAULT_MODE: self.manifest["model"]}
+
+    @property
+    def default_mode(self) -> str:
+        modes = self.manifest.get("modes") or {}
+        return self.manifest.get("default_mode") or next(iter(modes), DEFAULT_MODE)
+
+    def model_path(self, mode: str | None = None) -> Path:
+        mode = mode or self.default_mode
+        if mode not in self.modes:
+            raise InvalidInput("mode", f"{mode!r} is not a mode of this bundle; it has {', '.join(self.modes)}")
+        return self.root / self.modes[mode]
+
     def synthesizer(self, providers: list | None = None, threads: int = 0,
-                    graph_optimization: bool | None = None, **kwargs) -> Synthesizer:
+                    graph_optimization: bool | None = None, mode: str | None = None, **kwargs) -> "Synthesizer":
+        from .synth import Synthesizer, load_vocab_dict
+
         if graph_optimization is None:
             graph_optimization = bool(self.manifest.get("runtime_options", {}).get("graph_optimization", True))
         vpath = self.path("vocab")
@@ -85,12 +118,13 @@ class Bundle:
             vocab = load_vocab_dict(json.loads(vpath.read_text(encoding="utf-8")), str(vpath))
         except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
             raise BundleError(f"{vpath}: not a readable vocab JSON ({type(e).__name__})") from None
-        return Synthesizer(self.path("model"), self.path("voices"), vocab=vocab,
+        return Synthesizer(self.model_path(mode), self.path("voices"), vocab=vocab,
                            token_cache=self.path("token_cache"), providers=providers, threads=threads,
                            graph_optimization=graph_optimization, **kwargs)
 
 
 def open_bundle(root: str | Path, providers: list | None = None, threads: int = 0, verify: bool = True,
-                graph_optimization: bool | None = None, **kwargs) -> Synthesizer:
-    """Verify the bundle (unless verify=False) and return a ready Synthesizer."""
-    return Bundle(root, verify=verify).synthesizer(providers, threads, graph_optimization, **kwargs)
+                graph_optimization: bool | None = None, mode: str | None = None, **kwargs) -> "Synthesizer":
+    """Verify the bundle (unless verify=False) and return a ready Synthesizer for ``mode``
+    (default: the bundle's default mode)."""
+    return Bundle(root, verify=verify).synthesizer(providers, threads, graph_optimization, mode, **kwargs)

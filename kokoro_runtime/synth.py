@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import copy
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
 
 from . import voicepack
-from .audio import JoinPolicy, fade_edges, silence, trim_silence
+from .audio import SAMPLE_RATE, JoinPolicy, fade_edges, silence, speech_bounds
 from . import session as _session
 from .errors import BundleError, InvalidInput, SynthesisError, first_line
 from .feed import Signature, check_speed, pad, style_row
 from .frontend import Chunk, ChunkPolicy, FrontEnd, G2P
 from .lexicon import TokenCache
+from .text import is_word, tokens
 
 
 def make_session(model_path: str | Path, providers: list | None = None, threads: int = 0,
@@ -42,6 +45,8 @@ class Synthesizer:
         self.token_cache = token_cache
         self.frontend = FrontEnd(self.vocab, token_cache, g2p, policy)
         self.join = join
+        self._providers_asked, self._threads = providers, threads
+        self._graph_optimization, self._fallback = graph_optimization, fallback
         self.session = _session.make_session(self.model_path, providers, threads, graph_optimization,
                                              fallback=fallback)
         self.providers = self.session.get_providers()
@@ -87,27 +92,118 @@ class Synthesizer:
         return audio, (dur if dur is not None and dur.size == ids.shape[1] else None)
 
     # -- speech -------------------------------------------------------------------------------
-    def stream(self, text: str, voice: "str | np.ndarray", speed: float = 1.0,
-               first_short: bool = True) -> Iterator[np.ndarray]:
-        """Yield audio per chunk as soon as it is rendered. The text front end runs first, so a
-        word that cannot be phonemized fails before any audio. Each chunk carries its join
-        (see JoinPolicy): trimmed silence, faded edges and the pause that follows it."""
+    def render(self, text: str, voice: "str | np.ndarray", speed: float = 1.0, first_short: bool = True,
+               run_options=None, chunks: "list[Chunk] | None" = None) -> Iterator["Rendered"]:
+        """Yield each chunk's audio as soon as it is rendered, with its words' start and end times
+        (seconds from the start of the whole stream; empty when the model reports no durations).
+        The text front end runs first, so a word that cannot be phonemized fails before any audio.
+        Each chunk carries its join (see JoinPolicy): trimmed silence, faded edges and the pause
+        that follows it. ``chunks`` skips the front end (the caller already split the text)."""
         speed = check_speed(speed)
         pack = self.voice_array(voice)
-        chunks = self.text_to_chunks(text, first_short=first_short)
+        if chunks is None:
+            chunks = self.text_to_chunks(text, first_short=first_short)
+        offset = 0
         for k, chunk in enumerate(chunks):
-            audio = self.run_tokens(list(chunk.tokens), pack, speed)
-            audio = fade_edges(trim_silence(audio, self.join.trim_db, self.join.keep_s), self.join.fade_s)
-            if k + 1 < len(chunks):
-                gap = self.join.sentence_gap_s if chunk.sentence_end else self.join.clause_gap_s
-                audio = np.concatenate([audio, silence(gap / max(speed, 0.1))])
-            yield audio
+            r = self.render_chunk(chunk, pack, speed, k, len(chunks), offset, run_options)
+            offset += r.audio.size
+            yield r
+
+    def render_chunk(self, chunk: Chunk, pack: np.ndarray, speed: float, index: int, count: int, offset: int = 0,
+                     run_options=None) -> "Rendered":
+        """Render chunk ``index`` of ``count`` (its join follows from its place); ``offset`` is where it
+        starts in the stream, in samples, for its words' times."""
+        raw, dur = self.run_timed(list(chunk.tokens), pack, speed, run_options)
+        start, end = speech_bounds(raw, self.join.trim_db, self.join.keep_s)
+        audio = fade_edges(raw[start:end], self.join.fade_s)
+        words = [] if dur is None else _word_times(chunk, self.frontend.ids, dur, raw.size, start, audio.size, offset)
+        last = index + 1 == count
+        if not last:
+            gap = self.join.sentence_gap_s if chunk.sentence_end else self.join.clause_gap_s
+            audio = np.concatenate([audio, silence(gap / speed)])
+        return Rendered(audio, chunk, tuple(words), index, last)
+
+    def voice_key(self, voice: str) -> str:
+        """The voice's one spelling (blend weights normalised): VoiceNotFound if it is not in the bundle."""
+        return voicepack.canonical(self._voices, voice)
+
+    def stream(self, text: str, voice: "str | np.ndarray", speed: float = 1.0,
+               first_short: bool = True) -> Iterator[np.ndarray]:
+        """Yield audio per chunk as soon as it is rendered (``render`` without the timings)."""
+        for r in self.render(text, voice, speed, first_short):
+            yield r.audio
 
     def synthesize(self, text: str, voice: "str | np.ndarray", speed: float = 1.0,
                    first_short: bool = True) -> np.ndarray:
         """The whole text as one array: exactly the stream's chunks joined."""
         parts = list(self.stream(text, voice, speed, first_short=first_short))
         return np.concatenate(parts) if parts else np.zeros(0, np.float32)
+
+    def spawn(self, threads: int | None = None) -> "Synthesizer":
+        """Another instance sharing this one's voices, vocab and front end, with its own session
+        (a server's second instance: no second token cache in memory)."""
+        twin = copy.copy(self)
+        twin.session = _session.make_session(self.model_path, self._providers_asked,
+                                             self._threads if threads is None else threads,
+                                             self._graph_optimization, fallback=self._fallback)
+        twin.providers = twin.session.get_providers()
+        return twin
+
+
+@dataclass(frozen=True)
+class Word:
+    word: str
+    start: float
+    end: float
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """One rendered chunk: its audio (the join's pause included), the chunk, its words' times."""
+
+    audio: np.ndarray
+    chunk: Chunk
+    words: tuple[Word, ...]
+    index: int
+    last: bool
+
+
+def word_spans(chunk: Chunk, ids) -> list[tuple[str, int, int]]:
+    """(word, first token, end token) over the chunk's tokens (pads excluded). Phoneme words are
+    the space-separated runs of its phonemes; when their count differs from the text's words (a
+    cached word pair, a number read out), text words are shared out over them in order."""
+    runs: list[tuple[int, int]] = []
+    pos = 0
+    for piece in chunk.phonemes.split(" "):
+        n = len(ids(piece))
+        if any(c.isalpha() for c in piece):
+            runs.append((pos, pos + n))
+        pos += n + len(ids(" "))
+    words = [t for t in tokens(chunk.text) if is_word(t)]
+    if not runs or not words:
+        return []
+    out = []
+    for k, (a, b) in enumerate(runs):
+        lo, hi = round(k * len(words) / len(runs)), round((k + 1) * len(words) / len(runs))
+        if hi > lo:
+            out.append((" ".join(words[lo:hi]), a, b))
+        elif out:
+            out[-1] = (out[-1][0], out[-1][1], b)
+    return out
+
+
+def _word_times(chunk: Chunk, ids, dur: np.ndarray, n_samples: int, trim_start: int, kept: int,
+                offset: int) -> list[Word]:
+    frames = np.concatenate([[0], np.cumsum(dur)]).astype(np.float64)
+    if frames[-1] <= 0:
+        return []
+    edges = np.round(frames * (n_samples / frames[-1])).astype(np.int64)  # edges[k]: padded token k starts
+    out = []
+    for word, a, b in word_spans(chunk, ids):
+        s = min(max(int(edges[a + 1]) - trim_start, 0), kept)
+        e = min(max(int(edges[b + 1]) - trim_start, 0), kept)
+        out.append(Word(word, round((offset + s) / SAMPLE_RATE, 3), round((offset + e) / SAMPLE_RATE, 3)))
+    return out
 
 
 def _vocab_next_to(model_path: Path) -> dict[str, int]:

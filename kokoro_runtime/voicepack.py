@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -33,27 +35,63 @@ def load_npz(path: str | Path) -> dict[str, np.ndarray]:
         raise BundleError(f"{p}: not a readable voice NPZ ({type(e).__name__})") from None
 
 
-def resolve(voices: dict[str, np.ndarray], voice: "str | np.ndarray") -> np.ndarray:
-    """A voice name, a blend spec ``"a:0.7,b:0.3"``, or a (510,1,256) array."""
-    if not isinstance(voice, str):
-        return check_voice("<array>", voice, "voice argument")
-    if voice in voices:
-        return voices[voice]
-    if ":" not in voice and "," not in voice:
-        raise VoiceNotFound(f"unknown voice {voice!r}; this bundle has: {', '.join(sorted(voices))}")
-    parts = []
-    for item in filter(None, (s.strip() for s in voice.split(","))):
-        name, _, w = item.partition(":")
+_FASTAPI_TERM = re.compile(r"^\s*([^()+\s]+)\s*(?:\(\s*([^()]*?)\s*\))?\s*$")
+
+
+def parse_blend(voice: str) -> list[tuple[str, float]]:
+    """A blend as (name, weight) pairs. Two spellings: the runtime's ``"a:0.7,b:0.3"`` and
+    Kokoro-FastAPI's ``"a(2)+b(1)"`` (``"a+b"``: equal weights). A plain name is one pair."""
+    if "+" in voice or "(" in voice:
+        items = []
+        for term in voice.split("+"):
+            m = _FASTAPI_TERM.match(term)
+            if not m:
+                raise VoiceNotFound(f"voice blend {voice!r}: {term.strip()!r} is not NAME or NAME(WEIGHT)")
+            items.append((m.group(1), m.group(2) if m.group(2) is not None else ""))
+    else:
+        items = [(n.strip(), w.strip()) for n, _, w in (s.strip().partition(":") for s in voice.split(",")
+                                                         if s.strip())]
+    out = []
+    for name, w in items:
         try:
             weight = float(w) if w else 1.0
         except ValueError:
             raise VoiceNotFound(f"voice blend {voice!r}: weight {w!r} is not a number") from None
+        if not math.isfinite(weight) or weight < 0:
+            raise VoiceNotFound(f"voice blend {voice!r}: weight {w!r} must be a finite number >= 0")
+        out.append((name, weight))
+    if not out or sum(w for _, w in out) <= 0:
+        raise VoiceNotFound(f"voice blend {voice!r}: weights must sum above zero")
+    return out
+
+
+def canonical(voices: dict[str, np.ndarray], voice: str) -> str:
+    """One spelling per distinct voice (names checked, weights normalised): a cache key."""
+    if voice in voices:
+        return voice
+    parts = _checked(voices, voice)
+    total = sum(w for _, w in parts)
+    return ",".join(f"{n}:{w / total:.6g}" for n, w in sorted(parts))
+
+
+def _checked(voices: dict[str, np.ndarray], voice: str) -> list[tuple[str, float]]:
+    if not any(c in voice for c in ":,+("):
+        raise VoiceNotFound(f"unknown voice {voice!r}; this bundle has: {', '.join(sorted(voices))}")
+    parts = parse_blend(voice)
+    for name, _ in parts:
         if name not in voices:
             raise VoiceNotFound(f"voice blend {voice!r}: unknown voice {name!r}; this bundle has: "
                                 f"{', '.join(sorted(voices))}")
-        parts.append((name, weight))
+    return parts
+
+
+def resolve(voices: dict[str, np.ndarray], voice: "str | np.ndarray") -> np.ndarray:
+    """A voice name, a blend (``"a:0.7,b:0.3"`` or ``"a(2)+b(1)"``), or a (510,1,256) array."""
+    if not isinstance(voice, str):
+        return check_voice("<array>", voice, "voice argument")
+    if voice in voices:
+        return voices[voice]
+    parts = _checked(voices, voice)
     total = sum(w for _, w in parts)
-    if total <= 0 or any(w < 0 for _, w in parts):
-        raise VoiceNotFound(f"voice blend {voice!r}: weights must be non-negative and sum above zero")
     out = sum((w / total) * voices[n].astype(np.float64) for n, w in parts)
     return np.asarray(out, np.float32)

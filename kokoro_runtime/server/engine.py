@@ -1,0 +1,326 @@
+"""The serving core: instances of the model per mode, a bounded queue, deadlines, cancellation, and
+a cache of rendered audio. No HTTP here: the Starlette app (app.py) is a thin layer over ``Engine``.
+
+Scheduling is per chunk, not per request: an instance renders one chunk and goes back to the pool,
+and a request's first chunk waits ahead of later chunks of requests already speaking. So under
+load a new listener still hears audio after one short chunk, and long texts share the instances.
+
+Admission is bounded: at most ``instances + queue`` requests are in flight per mode; one more is
+refused at once (``Busy``, HTTP 503 with Retry-After) rather than queued without end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import heapq
+import itertools
+import logging
+import threading
+import time
+from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, AsyncIterator, Callable
+
+import numpy as np
+
+from ..audio import SAMPLE_RATE, to_pcm16
+from ..bundle import Bundle
+from ..errors import InvalidInput, KokoroError
+from ..feed import check_speed
+from ..synth import Synthesizer, Word
+
+log = logging.getLogger("kokoro_runtime.server")
+
+WARM_TEXT = "Hello there."
+
+
+class Busy(KokoroError):
+    """Every instance is busy and the queue is full."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"the server is busy (every instance and queue slot taken); retry in {retry_after} s")
+        self.retry_after = retry_after
+
+
+class DeadlineExceeded(KokoroError):
+    """The request ran past its deadline."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    instances: int = 1
+    threads: int = 0
+    queue: int = 8                 # requests that may wait per mode beyond the busy instances
+    timeout_s: float = 120.0       # per request, from admission to the last chunk
+    cache_mb: float = 64.0         # rendered-audio cache; 0 turns it off
+    max_chars: int = 4096
+    providers: tuple = ()
+    fallback: bool = False
+    verify: bool = True
+    graph_optimization: "bool | None" = None
+    warm_text: str = WARM_TEXT
+
+
+@dataclass(frozen=True)
+class Piece:
+    """One chunk of a response: 16-bit PCM and its words' times (seconds from the response start)."""
+
+    pcm: np.ndarray
+    words: tuple[Word, ...]
+    seconds: float                 # audio seconds in this piece
+    render_s: float                # model time spent on it
+    cached: bool = False           # served from the rendered-audio cache
+
+
+@dataclass(frozen=True)
+class Request:
+    text: str
+    voice: str
+    speed: float = 1.0
+    mode: str | None = None
+
+
+class AudioCache:
+    """LRU of finished responses keyed by (mode, text, canonical voice, speed), bounded in bytes."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.bytes = 0
+        self._items: OrderedDict[tuple, tuple[Piece, ...]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple) -> tuple[Piece, ...] | None:
+        with self._lock:
+            hit = self._items.get(key)
+            if hit is not None:
+                self._items.move_to_end(key)
+            return hit
+
+    def put(self, key: tuple, pieces: tuple[Piece, ...]) -> None:
+        size = sum(p.pcm.nbytes for p in pieces)
+        if size > self.max_bytes:
+            return
+        with self._lock:
+            if key in self._items:
+                self.bytes -= sum(p.pcm.nbytes for p in self._items.pop(key))
+            self._items[key] = pieces
+            self.bytes += size
+            while self.bytes > self.max_bytes:
+                _, old = self._items.popitem(last=False)
+                self.bytes -= sum(p.pcm.nbytes for p in old)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+class _Slots:
+    """Instances handed out by priority (lower first), then arrival. Loop-thread only."""
+
+    def __init__(self, items: list[Synthesizer]) -> None:
+        self.items = list(items)
+        self.free = list(items)
+        self._waiters: list[tuple[int, int, asyncio.Future]] = []
+        self._seq = itertools.count()
+
+    @property
+    def busy(self) -> int:
+        return len(self.items) - len(self.free)
+
+    @property
+    def waiting(self) -> int:
+        return sum(1 for _, _, f in self._waiters if not f.done())
+
+    async def acquire(self, priority: int) -> Synthesizer:
+        if self.free and not self.waiting:
+            return self.free.pop()
+        fut = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._waiters, (priority, next(self._seq), fut))
+        try:
+            return await fut
+        except asyncio.CancelledError:
+            if fut.done() and not fut.cancelled():
+                self.release(fut.result())
+            raise
+
+    def release(self, item: Synthesizer) -> None:
+        while self._waiters:
+            _, _, fut = heapq.heappop(self._waiters)
+            if not fut.done():
+                fut.set_result(item)
+                return
+        self.free.append(item)
+
+
+@dataclass
+class _Mode:
+    name: str
+    slots: _Slots
+    front: Synthesizer              # voices, vocab and front end (shared by the mode's instances)
+    admitted: int = 0
+    recent_s: list[float] = field(default_factory=list)   # recent request durations, for Retry-After
+
+
+class Engine:
+    """Load a bundle's modes, warm the default one, and render requests through a bounded pool."""
+
+    def __init__(self, bundle: Bundle, settings: Settings = Settings(),
+                 observe: Callable[[str, dict], None] | None = None) -> None:
+        if settings.instances < 1:
+            raise InvalidInput("instances", f"{settings.instances}; use 1 or more")
+        if settings.queue < 0:
+            raise InvalidInput("queue", f"{settings.queue}; use 0 or more")
+        self.bundle = bundle
+        self.settings = settings
+        self.cache = AudioCache(int(settings.cache_mb * 1024 * 1024))
+        self.modes: dict[str, _Mode] = {}
+        self.ready = False
+        self.started = time.time()
+        self.last_active = time.monotonic()
+        self.active = 0
+        self._observe = observe or (lambda event, data: None)
+        self._load_lock = threading.Lock()
+        self._front_lock = threading.Lock()   # espeak-ng is not thread-safe; the front end is quick
+        self._pool = ThreadPoolExecutor(max_workers=settings.instances * max(1, len(bundle.modes)) + 1,
+                                        thread_name_prefix="kokoro")
+
+    # -- loading --------------------------------------------------------------------------------
+    def load(self, mode: str | None = None) -> _Mode:
+        """Create ``mode``'s instances (blocking; the default mode at start-up, others on first use)."""
+        name = mode or self.bundle.default_mode
+        with self._load_lock:
+            if name in self.modes:
+                return self.modes[name]
+            s = self.settings
+            first = self.bundle.synthesizer(list(s.providers) or None, s.threads, s.graph_optimization, mode=name,
+                                            fallback=s.fallback)
+            instances = [first] + [first.spawn() for _ in range(s.instances - 1)]
+            m = _Mode(name, _Slots(instances), first)
+            self.modes[name] = m
+            return m
+
+    def warm_up(self) -> None:
+        """Load the default mode and speak once on every instance, so the first request pays no
+        first-run costs (onnxruntime allocations, kernel choices)."""
+        m = self.load()
+        voice = self.bundle.default_voice or m.front.voices[0]
+        for inst in m.slots.items:
+            for _ in inst.render(self.settings.warm_text, voice):
+                pass
+        self.ready = True
+
+    def mode_name(self, mode: str | None) -> str:
+        name = mode or self.bundle.default_mode
+        if name not in self.bundle.modes:
+            raise InvalidInput("model", f"{mode!r} is not a mode of this bundle; use one of "
+                               f"{', '.join(self.bundle.modes)}")
+        return name
+
+    # -- requests -------------------------------------------------------------------------------
+    def check(self, req: Request) -> tuple[str, str, float]:
+        """Validate before admission: (mode, canonical voice, speed); InvalidInput/VoiceNotFound."""
+        if not isinstance(req.text, str) or not req.text.strip():
+            raise InvalidInput("input", "empty; give the text to speak")
+        if len(req.text) > self.settings.max_chars:
+            raise InvalidInput("input", f"{len(req.text)} characters; the limit is {self.settings.max_chars}: "
+                               "split the text into several requests")
+        speed = check_speed(req.speed)
+        mode = self.mode_name(req.mode)
+        if not isinstance(req.voice, str) or not req.voice:
+            raise InvalidInput("voice", "missing; give a voice name or a blend")
+        front = self.load().front          # every mode shares the bundle's voices
+        return mode, front.voice_key(req.voice), speed
+
+    async def render(self, req: Request, cancelled: Callable[[], bool] | None = None) -> AsyncIterator[Piece]:
+        """Admit the request (or raise Busy), then yield its pieces as they are rendered; a cache
+        hit yields at once. Closing the iterator early (a client that left) stops the model run in
+        progress and frees its instance."""
+        mode_name, voice, speed = self.check(req)
+        key = (mode_name, req.text, voice, round(speed, 4))
+        self.last_active = time.monotonic()
+        hit = self.cache.get(key) if self.cache.max_bytes else None
+        self._observe("cache", {"hit": hit is not None})
+        if hit is not None:
+            for piece in hit:
+                yield dataclasses.replace(piece, cached=True)
+            return
+        loop = asyncio.get_running_loop()
+        mode = self.modes.get(mode_name)
+        if mode is None:
+            mode = await loop.run_in_executor(self._pool, self.load, mode_name)
+        limit = self.settings.instances + self.settings.queue
+        if mode.admitted >= limit:
+            raise Busy(self._retry_after(mode))
+        mode.admitted += 1
+        self.active += 1
+        t0 = time.monotonic()
+        deadline = t0 + self.settings.timeout_s
+        self._observe("queue", {"depth": self.queue_depth()})
+        done: list[Piece] = []
+        try:
+            chunks = await loop.run_in_executor(self._pool, self._chunks, mode.front, req.text)
+            pack = mode.front.voice_array(voice)
+            offset = 0
+            for k, chunk in enumerate(chunks):
+                piece, offset = await self._render_chunk(mode, chunk, pack, speed, k, len(chunks), offset, deadline)
+                done.append(piece)
+                yield piece
+            if self.cache.max_bytes:
+                self.cache.put(key, tuple(done))
+        finally:
+            mode.admitted -= 1
+            self.active -= 1
+            self.last_active = time.monotonic()
+            mode.recent_s = (mode.recent_s + [time.monotonic() - t0])[-20:]
+            self._observe("queue", {"depth": self.queue_depth()})
+
+    def _chunks(self, front: Synthesizer, text: str) -> list:
+        with self._front_lock:
+            return front.text_to_chunks(text, first_short=True)
+
+    async def _render_chunk(self, mode: _Mode, chunk, pack, speed: float, k: int, n: int, offset: int,
+                            deadline: float) -> tuple[Piece, int]:
+        import onnxruntime as ort
+
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise DeadlineExceeded(f"the request ran past its {self.settings.timeout_s:g} s deadline")
+        try:
+            inst = await asyncio.wait_for(mode.slots.acquire(0 if k == 0 else 1), remaining)
+        except asyncio.TimeoutError:
+            raise DeadlineExceeded(f"no instance was free within the {self.settings.timeout_s:g} s deadline") from None
+        loop = asyncio.get_running_loop()
+        opts = ort.RunOptions()
+        t = time.monotonic()
+        fut = loop.run_in_executor(self._pool, _one_chunk, inst, chunk, pack, speed, k, n, offset, opts)
+        fut.add_done_callback(lambda _f: mode.slots.release(inst))
+        try:
+            rendered = await asyncio.wait_for(asyncio.shield(fut), max(deadline - time.monotonic(), 0.001))
+        except asyncio.TimeoutError:
+            opts.terminate = True
+            raise DeadlineExceeded(f"the request ran past its {self.settings.timeout_s:g} s deadline") from None
+        except asyncio.CancelledError:
+            opts.terminate = True     # the thread's run stops within a kernel; its done-callback frees the instance
+            raise
+        pcm = np.frombuffer(to_pcm16(rendered.audio), "<i2")
+        piece = Piece(pcm, rendered.words, len(pcm) / SAMPLE_RATE, time.monotonic() - t)
+        return piece, offset + len(pcm)
+
+    def _retry_after(self, mode: _Mode) -> int:
+        typical = float(np.median(mode.recent_s)) if mode.recent_s else 1.0
+        waits = max(1, mode.admitted - self.settings.instances + 1) / self.settings.instances
+        return max(1, int(round(typical * waits)))
+
+    def queue_depth(self) -> int:
+        return sum(m.slots.waiting for m in self.modes.values())
+
+    def busy_instances(self) -> int:
+        return sum(m.slots.busy for m in self.modes.values())
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _one_chunk(inst: Synthesizer, chunk, pack, speed: float, k: int, n: int, offset: int, opts: Any):
+    return inst.render_chunk(chunk, pack, speed, k, n, offset, opts)

@@ -1,0 +1,165 @@
+"""``python -m kokoro_runtime serve``: the app under uvicorn on a TCP port or a Unix socket.
+
+The socket is bound here, before uvicorn starts, so ``--port 0`` works (the chosen port is printed
+on the first line of stdout) and a Unix socket is made private (0600) before anyone can connect.
+With ``--idle-timeout`` the server exits once it has been idle that long (the ``say`` daemon).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import socket
+import stat
+import sys
+import time
+from pathlib import Path
+
+from ..bundle import Bundle
+from ..errors import InvalidInput, KokoroError
+from .engine import Engine, Settings
+
+API_KEY_ENV = "KOKORO_API_KEY"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("bundle", nargs="?", type=Path, default=None,
+                   help="bundle directory (default: the bundle this runtime sits in)")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=8880, help="TCP port (0: any free port, printed at start)")
+    p.add_argument("--uds", type=Path, default=None, help="serve on this Unix socket (mode 0600) instead of TCP")
+    p.add_argument("--instances", type=int, default=1, help="model sessions rendering in parallel (default 1)")
+    p.add_argument("--threads", type=int, default=0,
+                   help="intra-op threads per instance (default: cores / instances, at least 1)")
+    p.add_argument("--queue", type=int, default=8,
+                   help="requests that may wait beyond the busy instances; more get 503 + Retry-After (default 8)")
+    p.add_argument("--timeout", type=float, default=120.0, help="deadline per request in seconds (default 120)")
+    p.add_argument("--cache-mb", type=float, default=64.0,
+                   help="memory for repeated requests' audio (default 64; 0: no cache)")
+    p.add_argument("--max-chars", type=int, default=4096, help="longest input accepted (default 4096, as OpenAI)")
+    p.add_argument("--api-key", default=None,
+                   help=f"require 'Authorization: Bearer KEY' (default: ${API_KEY_ENV} if set, else no auth)")
+    p.add_argument("--provider", action="append", dest="providers", default=None,
+                   help="onnxruntime execution provider, repeat for a priority list (cpu, cuda, tensorrt, ...)")
+    p.add_argument("--fallback", action="store_true",
+                   help="run on the next provider (at last CPU) when one cannot be had, instead of failing")
+    p.add_argument("--idle-timeout", type=float, default=0.0, help="exit after this many idle seconds (0: never)")
+    p.add_argument("--no-verify", action="store_true", help="skip the sha256 check of the bundle's files")
+    p.add_argument("--log-text", action="store_true", help="log each request's text (off: text is never logged)")
+    p.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    for name, low in (("instances", 1), ("threads", 0), ("queue", 0), ("max_chars", 1)):
+        if getattr(args, name) < low:
+            raise InvalidInput(f"--{name.replace('_', '-')}", f"{getattr(args, name)}; use {low} or more")
+    for name in ("timeout", "cache_mb", "idle_timeout"):
+        v = getattr(args, name)
+        if not v == v or v < 0 or (name == "timeout" and v == 0):
+            raise InvalidInput(f"--{name.replace('_', '-')}", f"{v}; use a number above 0")
+    if args.port < 0 or args.port > 65535:
+        raise InvalidInput("--port", f"{args.port}; use 0-65535")
+    threads = args.threads or max(1, (os.cpu_count() or 1) // args.instances)
+    return Settings(instances=args.instances, threads=threads, queue=args.queue, timeout_s=args.timeout,
+                    cache_mb=args.cache_mb, max_chars=args.max_chars, providers=tuple(args.providers or ()),
+                    fallback=args.fallback, verify=not args.no_verify)
+
+
+def bind(host: str, port: int, uds: Path | None) -> tuple[socket.socket, str]:
+    if uds is not None:
+        uds = Path(uds)
+        if uds.exists() or uds.is_symlink():
+            if not stat.S_ISSOCK(uds.lstat().st_mode):
+                raise InvalidInput("--uds", f"{uds} exists and is not a socket; choose another path")
+            probe = socket.socket(socket.AF_UNIX)
+            try:
+                probe.connect(str(uds))
+                raise InvalidInput("--uds", f"{uds}: a server already listens there")
+            except (ConnectionRefusedError, FileNotFoundError):
+                uds.unlink()                      # a dead server's socket
+            finally:
+                probe.close()
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        old = os.umask(0o177)
+        try:
+            sock.bind(str(uds))
+        finally:
+            os.umask(old)
+        os.chmod(uds, 0o600)
+        return sock, f"unix:{uds}"
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as e:
+        sock.close()
+        raise InvalidInput("--port", f"cannot bind {host}:{port} ({e.strerror}); choose another port or 0") from None
+    real = sock.getsockname()[1]
+    shown = f"[{host}]" if family == socket.AF_INET6 else host
+    return sock, f"http://{shown}:{real}"
+
+
+def serve(args: argparse.Namespace, root: Path) -> int:
+    import uvicorn
+
+    from .app import create_app
+
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    settings = settings_from(args)
+    bundle = Bundle(root, verify=settings.verify)
+    engine = Engine(bundle, settings)
+    api_key = args.api_key or os.environ.get(API_KEY_ENV) or None
+    app = create_app(engine, api_key=api_key, log_text=args.log_text)
+    sock, where = bind(args.host, args.port, args.uds)
+    config = uvicorn.Config(app, log_level=args.log_level, access_log=args.log_level in ("debug", "info"),
+                            lifespan="on", timeout_graceful_shutdown=5)
+    server = uvicorn.Server(config)
+    print(f"kokoro_runtime {where} serving {bundle.root} (modes: {', '.join(bundle.modes)}; "
+          f"{settings.instances} x {settings.threads} threads)", flush=True)
+
+    async def main() -> None:
+        watcher = asyncio.create_task(_idle_watch(server, engine, args.idle_timeout)) if args.idle_timeout else None
+        try:
+            await server.serve(sockets=[sock])
+        finally:
+            if watcher:
+                watcher.cancel()
+
+    try:
+        asyncio.run(main())
+    finally:
+        sock.close()
+        if args.uds is not None:
+            try:
+                Path(args.uds).unlink()
+            except FileNotFoundError:
+                pass
+    return 0
+
+
+async def _idle_watch(server, engine: Engine, idle_s: float) -> None:
+    while not server.should_exit:
+        await asyncio.sleep(min(1.0, idle_s / 4))
+        if engine.active == 0 and time.monotonic() - engine.last_active > idle_s:
+            logging.getLogger("kokoro_runtime.server").info("idle for %.0f s: exiting", idle_s)
+            server.should_exit = True
+
+
+def main(argv: list[str], default_bundle: Path | None) -> int:
+    p = argparse.ArgumentParser(prog="python -m kokoro_runtime serve",
+                                description="Serve a Kokoro bundle over an OpenAI-compatible HTTP API.")
+    add_arguments(p)
+    args = p.parse_args(argv)
+    root = args.bundle or default_bundle
+    try:
+        if root is None:
+            raise InvalidInput("bundle", "none given; pass the bundle directory (or run from inside one)")
+        return serve(args, root)
+    except KokoroError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 0
