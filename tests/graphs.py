@@ -265,3 +265,28 @@ def run_outputs(model_path: str | Path, feeds: dict, disable_opt: bool = True) -
     sess = ort.InferenceSession(str(model_path), so, providers=["CPUExecutionProvider"])
     names = [o.name for o in sess.get_outputs()]
     return dict(zip(names, sess.run(None, feeds)))
+
+
+def busy_kokoro_model(size: int = 1024, seed: int = 0) -> onnx.ModelProto:
+    """``tiny_kokoro`` plus a [size, size] x [size, size] MatMul fed from the style input (so
+    onnxruntime cannot fold it away) whose result is added times zero: the same audio, but each
+    call takes tens of milliseconds, so a server test can hold an instance busy or leave mid-stream."""
+    m = tiny_kokoro_model(seed=seed)
+    g = m.graph
+    g.initializer.extend([numpy_helper.from_array(np.array([size, size], np.int64), "busy.shape"),
+                          numpy_helper.from_array(np.array(0.0, np.float32), "busy.zero")])
+    g.node.extend([
+        helper.make_node("ReduceMean", ["style"], ["busy.s"], keepdims=0, name="busy/ReduceMean"),
+        helper.make_node("Expand", ["busy.s", "busy.shape"], ["busy.x"], name="busy/Expand"),
+        helper.make_node("MatMul", ["busy.x", "busy.x"], ["busy.y"], name="busy/MatMul"),
+        helper.make_node("MatMul", ["busy.y", "busy.y"], ["busy.y2"], name="busy/MatMul_1"),
+        helper.make_node("ReduceSum", ["busy.y2"], ["busy.r"], keepdims=0, name="busy/ReduceSum"),
+        helper.make_node("Mul", ["busy.r", "busy.zero"], ["busy.z"], name="busy/Mul"),
+    ])
+    out = g.output[0].name
+    for n in g.node:
+        if out in n.output:
+            n.output[list(n.output).index(out)] = "busy.audio"
+    g.node.append(helper.make_node("Add", ["busy.audio", "busy.z"], [out], name="busy/Add"))
+    onnx.checker.check_model(m)
+    return m

@@ -294,7 +294,7 @@ class Engine:
         opts = ort.RunOptions()
         t = time.monotonic()
         fut = loop.run_in_executor(self._pool, _one_chunk, inst, chunk, pack, speed, k, n, offset, opts)
-        fut.add_done_callback(lambda _f: mode.slots.release(inst))
+        fut.add_done_callback(lambda f: _finished(f, mode.slots, inst))
         try:
             rendered = await asyncio.wait_for(asyncio.shield(fut), max(deadline - time.monotonic(), 0.001))
         except asyncio.TimeoutError:
@@ -320,6 +320,14 @@ class Engine:
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _finished(fut: asyncio.Future, slots: _Slots, inst: Synthesizer) -> None:
+    """The instance goes back when its run really ends (a terminated run ends within a kernel); the
+    outcome of a run nobody waits for any more (its client left) is read here, not logged as lost."""
+    slots.release(inst)
+    if not fut.cancelled():
+        fut.exception()
 
 
 def _one_chunk(inst: Synthesizer, chunk, pack, speed: float, k: int, n: int, offset: int, opts: Any):

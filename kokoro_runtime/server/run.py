@@ -111,6 +111,7 @@ def serve(args: argparse.Namespace, root: Path) -> int:
     settings = settings_from(args)
     bundle = Bundle(root, verify=settings.verify)
     engine = Engine(bundle, settings)
+    engine.load()          # sessions now, so a bad model or provider fails here in one line; warm-up follows
     api_key = args.api_key or os.environ.get(API_KEY_ENV) or None
     app = create_app(engine, api_key=api_key, log_text=args.log_text)
     sock, where = bind(args.host, args.port, args.uds)

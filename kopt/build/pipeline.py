@@ -176,7 +176,8 @@ def run_build(recipe: BuildRecipe, store, *, recipe_path: str | Path | None = No
     elif publish:
         row = next(g.winner for g in sel.groups if g.provider == target)
         with progress.task(f"publish {win['winner']}"):
-            bundle, tar = _publish(store, recipe, win, row, build_dir, progress)
+            built = {v.name: v.key for v in variants}
+            bundle, tar = _publish(store, recipe, win, row, build_dir, progress, built)
         res.bundle, res.tarball = str(bundle), (str(tar) if tar else None)
         with progress.task("bundle: cold start and warm TTFA"):
             res.bundle_bench = _bundle_bench(store, bundle, recipe.bench.threads)
@@ -190,13 +191,21 @@ def _row_metrics(row) -> dict[str, Any]:
     return {k: v for k, v in dict(row.metrics).items() if isinstance(v, (int, float))}
 
 
-def _publish(store, recipe: BuildRecipe, win: dict[str, Any], row, build_dir: Path, progress):
-    """Publish unless the bundle already there was made from the same variant, settings and figures."""
+def _publish(store, recipe: BuildRecipe, win: dict[str, Any], row, build_dir: Path, progress,
+             built: dict[str, str]):
+    """Publish unless the bundle already there was made from the same variant, settings and figures.
+    ``built``: recipe name -> artifact key of every variant that built (for the quality modes)."""
     from kopt.core.results import machine_info
     from kopt.publish.publish import publish
 
+    modes = {}
+    for mode, vname in recipe.publish.modes.items():
+        if vname not in built:
+            raise KoptError(f"publish.modes.{mode}: variant {vname!r} did not build or is not in the recipe "
+                            f"(built: {', '.join(sorted(built))})")
+        modes[mode] = (vname, built[vname])
     metrics = _row_metrics(row)
-    pkey = content_key({"variant": win["key"], "settings": recipe.publish.model_dump(mode="json"),
+    pkey = content_key({"variant": win["key"], "modes": modes, "settings": recipe.publish.model_dump(mode="json"),
                         "metrics": json.loads(canonical_json(metrics)), "code": measure.code_hash("kopt.publish", "kokoro_runtime")})
     out = build_dir / "bundle"
     manifest = out / "manifest.json"
@@ -212,7 +221,7 @@ def _publish(store, recipe: BuildRecipe, win: dict[str, Any], row, build_dir: Pa
             progress.info(f"bundle reused: {out}")
             return out, tar if recipe.publish.tarball else None
     pub = publish(store, win["key"], out, recipe.publish, metrics=metrics, measured_on=machine_info(),
-                  progress=progress, publish_key=pkey)
+                  progress=progress, publish_key=pkey, name=win["winner"], modes=modes)
     return pub.bundle, pub.tarball
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Optional
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from kopt.bench.settings import BenchSettings
 from kopt.core.recipe import Recipe, load_recipe, validate_recipe
@@ -50,6 +50,15 @@ class BuildRecipe(Recipe):
     select: SelectSettings = Field(default_factory=SelectSettings)
     compare: CompareBuild = Field(default_factory=CompareBuild)
     publish: PublishSettings = Field(default_factory=PublishSettings)
+
+    @model_validator(mode="after")
+    def _modes_name_variants(self) -> "BuildRecipe":
+        known = {v.name for v in self.variants} | set(self.baselines)
+        for mode, name in self.publish.modes.items():
+            if name not in known:
+                raise ValueError(f"publish.modes.{mode}: {name!r} is not a variant of this recipe "
+                                 f"(variants: {', '.join(sorted(known))})")
+        return self
 
 
 def validate_build_recipe(data: dict[str, Any], source: str) -> BuildRecipe:

@@ -24,6 +24,7 @@ from kopt.core.passes import Pass, PassConfig, PassContext, PassResult, register
 from kopt.optimize._kokoro import const_i64, duration_cumsum, node, rewire, topo_sort
 
 NAME = "durations"
+PUBLISHED = "duration"  # the output name kokoro-onnx reads
 
 
 class DurationsConfig(PassConfig):
@@ -32,17 +33,19 @@ class DurationsConfig(PassConfig):
                            "(empty array: use the predicted ones) instead of the 'durations' output.")
 
 
-def expose_durations(model: onnx.ModelProto, accept_input: bool, where: str = "<model>") -> dict:
+def expose_durations(model: onnx.ModelProto, accept_input: bool, where: str = "<model>",
+                     output_name: str = NAME) -> dict:
     g = model.graph
     taken = {i.name for i in g.input} | {o.name for o in g.output}
-    if NAME in taken:
-        raise ModelError(f"{where}: the model already has a {NAME!r} input or output; apply the pass once")
+    if taken & {NAME, output_name}:
+        raise ModelError(f"{where}: the model already has a {NAME!r} or {output_name!r} input or output; "
+                         "apply the pass once")
     cs = duration_cumsum(g, where)
     dur = cs.input[0]
     if not accept_input:
-        g.node.append(helper.make_node("Identity", [dur], [NAME], name="kopt/durations/Identity"))
-        g.output.append(helper.make_tensor_value_info(NAME, TensorProto.INT64, ["sequence_length"]))
-        return {"durations_tensor": dur, "added": "output"}
+        g.node.append(helper.make_node("Identity", [dur], [output_name], name="kopt/durations/Identity"))
+        g.output.append(helper.make_tensor_value_info(output_name, TensorProto.INT64, ["sequence_length"]))
+        return {"durations_tensor": dur, "added": "output", "output": output_name}
     g.input.append(helper.make_tensor_value_info(NAME, TensorProto.INT64, ["durations_length"]))
     both = node(g, "Concat", [NAME, dur], "kopt/durations/concat", axis=0)
     ends = node(g, "Shape", [dur], "kopt/durations/seq")
@@ -66,5 +69,37 @@ class Durations(Pass):
 
     def run(self, model: onnx.ModelProto, ctx: PassContext) -> PassResult:
         rep = expose_durations(model, self.config.accept_input, str(ctx.input_path or "<model>"))  # type: ignore[attr-defined]
+        onnx.checker.check_model(model)
+        return PassResult(model=model, report=rep)
+
+
+def duration_chain_problem(path) -> str | None:
+    """Why the timings/durations passes cannot apply to the model at ``path``, or None if they can."""
+    m = onnx.load(str(path), load_external_data=False)
+    try:
+        duration_cumsum(m.graph, str(path))
+    except ModelError as e:
+        return str(e)
+    return None
+
+
+class TimingsConfig(PassConfig):
+    pass
+
+
+@register
+class Timings(Pass):
+    """What a published bundle ships: the durations as a second output named ``duration``, the name
+    kokoro-onnx (0.6 and later) reads for ``create_timed``, and the runtime for word timestamps."""
+
+    name = "timings"
+    version = 1
+    config_cls = TimingsConfig
+    summary = "Expose predicted per-token durations as output 'duration' (int64 [seq]), as kokoro-onnx reads them."
+    equivalent = True
+    tolerance = 0.0
+
+    def run(self, model: onnx.ModelProto, ctx: PassContext) -> PassResult:
+        rep = expose_durations(model, False, str(ctx.input_path or "<model>"), output_name=PUBLISHED)
         onnx.checker.check_model(model)
         return PassResult(model=model, report=rep)

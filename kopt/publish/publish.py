@@ -81,9 +81,13 @@ def token_cache(store: ArtifactStore, settings: PublishSettings, vocab: dict[str
 def publish(store: ArtifactStore, variant: str, out: str | Path, settings: PublishSettings | None = None, *,
             metrics: dict[str, Any] | None = None, measured_on: dict[str, Any] | None = None,
             provider_options: dict[str, Any] | None = None, progress=None, overwrite: bool = True,
-            publish_key: str | None = None) -> Published:
-    """Write the bundle for ``variant`` (artifact key, ref name) at ``out`` (and ``out``.tar.gz)."""
-    from kopt.core.runner import model_file
+            publish_key: str | None = None, name: str | None = None,
+            modes: dict[str, tuple[str, str]] | None = None) -> Published:
+    """Write the bundle for ``variant`` (artifact key, ref name) at ``out`` (and ``out``.tar.gz).
+
+    ``name`` is the variant's recipe name (the manifest shows it, key beside it). ``modes`` maps a
+    quality mode to (recipe name, artifact key) of the variant it serves; the published variant is
+    the default mode's model unless ``settings.default_mode`` names another."""
     from kopt.publish.bundle import write_bundle
     from kopt.source.vocab import load_vocab
     from kopt.source.voices import add_blend, load_voices
@@ -91,10 +95,6 @@ def publish(store: ArtifactStore, variant: str, out: str | Path, settings: Publi
     settings = settings or PublishSettings()
     progress = progress or NullProgress()
     art = resolve(store, variant)
-    model = model_file(art)
-    if model.suffix != ".onnx":
-        raise KoptError(f"{art.path}: publish needs an .onnx model (kokoro-onnx and other clients read ONNX); "
-                        "set publish.ort = true to add the .ort form")
     base = resolve(store, "base")
     voices = load_voices(base.file("voices.npz"))
     vocab = load_vocab(base.file("vocab.json"))
@@ -103,36 +103,59 @@ def publish(store: ArtifactStore, variant: str, out: str | Path, settings: Publi
         if missing:
             raise KoptError(f"publish.voices: unknown voice(s) {', '.join(missing)}; known: {', '.join(sorted(voices))}")
         voices = {k: voices[k] for k in settings.voices}
-    for name, spec in settings.blends.items():
-        voices = add_blend(voices, name, spec)
+    for bname, spec in settings.blends.items():
+        voices = add_blend(voices, bname, spec)
     default_voice = settings.default_voice or sorted(voices)[0]
     if default_voice not in voices:
         raise KoptError(f"publish.default_voice: {default_voice!r} is not among {', '.join(sorted(voices))}")
     with progress.task("token cache"):
         cache = token_cache(store, settings, vocab, progress)
     extra_files: dict[str, Any] = {}
-    for rel, name in LICENSE_FILES.items():
-        extra_files[rel] = (resources.files("kopt") / "data" / "licenses" / name).read_bytes()
-    runtime_model = "model.onnx"
+    for rel, lic in LICENSE_FILES.items():
+        extra_files[rel] = (resources.files("kopt") / "data" / "licenses" / lic).read_bytes()
+
+    # the modes: (recipe name, key) each; one mode, the published variant, when none are listed
+    modes = dict(modes or {})
+    default_mode = settings.default_mode or next((m for m, (_, k) in modes.items() if k == art.key), None) \
+        or next(iter(modes), None)
+    if default_mode is not None:
+        art = resolve(store, modes[default_mode][1])
+        name = modes[default_mode][0]
+    main = _shipped(store, art, settings, progress)
     session = {"graph_optimization": "all", "intra_op_num_threads": 0}
-    if settings.ort:
-        ort_path = _ort_model(store, art, settings, progress)
-        extra_files["model.ort"] = ort_path
-        runtime_model = "model.ort"
+    if main.ort is not None:
+        extra_files["model.ort"] = main.ort
         session["graph_optimization"] = "disabled (optimizations baked into model.ort)"
-    lin = lineage(store, art.key)
-    base_sha = base.sha256("model.onnx")
+    runtime_model = "model.ort" if main.ort is not None else "model.onnx"
+    mode_entries: dict[str, Any] = {}
+    for mode, (vname, key) in modes.items():
+        if mode == default_mode:
+            mode_entries[mode] = {"model": runtime_model, "onnx_model": "model.onnx",
+                                  "variant": _variant_entry(store, art, name, main)}
+            continue
+        shipped = _shipped(store, resolve(store, key), settings, progress)
+        entry = {"onnx_model": f"modes/{mode}.onnx",
+                 "variant": _variant_entry(store, resolve(store, key), vname, shipped)}
+        extra_files[entry["onnx_model"]] = shipped.onnx
+        if shipped.ort is not None:
+            extra_files[f"modes/{mode}.ort"] = shipped.ort
+        entry["model"] = f"modes/{mode}.ort" if shipped.ort is not None else entry["onnx_model"]
+        mode_entries[mode] = entry
+    lin = lineage(store, main.artifact.key)
+    import kokoro_runtime
+
     manifest_extra = {
-        "variant": {"name": variant, "key": art.key, "precision": art.record.get("extra", {}).get("precision"),
-                    "model_sha256": art.sha256(model.name)},
+        "variant": _variant_entry(store, art, name, main),
         "lineage": lin,
-        "base_model_sha256": base_sha,
+        "base_model_sha256": base.sha256("model.onnx"),
         "metrics": metrics or {},
         "measured_on": measured_on or {},
         "recommended": {"provider": settings.provider, "provider_options": provider_options or {},
                         "session": session, "runtime_model": runtime_model},
         "built_with": versions(),
+        "runtime_version": kokoro_runtime.__version__,
         "default_voice": default_voice,
+        **({"modes": mode_entries, "default_mode": default_mode} if mode_entries else {}),
         **({"publish_key": publish_key} if publish_key else {}),
         "licenses": {"weights_and_voices": "Apache-2.0 (hexgrad/Kokoro-82M)",
                      "onnx_export_and_vocab": "MIT (thewh1teagle/kokoro-onnx)"},
@@ -140,7 +163,7 @@ def publish(store: ArtifactStore, variant: str, out: str | Path, settings: Publi
     extra_files["README.md"] = model_card(manifest_extra, sorted(voices)).encode()
     out = Path(out)
     with progress.task("writing bundle"):
-        bundle = write_bundle(out, model, voices, vocab, cache, manifest_extra, overwrite=overwrite,
+        bundle = write_bundle(out, main.onnx, voices, vocab, cache, manifest_extra, overwrite=overwrite,
                               extra_files=extra_files)
     if runtime_model != "model.onnx":
         _point_runtime_at(bundle, runtime_model)
@@ -151,15 +174,76 @@ def publish(store: ArtifactStore, variant: str, out: str | Path, settings: Publi
     return Published(bundle, tar, manifest)
 
 
-def _ort_model(store: ArtifactStore, art: Artifact, settings: PublishSettings, progress) -> Path:
+def _precision_of(path: Path) -> str:
+    """For a model no step recorded a precision for (a fetched base): what its ops and weights are."""
+    import onnx
+
+    m = onnx.load(str(path), load_external_data=False)
+    ops = {n.op_type for n in m.graph.node}
+    if ops & {"QLinearConv", "MatMulInteger", "ConvInteger", "DynamicQuantizeLinear", "DynamicQuantizeLSTM",
+              "QLinearMatMul", "MatMulNBits"}:
+        return "int8" if "MatMulNBits" not in ops else "int4"
+    if any(t.data_type == onnx.TensorProto.FLOAT16 for t in m.graph.initializer):
+        return "fp16"
+    return "fp32"
+
+
+@dataclass(frozen=True)
+class _Shipped:
+    artifact: Artifact        # the model as shipped (after the timings pass)
+    source: Artifact          # the variant it was made from
+    onnx: Path
+    ort: Path | None
+    timings: str = ""          # "duration" (the output's name) or why there is none
+
+
+def _shipped(store: ArtifactStore, art: Artifact, settings: PublishSettings, progress) -> _Shipped:
+    """The variant as a bundle ships it: with its ``duration`` output (the timings pass) when asked,
+    and its .ort form when asked; both steps are cached artifacts in the lineage."""
+    from kopt.core.runner import model_file
+
+    src = art
+    if model_file(art).suffix != ".onnx":
+        raise KoptError(f"{art.path}: publish needs an .onnx model (kokoro-onnx and other clients read ONNX); "
+                        "set publish.ort = true to add the .ort form")
+    timings = "not asked (publish.timings = false)"
+    if settings.timings:
+        from kopt.optimize.durations import duration_chain_problem
+
+        problem = duration_chain_problem(model_file(art))
+        if problem is None:
+            art = _step(store, art, "timings", {}, progress)
+            timings = "duration"
+        else:  # a graph without Kokoro's duration chain still ships, without word timings
+            timings = f"unavailable: {problem}"
+            progress.warn(f"no word timings in the bundle: {problem}")
+    ort = model_file(_step(store, art, "ort-format", {"level": settings.ort_level}, progress)) if settings.ort else None
+    return _Shipped(art, src, model_file(art), ort, timings)
+
+
+def _step(store: ArtifactStore, art: Artifact, pass_name: str, config: dict[str, Any], progress) -> Artifact:
     from kopt.core.passes import get_pass, make_config
     from kopt.core.runner import Runner, resolve_input
 
-    cls = get_pass("ort-format")
-    p = cls(make_config(cls, {"level": settings.ort_level}))
-    runner = Runner(store, progress=progress)
-    _, out = runner.step(p, resolve_input(store, art.key), label="publish")
-    return Path(out.path)
+    cls = get_pass(pass_name)
+    p = cls(make_config(cls, config))
+    _, out = Runner(store, progress=progress).step(p, resolve_input(store, art.key), label="publish")
+    return out
+
+
+def _variant_entry(store: ArtifactStore, art: Artifact, name: str | None, shipped: _Shipped) -> dict[str, Any]:
+    """Recipe name, key, precision (and the hybrid map) from the nearest step that recorded one."""
+    prec: dict[str, Any] = {}
+    for step in lineage(store, art.key):
+        a = store.get(step["key"])
+        rep = (a.record.get("extra", {}).get("report") or {}) if a else {}
+        if rep.get("precision"):
+            prec = {k: rep[k] for k in ("precision", "precision_map", "default", "precision_by_group") if k in rep}
+            break
+    return {"name": name or art.key, "key": art.key, "precision": prec.get("precision") or _precision_of(shipped.onnx),
+            "precision_map": prec.get("precision_map"), "precision_by_group": prec.get("precision_by_group"),
+            "shipped_key": shipped.artifact.key, "model_sha256": shipped.artifact.sha256(shipped.onnx.name),
+            "timings": shipped.timings}
 
 
 def _point_runtime_at(bundle: Path, model_name: str) -> None:
@@ -193,6 +277,7 @@ def _fmt(v: Any) -> str:
 def model_card(m: dict[str, Any], voices: list[str]) -> str:
     v = m["variant"]
     rec = m["recommended"]
+    modes = m.get("modes") or {}
     lines = [
         f"# Kokoro-82M, variant `{v['name']}`",
         "",
@@ -212,6 +297,9 @@ def model_card(m: dict[str, Any], voices: list[str]) -> str:
         "",
         f"Voices: {', '.join(voices)}.",
         "",
+        *([f"Modes (the server's `model`): " + ", ".join(
+            f"`{k}` = {e['variant']['name']}" + (" (default)" if k == m.get("default_mode") else "")
+            for k, e in modes.items()) + ".", ""] if modes else []),
         "## Measured",
         "",
     ]

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from typing import Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 class PublishSettings(BaseModel):
@@ -23,3 +24,27 @@ class PublishSettings(BaseModel):
     ort_level: Literal["basic", "extended"] = Field("extended", description="Optimization level baked into "
                                                     "the .ort model (portable levels only).")
     tarball: bool = Field(True, description="Also write <bundle>.tar.gz.")
+    timings: bool = Field(True, description="Ship the model with its per-token durations as a second output, "
+                          "'duration' (the `timings` pass): word timestamps in the runtime, create_timed in "
+                          "kokoro-onnx. The audio is bit-identical.")
+    modes: dict[str, str] = Field(default_factory=dict, description="Quality modes served from one bundle: mode "
+                                  "name -> variant (recipe name), e.g. {fast = \"hybrid\", quality = \"fused\"}. "
+                                  "The server maps OpenAI's tts-1 to 'fast' and tts-1-hd to 'quality'. Empty: one "
+                                  "mode, the published winner.")
+    default_mode: Optional[str] = Field(None, description="The mode used when a request names none (default: the "
+                                        "mode of the published winner, else the first).")
+
+    @field_validator("modes")
+    @classmethod
+    def _mode_names(cls, v: dict[str, str]) -> dict[str, str]:
+        for name in v:
+            if not re.fullmatch(r"[a-z][a-z0-9_-]{0,31}", name):
+                raise ValueError(f"mode name {name!r}: use lower-case letters, digits, '-' or '_' (e.g. fast)")
+        return v
+
+    @model_validator(mode="after")
+    def _default_mode_known(self) -> "PublishSettings":
+        if self.default_mode is not None and self.default_mode not in self.modes:
+            raise ValueError(f"default_mode {self.default_mode!r} is not one of the modes "
+                             f"({', '.join(self.modes) or 'none given'})")
+        return self

@@ -7,7 +7,7 @@ from kokoro_runtime.frontend import ChunkPolicy, FrontEnd
 from kokoro_runtime.textnorm import normalize
 from kokoro_runtime.numbers import cardinal, ordinal, year
 from kokoro_runtime.text import split_clauses, split_sentences, tokens
-from tests.runtime_helpers import VOCAB, FakeG2P, fake_phonemes, small_cache
+from tests.runtime.helpers import VOCAB, FakeG2P, fake_phonemes, small_cache
 
 
 @pytest.mark.parametrize("n,words", [

@@ -11,7 +11,7 @@ from kokoro_runtime.lexicon import TokenCache
 from kokoro_runtime.textnorm import normalize
 from kopt.publish.tokencache import (CacheConfig, build_cache, edit_distance, frequent_words, hit_stats, measure,
                                      number_words)
-from tests.runtime_helpers import REPO, VOCAB, FakeG2P, fake_phonemes
+from tests.runtime.helpers import REPO, VOCAB, FakeG2P, fake_phonemes
 
 
 def test_frequent_words_are_plain_words():

@@ -1,6 +1,7 @@
 """The runtime's synthesizer and CLI on the tiny Kokoro-signature graph."""
 
 import ast
+import os
 import subprocess
 import sys
 import wave
@@ -12,7 +13,7 @@ import pytest
 from kokoro_runtime import BundleError, InvalidInput, Synthesizer, VoiceNotFound
 from kokoro_runtime.audio import JoinPolicy
 from tests.graphs import tiny_kokoro, tiny_voices
-from tests.runtime_helpers import REPO, VOCAB, FakeG2P, small_cache
+from tests.runtime.helpers import REPO, VOCAB, FakeG2P, small_cache
 
 TEXT = "Hello world, this is a test. The cat sat on the mat and the dog ran to the park. It was sunny."
 
@@ -131,24 +132,43 @@ def test_ort_format_and_no_graph_optimization(tmp_path):
                                atol=1e-5)
 
 
-RUNTIME = REPO / "kopt" / "publish" / "runtime"
-_ALLOWED = {"__future__", "argparse", "dataclasses", "gzip", "hashlib", "json", "logging", "pathlib", "re",
-            "sys", "typing", "unicodedata", "wave", "numpy", "onnxruntime", "phonemizer", "espeakng_loader"}
+RUNTIME = REPO / "kokoro_runtime"
+_CORE = set(sys.stdlib_module_names) | {"numpy", "onnxruntime", "phonemizer", "espeakng_loader"}
+_SERVE = _CORE | {"starlette", "uvicorn", "soundfile", "prometheus_client"}
+
+
+def _imports(f: Path) -> set[str]:
+    out = set()
+    for node in ast.walk(ast.parse(f.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            out |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and not node.level:
+            out.add((node.module or "").split(".")[0])
+    return out
 
 
 def test_runtime_imports_only_itself_numpy_and_onnxruntime():
-    for f in sorted(RUNTIME.glob("*.py")):
-        for node in ast.walk(ast.parse(f.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.Import):
-                names = [a.name.split(".")[0] for a in node.names]
-            elif isinstance(node, ast.ImportFrom):
-                if node.level:  # relative: inside the runtime
-                    continue
-                names = [(node.module or "").split(".")[0]]
-            else:
-                continue
-            bad = [n for n in names if n not in _ALLOWED]
-            assert not bad, f"{f.name} imports {bad}"
+    core = sorted(RUNTIME.glob("*.py"))
+    serve = sorted((RUNTIME / "server").glob("*.py"))
+    assert len(core) >= 12 and len(serve) >= 5, (core, serve)
+    for f in core:
+        assert not _imports(f) - _CORE, f"{f.name} imports {_imports(f) - _CORE}"
+    for f in serve:
+        assert not _imports(f) - _SERVE, f"server/{f.name} imports {_imports(f) - _SERVE}"
+    assert "kopt" not in {i for f in core + serve for i in _imports(f)}
+
+
+def test_say_path_imports_neither_numpy_nor_onnxruntime(tmp_path):
+    """`python -m kokoro_runtime say/status` start fast: the package's names load on first use."""
+    code = ("import sys; from kokoro_runtime.__main__ import main; rc = main(['status', '--bundle', sys.argv[1]]); "
+            "print(rc, 'numpy' in sys.modules, 'onnxruntime' in sys.modules)")
+    from kopt.publish.bundle import write_bundle
+
+    b = write_bundle(tmp_path / "bundle", tiny_kokoro(tmp_path / "tiny.onnx"), tiny_voices(), VOCAB, small_cache())
+    r = subprocess.run([sys.executable, "-c", code, str(b)], capture_output=True, text=True, timeout=60,
+                       env={**os.environ, "XDG_RUNTIME_DIR": str(tmp_path)})
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split()[-3:] == ["3", "False", "False"], r.stdout
 
 
 def test_cli_writes_wav_and_pcm(tmp_path):

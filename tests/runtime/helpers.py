@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 VOCAB = json.loads((REPO / "kopt" / "data" / "vocab.json").read_text(encoding="utf-8"))["vocab"]
 
 

@@ -9,7 +9,7 @@ from kopt.core.errors import KoptError, VoiceError
 from kopt.publish.bundle import write_bundle
 from kokoro_runtime import Bundle, BundleError, open_bundle
 from tests.graphs import tiny_kokoro, tiny_voices
-from tests.runtime_helpers import VOCAB, small_cache
+from tests.runtime.helpers import VOCAB, small_cache
 
 
 @pytest.fixture

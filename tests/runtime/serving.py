@@ -1,0 +1,102 @@
+"""Real servers for the tests: `python -m kokoro_runtime serve` in a subprocess, bound to 127.0.0.1
+on port 0, stopped when the block ends; and small bundles to serve (tiny Kokoro-signature graphs)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import onnx
+
+from tests.graphs import busy_kokoro_model, duration_kokoro_model, tiny_kokoro, tiny_voices
+from tests.runtime.helpers import REPO, VOCAB, small_cache
+
+TEXT = "The cat sat on the mat. The dog ran to the park, and it was sunny."
+
+
+def timed_model(path: Path) -> Path:
+    """A tiny Kokoro with the real duration machinery and the published `duration` output."""
+    from kopt.optimize.durations import expose_durations
+
+    m = duration_kokoro_model()
+    expose_durations(m, False, output_name="duration")
+    onnx.save(m, str(path))
+    return path
+
+
+def make_bundle(root: Path, *, busy: bool = False, modes: bool = False) -> Path:
+    """A bundle whose model reports durations; ``modes`` adds a second mode, ``quality``, with a
+    different graph; ``busy`` uses a graph that takes tens of milliseconds per call."""
+    from kopt.publish.bundle import write_bundle
+
+    root.mkdir(parents=True, exist_ok=True)
+    if busy:
+        model = root / "busy.onnx"
+        onnx.save(busy_kokoro_model(), str(model))
+    else:
+        model = timed_model(root / "timed.onnx")
+    extra_files, manifest = {}, {}
+    if modes:
+        extra_files["modes/quality.onnx"] = tiny_kokoro(root / "plain.onnx")
+        manifest = {"modes": {"fast": {"model": "model.onnx"}, "quality": {"model": "modes/quality.onnx"}},
+                    "default_mode": "fast"}
+    return write_bundle(root / "bundle", model, tiny_voices(), VOCAB, small_cache(), manifest,
+                        extra_files=extra_files)
+
+
+@dataclass
+class Server:
+    url: str
+    proc: subprocess.Popen
+    log: Path
+
+    def client(self, **kw) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=60, **kw)
+
+    def metric(self, name: str, headers: dict | None = None) -> float:
+        """The value of an unlabelled Prometheus sample (or the sum over a labelled one's samples)."""
+        text = httpx.get(self.url + "/metrics", headers=headers or {}, timeout=10).text
+        vals = [float(m.group(1)) for m in re.finditer(rf"^{re.escape(name)}(?:{{[^}}]*}})? (\S+)$", text, re.M)]
+        return sum(vals)
+
+
+@contextlib.contextmanager
+def serve(bundle: Path, *args: str, env: dict | None = None, ready: bool = True, timeout: float = 60):
+    log = Path(tempfile.mkstemp(prefix="kokoro-server-", suffix=".log")[1])
+    with open(log, "wb") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "kokoro_runtime", "serve", str(bundle), "--host", "127.0.0.1",
+                                 "--port", "0", *args], stdout=subprocess.PIPE, stderr=err, cwd=REPO,
+                                env={**os.environ, **(env or {})})
+    try:
+        line = proc.stdout.readline().decode()
+        m = re.search(r"http://127\.0\.0\.1:\d+", line)
+        assert m, f"no URL in the first line {line!r}; log: {log.read_text()}"
+        server = Server(m.group(0), proc, log)
+        if ready:
+            t_end = time.monotonic() + timeout
+            while time.monotonic() < t_end:
+                with contextlib.suppress(httpx.TransportError):
+                    if httpx.get(server.url + "/health", timeout=5).status_code == 200:
+                        break
+                assert proc.poll() is None, f"server exited: {log.read_text()}"
+                time.sleep(0.05)
+            else:
+                raise AssertionError(f"server not ready in {timeout} s: {log.read_text()}")
+        yield server
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+        proc.stdout.close()
+        log.unlink(missing_ok=True)
