@@ -21,6 +21,13 @@ from .errors import KokoroError
 COMMANDS = ("serve", "say", "status", "stop")
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line usage errors (exit 2), like every other error of the runtime."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
+
+
 def _default_bundle() -> Path | None:
     root = Path(__file__).resolve().parent.parent
     return root if (root / "manifest.json").is_file() else None
@@ -62,7 +69,7 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def _oneshot_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog="python -m kokoro_runtime",
         description="Speak English text with a Kokoro bundle (24 kHz mono). Other commands: "
                     "serve (HTTP server), say (through a local daemon), status, stop; "
@@ -116,7 +123,7 @@ def oneshot(argv: list[str]) -> int:
 def say(argv: list[str]) -> int:
     from . import daemon
 
-    p = argparse.ArgumentParser(prog="python -m kokoro_runtime say",
+    p = Parser(prog="python -m kokoro_runtime say",
                                 description="Speak through this bundle's local daemon, starting it if none "
                                             "answers; it exits by itself after --idle-timeout seconds.")
     p.add_argument("text", nargs="?", help="text to speak; '-' or nothing reads standard input")
@@ -133,6 +140,12 @@ def say(argv: list[str]) -> int:
     if not args.idle_timeout > 0:
         raise KokoroError(f"--idle-timeout: {args.idle_timeout}; use a number of seconds above 0")
     root = _bundle_of(args)
+    if args.mode is not None:
+        from .bundle import Bundle
+
+        modes = Bundle(root, verify=False).modes
+        if args.mode not in modes:
+            raise KokoroError(f"--mode: {args.mode!r} is not a mode of this bundle; it has {', '.join(modes)}")
     text = _text(args.text)
     if args.no_daemon or not daemon.serve_available():
         if not args.no_daemon:
@@ -175,7 +188,7 @@ def _say_here(root: Path, text: str, args: argparse.Namespace) -> int:
 def status(argv: list[str]) -> int:
     from . import daemon
 
-    p = argparse.ArgumentParser(prog="python -m kokoro_runtime status",
+    p = Parser(prog="python -m kokoro_runtime status",
                                 description="Show this bundle's daemon (exit 0 running, 3 not running).")
     p.add_argument("--bundle", type=Path, default=None)
     p.add_argument("--json", action="store_true", help="print the daemon's /health JSON")
@@ -195,7 +208,7 @@ def status(argv: list[str]) -> int:
 def stop(argv: list[str]) -> int:
     from . import daemon
 
-    p = argparse.ArgumentParser(prog="python -m kokoro_runtime stop", description="Stop this bundle's daemon.")
+    p = Parser(prog="python -m kokoro_runtime stop", description="Stop this bundle's daemon.")
     p.add_argument("--bundle", type=Path, default=None)
     args = p.parse_args(argv)
     paths = daemon.Paths(_bundle_of(args))

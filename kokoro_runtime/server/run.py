@@ -150,7 +150,9 @@ async def _idle_watch(server, engine: Engine, idle_s: float) -> None:
 
 
 def main(argv: list[str], default_bundle: Path | None) -> int:
-    p = argparse.ArgumentParser(prog="python -m kokoro_runtime serve",
+    from ..__main__ import Parser
+
+    p = Parser(prog="python -m kokoro_runtime serve",
                                 description="Serve a Kokoro bundle over an OpenAI-compatible HTTP API.")
     add_arguments(p)
     args = p.parse_args(argv)
