@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -33,17 +34,21 @@ class Synthesizer:
                  g2p: "G2P | bool | None" = None, policy: ChunkPolicy = ChunkPolicy(),
                  join: JoinPolicy = JoinPolicy(), fallback: bool = False) -> None:
         self.model_path = Path(model_path)
+        self.load_times: dict[str, float] = {}    # seconds per loading step: where a cold start goes
+        t = time.perf_counter()
         self._voices = (voicepack.load_npz(voices) if isinstance(voices, (str, Path))
                         else {k: voicepack.check_voice(k, v, "voices") for k, v in voices.items()})
         if not self._voices:
             raise BundleError("no voices given")
         self.vocab = dict(vocab) if vocab is not None else _vocab_next_to(self.model_path)
+        t = self._lap("voices", t)
         if isinstance(token_cache, (str, Path)):
             token_cache = TokenCache.load(token_cache)
         elif isinstance(token_cache, dict):
             token_cache = TokenCache.from_json(token_cache)
         self.token_cache = token_cache
         self.frontend = FrontEnd(self.vocab, token_cache, g2p, policy)
+        t = self._lap("token_cache", t)
         self.join = join
         self._providers_asked, self._threads = providers, threads
         self._graph_optimization, self._fallback = graph_optimization, fallback
@@ -51,6 +56,12 @@ class Synthesizer:
                                              fallback=fallback)
         self.providers = self.session.get_providers()
         self.signature = Signature.of(self.session, str(self.model_path))
+        self._lap("session", t)
+
+    def _lap(self, step: str, since: float) -> float:
+        now = time.perf_counter()
+        self.load_times[step] = round(now - since, 4)
+        return now
 
     @property
     def has_durations(self) -> bool:

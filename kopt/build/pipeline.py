@@ -179,8 +179,13 @@ def run_build(recipe: BuildRecipe, store, *, recipe_path: str | Path | None = No
             built = {v.name: v.key for v in variants}
             bundle, tar = _publish(store, recipe, win, row, build_dir, progress, built)
         res.bundle, res.tarball = str(bundle), (str(tar) if tar else None)
-        with progress.task("bundle: cold start and warm TTFA"):
-            res.bundle_bench = _bundle_bench(store, bundle, recipe.bench.threads)
+        with progress.task("bundle: one-shot, server, load and say"):
+            res.bundle_bench = _bundle_bench(store, bundle, recipe.bench.threads, progress)
+        from kopt.publish.measure import bundle_record
+
+        rec = bundle_record(res.bundle_bench, bundle, run_id, res.bundle_bench["text"])
+        append_records(results_path, [rec])
+        append_records(build_dir / "latest.jsonl", [rec])
     res.seconds = round(time.time() - t0, 2)
     summary = res.as_dict()
     _write_json(build_dir / "summary.json", summary)
@@ -225,27 +230,33 @@ def _publish(store, recipe: BuildRecipe, win: dict[str, Any], row, build_dir: Pa
     return pub.bundle, pub.tarball
 
 
-def _bundle_bench(store, bundle: Path, threads: int) -> dict[str, Any]:
-    """The published bundle measured as users run it (kopt.publish.measure), cached by the bundle's
-    manifest hash, the machine and the measuring code."""
+def _bundle_bench(store, bundle: Path, threads: int, progress=None) -> dict[str, Any]:
+    """The published bundle measured as users run it (kopt.publish.measure: one-shot, library, HTTP
+    server under load, say daemon), cached by the bundle's manifest hash, the machine and the
+    measuring code."""
     from kopt.bench.textset import load_textset
     from kopt.core.hashing import sha256_bytes, sha256_file
     from kopt.core.results import machine_info
     from kopt.core.store import StepSpec
     from kopt.publish.measure import measure_bundle
 
-    text = load_textset().ttfa_text
-    spec = StepSpec("bundle-bench", {"repeats": 3, "threads": threads, "text_sha256": sha256_bytes(text.encode())},
+    ts = load_textset()
+    text = ts.ttfa_text
+    load_texts = [t.text for t in ts.select(["short", "medium"])]
+    spec = StepSpec("bundle-bench", {"repeats": 3, "threads": threads, "text_sha256": sha256_bytes(text.encode()),
+                                     "load_texts_sha256": sha256_bytes("\n".join(load_texts).encode()),
+                                     "clients": [1, 2, 4, 8], "instances": [1, 2], "requests_per_client": 2},
                     {"manifest": sha256_file(bundle / "manifest.json"), "machine": machine_info()["id"],
                      "code": measure.code_hash("kopt.publish", "kokoro_runtime")})
     with store.lock(spec.key):
         hit = store.get(spec.key)
         if hit is None:
-            result = measure_bundle(bundle, text, repeats=3, threads=threads)
+            result = measure_bundle(bundle, text, repeats=3, threads=threads, load_texts=load_texts,
+                                    progress=progress.info if progress else None)
             with store.writing(spec) as tmp:
                 (tmp / "result.json").write_text(json.dumps(result), encoding="utf-8")
-            return result | {"cached": False}
-    return json.loads(hit.file("result.json").read_text(encoding="utf-8")) | {"cached": True}
+            return result | {"cached": False, "text": text}
+    return json.loads(hit.file("result.json").read_text(encoding="utf-8")) | {"cached": True, "text": text}
 
 
 def _recipe_relative(p: str | None, recipe_path) -> Path | None:

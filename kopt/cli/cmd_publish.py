@@ -76,14 +76,68 @@ def bundle_bench_cmd(
     text: Optional[str] = typer.Option(None, "--text", help="Text to speak (default: the text set's TTFA paragraph)."),
     voice: Optional[str] = typer.Option(None, "--voice", help="Voice (default: the bundle's)."),
     repeats: int = typer.Option(3, "--repeats", min=1, help="Runs per figure (the median is reported)."),
-    threads: int = typer.Option(0, "--threads", help="Intra-op threads (0: onnxruntime's default)."),
+    threads: int = typer.Option(0, "--threads", min=0, help="Intra-op threads in all (0: onnxruntime's default; "
+                                "the server splits them over its instances)."),
+    clients: str = typer.Option("1,2,4,8", "--clients", help="Concurrent HTTP clients to measure, comma-separated."),
+    instances: str = typer.Option("1,2", "--instances", help="Server instance counts to measure, comma-separated."),
+    requests: int = typer.Option(2, "--requests", min=1, help="Requests per client in each load run."),
+    server: bool = typer.Option(True, "--server/--no-server", help="Also measure the HTTP server, its load and "
+                                "the say daemon (needs the runtime's serve extra)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Results JSONL (default artifacts/results/<run_id>.jsonl)."),
 ) -> None:
-    """Measure a bundle as its users run it: cold start (new process to first audio) and warm TTFA."""
+    """Measure a bundle as its users run it: one-shot cold start and where it goes, warm TTFA, the HTTP
+    server's TTFA and throughput under 1-8 clients, and the say client with and without a daemon."""
     from kopt.bench.textset import load_textset
-    from kopt.publish.measure import measure_bundle
+    from kopt.cli.cmd_bench import results_path
+    from kopt.core.errors import KoptError
+    from kopt.core.results import append_records, new_run_id
+    from kopt.publish.measure import bundle_record, measure_bundle
 
-    res = measure_bundle(bundle, text or load_textset().ttfa_text, voice=voice, repeats=repeats, threads=threads)
-    state.say(f"{bundle}: cold start {res['cold_start_s']:.2f} s (runs {res['cold_start_s_runs']}), warm TTFA "
-              f"{res['warm_ttfa_ms']:.0f} ms (runs {res['warm_ttfa_ms_runs']}) for {res['text_words']} words, "
-              f"first chunk {res['first_chunk_audio_s']:.2f} s of speech")
-    state.emit({"command": "bundle-bench", "bundle": str(bundle), **res})
+    def ints(value: str, flag: str) -> tuple[int, ...]:
+        try:
+            vals = tuple(int(x) for x in value.split(",") if x.strip())
+        except ValueError:
+            vals = ()
+        if not vals or min(vals) < 1:
+            raise KoptError(f"{flag} {value!r}: give whole numbers >= 1, comma-separated (e.g. 1,2,4,8)")
+        return vals
+
+    ts = load_textset()
+    text = text or ts.ttfa_text
+    load_texts = [t.text for t in ts.select(["short", "medium"])]
+    prog = state.progress()
+    with prog.task("bundle-bench"):
+        res = measure_bundle(bundle, text, voice=voice, repeats=repeats, threads=threads, server=server,
+                             load_texts=load_texts, clients=ints(clients, "--clients"),
+                             instances=ints(instances, "--instances"), requests_per_client=requests,
+                             progress=prog.info)
+    run_id = new_run_id()
+    path = append_records(results_path(out, run_id), [bundle_record(res, bundle, run_id, text)])
+    for line in summary_lines(res):
+        state.say(line)
+    state.say(f"results: {path}")
+    state.emit({"command": "bundle-bench", "bundle": str(bundle), "results": str(path), **res})
+
+
+def summary_lines(res: dict) -> list[str]:
+    """The bundle-bench figures as plain lines (the build's summary prints them too)."""
+    bd = res.get("cold_breakdown_s") or {}
+    parts = ", ".join(f"{k} {bd[k]:.2f}" for k in ("python", "imports", "verify", "voices", "token_cache", "session",
+                                                    "first_chunk") if k in bd)
+    lines = [f"one-shot: process start to first audio {res['cold_start_s']:.2f} s (runs {res['cold_start_s_runs']}); "
+             f"where it goes (s): {parts}",
+             f"library: warm TTFA {res['warm_ttfa_ms']:.0f} ms for {res['text_words']} words "
+             f"(first chunk {res['first_chunk_audio_s']:.1f} s of speech)"]
+    if "http_ttfa_ms" in res:
+        lines.append(f"server: HTTP TTFA {res['http_ttfa_ms']:.0f} ms, whole response {res['http_latency_ms']:.0f} ms "
+                     f"(runs {res['http_ttfa_ms_runs']}); RSS after load {res.get('server_rss_mb')} MB")
+    if "say_warm_ms" in res:
+        lines.append(f"say: process start to first audio {res['say_warm_ms']:.0f} ms with a warm daemon, "
+                     f"{res['say_cold_ms']:.0f} ms starting one")
+    for row in res.get("load", []):
+        lines.append(f"load {row['clients']} client(s) x {row['instances']} instance(s) x {row['threads']} thread(s): "
+                     f"{row['throughput_x']}x real time, TTFA p50 {row['ttfa_ms_p50']} / p95 {row['ttfa_ms_p95']} ms, "
+                     f"{row['ok']}/{row['requests']} ok, {row['busy_503']} 503, {row['errors']} errors")
+    if res.get("throughput_8_vs_best_1") is not None:
+        lines.append(f"throughput at the most clients vs the best single client: {res['throughput_8_vs_best_1']:.2f}")
+    return lines

@@ -1,22 +1,31 @@
 """Measuring a published bundle as its users run it: only the bundle's own runtime, in new processes.
 
-- cold start: from starting ``python -m kokoro_runtime TEXT -o -`` in the bundle to the first
-  bytes of audio on its stdout (interpreter start, manifest verification, session creation, front
-  end, first chunk), median of ``repeats``;
-- warm TTFA: in one process that has already spoken once, from ``stream()`` to its first chunk,
-  G2P included, median of ``repeats``.
+- one-shot cold start: from starting ``python -m kokoro_runtime TEXT -o -`` in the bundle to the
+  first bytes of audio on its stdout, median of ``repeats``; and, in separate runs, where that time
+  goes: Python, imports, manifest verification, voices, token cache, session, first chunk;
+- warm TTFA in one process that has already spoken once, from ``stream()`` to its first chunk;
+- the server (``python -m kokoro_runtime serve``) through a real HTTP client: time to the first
+  audio byte and to the last, warm; then throughput and TTFA under 1, 2, 4, 8 concurrent clients
+  for 1 and 2 instances (kopt.publish.loadtest);
+- the ``say`` client: process start to first audio byte with a warm daemon, and with none.
+
+Every run starts from the bundle folder with the interpreter kopt runs under; nothing of kopt is
+imported by the measured processes.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Sequence
 
+from kokoro_runtime.errors import first_line
 from kopt.core.errors import KoptError
 
 _WARM = r"""
@@ -37,38 +46,160 @@ for _ in range(repeats):
 print(json.dumps({"ttfa_s": times, "first_chunk_s": len(first) / 24000}))
 """
 
+# Where a one-shot cold start goes; run as `python -c` from the bundle, started at argv[1] (time.time()).
+_BREAKDOWN = r"""
+import time
+t_python = time.time()
+import json, sys
+t0, bundle, text, voice, threads = float(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5])
+sys.path.insert(0, bundle)
+import numpy, onnxruntime
+from kokoro_runtime.bundle import Bundle
+from kokoro_runtime import synth
+t_imports = time.time()
+b = Bundle(bundle, verify=True)
+tts = b.synthesizer(None, threads)
+t_loaded = time.time()
+g = tts.stream(text, voice)
+next(g)
+t_first = time.time()
+print(json.dumps({"python": t_python - t0, "imports": t_imports - t_python, "verify": b.verify_s,
+                  **tts.load_times, "first_chunk": t_first - t_loaded, "total": t_first - t0}))
+"""
 
-def measure_bundle(bundle: str | Path, text: str, voice: str | None = None, repeats: int = 3,
-                   threads: int = 0) -> dict[str, Any]:
+ONESHOT_PHASES = ("python", "imports", "verify", "voices", "token_cache", "session", "first_chunk")
+
+
+def _first_bytes(cmd: list[str], cwd: Path, env: dict | None = None, timeout: float = 300) -> tuple[float, bytes]:
+    """Seconds from starting ``cmd`` to its first two bytes on stdout; the rest is drained."""
+    t0 = time.perf_counter()
+    p = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    first = p.stdout.read(2)
+    t1 = time.perf_counter()
+    rest = p.stdout.read()
+    err = p.stderr.read().decode(errors="replace").strip()
+    p.wait(timeout)
+    if p.returncode != 0 or len(first) < 2:
+        raise KoptError(f"{cwd}: the bundle's runtime failed: {err.splitlines()[-1] if err else p.returncode}")
+    return t1 - t0, first + rest
+
+
+def _median(xs: Sequence[float]) -> float:
+    return statistics.median(xs) if xs else float("nan")
+
+
+def measure_oneshot(b: Path, text: str, voice: str, repeats: int, threads: int) -> dict[str, Any]:
+    cmd = [sys.executable, "-m", "kokoro_runtime", text, "-o", "-", "--voice", voice]
+    if threads:
+        cmd += ["--threads", str(threads)]
+    cold = [_first_bytes(cmd, b)[0] for _ in range(repeats)]
+    phases: dict[str, list[float]] = {}
+    for _ in range(repeats):
+        r = subprocess.run([sys.executable, "-c", _BREAKDOWN, repr(time.time()), str(b), text, voice, str(threads)],
+                           capture_output=True, text=True, cwd=b)
+        if r.returncode != 0:
+            raise KoptError(f"{b}: cold-start breakdown failed: {_last(r.stderr)}")
+        for k, v in json.loads(r.stdout.strip().splitlines()[-1]).items():
+            phases.setdefault(k, []).append(v)
+    r = subprocess.run([sys.executable, "-c", _WARM, str(b), text, voice, str(repeats), str(threads)],
+                       capture_output=True, text=True, cwd=b)
+    if r.returncode != 0:
+        raise KoptError(f"{b}: warm TTFA run failed: {_last(r.stderr)}")
+    warm = json.loads(r.stdout.strip().splitlines()[-1])
+    return {
+        "cold_start_s": round(_median(cold), 3), "cold_start_s_runs": [round(x, 3) for x in cold],
+        "cold_breakdown_s": {k: round(_median(v), 3) for k, v in phases.items()},
+        "warm_ttfa_ms": round(_median(warm["ttfa_s"]) * 1000, 1),
+        "warm_ttfa_ms_runs": [round(x * 1000, 1) for x in warm["ttfa_s"]],
+        "first_chunk_audio_s": round(warm["first_chunk_s"], 3),
+    }
+
+
+def measure_say(b: Path, text: str, voice: str, repeats: int, threads: int) -> dict[str, Any]:
+    """``say`` with no daemon (it starts one: cold) and with the warm one it left, in a private
+    runtime directory so no daemon of the user's is touched."""
+    with tempfile.TemporaryDirectory(prefix="kopt-say-") as run_dir:
+        os.chmod(run_dir, 0o700)
+        env = {**os.environ, "XDG_RUNTIME_DIR": run_dir}
+        cmd = [sys.executable, "-m", "kokoro_runtime", "say", text, "-o", "-", "--voice", voice]
+        if threads:
+            cmd += ["--threads", str(threads)]
+        stop = [sys.executable, "-m", "kokoro_runtime", "stop"]
+        cold, warm = [], []
+        try:
+            for _ in range(repeats):
+                subprocess.run(stop, cwd=b, env=env, capture_output=True, timeout=60)
+                cold.append(_first_bytes(cmd, b, env)[0])
+                warm.append(_first_bytes(cmd, b, env)[0])
+        finally:
+            subprocess.run(stop, cwd=b, env=env, capture_output=True, timeout=60)
+    return {"say_cold_ms": round(_median(cold) * 1000, 1), "say_cold_ms_runs": [round(x * 1000, 1) for x in cold],
+            "say_warm_ms": round(_median(warm) * 1000, 1), "say_warm_ms_runs": [round(x * 1000, 1) for x in warm]}
+
+
+def measure_bundle(bundle: str | Path, text: str, voice: str | None = None, repeats: int = 3, threads: int = 0,
+                   *, load_texts: Sequence[str] = (), clients: Sequence[int] = (1, 2, 4, 8),
+                   instances: Sequence[int] = (1, 2), requests_per_client: int = 2, server: bool = True,
+                   progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Every figure above for ``bundle``; ``server=False`` measures only the one-shot and library paths."""
+    from kopt.publish import loadtest
+
     b = Path(bundle).resolve()  # the runs below start inside the bundle: a relative path would break
     if not (b / "manifest.json").is_file():
         raise KoptError(f"{b}: not a bundle (no manifest.json)")
     manifest = json.loads((b / "manifest.json").read_text(encoding="utf-8"))
     voice = voice or manifest.get("default_voice") or manifest["voice_names"][0]
-    cmd = [sys.executable, "-m", "kokoro_runtime", text, "-o", "-", "--voice", voice]
-    if threads:
-        cmd += ["--threads", str(threads)]
-    cold = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        p = subprocess.Popen(cmd, cwd=b, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        first = p.stdout.read(2)
-        t1 = time.perf_counter()
-        p.stdout.read()
-        err = p.stderr.read().decode(errors="replace").strip()
-        p.wait()
-        if p.returncode != 0 or len(first) < 2:
-            raise KoptError(f"{b}: the bundle's runtime failed: {err.splitlines()[-1] if err else p.returncode}")
-        cold.append(t1 - t0)
-    r = subprocess.run([sys.executable, "-c", _WARM, str(b), text, voice, str(repeats), str(threads)],
-                       capture_output=True, text=True, cwd=b)
-    if r.returncode != 0:
-        raise KoptError(f"{b}: warm TTFA run failed: {r.stderr.strip().splitlines()[-1] if r.stderr.strip() else r.returncode}")
-    warm = json.loads(r.stdout.strip().splitlines()[-1])
-    return {
-        "cold_start_s": round(statistics.median(cold), 3), "cold_start_s_runs": [round(x, 3) for x in cold],
-        "warm_ttfa_ms": round(statistics.median(warm["ttfa_s"]) * 1000, 1),
-        "warm_ttfa_ms_runs": [round(x * 1000, 1) for x in warm["ttfa_s"]],
-        "first_chunk_audio_s": round(warm["first_chunk_s"], 3), "text_words": len(text.split()),
-        "voice": voice, "threads": threads, "repeats": repeats,
-    }
+    say = progress or (lambda msg: None)
+    say("one-shot cold start")
+    out: dict[str, Any] = measure_oneshot(b, text, voice, repeats, threads)
+    out.update({"text_words": len(text.split()), "voice": voice, "threads": threads, "repeats": repeats})
+    if not server:
+        return out
+    say("say client")
+    out.update(measure_say(b, text, voice, repeats, threads))
+    say("HTTP server")
+    out.update(loadtest.measure_server(b, text, voice, repeats, threads, load_texts=list(load_texts) or [text],
+                                       clients=clients, instances=instances,
+                                       requests_per_client=requests_per_client, progress=say))
+    return out
+
+
+def bundle_metrics(res: dict[str, Any]) -> dict[str, float]:
+    """The flat metrics of a bundle-bench result (the results record's ``metrics``)."""
+    m: dict[str, float] = {}
+    for k in ("cold_start_s", "warm_ttfa_ms", "first_chunk_audio_s", "say_cold_ms", "say_warm_ms", "http_ttfa_ms",
+              "http_latency_ms", "server_rss_mb", "throughput_8_vs_best_1"):
+        if isinstance(res.get(k), (int, float)):
+            m[k] = res[k]
+    for k, v in (res.get("cold_breakdown_s") or {}).items():
+        m[f"cold_{k}_s"] = v
+    for row in res.get("load", []):
+        tag = f"c{row['clients']}_i{row['instances']}"
+        for k in ("throughput_x", "ttfa_ms_p50", "ttfa_ms_p95", "latency_ms_p50", "latency_ms_p95", "busy_503",
+                  "errors"):
+            if row.get(k) is not None:
+                m[f"{k}_{tag}"] = row[k]
+    return m
+
+
+def _last(stderr: str) -> str:
+    lines = [ln for ln in (stderr or "").strip().splitlines() if ln.strip()]
+    return first_line(Exception(lines[-1])) if lines else "no output"
+
+
+def bundle_record(res: dict[str, Any], bundle: str | Path, run_id: str, text: str) -> dict[str, Any]:
+    """A ``kind: "bundle"`` results record: the flat metrics, and every run and load row in ``extra``."""
+    from kopt.core.hashing import sha256_bytes, sha256_file
+    from kopt.core.results import make_record
+
+    b = Path(bundle)
+    m = json.loads((b / "manifest.json").read_text(encoding="utf-8"))
+    v = m.get("variant", {})
+    variant = {"name": v.get("name"), "key": v.get("key"), "parents": [], "precision": v.get("precision"),
+               "path": str(b)}
+    inputs = {"bundle_manifest_sha256": sha256_file(b / "manifest.json"), "model_sha256": v.get("model_sha256"),
+              "runtime_version": m.get("runtime_version"), "text_sha256": sha256_bytes(text.encode()),
+              "text_words": res.get("text_words"), "voice": res.get("voice")}
+    return make_record("bundle", run_id=run_id, variant=variant,
+                       provider={"name": "CPUExecutionProvider", "config": "cpu"}, threads=res.get("threads"),
+                       metrics=bundle_metrics(res), inputs=inputs, extra={"bundle_bench": res})

@@ -86,10 +86,19 @@ def test_bundle_bench_measures_cold_start_and_warm_ttfa(tmp_path, tiny_store, mo
     store, _ = tiny_store
     res = publish(store, "reference", tmp_path / "b", PublishSettings(cache_words=300, tarball=False))
     monkeypatch.chdir(tmp_path)  # a relative bundle path, as `kopt build` passes with the default artifacts/
-    m = measure_bundle("b", "It is time to go home. We will be back in a day.", repeats=2, threads=1)
+    m = measure_bundle("b", "It is time to go home. We will be back in a day.", repeats=2, threads=1,
+                       load_texts=["It is time.", "We will be back in a day."], clients=(1, 2), instances=(1, 2))
     assert m["cold_start_s"] > 0 and len(m["cold_start_s_runs"]) == 2
     assert m["warm_ttfa_ms"] > 0 and m["first_chunk_audio_s"] > 0 and m["text_words"] == 13
     assert m["cold_start_s"] * 1000 > m["warm_ttfa_ms"]  # a new process pays for start-up and loading
+    bd = m["cold_breakdown_s"]
+    assert set(bd) >= {"python", "imports", "verify", "voices", "token_cache", "session", "first_chunk"}
+    assert 0 < sum(bd[k] for k in bd if k != "total") <= bd["total"] * 1.05
+    # the server over HTTP, its load runs (every request answered) and the say client
+    assert m["http_ttfa_ms"] > 0 and m["http_latency_ms"] >= m["http_ttfa_ms"] and m["server_rss_mb"] > 0
+    assert [(r["clients"], r["instances"]) for r in m["load"]] == [(1, 1), (2, 1), (1, 2), (2, 2)]
+    assert all(r["ok"] == r["requests"] and r["errors"] == 0 and r["throughput_x"] > 0 for r in m["load"])
+    assert m["say_warm_ms"] > 0 and m["say_cold_ms"] > m["say_warm_ms"]   # a cold say starts the daemon
     (res.bundle / "model.onnx").write_bytes(b"tampered")
     with pytest.raises(KoptError, match=r"the bundle's runtime failed: .*model\.onnx"):
         measure_bundle(res.bundle, "It is time.", repeats=1)

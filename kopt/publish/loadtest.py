@@ -1,0 +1,181 @@
+"""The bundle's HTTP server under a real client: warm TTFA, then throughput and TTFA under concurrency.
+
+The server runs from the bundle (``python -m kokoro_runtime serve --port 0``, loopback only) with its
+audio cache off, so every request is rendered. Clients are threads with their own httpx connection;
+each sends ``requests_per_client`` streamed PCM requests one after another. Throughput is seconds of
+audio delivered per wall-clock second; TTFA is request sent -> first audio byte received. Every
+run is bounded: a fixed number of requests, each with a timeout.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence
+
+from kopt.core.errors import KoptError
+
+BYTES_PER_S = 2 * 24000
+
+
+@contextlib.contextmanager
+def running_server(bundle: Path, instances: int, threads: int, queue: int = 16,
+                   timeout: float = 120) -> Iterator[tuple[str, int]]:
+    """(base URL, pid) of a ready server from ``bundle``; stopped on exit."""
+    import httpx
+
+    log = Path(tempfile.mkstemp(prefix="kopt-serve-", suffix=".log")[1])
+    cmd = [sys.executable, "-m", "kokoro_runtime", "serve", str(bundle), "--host", "127.0.0.1", "--port", "0",
+           "--instances", str(instances), "--threads", str(threads), "--queue", str(queue), "--cache-mb", "0"]
+    with open(log, "wb") as err:
+        proc = subprocess.Popen(cmd, cwd=bundle, stdout=subprocess.PIPE, stderr=err)
+    try:
+        line = proc.stdout.readline().decode()
+        m = re.search(r"http://127\.0\.0\.1:\d+", line)
+        if not m:
+            proc.wait(10)
+            raise KoptError(f"{bundle}: the server did not start: {_tail(log)}")
+        url = m.group(0)
+        t_end = time.monotonic() + timeout
+        while True:
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.get(url + "/health", timeout=5).status_code == 200:
+                    break
+            if proc.poll() is not None or time.monotonic() > t_end:
+                raise KoptError(f"{bundle}: the server did not become ready: {_tail(log)}")
+            time.sleep(0.05)
+        yield url, proc.pid
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+        proc.stdout.close()
+        log.unlink(missing_ok=True)
+
+
+def one_request(client, text: str, voice: str) -> dict[str, Any]:
+    """Stream one PCM response: status, seconds to first byte and to the last, audio seconds."""
+    t0 = time.perf_counter()
+    ttfa = None
+    n = 0
+    with client.stream("POST", "/v1/audio/speech", json={"input": text, "voice": voice, "response_format": "pcm"}) as r:
+        if r.status_code != 200:
+            r.read()
+            return {"status": r.status_code, "ttfa_s": None, "latency_s": time.perf_counter() - t0, "audio_s": 0.0}
+        for chunk in r.iter_raw():
+            if ttfa is None and chunk:
+                ttfa = time.perf_counter() - t0
+            n += len(chunk)
+    return {"status": 200, "ttfa_s": ttfa, "latency_s": time.perf_counter() - t0, "audio_s": n / BYTES_PER_S}
+
+
+def load_run(url: str, texts: Sequence[str], voice: str, clients: int, requests_per_client: int,
+             timeout: float = 300) -> dict[str, Any]:
+    import httpx
+
+    results: list[dict[str, Any]] = []
+    lock = threading.Lock()
+    start = threading.Barrier(clients + 1)
+
+    def client(k: int) -> None:
+        with httpx.Client(base_url=url, timeout=timeout) as c:
+            start.wait()
+            for j in range(requests_per_client):
+                text = texts[(k * requests_per_client + j) % len(texts)]
+                try:
+                    res = one_request(c, text, voice)
+                except httpx.HTTPError as e:
+                    res = {"status": -1, "error": type(e).__name__, "ttfa_s": None, "latency_s": None, "audio_s": 0.0}
+                with lock:
+                    results.append(res)
+
+    threads = [threading.Thread(target=client, args=(k,), daemon=True) for k in range(clients)]
+    for t in threads:
+        t.start()
+    start.wait()
+    t0 = time.perf_counter()
+    for t in threads:
+        t.join(timeout)
+    wall = time.perf_counter() - t0
+    ok = [r for r in results if r["status"] == 200]
+    ttfa = sorted(r["ttfa_s"] for r in ok if r["ttfa_s"] is not None)
+    lat = sorted(r["latency_s"] for r in ok)
+    return {"clients": clients, "requests": clients * requests_per_client, "ok": len(ok),
+            "busy_503": sum(r["status"] == 503 for r in results),
+            "errors": clients * requests_per_client - len(ok) - sum(r["status"] == 503 for r in results),
+            "wall_s": round(wall, 3), "audio_s": round(sum(r["audio_s"] for r in ok), 3),
+            "throughput_x": round(sum(r["audio_s"] for r in ok) / wall, 3) if wall > 0 else None,
+            "ttfa_ms_p50": _pct(ttfa, 50), "ttfa_ms_p95": _pct(ttfa, 95),
+            "latency_ms_p50": _pct(lat, 50), "latency_ms_p95": _pct(lat, 95)}
+
+
+def measure_server(bundle: Path, text: str, voice: str, repeats: int, threads: int, *, load_texts: Sequence[str],
+                   clients: Sequence[int] = (1, 2, 4, 8), instances: Sequence[int] = (1, 2),
+                   requests_per_client: int = 2, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    import httpx
+
+    say = progress or (lambda msg: None)
+    cores = threads or os.cpu_count() or 1
+    out: dict[str, Any] = {"load": [], "load_texts": len(load_texts), "requests_per_client": requests_per_client}
+    rss: list[float] = []
+    for n, inst in enumerate(instances):
+        per = max(1, cores // inst)
+        with running_server(bundle, inst, per, queue=max(16, max(clients))) as (url, pid):
+            with httpx.Client(base_url=url, timeout=300) as c:
+                one_request(c, text, voice)                        # warm the connection and the model
+                if n == 0:
+                    say(f"HTTP TTFA ({inst} instance x {per} threads)")
+                    runs = [one_request(c, text, voice) for _ in range(repeats)]
+                    if any(r["status"] != 200 for r in runs):
+                        raise KoptError(f"{bundle}: the server answered {[r['status'] for r in runs]}")
+                    out.update({"http_ttfa_ms": round(statistics.median(r["ttfa_s"] for r in runs) * 1000, 1),
+                                "http_ttfa_ms_runs": [round(r["ttfa_s"] * 1000, 1) for r in runs],
+                                "http_latency_ms": round(statistics.median(r["latency_s"] for r in runs) * 1000, 1),
+                                "http_audio_s": round(runs[0]["audio_s"], 3), "http_instances": inst,
+                                "http_threads": per})
+            for k in clients:
+                say(f"load: {k} client(s), {inst} instance(s) x {per} thread(s)")
+                row = load_run(url, load_texts, voice, k, requests_per_client)
+                out["load"].append({"instances": inst, "threads": per, **row})
+            rss.append(_rss_mb(pid))
+    out["server_rss_mb"] = max((r for r in rss if r is not None), default=None)
+    best1 = max((r["throughput_x"] or 0 for r in out["load"] if r["clients"] == 1), default=0)
+    best8 = max((r["throughput_x"] or 0 for r in out["load"] if r["clients"] == max(clients)), default=0)
+    out["throughput_8_vs_best_1"] = round(best8 / best1, 3) if best1 else None
+    return out
+
+
+def _pct(xs: list[float], q: float) -> float | None:
+    if not xs:
+        return None
+    k = min(len(xs) - 1, max(0, round(q / 100 * (len(xs) - 1))))
+    return round(xs[k] * 1000, 1)
+
+
+def _rss_mb(pid: int) -> float | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        return None
+    return None
+
+
+def _tail(log: Path) -> str:
+    try:
+        lines = [ln for ln in log.read_text(errors="replace").splitlines() if ln.strip()]
+    except OSError:
+        return "no log"
+    return lines[-1] if lines else "no output"
