@@ -29,11 +29,16 @@ from kopt.core.store import ArtifactStore, StepSpec
 from kopt.quality.settings import QualitySettings
 
 RECORD_FILE = "result.json"
+# What the bench workers never run (they time Synthesizer.run_tokens and .stream): editing the
+# server, the daemon or the command line must not invalidate every bench cell.
+RUNTIME_NOT_BENCHED = ("kokoro_runtime/server", "kokoro_runtime/daemon.py", "kokoro_runtime/__main__.py",
+                       "kokoro_runtime/bundle.py")
 
 
 @functools.lru_cache(maxsize=None)
-def code_hash(*packages: str) -> str:
-    """sha256 over the source files of importable packages (e.g. "kopt.bench", "kokoro_runtime")."""
+def code_hash(*packages: str, exclude: tuple[str, ...] = ()) -> str:
+    """sha256 over the source files of importable packages (e.g. "kopt.bench", "kokoro_runtime"),
+    less the files or folders named in ``exclude`` ("kokoro_runtime/server")."""
     items = []
     for pkg in packages:
         spec = importlib.util.find_spec(pkg)
@@ -41,7 +46,9 @@ def code_hash(*packages: str) -> str:
             raise KoptError(f"{pkg}: not an importable package; cannot hash its code")
         root = Path(next(iter(spec.submodule_search_locations))).resolve()
         for p in sorted(root.rglob("*.py")):
-            items.append((f"{pkg}/{p.relative_to(root).as_posix()}", sha256_bytes(p.read_bytes())))
+            rel = f"{pkg}/{p.relative_to(root).as_posix()}"
+            if not any(rel == x or rel.startswith(x.rstrip("/") + "/") for x in exclude):
+                items.append((rel, sha256_bytes(p.read_bytes())))
     return sha256_bytes(canonical_json(items).encode())[:16]
 
 
@@ -49,7 +56,7 @@ def _bench_spec(v: Variant, provider: str, s: BenchSettings, textset_sha: str, m
     cfg = s.model_dump(mode="json", exclude={"variants", "providers", "baseline"})
     return StepSpec("bench", {"provider": provider, "settings": cfg},
                     {"model": v.sha256, "text_set": textset_sha, "machine": machine_id,
-                     "code": code_hash("kopt.bench", "kokoro_runtime", "kopt.core")})
+                     "code": code_hash("kopt.bench", "kokoro_runtime", "kopt.core", exclude=RUNTIME_NOT_BENCHED)})
 
 
 def _quality_spec(v: Variant, ref: Variant, s: QualitySettings, textset_sha: str, machine_id: str) -> StepSpec:
