@@ -116,8 +116,12 @@ def publish(store: ArtifactStore, variant: str, out: str | Path, settings: Publi
 
     # the modes: (recipe name, key) each; one mode, the published variant, when none are listed
     modes = dict(modes or {})
-    default_mode = settings.default_mode or next((m for m, (_, k) in modes.items() if k == art.key), None) \
-        or next(iter(modes), None)
+    winner_mode = next((m for m, (_, k) in modes.items() if k == art.key), None)
+    if modes and winner_mode is None and settings.default_mode is None:
+        # the published variant always ships: as mode "default" when no listed mode names it
+        winner_mode = "default" if "default" not in modes else "published"
+        modes = {winner_mode: (name or art.key, art.key), **modes}
+    default_mode = settings.default_mode or winner_mode
     if default_mode is not None:
         art = resolve(store, modes[default_mode][1])
         name = modes[default_mode][0]
@@ -228,7 +232,10 @@ def _step(store: ArtifactStore, art: Artifact, pass_name: str, config: dict[str,
     cls = get_pass(pass_name)
     p = cls(make_config(cls, config))
     _, out = Runner(store, progress=progress).step(p, resolve_input(store, art.key), label="publish")
-    return out
+    made = store.get(out.key)
+    if made is None:
+        raise KoptError(f"publish: the {pass_name} step left no artifact {out.key}")
+    return made
 
 
 def _variant_entry(store: ArtifactStore, art: Artifact, name: str | None, shipped: _Shipped) -> dict[str, Any]:

@@ -102,3 +102,42 @@ def test_bundle_bench_measures_cold_start_and_warm_ttfa(tmp_path, tiny_store, mo
     (res.bundle / "model.onnx").write_bytes(b"tampered")
     with pytest.raises(KoptError, match=r"the bundle's runtime failed: .*model\.onnx"):
         measure_bundle(res.bundle, "It is time.", repeats=1)
+
+
+def test_publish_modes_word_timings_and_names(tmp_path, store, tiny_voices_file):
+    import onnx
+    import onnxruntime as ort
+
+    import kokoro_runtime
+    from kokoro_runtime import open_bundle
+    from tests.graphs import duration_kokoro_model
+
+    model = tmp_path / "dur.onnx"
+    onnx.save(duration_kokoro_model(), str(model))
+    base = fetch(store, model=model, voices=tiny_voices_file).artifact
+    ref_key = reference(store, base).artifact.key
+    cls = get_pass("fold")
+    _, folded = Runner(store).step(cls(make_config(cls, {})), resolve_input(store, "reference"), label="t")
+    settings = PublishSettings(cache_words=0, tarball=False, modes={"fast": "folded", "quality": "reference"})
+    res = publish(store, folded.key, tmp_path / "b", settings, name="folded",
+                  modes={"fast": ("folded", folded.key), "quality": ("reference", ref_key)})
+    m = res.manifest
+    assert m["variant"]["name"] == "folded" and m["variant"]["key"] == folded.key
+    assert m["variant"]["precision"] == "fp32" and m["variant"]["timings"] == "duration"
+    assert m["runtime_version"] == kokoro_runtime.__version__
+    assert m["default_mode"] == "fast" and m["modes"]["quality"]["model"] == "modes/quality.onnx"
+    assert m["modes"]["quality"]["variant"]["name"] == "reference" and "modes/quality.onnx" in m["files"]
+    sess = ort.InferenceSession(str(res.bundle / "model.onnx"), providers=["CPUExecutionProvider"])
+    assert [o.name for o in sess.get_outputs()] == ["audio", "duration"]     # what kokoro-onnx reads
+    for mode in ("fast", "quality"):
+        tts = open_bundle(res.bundle, mode=mode)            # no token cache here: espeak-ng (the g2p extra)
+        rendered = list(tts.render("The cat sat on the mat.", "voice_0"))
+        words = [w for r in rendered for w in r.words]     # espeak may join words ("sat on"): all, in order
+        assert tts.has_durations and " ".join(w.word for w in words).split() == "The cat sat on the mat".split()
+        assert all(b.start >= a.end - 1e-3 for a, b in zip(words, words[1:]))
+    # a published variant that no mode names still ships, as mode "default"
+    res = publish(store, folded.key, tmp_path / "c", PublishSettings(cache_words=0, tarball=False,
+                                                                      modes={"quality": "reference"}),
+                  name="folded", modes={"quality": ("reference", ref_key)})
+    assert res.manifest["default_mode"] == "default" and set(res.manifest["modes"]) == {"default", "quality"}
+    assert res.manifest["modes"]["default"]["variant"]["name"] == "folded"
