@@ -61,17 +61,28 @@ class Bundle:
             raise BundleError(f"{mpath}: default_mode {self.default_mode!r} is not among the modes "
                               f"({', '.join(modes)})")
         self.verify_s = 0.0            # seconds spent checking sha256s (a cold start's share)
+        self._verify = verify
+        self._verified: set[str] = set()
         if verify:
-            t = time.perf_counter()
-            self.verify()
-            self.verify_s = round(time.perf_counter() - t, 4)
+            self.verify(skip=self._loaded_later())
+
+    def _loaded_later(self) -> set[str]:
+        """Model files this process does not load now: other modes' models (checked when their mode
+        is first used) and .onnx twins of .ort models (shipped for other clients, e.g. kokoro-onnx)."""
+        models = set(self.modes.values())
+        twins = {v.get("onnx_model") for v in (self.manifest.get("modes") or {}).values()}
+        twins.add(self.manifest.get("onnx_model"))
+        later = (models - {self.modes[self.default_mode]}) | {t for t in twins if t and t not in models}
+        return {f for f in later if f}
 
     def path(self, key: str) -> Path | None:
         name = self.manifest.get(key)
         return self.root / name if name else None
 
-    def verify(self) -> None:
-        """Every file in the manifest exists with its size and sha256; the named files are listed."""
+    def verify(self, skip: set[str] | frozenset[str] = frozenset()) -> None:
+        """Every file in the manifest (less ``skip``) exists with its size and sha256; the named files
+        are listed."""
+        t = time.perf_counter()
         files: dict = self.manifest["files"]
         named = [(key, self.manifest.get(key)) for key in ("model", "voices", "vocab", "token_cache")]
         named += [(f"mode {m!r} model", f) for m, f in self.modes.items()]
@@ -79,6 +90,8 @@ class Bundle:
             if name and name not in files:
                 raise BundleError(f"{name}: named as the bundle's {key} but has no sha256 in {MANIFEST}")
         for name, meta in sorted(files.items()):
+            if name in skip or name in self._verified:
+                continue
             p = self.root / name
             if Path(name).is_absolute() or ".." in Path(name).parts:
                 raise BundleError(f"{name}: manifest path leaves the bundle; refusing it")
@@ -89,6 +102,8 @@ class Bundle:
                                   "the file was changed or truncated")
             if sha256_file(p) != meta.get("sha256"):
                 raise BundleError(f"{name}: sha256 does not match {MANIFEST}; the file was changed or corrupted")
+            self._verified.add(name)
+        self.verify_s = round(self.verify_s + time.perf_counter() - t, 4)
 
     @property
     def default_voice(self) -> str | None:
@@ -115,6 +130,9 @@ class Bundle:
                     graph_optimization: bool | None = None, mode: str | None = None, **kwargs) -> "Synthesizer":
         from .synth import Synthesizer, load_vocab_dict
 
+        model = self.model_path(mode)
+        if self._verify:                       # a mode first used now: its model is checked now
+            self.verify(skip=set(self.manifest["files"]) - {model.relative_to(self.root).as_posix()})
         if graph_optimization is None:
             graph_optimization = bool(self.manifest.get("runtime_options", {}).get("graph_optimization", True))
         vpath = self.path("vocab")
@@ -122,7 +140,7 @@ class Bundle:
             vocab = load_vocab_dict(json.loads(vpath.read_text(encoding="utf-8")), str(vpath))
         except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
             raise BundleError(f"{vpath}: not a readable vocab JSON ({type(e).__name__})") from None
-        return Synthesizer(self.model_path(mode), self.path("voices"), vocab=vocab,
+        return Synthesizer(model, self.path("voices"), vocab=vocab,
                            token_cache=self.path("token_cache"), providers=providers, threads=threads,
                            graph_optimization=graph_optimization, **kwargs)
 

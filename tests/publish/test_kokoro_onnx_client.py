@@ -11,6 +11,7 @@ import pytest
 
 from kopt.publish.publish import publish
 from kopt.publish.settings import PublishSettings
+from tests.runtime.helpers import REPO
 
 pytestmark = pytest.mark.slow
 
@@ -22,8 +23,25 @@ bundle = sys.argv[1]
 k = Kokoro(f"{bundle}/model.onnx", f"{bundle}/voices.npz")
 samples, sr = k.create("Hello from a kopt bundle. It speaks in kokoro onnx.", voice="jf_alpha", speed=1.0, lang="en-us")
 a = np.asarray(samples, dtype=np.float64)
+_, _, spoken = k.create_timed("Hello from a kopt bundle.", voice="jf_alpha", lang="en-us")
 print(json.dumps({"sr": sr, "n": int(a.size), "finite": bool(np.isfinite(a).all()),
-                  "peak": float(np.abs(a).max()), "rms": float(np.sqrt((a * a).mean()))}))
+                  "peak": float(np.abs(a).max()), "rms": float(np.sqrt((a * a).mean())),
+                  "timings": [[t.phoneme, t.start, t.end] for t in spoken]}))
+"""
+
+LIBRARY = r"""
+import json, sys
+import kokoro_runtime
+from kokoro_runtime import open_bundle, KokoroError
+tts = open_bundle(sys.argv[1], threads=1)
+words = [w for r in tts.render("The model speaks.", "jf_alpha") for w in r.words]
+try:
+    tts.synthesize("The model speaks.", "jf_alpha", speed=0)
+    bad = None
+except KokoroError as e:
+    bad = str(e)
+print(json.dumps({"version": kokoro_runtime.__version__, "file": kokoro_runtime.__file__,
+                  "words": [w.word for w in words], "bad_speed": bad}))
 """
 
 
@@ -49,6 +67,17 @@ def test_bundle_speaks_with_numpy_and_onnxruntime_only_then_in_kokoro_onnx(tmp_p
     assert r.returncode != 0 and "zyxwvut" in r.stderr.lower()  # uncached words, no G2P: named, no output
     assert not (tmp_path / "x.wav").exists()
 
+    # the runtime installs on its own (no kopt), from its folder, and speaks the bundle as a library
+    import kokoro_runtime
+
+    pip(str(REPO / "kokoro_runtime"))
+    r = subprocess.run([str(py), "-c", LIBRARY, str(res.bundle)], capture_output=True, text=True, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-2000:]
+    lib = json.loads(r.stdout.strip().splitlines()[-1])
+    assert lib["version"] == kokoro_runtime.__version__ == res.manifest["runtime_version"]
+    assert "site-packages" in lib["file"] and lib["words"] == ["The", "model", "speaks"]
+    assert lib["bad_speed"].startswith("speed: 0 is out of range")
+
     pip("kokoro-onnx==0.6.1")
     r = subprocess.run([str(py), "-c", CLIENT, str(res.bundle)], capture_output=True, text=True, cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-2000:]
@@ -56,6 +85,9 @@ def test_bundle_speaks_with_numpy_and_onnxruntime_only_then_in_kokoro_onnx(tmp_p
     assert out["sr"] == 24000 and out["finite"]
     assert out["n"] > 24000  # more than a second of speech
     assert 0.01 < out["peak"] <= 1.0 and out["rms"] > 1e-3
+    # the published model's `duration` output gives kokoro-onnx its timings (empty without it)
+    t = out["timings"]
+    assert len(t) >= 15 and all(b[1] >= a[1] for a, b in zip(t, t[1:])) and t[-1][2] > t[0][1]
     # the client ran without kopt: nothing of it is importable there
     chk = subprocess.run([str(py), "-c", "import kopt"], capture_output=True, text=True, cwd=tmp_path)
     assert chk.returncode != 0

@@ -105,3 +105,19 @@ def test_ort_model_keeps_its_name(tmp_path):
                      {"runtime_options": {"graph_optimization": False}})
     assert json.loads((b / "manifest.json").read_text())["model"] == "model.ort"
     assert open_bundle(b, g2p=False).synthesize("The cat sat.", "voice_1").size > 0
+
+
+def test_each_mode_model_is_checked_before_its_first_use(tmp_path):
+    from tests.runtime.serving import make_bundle
+
+    b = make_bundle(tmp_path, modes=True)
+    path = b / "modes" / "quality.onnx"
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 1                                      # same size, one bit changed
+    path.write_bytes(bytes(data))
+    bundle = Bundle(b)                                 # the default mode's files are fine
+    assert bundle.synthesizer(mode="fast", g2p=False).voices == ["voice_0", "voice_1"]
+    with pytest.raises(BundleError, match="modes/quality.onnx: sha256 does not match"):
+        bundle.synthesizer(mode="quality", g2p=False)
+    with pytest.raises(BundleError, match="modes/quality.onnx: sha256 does not match"):
+        Bundle(b).verify()                             # a full check still covers every file
