@@ -85,6 +85,8 @@ def _oneshot_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-graph-optimization", action="store_true",
                    help="load a pre-optimized .ort model without re-optimizing it")
     p.add_argument("--no-verify", action="store_true", help="skip the sha256 check of the bundle's files")
+    p.add_argument("--no-session-cache", action="store_true",
+                   help="do not keep onnxruntime's optimized graph in ~/.cache/kokoro_runtime (slower next start)")
     p.add_argument("--list-voices", action="store_true", help="print the bundle's voices and exit")
     p.add_argument("--phonemes", action="store_true", help="print each chunk's phonemes and exit")
     return p
@@ -100,7 +102,7 @@ def oneshot(argv: list[str]) -> int:
     root = _bundle_of(args)
     bundle = Bundle(root, verify=not args.no_verify)
     tts = bundle.synthesizer(args.providers, args.threads, False if args.no_graph_optimization else None,
-                             mode=args.mode, fallback=args.fallback)
+                             mode=args.mode, fallback=args.fallback, session_cache=not args.no_session_cache)
     if args.list_voices:
         print("\n".join(tts.voices))
         return 0

@@ -127,7 +127,10 @@ class Bundle:
         return self.root / self.modes[mode]
 
     def synthesizer(self, providers: list | None = None, threads: int = 0,
-                    graph_optimization: bool | None = None, mode: str | None = None, **kwargs) -> "Synthesizer":
+                    graph_optimization: bool | None = None, mode: str | None = None, session_cache: bool = True,
+                    **kwargs) -> "Synthesizer":
+        """A Synthesizer for ``mode``. ``session_cache``: keep onnxruntime's optimized CPU graph in the
+        user's cache (keyed by the model's sha256 from the manifest) so later processes start faster."""
         from .synth import Synthesizer, load_vocab_dict
 
         model = self.model_path(mode)
@@ -140,6 +143,8 @@ class Bundle:
             vocab = load_vocab_dict(json.loads(vpath.read_text(encoding="utf-8")), str(vpath))
         except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
             raise BundleError(f"{vpath}: not a readable vocab JSON ({type(e).__name__})") from None
+        sha = self.manifest["files"].get(model.relative_to(self.root).as_posix(), {}).get("sha256")
+        kwargs.setdefault("model_sha256", sha if session_cache and self._verify else None)
         return Synthesizer(model, self.path("voices"), vocab=vocab,
                            token_cache=self.path("token_cache"), providers=providers, threads=threads,
                            graph_optimization=graph_optimization, **kwargs)

@@ -2,11 +2,20 @@
 
 ``make_session`` is used by the runtime and by kopt (which imports this leaf module) so that thread
 counts, optimization levels, .ort loading and provider checks are written down once.
+
+Given the model's sha256 (a bundle's manifest has it), a CPU session at the full optimization level
+keeps onnxruntime's optimized graph in the user's cache, keyed by that sha256, the onnxruntime
+version and this CPU's instruction set; the next process loads it with optimizations off, which
+is where a cold start spends most of its time. The audio is identical (same graph, same kernels).
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import os
+import platform
+import re
 from pathlib import Path
 from typing import Any, Sequence, Union
 
@@ -68,9 +77,42 @@ def session_options(threads: int = 0, optimization: "bool | str" = True, *, ort_
     return opts
 
 
+def cache_dir() -> Path | None:
+    """Where optimized CPU models are kept: ``$XDG_CACHE_HOME/kokoro_runtime/sessions`` (else
+    ``~/.cache/...``); None when it cannot be made."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    d = Path(base) / "kokoro_runtime" / "sessions"
+    try:
+        d.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None
+    return d
+
+
+def _machine_tag() -> str:
+    """The CPU and its instruction-set flags: an optimized model holds layouts chosen for them."""
+    info = platform.machine() + platform.processor()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            lines = [ln for ln in f.read().splitlines() if ln.startswith(("model name", "flags", "Features"))]
+        info += "".join(sorted(set(lines)))
+    except OSError:
+        pass
+    return hashlib.sha256(info.encode()).hexdigest()[:12]
+
+
+def _cached_model(model_sha256: str) -> Path | None:
+    import onnxruntime as ort
+
+    d = cache_dir()
+    if d is None or not re.fullmatch(r"[0-9a-f]{16,64}", model_sha256):
+        return None
+    return d / f"{model_sha256[:24]}-ort{ort.__version__}-{_machine_tag()}.onnx"
+
+
 def make_session(model_path: str | Path, providers: Sequence[ProviderSpec] | None = None, threads: int = 0,
                  graph_optimization: "bool | str" = True, *, fallback: bool = False, options: Any = None,
-                 error: type[Exception] = BundleError) -> Any:
+                 error: type[Exception] = BundleError, model_sha256: str | None = None) -> Any:
     """An InferenceSession on ``model_path`` with ``providers`` in priority order.
 
     A provider this onnxruntime build lacks, or one that fails to initialise (onnxruntime then drops
@@ -90,12 +132,32 @@ def make_session(model_path: str | Path, providers: Sequence[ProviderSpec] | Non
             f"provider {', '.join(missing)} is not in this onnxruntime build (it has {', '.join(sorted(available))}); "
             "install the matching onnxruntime package or ask for a fallback")
     usable = [s for s in wanted if provider_name(s) in available] or ["CPUExecutionProvider"]
+    cached = None
+    if (model_sha256 and options is None and p.suffix == ".onnx" and graph_optimization in (True, "all")
+            and [provider_name(s) for s in usable] == ["CPUExecutionProvider"]):
+        cached = _cached_model(model_sha256)
+    if cached is not None and cached.is_file():
+        try:   # onnxruntime's optimizations were applied when it was saved: load it as it is
+            return ort.InferenceSession(str(cached), sess_options=session_options(threads, False), providers=usable)
+        except Exception as e:  # a damaged or foreign file: drop it and optimize afresh
+            log.warning("optimized model %s unusable (%s); rebuilding it", cached, first_line(e))
+            cached.unlink(missing_ok=True)
     opts = options if options is not None else session_options(threads, graph_optimization,
                                                                 ort_format=p.suffix == ".ort")
+    part = None
+    if cached is not None:
+        part = cached.with_name(f".{cached.name}.{os.getpid()}.part")
+        opts.optimized_model_filepath = str(part)
     try:
         sess = ort.InferenceSession(str(p), sess_options=opts, providers=usable)
     except Exception as e:  # onnxruntime raises its own Fail/InvalidGraph/... types
         raise error(f"{p}: onnxruntime cannot load the model ({first_line(e)})") from e
+    finally:
+        if part is not None and part.is_file():
+            try:
+                os.replace(part, cached)       # whole or not at all; two processes may race: both are fine
+            except OSError:
+                part.unlink(missing_ok=True)
     got = sess.get_providers()
     dropped = [provider_name(s) for s in usable if provider_name(s) not in got]
     if dropped and not fallback:

@@ -32,7 +32,7 @@ class Synthesizer:
                  vocab: dict[str, int] | None = None, token_cache: "TokenCache | str | Path | dict | None" = None,
                  providers: list | None = None, threads: int = 0, graph_optimization: "bool | str" = True,
                  g2p: "G2P | bool | None" = None, policy: ChunkPolicy = ChunkPolicy(),
-                 join: JoinPolicy = JoinPolicy(), fallback: bool = False) -> None:
+                 join: JoinPolicy = JoinPolicy(), fallback: bool = False, model_sha256: str | None = None) -> None:
         self.model_path = Path(model_path)
         self.load_times: dict[str, float] = {}    # seconds per loading step: where a cold start goes
         t = time.perf_counter()
@@ -51,9 +51,9 @@ class Synthesizer:
         t = self._lap("token_cache", t)
         self.join = join
         self._providers_asked, self._threads = providers, threads
-        self._graph_optimization, self._fallback = graph_optimization, fallback
+        self._graph_optimization, self._fallback, self._sha = graph_optimization, fallback, model_sha256
         self.session = _session.make_session(self.model_path, providers, threads, graph_optimization,
-                                             fallback=fallback)
+                                             fallback=fallback, model_sha256=model_sha256)
         self.providers = self.session.get_providers()
         self.signature = Signature.of(self.session, str(self.model_path))
         self._lap("session", t)
@@ -156,7 +156,8 @@ class Synthesizer:
         twin = copy.copy(self)
         twin.session = _session.make_session(self.model_path, self._providers_asked,
                                              self._threads if threads is None else threads,
-                                             self._graph_optimization, fallback=self._fallback)
+                                             self._graph_optimization, fallback=self._fallback,
+                                             model_sha256=self._sha)
         twin.providers = twin.session.get_providers()
         return twin
 

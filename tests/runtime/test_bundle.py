@@ -121,3 +121,27 @@ def test_each_mode_model_is_checked_before_its_first_use(tmp_path):
         bundle.synthesizer(mode="quality", g2p=False)
     with pytest.raises(BundleError, match="modes/quality.onnx: sha256 does not match"):
         Bundle(b).verify()                             # a full check still covers every file
+
+
+def test_optimized_session_cache_starts_the_next_process_from_the_same_graph(tmp_path, monkeypatch):
+    """The full-level CPU graph is kept per model sha256, onnxruntime version and CPU; the next
+    session loads it with optimizations off and gives the same audio; a damaged file is rebuilt."""
+    from kokoro_runtime import session as S
+    from tests.runtime.serving import make_bundle
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    b = make_bundle(tmp_path / "b")
+    first = Bundle(b).synthesizer(g2p=False)
+    files = list((tmp_path / "cache" / "kokoro_runtime" / "sessions").glob("*.onnx"))
+    sha = json.loads((b / "manifest.json").read_text())["files"]["model.onnx"]["sha256"]
+    assert len(files) == 1 and files[0].name.startswith(sha[:24]) and files[0] == S._cached_model(sha)
+    again = Bundle(b).synthesizer(g2p=False)
+    assert again.session.get_session_options().graph_optimization_level.name == "ORT_DISABLE_ALL"   # loaded as saved
+    text = "The cat sat on the mat."
+    assert np.array_equal(first.synthesize(text, "voice_0"), again.synthesize(text, "voice_0"))
+    files[0].write_bytes(b"not a model")
+    healed = Bundle(b).synthesizer(g2p=False)
+    assert np.array_equal(healed.synthesize(text, "voice_0"), first.synthesize(text, "voice_0"))
+    assert files[0].stat().st_size > 1000                                    # rebuilt
+    uncached = Bundle(b, verify=False).synthesizer(g2p=False)               # unverified: never cached
+    assert uncached.session.get_session_options().graph_optimization_level.name == "ORT_ENABLE_ALL"
