@@ -1,7 +1,7 @@
 """kokoro_runtime: speak text with a Kokoro-82M bundle using only numpy and onnxruntime.
 
-    from kokoro_runtime import open_bundle
-    tts = open_bundle("my-bundle")
+    from kokoro_runtime import load, open_bundle
+    tts = load("my-bundle")                                          # = open_bundle("my-bundle").synthesizer()
     audio = tts.synthesize("Hello there.", voice=tts.voices[0])      # float32, 24 kHz
     for chunk in tts.stream("A long text...", voice=tts.voices[0]):   # first audio fast
         ...
@@ -23,7 +23,7 @@ __version__ = "0.2.0"
 
 _EXPORTS = {
     "SAMPLE_RATE": "audio", "JoinPolicy": "audio", "to_pcm16": "audio", "write_wav": "audio",
-    "Bundle": "bundle", "open_bundle": "bundle",
+    "Bundle": "bundle", "open_bundle": "bundle", "load": "bundle",
     "KokoroError": "errors", "RuntimeFailure": "errors", "BundleError": "errors", "VoiceNotFound": "errors",
     "G2PUnavailable": "errors", "InvalidInput": "errors", "ProviderUnavailable": "errors",
     "SynthesisError": "errors",

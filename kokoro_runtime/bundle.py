@@ -150,8 +150,13 @@ class Bundle:
                            graph_optimization=graph_optimization, **kwargs)
 
 
-def open_bundle(root: str | Path, providers: list | None = None, threads: int = 0, verify: bool = True,
-                graph_optimization: bool | None = None, mode: str | None = None, **kwargs) -> "Synthesizer":
-    """Verify the bundle (unless verify=False) and return a ready Synthesizer for ``mode``
-    (default: the bundle's default mode)."""
+def open_bundle(root: str | Path, verify: bool = True) -> Bundle:
+    """The bundle at ``root``, its manifest read and (unless verify=False) its files checked."""
+    return Bundle(root, verify=verify)
+
+
+def load(root: str | Path, providers: list | None = None, threads: int = 0, verify: bool = True,
+         graph_optimization: bool | None = None, mode: str | None = None, **kwargs) -> "Synthesizer":
+    """A ready Synthesizer for the bundle at ``root`` (its default mode unless ``mode`` says):
+    ``open_bundle(root).synthesizer(...)`` in one call."""
     return Bundle(root, verify=verify).synthesizer(providers, threads, graph_optimization, mode, **kwargs)

@@ -32,8 +32,8 @@ _WARM = r"""
 import json, sys, time
 bundle, text, voice, repeats, threads = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
 sys.path.insert(0, bundle)
-from kokoro_runtime import open_bundle
-tts = open_bundle(bundle, threads=threads)
+from kokoro_runtime import load
+tts = load(bundle, threads=threads)
 for chunk in tts.stream(text, voice):  # warm-up: sessions, caches, G2P
     pass
 times = []

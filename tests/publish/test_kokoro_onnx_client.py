@@ -32,8 +32,8 @@ print(json.dumps({"sr": sr, "n": int(a.size), "finite": bool(np.isfinite(a).all(
 LIBRARY = r"""
 import json, sys
 import kokoro_runtime
-from kokoro_runtime import open_bundle, KokoroError
-tts = open_bundle(sys.argv[1], threads=1)
+from kokoro_runtime import load, KokoroError
+tts = load(sys.argv[1], threads=1)
 words = [w for r in tts.render("The model speaks.", "jf_alpha") for w in r.words]
 try:
     tts.synthesize("The model speaks.", "jf_alpha", speed=0)

@@ -109,7 +109,7 @@ def test_publish_modes_word_timings_and_names(tmp_path, store, tiny_voices_file)
     import onnxruntime as ort
 
     import kokoro_runtime
-    from kokoro_runtime import open_bundle
+    from kokoro_runtime import load
     from tests.graphs import duration_kokoro_model
 
     model = tmp_path / "dur.onnx"
@@ -130,7 +130,7 @@ def test_publish_modes_word_timings_and_names(tmp_path, store, tiny_voices_file)
     sess = ort.InferenceSession(str(res.bundle / "model.onnx"), providers=["CPUExecutionProvider"])
     assert [o.name for o in sess.get_outputs()] == ["audio", "duration"]     # what kokoro-onnx reads
     for mode in ("fast", "quality"):
-        tts = open_bundle(res.bundle, mode=mode)            # no token cache here: espeak-ng (the g2p extra)
+        tts = load(res.bundle, mode=mode)            # no token cache here: espeak-ng (the g2p extra)
         rendered = list(tts.render("The cat sat on the mat.", "voice_0"))
         words = [w for r in rendered for w in r.words]     # espeak may join words ("sat on"): all, in order
         assert tts.has_durations and " ".join(w.word for w in words).split() == "The cat sat on the mat".split()

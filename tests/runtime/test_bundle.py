@@ -7,7 +7,7 @@ import pytest
 
 from kopt.core.errors import KoptError, VoiceError
 from kopt.publish.bundle import write_bundle
-from kokoro_runtime import Bundle, BundleError, open_bundle
+from kokoro_runtime import Bundle, BundleError, load, open_bundle
 from tests.graphs import tiny_kokoro, tiny_voices
 from tests.runtime.helpers import VOCAB, small_cache
 
@@ -29,8 +29,10 @@ def test_layout_and_manifest(bundle):
     assert json.loads((bundle / "vocab.json").read_text())["vocab"] == VOCAB
 
 
-def test_open_bundle_speaks_cached_text(bundle):
-    tts = open_bundle(bundle, threads=1, g2p=False)
+def test_open_bundle_is_a_bundle_and_load_speaks(bundle):
+    b = open_bundle(bundle)
+    assert isinstance(b, Bundle) and b.default_voice == "voice_0" and b.modes == {"default": "model.onnx"}
+    tts = load(bundle, threads=1, g2p=False)
     assert tts.voices == ["voice_0", "voice_1"]
     audio = tts.synthesize("The cat sat on the mat.", "voice_0")
     assert audio.size > 0 and np.isfinite(audio).all()
@@ -104,7 +106,7 @@ def test_ort_model_keeps_its_name(tmp_path):
     b = write_bundle(tmp_path / "b", tmp_path / "m.ort", tiny_voices(), VOCAB, small_cache(),
                      {"runtime_options": {"graph_optimization": False}})
     assert json.loads((b / "manifest.json").read_text())["model"] == "model.ort"
-    assert open_bundle(b, g2p=False).synthesize("The cat sat.", "voice_1").size > 0
+    assert load(b, g2p=False).synthesize("The cat sat.", "voice_1").size > 0
 
 
 def test_each_mode_model_is_checked_before_its_first_use(tmp_path):

@@ -15,7 +15,7 @@ import wave
 
 import pytest
 
-from kokoro_runtime import open_bundle, to_pcm16
+from kokoro_runtime import load, to_pcm16
 from tests.runtime.helpers import REPO
 from tests.runtime.serving import TEXT, make_bundle
 
@@ -73,7 +73,7 @@ def test_say_starts_a_private_daemon_and_reuses_it(env, bundle, tmp_path):
     with wave.open(str(out)) as w:
         assert (w.getframerate(), w.getnchannels(), w.getsampwidth()) == (24000, 1, 2)
         got = w.readframes(w.getnframes())
-    assert got == to_pcm16(open_bundle(bundle, g2p=False).synthesize(TEXT, "voice_1"))
+    assert got == to_pcm16(load(bundle, g2p=False).synthesize(TEXT, "voice_1"))
     first = status(env, bundle)
     assert first["rc"] == 0 and first["status"] == "ready"
     d = os.path.join(env["XDG_RUNTIME_DIR"], "kokoro_runtime")
@@ -141,4 +141,4 @@ def test_no_daemon_speaks_in_process(env, bundle, tmp_path):
     assert r.returncode == 0, r.stderr.decode()
     assert status(env, bundle)["rc"] == 3
     with wave.open(str(out)) as w:
-        assert w.readframes(w.getnframes()) == to_pcm16(open_bundle(bundle, g2p=False).synthesize(TEXT, "voice_0"))
+        assert w.readframes(w.getnframes()) == to_pcm16(load(bundle, g2p=False).synthesize(TEXT, "voice_0"))

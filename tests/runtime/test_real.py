@@ -30,9 +30,9 @@ def bundle(real_store, tmp_path_factory):
 
 
 def test_paragraph_from_the_cache_alone(bundle):
-    from kokoro_runtime import open_bundle
+    from kokoro_runtime import load
 
-    tts = open_bundle(bundle, threads=1, g2p=False)  # no G2P: every word must come from the cache
+    tts = load(bundle, threads=1, g2p=False)  # no G2P: every word must come from the cache
     chunks = tts.text_to_chunks(PARAGRAPH, first_short=True)
     assert all(len(c.tokens) <= 510 for c in chunks) and len(chunks) >= 2
     parts = list(tts.stream(PARAGRAPH, "jf_alpha"))
@@ -47,11 +47,11 @@ def test_paragraph_from_the_cache_alone(bundle):
 
 
 def test_cached_and_g2p_paths_agree(bundle):
-    from kokoro_runtime import open_bundle
+    from kokoro_runtime import load
     from kokoro_runtime.synth import Synthesizer
     from kopt.publish.tokencache import edit_distance
 
-    cached = open_bundle(bundle, threads=1)
+    cached = load(bundle, threads=1)
     plain = Synthesizer(cached.model_path, bundle / "voices.npz", vocab=cached.vocab, token_cache=None, threads=1)
     a = cached.text_to_chunks(PARAGRAPH)
     b = plain.text_to_chunks(PARAGRAPH)

@@ -35,9 +35,9 @@ def bundle(real_store, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def reference_pcm(bundle):
-    from kokoro_runtime import open_bundle, to_pcm16
+    from kokoro_runtime import load, to_pcm16
 
-    return np.frombuffer(to_pcm16(open_bundle(bundle, threads=2).synthesize(TEXT, "jf_alpha")), "<i2")
+    return np.frombuffer(to_pcm16(load(bundle, threads=2).synthesize(TEXT, "jf_alpha")), "<i2")
 
 
 def test_openai_client_streams_what_synthesize_gives(bundle, reference_pcm):

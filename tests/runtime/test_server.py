@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from kokoro_runtime import open_bundle, to_pcm16
+from kokoro_runtime import load, to_pcm16
 from tests.runtime.serving import TEXT, make_bundle, serve
 
 
@@ -33,7 +33,7 @@ def server(bundle):
 @pytest.fixture(scope="module")
 def expected(bundle):
     """What the library renders for TEXT with the default voice: the bytes the server must send."""
-    tts = open_bundle(bundle, g2p=False, threads=1)
+    tts = load(bundle, g2p=False, threads=1)
     return to_pcm16(tts.synthesize(TEXT, "voice_0"))
 
 
@@ -242,7 +242,7 @@ def test_client_disconnect_stops_its_synthesis_and_frees_the_instance(busy_bundl
         sent = s.metric("kokoro_audio_seconds_total")
         with s.client() as c:
             assert speech(c, response_format="pcm", input="The cat sat.").status_code == 200
-        full = len(to_pcm16(open_bundle(busy_bundle, g2p=False, threads=1).synthesize(LONG, "voice_0"))) / 2 / 24000
+        full = len(to_pcm16(load(busy_bundle, g2p=False, threads=1).synthesize(LONG, "voice_0"))) / 2 / 24000
         assert sent == 0 and full > 1.0            # nothing of the abandoned request was counted as sent
 
 
