@@ -220,7 +220,9 @@ class Engine:
     # -- requests -------------------------------------------------------------------------------
     def check(self, req: Request) -> tuple[str, str, float]:
         """Validate before admission: (mode, canonical voice, speed); InvalidInput/VoiceNotFound."""
-        if not isinstance(req.text, str) or not req.text.strip():
+        if not isinstance(req.text, str):
+            raise InvalidInput("input", "must be a string: the text to speak")
+        if not req.text.strip():
             raise InvalidInput("input", "empty; give the text to speak")
         if len(req.text) > self.settings.max_chars:
             raise InvalidInput("input", f"{len(req.text)} characters; the limit is {self.settings.max_chars}: "
@@ -260,6 +262,8 @@ class Engine:
         done: list[Piece] = []
         try:
             chunks = await loop.run_in_executor(self._pool, self._chunks, mode.front, req.text)
+            if not chunks:
+                raise InvalidInput("input", "has nothing to speak (no words the model can say)")
             pack = mode.front.voice_array(voice)
             offset = 0
             for k, chunk in enumerate(chunks):
