@@ -133,7 +133,7 @@ def test_modes_and_blends(server, expected):
     ({"voice": "voice_0(x)+voice_1"}, "voice", "not a number"),
     ({"input": ""}, "input", "empty"),
     ({"input": 42}, "input", "must be a string"),
-    ({"input": "### ***"}, "input", "nothing to speak"),
+    ({"input": "~~~ ^^^"}, "input", "nothing to speak"),
     ({"input": "x" * 4097}, "input", "4097 characters; the limit is 4096"),
     ({"response_format": "aac"}, "response_format", "no AAC encoder"),
     ({"response_format": "ogg"}, "response_format", "not a format"),
