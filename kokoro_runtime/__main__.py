@@ -112,14 +112,25 @@ def oneshot(argv: list[str]) -> int:
             print(c.phonemes)
         return 0
     voice = args.voice or bundle.default_voice or tts.voices[0]
+    tts.voice_array(voice)                                     # an unknown voice fails before any output
+    chunks = _chunks(tts, text)
     if args.output == "-":
         out = sys.stdout.buffer
-        for chunk in tts.stream(text, voice, args.speed):
-            out.write(to_pcm16(chunk))
+        for r in tts.render(text, voice, args.speed, chunks=chunks):
+            out.write(to_pcm16(r.audio))
             out.flush()
     else:
-        write_wav(args.output, tts.synthesize(text, voice, args.speed))
+        import numpy as np
+
+        write_wav(args.output, np.concatenate([r.audio for r in tts.render(text, voice, args.speed, chunks=chunks)]))
     return 0
+
+
+def _chunks(tts, text: str) -> list:
+    chunks = tts.text_to_chunks(text, first_short=True)
+    if not chunks:
+        raise KokoroError("text: nothing to speak (no words the model can say)")
+    return chunks
 
 
 def say(argv: list[str]) -> int:
@@ -175,7 +186,8 @@ def _say_here(root: Path, text: str, args: argparse.Namespace) -> int:
     bundle = Bundle(root)
     tts = bundle.synthesizer(args.providers, args.threads, mode=args.mode)
     voice = args.voice or bundle.default_voice or tts.voices[0]
-    chunks = tts.text_to_chunks(text, first_short=True)   # a bad word fails before the sink opens
+    tts.voice_array(voice)
+    chunks = _chunks(tts, text)                            # a bad word fails before the sink opens
     sink = daemon.PCMSink(args.output)
     ok = False
     try:

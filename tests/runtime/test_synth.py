@@ -189,3 +189,28 @@ def test_cli_writes_wav_and_pcm(tmp_path):
     assert r.stdout.decode().split() == ["voice_0", "voice_1"]
     r = run("The cat sat.", "--voice", "nobody")
     assert r.returncode == 1 and r.stderr.decode().count("\n") == 1 and "unknown voice 'nobody'" in r.stderr.decode()
+
+
+def test_cli_bad_inputs_are_one_line_errors_without_output(tmp_path):
+    """What a new user tries: speed 0, NaN, 1e9; a provider this build lacks; nothing to speak."""
+    from kopt.publish.bundle import write_bundle
+
+    b = write_bundle(tmp_path / "bundle", tiny_kokoro(tmp_path / "tiny.onnx"), tiny_voices(), VOCAB, small_cache())
+    out = tmp_path / "out.wav"
+    cases = ((["--speed", "0"], 2, "--speed: 0 is out of range"),
+             (["--speed", "nan"], 2, "--speed: nan is out of range"),
+             (["--speed", "1e9"], 2, "out of range; use a number from 0.25 to 4.0"),
+             (["--provider", "NoSuchProvider"], 1, "NoSuchProvider is not in this onnxruntime build"),
+             (["--threads", "-1"], 1, "--threads: -1"),
+             (["--voice", "voice_0(2)+nobody(1)"], 1, "unknown voice 'nobody'"))
+    for args, code, needle in cases:
+        r = subprocess.run([sys.executable, "-m", "kokoro_runtime", "The cat sat.", "-o", str(out), *args], cwd=b,
+                           capture_output=True, text=True, timeout=120)
+        assert r.returncode == code and needle in r.stderr and r.stderr.count("\n") == 1, (args, r.stderr)
+        assert not out.exists()
+    r = subprocess.run([sys.executable, "-m", "kokoro_runtime", "~~~", "-o", "-"], cwd=b, capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 1 and "nothing to speak" in r.stderr and r.stdout == ""
+    r = subprocess.run([sys.executable, "-m", "kokoro_runtime", "The cat sat.", "-o", str(out), "--provider",
+                        "NoSuchProvider", "--fallback"], cwd=b, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and out.stat().st_size > 44     # asked for a fallback: CPU, and a warning
