@@ -87,6 +87,19 @@ def tiny_kokoro(path: str | Path, **kw) -> Path:
     return p
 
 
+def tiny_kokoro_ort(folder: str | Path) -> tuple[Path, Path]:
+    """``tiny_kokoro`` as m.onnx and the same graph saved by onnxruntime in ORT format as m.ort."""
+    import onnxruntime as ort
+
+    folder = Path(folder)
+    model = tiny_kokoro(folder / "m.onnx")
+    so = ort.SessionOptions()
+    so.optimized_model_filepath = str(folder / "m.ort")
+    so.add_session_config_entry("session.save_model_format", "ORT")
+    ort.InferenceSession(str(model), so, providers=["CPUExecutionProvider"])
+    return model, folder / "m.ort"
+
+
 def wrong_inputs_model() -> onnx.ModelProto:
     """Runs fine, but is no Kokoro graph: its input is a float image."""
     x = helper.make_tensor_value_info("pixels", TensorProto.FLOAT, [1, 3, 8, 8])

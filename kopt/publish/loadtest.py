@@ -18,6 +18,7 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
@@ -26,33 +27,44 @@ from kopt.core.errors import KoptError
 BYTES_PER_S = 2 * 24000
 
 
+@dataclass
+class Running:
+    """A server started by ``running_server``: its URL, process and log file."""
+
+    url: str
+    proc: subprocess.Popen
+    log: Path
+
+
 @contextlib.contextmanager
-def running_server(bundle: Path, instances: int, threads: int, queue: int = 16,
-                   timeout: float = 120) -> Iterator[tuple[str, int]]:
-    """(base URL, pid) of a ready server from ``bundle``; stopped on exit."""
+def running_server(bundle: Path, *args: str, cwd: Path | None = None, env: dict | None = None,
+                   ready: bool = True, timeout: float = 120) -> Iterator[Running]:
+    """``python -m kokoro_runtime serve BUNDLE --host 127.0.0.1 --port 0 ARGS`` in a subprocess
+    (from ``cwd``, default the bundle: its own runtime), ready when ``/health`` says so (unless
+    ``ready`` is false); terminated, and its log removed, on exit."""
     import httpx
 
-    log = Path(tempfile.mkstemp(prefix="kopt-serve-", suffix=".log")[1])
-    cmd = [sys.executable, "-m", "kokoro_runtime", "serve", str(bundle), "--host", "127.0.0.1", "--port", "0",
-           "--instances", str(instances), "--threads", str(threads), "--queue", str(queue), "--cache-mb", "0"]
+    log = Path(tempfile.mkstemp(prefix="kokoro-serve-", suffix=".log")[1])
+    cmd = [sys.executable, "-m", "kokoro_runtime", "serve", str(bundle), "--host", "127.0.0.1", "--port", "0", *args]
     with open(log, "wb") as err:
-        proc = subprocess.Popen(cmd, cwd=bundle, stdout=subprocess.PIPE, stderr=err)
+        proc = subprocess.Popen(cmd, cwd=cwd or bundle, stdout=subprocess.PIPE, stderr=err,
+                                env={**os.environ, **(env or {})})
     try:
         line = proc.stdout.readline().decode()
         m = re.search(r"http://127\.0\.0\.1:\d+", line)
         if not m:
             proc.wait(10)
             raise KoptError(f"{bundle}: the server did not start: {_tail(log)}")
-        url = m.group(0)
+        server = Running(m.group(0), proc, log)
         t_end = time.monotonic() + timeout
-        while True:
+        while ready:
             with contextlib.suppress(httpx.TransportError):
-                if httpx.get(url + "/health", timeout=5).status_code == 200:
+                if httpx.get(server.url + "/health", timeout=5).status_code == 200:
                     break
             if proc.poll() is not None or time.monotonic() > t_end:
                 raise KoptError(f"{bundle}: the server did not become ready: {_tail(log)}")
             time.sleep(0.05)
-        yield url, proc.pid
+        yield server
     finally:
         proc.terminate()
         try:
@@ -131,7 +143,10 @@ def measure_server(bundle: Path, text: str, voice: str, repeats: int, threads: i
     rss: list[float] = []
     for n, inst in enumerate(instances):
         per = max(1, cores // inst)
-        with running_server(bundle, inst, per, queue=max(16, max(clients))) as (url, pid):
+        args = ("--instances", str(inst), "--threads", str(per), "--queue", str(max(16, max(clients))),
+                "--cache-mb", "0")
+        with running_server(bundle, *args) as srv:
+            url, pid = srv.url, srv.proc.pid
             with httpx.Client(base_url=url, timeout=300) as c:
                 one_request(c, text, voice)                        # warm the connection and the model
                 if n == 0:

@@ -4,18 +4,13 @@ on port 0, stopped when the block ends; and small bundles to serve (tiny Kokoro-
 from __future__ import annotations
 
 import contextlib
-import os
 import re
-import subprocess
-import sys
-import tempfile
-import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import onnx
 
+from kopt.publish.loadtest import Running, running_server
 from tests.graphs import busy_kokoro_model, duration_kokoro_model, tiny_kokoro, tiny_voices
 from tests.runtime.helpers import REPO, VOCAB, small_cache
 
@@ -52,12 +47,7 @@ def make_bundle(root: Path, *, busy: bool = False, modes: bool = False) -> Path:
                         extra_files=extra_files)
 
 
-@dataclass
-class Server:
-    url: str
-    proc: subprocess.Popen
-    log: Path
-
+class Server(Running):
     def client(self, **kw) -> httpx.Client:
         return httpx.Client(base_url=self.url, timeout=60, **kw)
 
@@ -70,33 +60,6 @@ class Server:
 
 @contextlib.contextmanager
 def serve(bundle: Path, *args: str, env: dict | None = None, ready: bool = True, timeout: float = 60):
-    log = Path(tempfile.mkstemp(prefix="kokoro-server-", suffix=".log")[1])
-    with open(log, "wb") as err:
-        proc = subprocess.Popen([sys.executable, "-m", "kokoro_runtime", "serve", str(bundle), "--host", "127.0.0.1",
-                                 "--port", "0", *args], stdout=subprocess.PIPE, stderr=err, cwd=REPO,
-                                env={**os.environ, **(env or {})})
-    try:
-        line = proc.stdout.readline().decode()
-        m = re.search(r"http://127\.0\.0\.1:\d+", line)
-        assert m, f"no URL in the first line {line!r}; log: {log.read_text()}"
-        server = Server(m.group(0), proc, log)
-        if ready:
-            t_end = time.monotonic() + timeout
-            while time.monotonic() < t_end:
-                with contextlib.suppress(httpx.TransportError):
-                    if httpx.get(server.url + "/health", timeout=5).status_code == 200:
-                        break
-                assert proc.poll() is None, f"server exited: {log.read_text()}"
-                time.sleep(0.05)
-            else:
-                raise AssertionError(f"server not ready in {timeout} s: {log.read_text()}")
-        yield server
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
-        proc.stdout.close()
-        log.unlink(missing_ok=True)
+    """A real server on 127.0.0.1, port 0, run from the repo (this checkout's runtime)."""
+    with running_server(bundle, *args, cwd=REPO, env=env, ready=ready, timeout=timeout) as r:
+        yield Server(r.url, r.proc, r.log)

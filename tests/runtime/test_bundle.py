@@ -8,7 +8,7 @@ import pytest
 from kopt.core.errors import KoptError, VoiceError
 from kopt.publish.bundle import write_bundle
 from kokoro_runtime import Bundle, BundleError, load, open_bundle
-from tests.graphs import tiny_kokoro, tiny_voices
+from tests.graphs import tiny_kokoro, tiny_kokoro_ort, tiny_voices
 from tests.runtime.helpers import VOCAB, small_cache
 
 
@@ -96,13 +96,7 @@ def test_writer_refuses_existing_and_reserved(bundle, tmp_path):
 
 
 def test_ort_model_keeps_its_name(tmp_path):
-    import onnxruntime as ort
-
-    model = tiny_kokoro(tmp_path / "m.onnx")
-    so = ort.SessionOptions()
-    so.optimized_model_filepath = str(tmp_path / "m.ort")
-    so.add_session_config_entry("session.save_model_format", "ORT")
-    ort.InferenceSession(str(model), so, providers=["CPUExecutionProvider"])
+    model, _ = tiny_kokoro_ort(tmp_path)
     b = write_bundle(tmp_path / "b", tmp_path / "m.ort", tiny_voices(), VOCAB, small_cache(),
                      {"runtime_options": {"graph_optimization": False}})
     assert json.loads((b / "manifest.json").read_text())["model"] == "model.ort"

@@ -12,7 +12,7 @@ import pytest
 
 from kokoro_runtime import BundleError, InvalidInput, Synthesizer, VoiceNotFound
 from kokoro_runtime.audio import JoinPolicy
-from tests.graphs import tiny_kokoro, tiny_voices
+from tests.graphs import tiny_kokoro, tiny_kokoro_ort, tiny_voices
 from tests.runtime.helpers import REPO, VOCAB, FakeG2P, small_cache
 
 TEXT = "Hello world, this is a test. The cat sat on the mat and the dog ran to the park. It was sunny."
@@ -117,13 +117,7 @@ def test_missing_model_and_vocab(tmp_path):
 
 
 def test_ort_format_and_no_graph_optimization(tmp_path):
-    import onnxruntime as ort
-
-    model = tiny_kokoro(tmp_path / "m.onnx")
-    so = ort.SessionOptions()
-    so.optimized_model_filepath = str(tmp_path / "m.ort")
-    so.add_session_config_entry("session.save_model_format", "ORT")
-    ort.InferenceSession(str(model), so, providers=["CPUExecutionProvider"])
+    model, _ = tiny_kokoro_ort(tmp_path)
     ref = Synthesizer(model, tiny_voices(), vocab=VOCAB, token_cache=small_cache(), g2p=False)
     s = Synthesizer(tmp_path / "m.ort", tiny_voices(), vocab=VOCAB, token_cache=small_cache(), g2p=False,
                     graph_optimization=False, providers=["CPUExecutionProvider"], threads=1)
