@@ -1,7 +1,8 @@
 """The runner: builds each variant of a recipe by running its chain of passes, step by step.
 
 Each step is one artifact in the store, keyed by content (input model sha256, ``pass:<name>@<version>``,
-the frozen config, kopt and onnxruntime versions, and the provider for passes that depend on it).
+a hash of the pass's code and the kopt modules it imports (kopt.core.codehash), the frozen config,
+kopt and onnxruntime versions, and the provider for passes that depend on it).
 A step whose artifact exists is reused; otherwise it is built under a per-step file lock (two builds
 sharing ``artifacts/`` wait for each other instead of colliding), its output is checked against the
 model contract and, for passes that must keep the maths, against its input (kopt.core.equivalence).
@@ -22,6 +23,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from kopt.core.codehash import module_code_hash
 from kopt.core.errors import KoptError, ModelError
 from kopt.core.hashing import sha256_file
 from kopt.core.model import load_model, model_size, op_histogram, save_model
@@ -184,8 +186,9 @@ class Runner:
     def step(self, p: Pass, inp: ModelInput, label: str = "") -> tuple[StepOutcome, ModelInput]:
         cls = type(p)
         config = p.config.model_dump(mode="json")
+        code = module_code_hash(cls.__module__)
         spec = StepSpec(step=f"pass:{cls.name}@{cls.version}", config=config,
-                        inputs={"model": inp.sha256, **p.key_inputs()},
+                        inputs={"model": inp.sha256, "code": code, **p.key_inputs()},
                         parents=(inp.key,) if inp.key else (),
                         provider=self.provider if cls.depends_on_provider else None)
         t0 = time.time()
@@ -199,7 +202,7 @@ class Runner:
             if inp.path.suffix != ".onnx":
                 raise KoptError(f"pass {cls.name!r} needs an ONNX model but its input is {inp.path.name}; "
                                 "put format conversions (ort-format) last in the chain")
-            extra: dict[str, Any] = {"pass": cls.name, "pass_version": cls.version, "config": config,
+            extra: dict[str, Any] = {"pass": cls.name, "pass_version": cls.version, "code": code, "config": config,
                                      "parent": inp.key, "input_path": str(inp.path)}
             with self.progress.task(label or cls.name), self.store.writing(spec, extra) as tmp:
                 model = load_model(inp.path)

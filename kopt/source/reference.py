@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 import onnx
 
+from kopt.core.codehash import module_code_hash
 from kopt.core.contract import check_model
 from kopt.core.errors import KoptError
 from kopt.core.model import load_model, parameter_count, save_model
@@ -44,7 +45,7 @@ def reference(store: ArtifactStore, base: Artifact, progress=None) -> Reference:
                         "pass the fp32 or int8 export with `kopt fetch --model`")
     model_sha = base.sha256("model.onnx")
     spec = StepSpec("reference", {"version": REFERENCE_VERSION, "method": "dequantize"},
-                    {"model": model_sha}, parents=(base.key,))
+                    {"model": model_sha, "code": module_code_hash(__name__)}, parents=(base.key,))
     with store.lock(spec.key):
         hit = store.get(spec.key)
         if hit is not None:
