@@ -15,6 +15,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from kopt.core.contract import STYLE_DIM, default_style
+from kokoro_runtime.errors import first_line
 from kopt.core.errors import KoptError
 
 CHECKSET_FILE = "checkset.tsv"
@@ -111,7 +112,7 @@ def guard_finite(path: str | Path, utterances: Sequence[Utterance], threads: int
             a = np.asarray(speak(sess, u)[audio_name]).reshape(-1)
         except Exception as e:  # ORT runtime failure is a rejection too
             raise KoptError(f"{path}: inference failed on the {u.name} check sentence "
-                            f"({len(u.tokens)} tokens): {str(e).strip().splitlines()[-1][:200]}") from None
+                            f"({len(u.tokens)} tokens): {first_line(e, 200)}") from e
         bad = int(a.size - np.count_nonzero(np.isfinite(a)))
         if a.size == 0 or bad:
             raise KoptError(f"{path}: rejected: non-finite audio on the {u.name} check sentence "

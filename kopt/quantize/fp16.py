@@ -12,6 +12,7 @@ from __future__ import annotations
 import onnx
 from pydantic import Field
 
+from kokoro_runtime.errors import first_line
 from kopt.core.errors import KoptError
 from kopt.core.passes import Pass, PassConfig, PassContext, PassResult, register
 from kopt.optimize._kokoro import topo_sort
@@ -50,7 +51,7 @@ class Fp16(Pass):
         rep = _common.variant_report(out, path, precision="fp16", fp32_groups=list(c.keep_fp32),
                                      fp32_nodes=len(block), **fixes)
         if c.check:
-            voices, _src = _common.resolve_voices(ctx.voices)
+            voices, rep["voices"] = _common.resolve_voices(ctx.voices)
             rep["guard"] = _common.guard(path, voices)
         return PassResult(model=out, report=rep)
 
@@ -66,7 +67,7 @@ def to_fp16(model: onnx.ModelProto, block_nodes: list[str], op_block_list: tuple
         out = convert_float_to_float16(m, keep_io_types=keep_io_types, op_block_list=list(op_block_list),
                                        node_block_list=list(block_nodes), disable_shape_infer=False)
     except Exception as e:
-        raise KoptError(f"fp16 conversion failed: {str(e).strip().splitlines()[-1][:200]}") from None
+        raise KoptError(f"fp16 conversion failed: {first_line(e, 200)}") from e
     dup = _uniquify_node_names(out)
     roundtrips = _drop_cast_roundtrips(out)
     topo_sort(out.graph)  # the converter appends its input Casts after their consumers

@@ -17,6 +17,7 @@ from typing import Literal
 import onnx
 from pydantic import Field
 
+from kokoro_runtime.errors import first_line
 from kopt.core.errors import KoptError
 from kopt.core.passes import Pass, PassConfig, PassContext, PassResult, register
 from kopt.quantize import _common
@@ -51,7 +52,7 @@ class Int4(Pass):
             import onnx_ir  # noqa: F401
             from onnxruntime.quantization import matmul_nbits_quantizer as mnb
         except ImportError as e:
-            raise KoptError(f"int4 needs the 'onnx-ir' package ({e}); pip install onnx-ir") from None
+            raise KoptError(f"int4 needs the 'onnx-ir' package ({e}); pip install onnx-ir") from e
         ops = tuple(c.op_types)
         if c.algorithm == "default":
             algo = mnb.DefaultWeightOnlyQuantConfig(block_size=c.block_size, is_symmetric=c.symmetric,
@@ -74,13 +75,13 @@ class Int4(Pass):
                                          op_types_to_quantize=ops, algo_config=algo)
             q.process()
         except Exception as e:
-            raise KoptError(f"int4 quantization failed: {str(e).strip().splitlines()[-1][:200]}") from None
+            raise KoptError(f"int4 quantization failed: {first_line(e, 200)}") from e
         out_model = q.model.model
         path = _common.write_input(out_model, ctx.workdir, "int4.onnx")
         rep = _common.variant_report(out_model, path, precision="int4-weight-only", algorithm=c.algorithm,
                                      op_types=list(ops), excluded_nodes=len(excluded),
                                      coverage="MatMul/Gather weights only; Conv and ConvTranspose weights stay fp32")
         if c.check:
-            voices, _src = _common.resolve_voices(ctx.voices)
+            voices, rep["voices"] = _common.resolve_voices(ctx.voices)
             rep["guard"] = _common.guard(path, voices)
         return PassResult(model=out_model, report=rep)

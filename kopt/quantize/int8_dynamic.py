@@ -13,6 +13,7 @@ from typing import Literal
 import onnx
 from pydantic import Field
 
+from kokoro_runtime.errors import first_line
 from kopt.core.errors import KoptError
 from kopt.core.passes import Pass, PassConfig, PassContext, PassResult, register
 from kopt.quantize import _common
@@ -50,10 +51,10 @@ class Int8Dynamic(Pass):
                              reduce_range=c.reduce_range, weight_type=_common.quant_type(c.weight_type),
                              nodes_to_exclude=excluded, extra_options={"MatMulConstBOnly": True})
         except Exception as e:
-            raise KoptError(f"int8-dynamic quantization failed: {str(e).strip().splitlines()[-1][:200]}") from None
+            raise KoptError(f"int8-dynamic quantization failed: {first_line(e, 200)}") from e
         q = _common.load_output(out)
         rep = _common.variant_report(q, out, precision="int8-dynamic", op_types=ops, excluded_nodes=len(excluded))
         if c.check:
-            voices, _src = _common.resolve_voices(ctx.voices)
+            voices, rep["voices"] = _common.resolve_voices(ctx.voices)
             rep["guard"] = _common.guard(out, voices)
         return PassResult(model=q, report=rep)

@@ -15,6 +15,7 @@ from typing import Any, Literal
 import onnx
 from pydantic import Field
 
+from kokoro_runtime.errors import first_line
 from kopt.core.errors import KoptError
 from kopt.core.passes import Pass, PassConfig, PassContext, PassResult, register
 from kopt.quantize import _common
@@ -85,7 +86,7 @@ def quantize_static_file(src: Path, out: Path, c: Int8StaticConfig, voices: dict
                         nodes_to_exclude=exclude, calibrate_method=getattr(CalibrationMethod, c.calibrate_method),
                         extra_options=extra, calibration_cache_path=cache)
     except Exception as e:
-        raise KoptError(f"int8-static quantization failed: {str(e).strip().splitlines()[-1][:200]}") from None
+        raise KoptError(f"int8-static quantization failed: {first_line(e, 200)}") from e
     info: dict[str, Any] = {}
     if c.balance:
         info["balance"] = _balance(src, out, utts, reader, c)
