@@ -8,11 +8,14 @@ expansion": int64, shape [seq], frames per token.
 
 from __future__ import annotations
 
+import contextlib
+import tempfile
 from collections import defaultdict
 
 import onnx
 from onnx import helper
 
+from kokoro_runtime.errors import first_line
 from kopt.core.errors import ModelError
 
 _CHAIN_OPS = {"Gather", "Cast", "Clip", "Squeeze", "Reshape", "Mul", "Identity"}
@@ -244,20 +247,18 @@ def token_axes(model: onnx.ModelProto, tok: str, wanted: dict[str, onnx.NodeProt
     probe = helper.make_model(sub, opset_imports=list(model.opset_import))
     probe.ir_version = model.ir_version
 
-    # The loop of SymbolicShapeInference.infer_shapes without its ending: on an incomplete
-    # inference that one saves a debug model into the current directory and raises the partial
-    # result away, while the shapes it did infer may be all this needs.
-    sym = SymbolicShapeInference(int_max=2**31 - 1, auto_merge=True, guess_output_rank=False, verbose=0)
+    # The public entry point only. On an incomplete inference it saves a debug model into the
+    # current directory and raises; run it in a scratch directory so nothing lands in the user's.
     failure = ""
-    try:
-        sym._preprocess(probe)
-        while sym.run_:
-            sym._infer_impl()
-        sym._update_output_from_vi()
-        inferred = {vi.name: vi for vi in [*sym.out_mp_.graph.value_info, *sym.out_mp_.graph.output]}
-    except Exception as e:  # noqa: BLE001 -- any failure inside the inference means "no shapes"
-        failure = f" (symbolic shape inference failed: {type(e).__name__}: {str(e)[:200]})"
-        inferred = {}
+    with tempfile.TemporaryDirectory(prefix="kopt-shapes-") as scratch, contextlib.chdir(scratch):
+        try:
+            inferred_model = SymbolicShapeInference.infer_shapes(probe, int_max=2**31 - 1, auto_merge=True,
+                                                                 guess_output_rank=False, verbose=0)
+        except Exception as e:  # noqa: BLE001 -- onnxruntime raises a bare Exception when incomplete
+            inferred_model = None
+            failure = f" (symbolic shape inference failed: {type(e).__name__}: {first_line(e, 200)})"
+    graph = inferred_model.graph if inferred_model is not None else None
+    inferred = {vi.name: vi for vi in [*graph.value_info, *graph.output]} if graph is not None else {}
 
     out: dict[str, tuple[int, tuple[int, ...]]] = {}
     for t, n in wanted.items():

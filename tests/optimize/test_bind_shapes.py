@@ -197,6 +197,22 @@ def test_token_axes_are_symbolic():
         token_axes(m, "tokens", {"sty3": by_out["feat"]})
 
 
+def test_token_axes_failure_is_one_error_and_writes_nothing_here(tmp_path, monkeypatch):
+    """An op symbolic shape inference does not know leaves the shape unknown: a ModelError naming
+    the tensor, and onnxruntime's debug model is not left in the current directory."""
+    x = helper.make_tensor_value_info("tokens", TensorProto.INT64, [1, "n"])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+    m = helper.make_model(helper.make_graph(
+        [helper.make_node("Cast", ["tokens"], ["f"], to=TensorProto.FLOAT),
+         helper.make_node("Mystery", ["f"], ["y"], domain="kopt.test", name="mystery")], "g", [x], [y]),
+        opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("kopt.test", 1)])
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ModelError, match=r"cannot find the token axis of 'y', input of Mystery 'mystery': its "
+                                         r"inferred shape is unknown \(symbolic shape inference failed"):
+        token_axes(m, "tokens", {"y": m.graph.node[1]})
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_int8_bucket_after_ort_fusions(tmp_path):
     """After ``fuse`` (ORT's extended fusions) the quantizers are DynamicQuantizeMatMul and
     DynamicQuantizeLinear -> MatMulIntegerToFloat, with a FusedMatMul upstream: contrib ops that
