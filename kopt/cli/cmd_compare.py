@@ -12,6 +12,7 @@ from typing import List, Optional
 import typer
 
 from kopt.cli import state
+from kopt.core.exits import ExitCode
 
 
 def register(app: typer.Typer) -> None:
@@ -37,7 +38,7 @@ def compare_cmd(
 
     from kopt.core.errors import KoptError
     from kopt.core.results import read_records
-    from kopt.report.verdict import REGRESSION_EXIT, compare
+    from kopt.report.verdict import compare
     from kopt.select.frontier import fmt
     from kopt.select.settings import CompareSettings, load_settings, parse_threshold_flags
 
@@ -92,7 +93,7 @@ def compare_cmd(
         con.print(f"{verdict}: {len(cmp_.regressions)} regressions, {len(cmp_.worse)} worse but not gating, "
                   f"{len(cmp_.improvements)} better, "
                   f"{len(noisy)} within noise, {same} within threshold"
-                  + (f"; exit {REGRESSION_EXIT}" if cmp_.regression else ""))
+                  + (f"; exit {int(ExitCode.REGRESSION)}" if cmp_.regression else ""))
     data = {"command": "compare", "baseline": str(baseline), "current": str(current), **cmp_.as_dict()}
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -101,4 +102,4 @@ def compare_cmd(
     state.emit(data)
     if cmp_.regression:
         # SystemExit, not typer.Exit: the root runs click with standalone_mode=False, which swallows Exit codes
-        raise SystemExit(REGRESSION_EXIT)
+        raise SystemExit(int(ExitCode.REGRESSION))

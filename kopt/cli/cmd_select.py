@@ -8,8 +8,7 @@ from typing import List, Optional
 import typer
 
 from kopt.cli import state
-
-NO_WINNER_EXIT = 4
+from kopt.core.exits import ExitCode
 
 
 def register(app: typer.Typer) -> None:
@@ -60,7 +59,7 @@ def select_cmd(
     quality_any_machine: bool = typer.Option(False, "--quality-any-machine",
                                              help="Use quality measured on another machine for the same variant key."),
     out: Optional[Path] = typer.Option(None, "--out", help="Write the selection as JSON here."),
-    strict: bool = typer.Option(False, "--strict", help=f"Exit {NO_WINNER_EXIT} when a provider has no winner."),
+    strict: bool = typer.Option(False, "--strict", help=f"Exit {int(ExitCode.NO_WINNER)} when a provider has no winner."),
 ) -> None:
     """Pick one winner per provider (and machine) from bench + quality results, explaining every loser."""
     import json
@@ -108,4 +107,4 @@ def select_cmd(
         state.say(f"selection written to {out}")
     state.emit(data)
     if strict and any(g.winner is None for g in sel.groups):
-        raise SystemExit(NO_WINNER_EXIT)  # not typer.Exit: standalone_mode=False would swallow its code
+        raise SystemExit(int(ExitCode.NO_WINNER))  # not typer.Exit: standalone_mode=False would swallow its code
