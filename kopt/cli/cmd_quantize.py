@@ -38,7 +38,7 @@ def quantize_cmd(
     if dry_run:
         typer.echo(r.to_toml(), nl=False)
         raise typer.Exit(0)
-    res = Runner(state.store(), state.progress(), threads=threads).run(r)[0]
+    res = Runner(state.store(), state.progress(), threads=threads).run(r, warn=False)[0]  # the error says it
     if res.status == "failed":
         state.emit({"command": "quantize", "variant": res.as_dict()})
         raise KoptError(f"{res.name}: {res.reason}")

@@ -24,6 +24,7 @@ from typing import Any, Literal
 import numpy as np
 
 from kopt.core.codehash import module_code_hash
+from kopt.core.contract import signature
 from kopt.core.errors import KoptError, ModelError
 from kopt.core.hashing import sha256_file
 from kopt.core.model import load_model, model_size, op_histogram, save_model
@@ -158,7 +159,9 @@ class Runner:
             self._pack = style_pack(self.store)
         return self._pack  # type: ignore[return-value]
 
-    def run(self, recipe: Recipe) -> list[VariantResult]:
+    def run(self, recipe: Recipe, warn: bool = True) -> list[VariantResult]:
+        """Build every variant; a failed one is recorded with its reason (and, with ``warn``, reported
+        through the progress hooks) while the others go on."""
         results = []
         for v in recipe.variants:
             spec = v.input or recipe.input
@@ -178,7 +181,8 @@ class Runner:
                 res.status = "failed"
                 res.reason = _reason(e)
                 log.debug("variant %s failed", v.name, exc_info=True)
-                self.progress.warn(f"{v.name}: failed: {res.reason}")
+                if warn:
+                    self.progress.warn(f"{v.name}: failed: {res.reason}")
             results.append(res)
         return results
 
@@ -206,6 +210,7 @@ class Runner:
                                      "parent": inp.key, "input_path": str(inp.path)}
             with self.progress.task(label or cls.name), self.store.writing(spec, extra) as tmp:
                 model = load_model(inp.path)
+                signature(model, inp.path)  # a graph that is not Kokoro fails here, in one line, before the pass
                 before_ops, before_size = op_histogram(model), model_size(inp.path)
                 ctx = PassContext(workdir=tmp / "work", input_path=inp.path, progress=self.progress,
                                   provider=self.provider)
