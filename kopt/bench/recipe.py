@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from kokoro_runtime.errors import first_line
 from kopt.core.errors import RecipeError
 
 M = TypeVar("M", bound=BaseModel)
@@ -32,7 +33,7 @@ def read_section(path: str | Path | None, section: str) -> dict[str, Any]:
     except ImportError:
         raise RecipeError(f"{p}: YAML recipes need PyYAML (pip install pyyaml); or write the recipe in TOML") from None
     except Exception as e:  # tomllib.TOMLDecodeError / yaml.YAMLError
-        raise RecipeError(f"{p}: not a readable recipe ({type(e).__name__}: {str(e).splitlines()[0]})") from None
+        raise RecipeError(f"{p}: not a readable recipe ({type(e).__name__}: {first_line(e)})") from e
     sec = data.get(section, {}) if isinstance(data, dict) else {}
     if not isinstance(sec, dict):
         raise RecipeError(f"{p}: [{section}] must be a table")

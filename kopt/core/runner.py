@@ -26,6 +26,7 @@ import numpy as np
 from kopt.core.codehash import module_code_hash
 from kopt.core.contract import signature
 from kopt.core.errors import KoptError, ModelError
+from kopt.core.kokoro import first_line
 from kopt.core.hashing import sha256_file
 from kopt.core.model import load_model, model_size, op_histogram, save_model
 from kopt.core.passes import Pass, PassContext, PassResult, get_pass, make_config
@@ -117,7 +118,8 @@ def check_output(path: Path, pack: np.ndarray | None) -> dict[str, Any]:
     """The model contract on a pass's output (.onnx through kopt.core.contract, .ort through a
     session), with the test sentence fitted to a fixed token length when the model has one."""
     from kopt.core.contract import check_audio, check_model, test_tokens
-    from kopt.core.equivalence import fit, model_io, session, style_for
+    from kopt.core.equivalence import fit, model_io, session
+    from kopt.core.kokoro import style_of
 
     if path.suffix == ".onnx":
         from kopt.core.contract import signature
@@ -127,19 +129,16 @@ def check_output(path: Path, pack: np.ndarray | None) -> dict[str, Any]:
         token_len = _fixed_token_len(m, sig.tokens)
         del m
         tokens = fit(test_tokens(), token_len)
-        style = style_for(pack, tokens.size) if pack is not None else None
+        style = style_of(pack, tokens.size - 2) if pack is not None else None
         if token_len is not None:
             tokens = np.pad(tokens, (0, token_len - tokens.size))
         return check_model(path, style=style, tokens=tokens, threads=1).as_dict()
     sess = session(path, threads=1, optimize=True)
     io_ = model_io(sess, path)
     tokens = fit(test_tokens(), io_.token_len)
-    style = style_for(pack, tokens.size) if pack is not None else None
     if io_.other_inputs:
         raise ModelError(f"{path}: not a Kokoro graph: unexpected required input(s) {list(io_.other_inputs)}")
-    from kopt.core.contract import default_style
-
-    audio = sess.run([io_.audio], io_.feeds(tokens, style if style is not None else default_style()))[0]
+    audio = sess.run([io_.audio], io_.feeds(tokens, style_of(pack, tokens.size - 2)))[0]
     chk = check_audio(np.asarray(audio).reshape(-1), len(tokens), str(path))
     return {"path": str(path), "audio": asdict(chk), "providers": sess.get_providers()}
 
@@ -260,9 +259,8 @@ def _op_report(before: dict[str, int], after: dict[str, int], size_before: int, 
 
 def _reason(e: BaseException) -> str:
     if isinstance(e, KoptError):
-        return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-    msg = str(e).strip().splitlines()
-    return f"{type(e).__name__}: {msg[-1][:300] if msg else ''}".rstrip(": ")
+        return first_line(e, 10_000)
+    return f"{type(e).__name__}: {first_line(e)}" if str(e).strip() else type(e).__name__
 
 
 def run_recipe(recipe: Recipe, store: ArtifactStore, progress=None, threads: int = 1) -> list[VariantResult]:

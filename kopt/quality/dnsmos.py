@@ -40,16 +40,10 @@ def models_dir() -> Path:
 
 @functools.lru_cache(maxsize=1)
 def _sessions():
-    import onnxruntime as ort
+    from kopt.core.kokoro import open_session
 
     d = models_dir()
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = 1
-    so.inter_op_num_threads = 1
-    so.log_severity_level = 3
-    prov = ["CPUExecutionProvider"]
-    return (ort.InferenceSession(str(d / "sig_bak_ovr.onnx"), so, providers=prov),
-            ort.InferenceSession(str(d / "model_v8.onnx"), so, providers=prov))
+    return (open_session(d / "sig_bak_ovr.onnx", threads=1), open_session(d / "model_v8.onnx", threads=1))
 
 
 def p808_features(seg: np.ndarray) -> np.ndarray:

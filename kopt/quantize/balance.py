@@ -45,16 +45,17 @@ def channel_ranges(model: onnx.ModelProto, tensors: Sequence[str], feeds: Iterab
     """Per-channel (axis 1) min and max of ``tensors`` over the calibration feeds, from a float model."""
     import onnxruntime as ort
 
+    from kopt.core.kokoro import options
+
     m = onnx.ModelProto()
     m.CopyFrom(model)
     have = {o.name for o in m.graph.output}
     for t in tensors:
         if t not in have:
             m.graph.output.append(onnx.ValueInfoProto(name=t))
-    so = ort.SessionOptions()
-    so.log_severity_level = 3
-    so.intra_op_num_threads = threads
-    sess = ort.InferenceSession(m.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    # from bytes (the model with its watched tensors as outputs never touches the disk): the runtime's
+    # options, onnxruntime's constructor
+    sess = ort.InferenceSession(m.SerializeToString(), options(threads, True), providers=["CPUExecutionProvider"])
     del m
     want = set(tensors)
     names = [o.name for o in sess.get_outputs()]

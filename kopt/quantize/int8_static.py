@@ -62,16 +62,13 @@ def quantize_static_file(src: Path, out: Path, c: Int8StaticConfig, voices: dict
     """Run onnxruntime's quantize_static on a file with kopt's calibration reader."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, quantize_static
 
-    import onnxruntime as ort
+    from kopt.core.kokoro import KokoroIO, open_session
 
     spec = CalibSpec(c.calib_sentences, c.calib_seed, c.calib_speed_min, c.calib_speed_max, c.calib_max_tokens)
     utts = calibration_set(voices, spec)
-    so = ort.SessionOptions()
-    so.log_severity_level = 3
-    probe = ort.InferenceSession(str(src), so, providers=["CPUExecutionProvider"])
-    ins = {i.name: i.type for i in probe.get_inputs()}
+    probe = open_session(src, threads=0)
+    reader = KokoroCalibrationReader(utts, KokoroIO.of(probe, src))
     del probe
-    reader = KokoroCalibrationReader(utts, list(ins), speed_int="int32" in ins["speed"])
     cache = Path(c.calibration_cache) if c.calibration_cache else None
     cache_hit = bool(cache and cache.is_file())
     extra = {"CalibStridedMinMax": 1, "ActivationSymmetric": False, "WeightSymmetric": True}
