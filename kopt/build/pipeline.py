@@ -138,8 +138,8 @@ def run_build(recipe: BuildRecipe, store, *, recipe_path: str | Path | None = No
     # 4. select, 5. report
     from kopt.report.build import write_report
     from kopt.select.frontier import select
-    from kopt.select.rows import build_rows
     from kopt.select.metrics import Catalog
+    from kopt.select.rows import build_rows
 
     cat = Catalog({k: v.model_dump() for k, v in recipe.select.metrics.items()})
     res.objectives = {"speed": recipe.select.speed, "quality": recipe.select.quality, "size": recipe.select.size}

@@ -54,7 +54,7 @@ def optimize_cmd(
     import sys
 
     from kopt.core.errors import RecipeError
-    from kopt.core.recipe import load_recipe, one_variant, validate_recipe
+    from kopt.core.recipe import one_variant, validate_recipe
 
     if recipe is not None:
         if model is not None or pass_names:

@@ -53,8 +53,8 @@ def stats_cmd(
     """Hit rate on a corpus, and how far cached phonemes drift from sentence-level G2P."""
     from importlib import resources
 
-    from kopt.core.errors import KoptError
     from kokoro_runtime.lexicon import TokenCache
+    from kopt.core.errors import KoptError
     from kopt.publish.tokencache import audio_agreement, hit_stats, measure
     from kopt.source.vocab import default_vocab
 

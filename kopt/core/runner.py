@@ -26,8 +26,8 @@ import numpy as np
 from kopt.core.codehash import module_code_hash
 from kopt.core.contract import signature
 from kopt.core.errors import KoptError, ModelError
-from kopt.core.kokoro import first_line
 from kopt.core.hashing import sha256_file
+from kopt.core.kokoro import first_line
 from kopt.core.model import load_model, model_size, op_histogram, save_model
 from kopt.core.passes import Pass, PassContext, PassResult, get_pass, make_config
 from kopt.core.progress import NullProgress

@@ -178,9 +178,9 @@ def apply(qdq: onnx.ModelProto, float_model: onnx.ModelProto, plans: Sequence[di
         if fconv is None or fconv.input[1] not in f_inits:
             raise KoptError(f"balance: conv {conv.name!r} has no float weight initializer in the source model")
         W = numpy_helper.to_array(f_inits[fconv.input[1]]).astype(np.float64)
-        O = W.shape[0]
+        n_out = W.shape[0]
         bias = (numpy_helper.to_array(f_inits[fconv.input[2]]).astype(np.float64)
-                if len(fconv.input) > 2 and fconv.input[2] in f_inits else np.zeros(O))
+                if len(fconv.input) > 2 and fconv.input[2] in f_inits else np.zeros(n_out))
         shape_in = [1, -1] + [1] * (W.ndim - 2)
         # input side: per-channel Q (steps s_c) -> per-tensor DQ (S); weights / (S / s_c)
         q_x, dq_x = p["q_x"], p["dq_x"]
@@ -227,7 +227,7 @@ def apply(qdq: onnx.ModelProto, float_model: onnx.ModelProto, plans: Sequence[di
             report["outputs"] += 1
             report["max_gain_out"] = max(report["max_gain_out"], round(float(u.max()), 2))
         # weights: symmetric int8 per output channel, from the float values
-        flat = np.abs(W.reshape(O, -1)).max(axis=1)
+        flat = np.abs(W.reshape(n_out, -1)).max(axis=1)
         w_scale = np.where(flat > 0, flat / WMAX, 1.0)
         Wq = np.clip(np.round(W / w_scale.reshape([-1] + [1] * (W.ndim - 1))), -WMAX, WMAX).astype(np.int8)
         dq_w = p["dq_w"]
@@ -235,7 +235,7 @@ def apply(qdq: onnx.ModelProto, float_model: onnx.ModelProto, plans: Sequence[di
         dead.add(dq_w.input[0])
         dq_w.input[0] = add(fconv.input[1] + "_bal_q", Wq)
         dq_w.input[1] = add(fconv.input[1] + "_bal_scale", w_scale.astype(np.float32))
-        dq_w.input[2] = add(fconv.input[1] + "_bal_wzp", np.zeros(O, np.int8))
+        dq_w.input[2] = add(fconv.input[1] + "_bal_wzp", np.zeros(n_out, np.int8))
         _set_axis(dq_w, 0)
         dq_b = p["dq_b"]
         if dq_b is not None:
@@ -244,7 +244,7 @@ def apply(qdq: onnx.ModelProto, float_model: onnx.ModelProto, plans: Sequence[di
             dead.update(dq_b.input[0:3])
             dq_b.input[0] = add(fconv.input[2] + "_bal_bq", bq)
             dq_b.input[1] = add(fconv.input[2] + "_bal_bscale", b_scale)
-            dq_b.input[2] = add(fconv.input[2] + "_bal_bzp", np.zeros(O, np.int32))
+            dq_b.input[2] = add(fconv.input[2] + "_bal_bzp", np.zeros(n_out, np.int32))
             _set_axis(dq_b, 0)
         elif q_y is not None and np.any(bias != 0):
             raise KoptError(f"balance: {conv.name!r} has a float bias but no quantized bias input")
@@ -263,9 +263,9 @@ def _groups(conv: onnx.NodeProto) -> int:
 def _grouped(gain: np.ndarray, conv: onnx.NodeProto, W: np.ndarray) -> np.ndarray:
     """Per-(output channel, input channel within its group) gains for a grouped conv."""
     g = _groups(conv)
-    O, I = W.shape[0], W.shape[1]
-    per_group_out = O // g
-    return np.stack([gain[(o // per_group_out) * I:(o // per_group_out + 1) * I] for o in range(O)])
+    n_out, n_in = W.shape[0], W.shape[1]
+    per_group_out = n_out // g
+    return np.stack([gain[(o // per_group_out) * n_in:(o // per_group_out + 1) * n_in] for o in range(n_out)])
 
 
 def _set_axis(node: onnx.NodeProto, axis: int) -> None:

@@ -10,7 +10,6 @@ from kopt.core.passes import PassContext, get_pass, make_config
 from kopt.quantize import _common
 
 
-
 def test_missing_embedded_package_is_the_only_fallback(monkeypatch):
     import kopt.source.fetch as fetch
 

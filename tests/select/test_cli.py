@@ -6,8 +6,8 @@ import json
 
 from typer.testing import CliRunner
 
-from kopt.core.exits import ExitCode
 from kopt.cli.main import app
+from kopt.core.exits import ExitCode
 from kopt.core.results import append_records
 from tests.select.factory import standard
 
