@@ -46,11 +46,11 @@ def bench_cmd(
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the settings and cells; measure nothing."),
 ) -> None:
     """Benchmark variants: size, session creation, first inference, RTF, TTFA, peak RSS per provider."""
-    from kopt.bench.recipe import build, read_section
     from kopt.bench.run import run_bench
     from kopt.bench.settings import BenchSettings
     from kopt.bench.variants import default_voices, resolve_variant
     from kopt.core.errors import KoptError
+    from kopt.core.recipe import read_section, validate
     from kopt.core.results import append_records, new_run_id
     from kopt.source.vocab import default_vocab, load_vocab
 
@@ -60,7 +60,7 @@ def bench_cmd(
                              baseline=baseline, timeout_s=timeout, memory_limit_mb=memory_mb))
     if no_partition:
         values["partition"] = False
-    settings = build(BenchSettings, values, str(recipe) if recipe else "kopt bench")
+    settings = validate(BenchSettings, values, str(recipe) if recipe else "kopt bench")
     if not settings.variants:
         raise KoptError("no variants: pass VARIANT arguments (paths, artifact keys or ref names) or a recipe "
                         "with [bench] variants")

@@ -34,9 +34,8 @@ def compare_cmd(
     """Compare CURRENT against BASELINE; exit 3 on a regression (for CI)."""
     import json
 
-    from pydantic import ValidationError
-
     from kopt.core.errors import KoptError
+    from kopt.core.recipe import validate
     from kopt.core.results import read_records
     from kopt.report.verdict import compare
     from kopt.select.frontier import fmt
@@ -52,11 +51,7 @@ def compare_cmd(
         base["allow_missing"] = True
     if match is not None:
         base["match"] = match
-    try:
-        s = CompareSettings.model_validate(base)
-    except ValidationError as e:
-        err = e.errors()[0]
-        raise KoptError(f"compare settings: {'.'.join(str(x) for x in err['loc'])}: {err['msg']}") from None
+    s = validate(CompareSettings, base, "compare settings")
     brecs, crecs = read_records(baseline), read_records(current)
     if not brecs or not crecs:
         raise KoptError(f"{baseline if not brecs else current}: no records to compare")

@@ -19,9 +19,7 @@ def select_settings(settings_file: Optional[Path], mins: List[str], maxs: List[s
                     quality: Optional[str] = None, size: Optional[str] = None, tie: Optional[float] = None,
                     quality_any_machine: bool = False):
     """Settings file's [select] with flags on top (re-validated, so a bad value names its field)."""
-    from pydantic import ValidationError
-
-    from kopt.core.errors import KoptError
+    from kopt.core.recipe import validate
     from kopt.select.settings import SelectSettings, load_settings, parse_bound_flags
 
     base = load_settings(settings_file).select.model_dump()
@@ -37,11 +35,7 @@ def select_settings(settings_file: Optional[Path], mins: List[str], maxs: List[s
         base["size"] = None if size.lower() in ("", "none") else size
     if quality_any_machine:
         base["quality_across_machines"] = True
-    try:
-        return SelectSettings.model_validate(base)
-    except ValidationError as e:
-        err = e.errors()[0]
-        raise KoptError(f"select settings: {'.'.join(str(x) for x in err['loc'])}: {err['msg']}") from None
+    return validate(SelectSettings, base, "select settings")
 
 
 MIN_HELP = "Constraint [PROVIDER:]METRIC=VALUE, e.g. pesq_wb_aligned=4.0 or CUDAExecutionProvider:dnsmos_ovrl=3.0."

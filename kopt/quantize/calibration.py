@@ -44,14 +44,21 @@ class CalibSpec:
     max_tokens: int = 96
 
 
+def check_sentences(n: int) -> int:
+    """A calibration sentence count the corpus has: the configs' validator (ValueError otherwise)."""
+    size = len(corpus())
+    if not 1 <= n <= size:
+        raise ValueError(f"{n}: use 1 to {size} (the sentences in kopt/data/calib/{SENTENCES_FILE})")
+    return n
+
+
 def calibration_set(voices: Mapping[str, np.ndarray] | None, spec: CalibSpec) -> list[Utterance]:
     """``spec.sentences`` utterances: sentences, voices and speeds drawn with ``spec.seed``."""
     pairs = corpus()
-    if spec.sentences < 1:
-        raise KoptError("calibration needs at least 1 sentence (calib_sentences >= 1)")
-    if spec.sentences > len(pairs):
-        raise KoptError(f"calib_sentences={spec.sentences} but the corpus has {len(pairs)} sentences "
-                        f"(kopt/data/calib/{SENTENCES_FILE}); use at most {len(pairs)}")
+    try:
+        check_sentences(spec.sentences)
+    except ValueError as e:
+        raise KoptError(f"calib_sentences={e}") from None
     rng = np.random.default_rng(spec.seed)
     order = rng.permutation(len(pairs))[: spec.sentences]
     names = sorted(voices) if voices else [""]

@@ -16,9 +16,8 @@ from importlib import resources
 from typing import Any, Literal
 
 import onnx
-from pydantic import Field
+from pydantic import Field, field_validator, model_validator
 
-from kopt.core.errors import KoptError
 from kopt.core.passes import Pass, PassConfig, PassContext, PassResult, register
 from kopt.quantize import _common
 from kopt.quantize.groups import _matches, assign
@@ -55,6 +54,20 @@ class HybridConfig(PassConfig):
     voices: str = Field("", description="Voice pack for calibration (empty: the embedded model's voices).")
     check: bool = Field(True, description="Run the short/medium/long check set and reject non-finite audio.")
 
+    @field_validator("calib_sentences")
+    @classmethod
+    def _sentences(cls, v: int) -> int:
+        from kopt.quantize.calibration import check_sentences
+
+        return check_sentences(v)
+
+    @model_validator(mode="after")
+    def _changes_something(self) -> "HybridConfig":
+        if not self.precision and self.default == "fp32":
+            raise ValueError("an empty precision map with default fp32 would change nothing; set "
+                             "precision (e.g. {\"generator\": \"int8\"}) or run `kopt sensitivity`")
+        return self
+
 
 def resolve(model: onnx.ModelProto, precision: dict[str, str], default: str) -> dict[str, str]:
     """Node name -> precision: the most specific matching key (op:TYPE first, then longest path)."""
@@ -83,9 +96,6 @@ class Hybrid(Pass):
         from kopt.quantize.int8_static import Int8StaticConfig, quantize_static_file
 
         c = self.config
-        if not c.precision and c.default == "fp32":
-            raise KoptError("hybrid: empty precision map and default fp32 would change nothing; "
-                            "pass --set precision='{\"generator\": \"int8\"}' or run `kopt sensitivity`")
         per_node = resolve(model, c.precision, c.default)
         int8 = [n.name for n in model.graph.node if per_node[n.name] == "int8" and n.op_type in c.int8_op_types]
         voices, vsrc = _common.resolve_voices(ctx.voices, c.voices)

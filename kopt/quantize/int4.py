@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Literal
 
 import onnx
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from kokoro_runtime.errors import first_line
 from kopt.core.errors import KoptError
@@ -32,6 +32,21 @@ class Int4Config(PassConfig):
     exclude: tuple[str, ...] = Field(("predictor",), description="Node groups or op:TYPE kept in float.")
     check: bool = Field(True, description="Run the short/medium/long check set and reject non-finite audio.")
 
+    @field_validator("block_size")
+    @classmethod
+    def _block(cls, v: int) -> int:
+        if v < 16 or v & (v - 1):
+            raise ValueError(f"{v}: use a power of 2 >= 16")
+        return v
+
+    @field_validator("op_types")
+    @classmethod
+    def _ops(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        bad = [o for o in v if o not in ("MatMul", "Gather")]
+        if bad:
+            raise ValueError(f"{bad} not supported; MatMulNBits covers MatMul and Gather only")
+        return v
+
 
 @register
 class Int4(Pass):
@@ -42,12 +57,7 @@ class Int4(Pass):
     config: Int4Config
 
     def run(self, model: onnx.ModelProto, ctx: PassContext) -> PassResult:
-        c = self.config
-        if c.block_size < 16 or c.block_size & (c.block_size - 1):
-            raise KoptError(f"int4: block_size={c.block_size}: use a power of 2 >= 16")
-        bad = [o for o in c.op_types if o not in ("MatMul", "Gather")]
-        if bad:
-            raise KoptError(f"int4: op_types {bad} not supported; MatMulNBits covers MatMul and Gather only")
+        c = self.config  # block_size and op_types are checked by Int4Config, before any build starts
         try:
             import onnx_ir  # noqa: F401
             from onnxruntime.quantization import matmul_nbits_quantizer as mnb

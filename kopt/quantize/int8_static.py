@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import onnx
-from pydantic import Field
+from pydantic import Field, field_validator, model_validator
 
 from kokoro_runtime.errors import first_line
 from kopt.core.errors import KoptError
@@ -49,6 +49,20 @@ class Int8StaticConfig(PassConfig):
                                    "(must match the method), written otherwise. Empty: calibrate every time.")
     voices: str = Field("", description="Voice pack for calibration (empty: the embedded model's voices).")
     check: bool = Field(True, description="Run the short/medium/long check set and reject non-finite audio.")
+
+    @field_validator("calib_sentences")
+    @classmethod
+    def _sentences(cls, v: int) -> int:
+        from kopt.quantize.calibration import check_sentences
+
+        return check_sentences(v)
+
+    @model_validator(mode="after")
+    def _speeds(self) -> "Int8StaticConfig":
+        if not 0 < self.calib_speed_min <= self.calib_speed_max:
+            raise ValueError(f"calib_speed_min {self.calib_speed_min} must be > 0 and <= calib_speed_max "
+                             f"{self.calib_speed_max}")
+        return self
 
 
 def _nodes(model: onnx.ModelProto, c: Int8StaticConfig) -> tuple[list[str], list[str]]:
