@@ -56,7 +56,7 @@ def p808_features(seg: np.ndarray) -> np.ndarray:
     return ((db + 40) / 40).astype(np.float32)
 
 
-@metric("dnsmos", "reference_free", True, "speechmos's DNSMOS ONNX models via onnxruntime",
+@metric("dnsmos", "reference_free", ("dnsmos_ovrl", "dnsmos_sig", "dnsmos_bak", "dnsmos_p808"), "speechmos's DNSMOS ONNX models via onnxruntime",
         "DNSMOS P.835 overall/signal/background and P.808 MOS estimates (1..5), no reference needed")
 def dnsmos(audio: np.ndarray, sr: int) -> dict[str, float]:
     a = np.clip(to_16k(audio, sr), -1.0, 1.0)
