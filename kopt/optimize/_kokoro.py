@@ -10,33 +10,15 @@ from __future__ import annotations
 
 import contextlib
 import tempfile
-from collections import defaultdict
 
 import onnx
 from onnx import helper
 
 from kokoro_runtime.errors import first_line
 from kopt.core.errors import ModelError
+from kopt.core.graph import node_id, producers, unique_name
 
 _CHAIN_OPS = {"Gather", "Cast", "Clip", "Squeeze", "Reshape", "Mul", "Identity"}
-
-
-def producers(g: onnx.GraphProto) -> dict[str, onnx.NodeProto]:
-    return {o: n for n in g.node for o in n.output if o}
-
-
-def node_id(n: onnx.NodeProto) -> str:
-    """A node's identity: its first non-empty output (names are optional and need not be unique)."""
-    return next((o for o in n.output if o), n.name)
-
-
-def consumers(g: onnx.GraphProto) -> dict[str, list[onnx.NodeProto]]:
-    out: dict[str, list[onnx.NodeProto]] = defaultdict(list)
-    for n in g.node:
-        for i in n.input:
-            if i:
-                out[i].append(n)
-    return out
 
 
 def duration_cumsum(g: onnx.GraphProto, where: str = "<model>") -> onnx.NodeProto:
@@ -66,34 +48,6 @@ def duration_cumsum(g: onnx.GraphProto, where: str = "<model>") -> onnx.NodeProt
 def duration_tensor(g: onnx.GraphProto, where: str = "<model>") -> str:
     """Name of the int64 [seq] durations tensor the alignment is built from."""
     return duration_cumsum(g, where).input[0]
-
-
-def unique_name(g: onnx.GraphProto, base: str) -> str:
-    taken = {o for n in g.node for o in n.output} | {i.name for i in g.input} | {i.name for i in g.initializer}
-    taken |= {n.name for n in g.node}
-    name, k = base, 0
-    while name in taken:
-        k += 1
-        name = f"{base}_{k}"
-    return name
-
-
-def name_allocator(g: onnx.GraphProto):
-    """A ``fresh(base)`` that returns names unused in ``g`` (nodes, tensors, initializers, inputs), and
-    remembers what it handed out: for passes that add many nodes, where ``unique_name``'s full scan
-    per call would be quadratic."""
-    taken = {o for n in g.node for o in n.output} | {n.name for n in g.node} | \
-        {i.name for i in g.input} | {i.name for i in g.initializer}
-
-    def fresh(base: str) -> str:
-        name, k = base, 0
-        while name in taken:
-            k += 1
-            name = f"{base}_{k}"
-        taken.add(name)
-        return name
-
-    return fresh
 
 
 def rewire(g: onnx.GraphProto, old: str, new: str, skip: set[str] | None = None) -> int:
@@ -126,35 +80,6 @@ def node(g: onnx.GraphProto, op: str, inputs: list[str], base: str, **attrs) -> 
     out = unique_name(g, base)
     g.node.append(helper.make_node(op, inputs, [out], name=unique_name(g, base + "/" + op), **attrs))
     return out
-
-
-def topo_sort(g: onnx.GraphProto) -> None:
-    """Reorder nodes so each comes after its inputs' producers (appended nodes land where they belong)."""
-    have = {i.name for i in g.input} | {i.name for i in g.initializer} | {""}
-    nodes = list(g.node)
-    prod_idx = {o: k for k, n in enumerate(nodes) for o in n.output}
-    deps = [[prod_idx[i] for i in n.input if i not in have and i in prod_idx] for n in nodes]
-    order, state = [], [0] * len(nodes)
-    for start in range(len(nodes)):
-        if state[start]:
-            continue
-        stack = [(start, 0)]
-        while stack:
-            k, j = stack.pop()
-            if j == 0:
-                if state[k]:
-                    continue
-                state[k] = 1
-            if j < len(deps[k]):
-                stack.append((k, j + 1))
-                d = deps[k][j]
-                if not state[d]:
-                    stack.append((d, 0))
-            else:
-                state[k] = 2
-                order.append(nodes[k])
-    del g.node[:]
-    g.node.extend(order)
 
 
 # -- where the token axis is -----------------------------------------------------------------------

@@ -32,7 +32,7 @@ import onnx
 from onnx import numpy_helper
 
 from kopt.core.errors import KoptError
-from kopt.optimize._kokoro import consumers, name_allocator, producers
+from kopt.core.graph import consumers, name_allocator, producers, remove_unread
 
 QMAX = 255  # uint8 activations
 WMAX = 127  # symmetric int8 weights
@@ -249,10 +249,7 @@ def apply(qdq: onnx.ModelProto, float_model: onnx.ModelProto, plans: Sequence[di
         elif q_y is not None and np.any(bias != 0):
             raise KoptError(f"balance: {conv.name!r} has a float bias but no quantized bias input")
     g.initializer.extend(new_inits)
-    still = {i for n in g.node for i in n.input}
-    keep = [t for t in g.initializer if t.name in still or t.name not in dead]
-    del g.initializer[:]
-    g.initializer.extend(keep)
+    remove_unread(g, nodes=[], initializers=dead)  # the replaced scales, zero points and weights
     return report
 
 

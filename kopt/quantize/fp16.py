@@ -14,8 +14,8 @@ from pydantic import Field
 
 from kokoro_runtime.errors import first_line
 from kopt.core.errors import KoptError
+from kopt.core.graph import topo_sort
 from kopt.core.passes import Pass, PassConfig, PassContext, PassResult, register
-from kopt.optimize._kokoro import topo_sort
 from kopt.quantize import _common
 from kopt.quantize.groups import FP16_FP32_ISLANDS
 

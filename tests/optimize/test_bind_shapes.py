@@ -6,10 +6,11 @@ from onnx import TensorProto, helper, numpy_helper
 from kopt.core.contract import default_style
 from kopt.core.contract import test_tokens as sentence_tokens
 from kopt.core.errors import ModelError, RecipeError
+from kopt.core.graph import topo_sort
 from kopt.core.passes import PassContext, get_pass, make_config
 from kopt.core.recipe import one_variant
 from kopt.core.runner import Runner
-from kopt.optimize._kokoro import token_axes, topo_sort
+from kopt.optimize._kokoro import token_axes
 from tests.graphs import FRAME, VOCAB, duration_kokoro_model, run_outputs, tiny_kokoro_model
 
 
