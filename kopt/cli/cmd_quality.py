@@ -31,7 +31,6 @@ def quality_cmd(
 ) -> None:
     """Score variants against the reference: PESQ-wb, STOI, log-mel, MR-STFT, MCD, DNSMOS, duration drift."""
     from kopt.bench.variants import default_voices, resolve_variant
-    from kopt.cli.cmd_bench import _overrides, results_path
     from kopt.core.errors import KoptError
     from kopt.core.recipe import read_section, validate
     from kopt.core.results import append_records, new_run_id
@@ -40,7 +39,7 @@ def quality_cmd(
     from kopt.source.voices import load_voices
 
     values = read_section(recipe, "quality")
-    values.update(_overrides(variants=variants, reference=reference, metrics=metric, categories=category, texts=text,
+    values.update(state.overrides(variants=variants, reference=reference, metrics=metric, categories=category, texts=text,
                              voices=voice, threads=threads))
     if no_aligned:
         values["aligned"] = False
@@ -64,7 +63,7 @@ def quality_cmd(
         return
     records = run_quality(vs, ref, settings, voices=vmap, run_id=run_id,
                           cache_dir=Path(state.S.artifacts) / ".cache" / "durations", progress=state.progress())
-    path = append_records(results_path(out, run_id), records)
+    path = append_records(state.results_path(out, run_id), records)
     if not state.S.quiet:
         state.console().print(quality_table(records))
         for r in records:

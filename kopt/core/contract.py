@@ -102,7 +102,7 @@ def signature(model: onnx.ModelProto, path: str | Path = "<model>") -> Signature
 
 def test_tokens(vocab: dict[str, int] | None = None) -> np.ndarray:
     """Token ids of the fixed test sentence, padded with 0 at both ends."""
-    from kopt.source.vocab import default_vocab
+    from kopt.core.vocab import default_vocab
 
     v = vocab or default_vocab()
     ids = [v[c] for c in TEST_PHONEMES if c in v]

@@ -35,7 +35,7 @@ class EquivalenceError(KoptError):
 
 
 def token_sequences(vocab: dict[str, int] | None = None) -> list[np.ndarray]:
-    from kopt.source.vocab import default_vocab
+    from kopt.core.vocab import default_vocab
 
     v = vocab or default_vocab()
     out = []

@@ -207,6 +207,21 @@ def load_recipe(path: str | Path, schema: type[Recipe] = Recipe) -> Recipe:
     return validate_recipe(read_file(path), str(path), schema)
 
 
+def parse_sets(sets: list[str]) -> dict[str, Any]:
+    """``--set key=value`` flags as a pass config; a value is JSON when it parses (64, true,
+    [32,64]), else the plain string."""
+    out: dict[str, Any] = {}
+    for s in sets:
+        if "=" not in s:
+            raise RecipeError(f"--set {s!r}: expected key=value")
+        k, v = s.split("=", 1)
+        try:
+            out[k.strip()] = json.loads(v.strip())
+        except json.JSONDecodeError:
+            out[k.strip()] = v.strip()
+    return out
+
+
 def one_variant(input_: str, passes: list[tuple[str, dict[str, Any]]], name: str | None = None,
                 source: str = "command line") -> Recipe:
     """A recipe built on the fly (``kopt optimize MODEL --pass NAME --set k=v``)."""

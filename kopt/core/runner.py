@@ -100,12 +100,11 @@ def style_pack(store: ArtifactStore) -> np.ndarray | None:
 
     try:
         base = resolve(store, "base")
-        from kopt.source.voices import load_voices
-
-        voices = load_voices(base.file("voices.npz"))
+        path = base.file("voices.npz")  # written by `kopt fetch`: validated, one [510, 1, 256] array per voice
     except KoptError:
         return None
-    return voices[sorted(voices)[0]]
+    with np.load(path, allow_pickle=False) as z:
+        return np.asarray(z[sorted(z.files)[0]])
 
 
 def _fixed_token_len(m, name: str) -> int | None:

@@ -58,7 +58,6 @@ from kopt.core.graph import (
 )
 from kopt.core.passes import Pass, PassConfig, PassContext, PassResult, register
 
-
 # Sign given to the DC and Nyquist bins' imaginary parts, exact zeros (their weight rows are zeros),
 # as a Conv bias of +-FLT_MIN (1.2e-38) on those rows only; it also keeps 0/0 out of a downstream Div.
 # Kokoro's generator takes the phase with the exporter's atan2 (Div, Atan, Where): where the real

@@ -35,7 +35,7 @@ def data_text(name: str) -> str:
 
 
 def tokenize(phonemes: str, vocab: Mapping[str, int] | None = None) -> np.ndarray:
-    from kopt.source.vocab import default_vocab
+    from kopt.core.vocab import default_vocab
 
     v = vocab or default_vocab()
     ids = [v[c] for c in phonemes if c in v]

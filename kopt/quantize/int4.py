@@ -20,7 +20,7 @@ from pydantic import Field, field_validator
 from kokoro_runtime.errors import first_line
 from kopt.core.errors import KoptError
 from kopt.core.passes import Pass, PassConfig, PassContext, PassResult, register
-from kopt.quantize import _common
+from kopt.quantize import common
 
 
 class Int4Config(PassConfig):
@@ -75,10 +75,10 @@ class Int4(Pass):
             # (and its 3.x releases have no ONNX support).
             algo = (mnb.RTNWeightOnlyQuantConfig(op_types_to_quantize=ops) if c.algorithm == "rtn"
                     else mnb.GPTQWeightOnlyQuantConfig(block_size=c.block_size, op_types_to_quantize=ops))
-        excluded = _common.expand_selectors(model, c.exclude)
+        excluded = common.expand_selectors(model, c.exclude)
         m = onnx.ModelProto()
         m.CopyFrom(model)
-        _common.quiet_ort_quant_logging()
+        common.quiet_ort_quant_logging()
         try:
             q = mnb.MatMulNBitsQuantizer(m, bits=4, block_size=c.block_size, is_symmetric=c.symmetric,
                                          accuracy_level=c.accuracy_level, nodes_to_exclude=excluded,
@@ -87,11 +87,11 @@ class Int4(Pass):
         except Exception as e:
             raise KoptError(f"int4 quantization failed: {first_line(e, 200)}") from e
         out_model = q.model.model
-        path = _common.write_input(out_model, ctx.workdir, "int4.onnx")
-        rep = _common.variant_report(out_model, path, precision="int4-weight-only", algorithm=c.algorithm,
+        path = common.write_input(out_model, ctx.workdir, "int4.onnx")
+        rep = common.variant_report(out_model, path, precision="int4-weight-only", algorithm=c.algorithm,
                                      op_types=list(ops), excluded_nodes=len(excluded),
                                      coverage="MatMul/Gather weights only; Conv and ConvTranspose weights stay fp32")
         if c.check:
-            voices, rep["voices"] = _common.resolve_voices(ctx.voices)
-            rep["guard"] = _common.guard(path, voices)
+            voices, rep["voices"] = common.resolve_voices(ctx.voices)
+            rep["guard"] = common.guard(path, voices)
         return PassResult(model=out_model, report=rep)

@@ -18,7 +18,7 @@ from pydantic import Field, field_validator, model_validator
 from kokoro_runtime.errors import first_line
 from kopt.core.errors import KoptError
 from kopt.core.passes import Pass, PassConfig, PassContext, PassResult, register
-from kopt.quantize import _common
+from kopt.quantize import common
 from kopt.quantize.calibration import CalibSpec, KokoroCalibrationReader, calibration_set
 
 # Groups where activations span too wide a range for 8 bits: the duration/F0/N predictor (durations
@@ -65,9 +65,9 @@ class Int8StaticConfig(PassConfig):
         return self
 
 
-def _nodes(model: onnx.ModelProto, c: Int8StaticConfig) -> tuple[list[str], list[str]]:
-    include = _common.expand_selectors(model, c.include, c.op_types) if c.include else []
-    exclude = _common.expand_selectors(model, c.exclude)
+def selected_nodes(model: onnx.ModelProto, c: Int8StaticConfig) -> tuple[list[str], list[str]]:
+    include = common.expand_selectors(model, c.include, c.op_types) if c.include else []
+    exclude = common.expand_selectors(model, c.exclude)
     return include, exclude
 
 
@@ -88,12 +88,12 @@ def quantize_static_file(src: Path, out: Path, c: Int8StaticConfig, voices: dict
     extra = {"CalibStridedMinMax": 1, "ActivationSymmetric": False, "WeightSymmetric": True}
     if c.calibrate_method == "Percentile":
         extra["CalibPercentile"] = c.percentile
-    _common.quiet_ort_quant_logging()
+    common.quiet_ort_quant_logging()
     try:
         quantize_static(str(src), str(out), calibration_data_reader=reader, quant_format=QuantFormat.QDQ,
                         op_types_to_quantize=list(c.op_types), per_channel=c.per_channel,
-                        reduce_range=c.reduce_range, activation_type=_common.quant_type(c.activation_type),
-                        weight_type=_common.quant_type(c.weight_type), nodes_to_quantize=include,
+                        reduce_range=c.reduce_range, activation_type=common.quant_type(c.activation_type),
+                        weight_type=common.quant_type(c.weight_type), nodes_to_quantize=include,
                         nodes_to_exclude=exclude, calibrate_method=getattr(CalibrationMethod, c.calibrate_method),
                         extra_options=extra, calibration_cache_path=cache)
     except Exception as e:
@@ -145,20 +145,20 @@ class Int8Static(Pass):
     config: Int8StaticConfig
 
     def key_inputs(self) -> dict[str, str]:
-        return _common.calibration_key_inputs(self.config.voices)
+        return common.calibration_key_inputs(self.config.voices)
 
     def run(self, model: onnx.ModelProto, ctx: PassContext) -> PassResult:
         c = self.config
-        include, exclude = _nodes(model, c)
+        include, exclude = selected_nodes(model, c)
         if c.include and not include:
             raise KoptError(f"int8-static: include={list(c.include)} matches no {list(c.op_types)} node")
-        voices, vsrc = _common.resolve_voices(ctx.voices, c.voices)
-        src = _common.write_input(model, ctx.workdir)
+        voices, vsrc = common.resolve_voices(ctx.voices, c.voices)
+        src = common.write_input(model, ctx.workdir)
         out = ctx.workdir / "int8_static.onnx"
         info = quantize_static_file(src, out, c, voices, include, exclude)
-        q = _common.load_output(out)
-        rep = _common.variant_report(q, out, precision="int8-static", voices=vsrc, excluded=list(c.exclude),
+        q = common.load_output(out)
+        rep = common.variant_report(q, out, precision="int8-static", voices=vsrc, excluded=list(c.exclude),
                                      excluded_nodes=len(exclude), included=list(c.include), **info)
         if c.check:
-            rep["guard"] = _common.guard(out, voices)
+            rep["guard"] = common.guard(out, voices)
         return PassResult(model=q, report=rep)

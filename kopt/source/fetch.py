@@ -25,8 +25,8 @@ from kopt.core.model import load_model
 from kopt.core.progress import NullProgress
 from kopt.core.refs import set_ref
 from kopt.core.store import Artifact, ArtifactStore, StepSpec
+from kopt.core.vocab import default_vocab, load_vocab
 from kopt.source.dequantize import precision_of
-from kopt.source.vocab import default_vocab, load_vocab
 from kopt.source.voices import load_voices, save_voices
 
 EMBEDDED_SHA256 = "6e742170d309016e5891a994e1ce1559c702a2ccd0075e67ef7157974f6406cb"

@@ -80,7 +80,7 @@ def compare_audio(int8_path, fp32_path, style_pack: np.ndarray, vocab_path=None)
     from scipy.signal import resample_poly
 
     from kopt.core.kokoro import KokoroIO, open_session, style_of
-    from kopt.source.vocab import default_vocab, load_vocab
+    from kopt.core.vocab import default_vocab, load_vocab
 
     vocab = load_vocab(vocab_path) if vocab_path else default_vocab()
     ids = [vocab[c] for c in COMPARE_PHONEMES if c in vocab]

@@ -110,7 +110,7 @@ def _int8_model(tmp_path) -> onnx.ModelProto:
     per-tensor range of the first quantizer, as the real model's pads do."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    from kopt.quantize._common import quiet_ort_quant_logging
+    from kopt.quantize.common import quiet_ort_quant_logging
 
     m = duration_kokoro_model()
     g = m.graph

@@ -7,16 +7,16 @@ import pytest
 
 from kopt.core.errors import KoptError, VoiceError
 from kopt.core.passes import PassContext, get_pass, make_config
-from kopt.quantize import _common
+from kopt.quantize import common
 
 
 def test_missing_embedded_package_is_the_only_fallback(monkeypatch):
     import kopt.source.fetch as fetch
 
     monkeypatch.setattr(fetch, "embedded_voices", lambda: None)
-    assert _common.resolve_voices(None) == (None, _common.NO_VOICES)
-    assert "not installed" in _common.NO_VOICES
-    assert _common.voices_key() == "none"
+    assert common.resolve_voices(None) == (None, common.NO_VOICES)
+    assert "not installed" in common.NO_VOICES
+    assert common.voices_key() == "none"
 
 
 def test_corrupt_embedded_voice_pack_is_an_error_not_random_style(monkeypatch, tmp_path):
@@ -26,7 +26,7 @@ def test_corrupt_embedded_voice_pack_is_an_error_not_random_style(monkeypatch, t
     bad.write_bytes(b"PK\x03\x04 truncated")
     monkeypatch.setattr(fetch, "embedded_voices", lambda: bad)
     with pytest.raises(VoiceError, match="voices_ja.npz: not a readable npz voice pack"):
-        _common.resolve_voices(None)
+        common.resolve_voices(None)
 
 
 def test_pass_report_says_which_voices_it_checked_with(named_path, tmp_path, monkeypatch):
@@ -36,7 +36,7 @@ def test_pass_report_says_which_voices_it_checked_with(named_path, tmp_path, mon
     cls = get_pass("int8-dynamic")
     (tmp_path / "w").mkdir()
     res = cls(make_config(cls, {})).run(onnx.load(str(named_path)), PassContext(workdir=tmp_path / "w"))
-    assert res.report["voices"] == _common.NO_VOICES
+    assert res.report["voices"] == common.NO_VOICES
     assert set(res.report["guard"]) == {"short", "medium", "long"}
 
 
