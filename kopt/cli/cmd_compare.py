@@ -35,10 +35,30 @@ def compare_cmd(
     import json
 
     from kopt.core.errors import KoptError
-    from kopt.core.recipe import validate
     from kopt.core.results import read_records
     from kopt.report.verdict import compare
-    from kopt.select.frontier import fmt
+
+    s = _settings(settings_file, threshold, metric, no_noise, allow_missing, match)
+    brecs, crecs = read_records(baseline), read_records(current)
+    if not brecs or not crecs:
+        raise KoptError(f"{baseline if not brecs else current}: no records to compare")
+    cmp_ = compare(brecs, crecs, s)
+    if not state.S.quiet:
+        _print(cmp_)
+    data = {"command": "compare", "baseline": str(baseline), "current": str(current), **cmp_.as_dict()}
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
+        state.say(f"verdict written to {out}")
+    state.emit(data)
+    if cmp_.regression:
+        # SystemExit, not typer.Exit: the root runs click with standalone_mode=False, which swallows Exit codes
+        raise SystemExit(int(ExitCode.REGRESSION))
+
+
+def _settings(settings_file, threshold, metric, no_noise, allow_missing, match):
+    """The settings file's [compare] with the flags on top, re-validated (a bad value names its field)."""
+    from kopt.core.recipe import validate
     from kopt.select.settings import CompareSettings, load_settings, parse_threshold_flags
 
     base = load_settings(settings_file).compare.model_dump()
@@ -51,50 +71,42 @@ def compare_cmd(
         base["allow_missing"] = True
     if match is not None:
         base["match"] = match
-    s = validate(CompareSettings, base, "compare settings")
-    brecs, crecs = read_records(baseline), read_records(current)
-    if not brecs or not crecs:
-        raise KoptError(f"{baseline if not brecs else current}: no records to compare")
-    cmp_ = compare(brecs, crecs, s)
-    if not state.S.quiet:
-        from rich.table import Table
+    return validate(CompareSettings, base, "compare settings")
 
-        con = state.console()
-        for n in cmp_.notes:
-            con.print(f"[yellow]note:[/] {n}")
-        for title, items, style in (("worse (regressions)", cmp_.regressions, "red"),
-                                    ("worse on watched metrics (not gating)", cmp_.worse, "yellow"),
-                                    ("better", cmp_.improvements, "green")):
-            if not items:
-                continue
-            t = Table(title=title, title_justify="left", title_style=f"bold {style}")
-            for c in ("variant", "provider", "metric", "baseline", "current", "change", "threshold"):
-                t.add_column(c)
-            for c in items:
-                rel = f"{c.rel:+.1%}" if c.rel is not None else (f"{c.delta:+.4g}" if c.delta is not None else "")
-                t.add_row(c.variant, c.provider.removesuffix("ExecutionProvider"), c.metric, fmt(c.baseline),
-                          fmt(c.current), rel, c.threshold)
-            con.print(t)
-        for c in cmp_.cells:
-            con.print(f"[{'red' if c.regression else 'cyan'}]{c.outcome}[/]: {c.variant} on {c.provider}: {c.note}")
-        noisy = [c for c in cmp_.changes if c.outcome == "within_noise"]
-        for c in noisy:
-            con.print(f"[dim]within noise: {c.variant} on {c.provider} {c.metric}: {c.note}[/]")
-        skipped = sorted({c.metric for c in cmp_.changes if c.outcome == "not_compared" and "machines" in c.note})
-        if skipped:
-            con.print(f"[yellow]not compared across machines:[/] {', '.join(skipped)}")
-        same = sum(1 for c in cmp_.changes if c.outcome == "within_threshold")
-        verdict = "[bold red]REGRESSION[/]" if cmp_.regression else "[bold green]OK[/]"
-        con.print(f"{verdict}: {len(cmp_.regressions)} regressions, {len(cmp_.worse)} worse but not gating, "
-                  f"{len(cmp_.improvements)} better, "
-                  f"{len(noisy)} within noise, {same} within threshold"
-                  + (f"; exit {int(ExitCode.REGRESSION)}" if cmp_.regression else ""))
-    data = {"command": "compare", "baseline": str(baseline), "current": str(current), **cmp_.as_dict()}
-    if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
-        state.say(f"verdict written to {out}")
-    state.emit(data)
-    if cmp_.regression:
-        # SystemExit, not typer.Exit: the root runs click with standalone_mode=False, which swallows Exit codes
-        raise SystemExit(int(ExitCode.REGRESSION))
+
+def _print(cmp_) -> None:
+    """The verdict for a person: regressions, watched and better metrics, per-cell outcomes, totals."""
+    from kopt.select.frontier import fmt
+
+    from rich.table import Table
+
+    con = state.console()
+    for n in cmp_.notes:
+        con.print(f"[yellow]note:[/] {n}")
+    for title, items, style in (("worse (regressions)", cmp_.regressions, "red"),
+                                ("worse on watched metrics (not gating)", cmp_.worse, "yellow"),
+                                ("better", cmp_.improvements, "green")):
+        if not items:
+            continue
+        t = Table(title=title, title_justify="left", title_style=f"bold {style}")
+        for c in ("variant", "provider", "metric", "baseline", "current", "change", "threshold"):
+            t.add_column(c)
+        for c in items:
+            rel = f"{c.rel:+.1%}" if c.rel is not None else (f"{c.delta:+.4g}" if c.delta is not None else "")
+            t.add_row(c.variant, c.provider.removesuffix("ExecutionProvider"), c.metric, fmt(c.baseline),
+                      fmt(c.current), rel, c.threshold)
+        con.print(t)
+    for c in cmp_.cells:
+        con.print(f"[{'red' if c.regression else 'cyan'}]{c.outcome}[/]: {c.variant} on {c.provider}: {c.note}")
+    noisy = [c for c in cmp_.changes if c.outcome == "within_noise"]
+    for c in noisy:
+        con.print(f"[dim]within noise: {c.variant} on {c.provider} {c.metric}: {c.note}[/]")
+    skipped = sorted({c.metric for c in cmp_.changes if c.outcome == "not_compared" and "machines" in c.note})
+    if skipped:
+        con.print(f"[yellow]not compared across machines:[/] {', '.join(skipped)}")
+    same = sum(1 for c in cmp_.changes if c.outcome == "within_threshold")
+    verdict = "[bold red]REGRESSION[/]" if cmp_.regression else "[bold green]OK[/]"
+    con.print(f"{verdict}: {len(cmp_.regressions)} regressions, {len(cmp_.worse)} worse but not gating, "
+              f"{len(cmp_.improvements)} better, "
+              f"{len(noisy)} within noise, {same} within threshold"
+              + (f"; exit {int(ExitCode.REGRESSION)}" if cmp_.regression else ""))
