@@ -110,10 +110,8 @@ class Worker:
         return {"seconds": time.perf_counter() - t0, "samples": int(first.size)}
 
     def partition(self, req: dict[str, Any]) -> dict[str, Any]:
-        import onnxruntime as ort
-
         from kokoro_runtime.feed import pad
-        from kopt.core.kokoro import KokoroIO, options, style_of
+        from kopt.core.kokoro import KokoroIO, open_session, options, style_of
         from kopt.core.providers import partition_from_profile
 
         base = self.req
@@ -121,7 +119,7 @@ class Worker:
         out: dict[str, Any] = {}
         with tempfile.TemporaryDirectory(prefix="kopt-prof-") as d:
             so = options(int(base.get("threads", 0)), True, profile_prefix=os.path.join(d, "p"))
-            sess = ort.InferenceSession(base["model"], so, providers=providers)
+            sess = open_session(base["model"], providers=providers, opts=so, fallback=True)
             ids = req["ids"]
             style = style_of(self.synth.voice_array(base["voice"]), len(ids))
             sess.run(None, KokoroIO.of(sess, base["model"]).feeds(pad(ids), style, 1.0))
@@ -130,7 +128,7 @@ class Worker:
             if req.get("strict") and base["ep"] != "CPUExecutionProvider":
                 try:
                     strict = options(1, True, config={"session.disable_cpu_ep_fallback": "1"})
-                    ort.InferenceSession(base["model"], strict, providers=providers)
+                    open_session(base["model"], providers=providers, opts=strict, fallback=True)
                     out["strict_ok"] = True
                 except Exception as e:  # ORT's own exception types
                     out["strict_ok"] = False
