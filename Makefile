@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 EXTRAS := embedded,g2p,cache,test
 RECIPE ?= recipes/default.toml
 
-.PHONY: setup run test test-fast browser clean
+.PHONY: setup run test test-fast lint browser clean
 
 setup: $(VENV)/.installed
 
@@ -25,6 +25,10 @@ run: setup
 # Every test: fast ones on tiny synthetic graphs, slow ones on the real model.
 test: setup
 	$(BIN)/python -m pytest -q
+
+# ruff, configured in pyproject.toml ([tool.ruff]); .ci/run runs it before the tests.
+lint: setup
+	$(BIN)/ruff check .
 
 test-fast: setup
 	$(BIN)/python -m pytest -q -m "not slow"

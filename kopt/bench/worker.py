@@ -28,6 +28,8 @@ import time
 import traceback
 from typing import Any, BinaryIO
 
+from kokoro_runtime.errors import first_line
+
 
 def _limit_memory(mb: int) -> None:
     if mb > 0:
@@ -108,34 +110,29 @@ class Worker:
         return {"seconds": time.perf_counter() - t0, "samples": int(first.size)}
 
     def partition(self, req: dict[str, Any]) -> dict[str, Any]:
-        import numpy as np
-        import onnxruntime as ort
-
-        from kopt.core.providers import partition_from_profile, session_options
+        from kokoro_runtime.feed import pad
+        from kopt.core.kokoro import KokoroIO, open_session, options, style_of
+        from kopt.core.providers import partition_from_profile
 
         base = self.req
         providers = [tuple(p) if isinstance(p, list) else p for p in base["providers"]]
         out: dict[str, Any] = {}
         with tempfile.TemporaryDirectory(prefix="kopt-prof-") as d:
-            so = session_options(int(base.get("threads", 0)), profile_prefix=os.path.join(d, "p"))
-            sess = ort.InferenceSession(base["model"], so, providers=providers)
+            so = options(int(base.get("threads", 0)), True, profile_prefix=os.path.join(d, "p"))
+            sess = open_session(base["model"], providers=providers, opts=so, fallback=True)
             ids = req["ids"]
-            names = {i.name: i for i in sess.get_inputs()}
-            tok = "tokens" if "tokens" in names else "input_ids"
-            style = self.synth.voice_array(base["voice"])[min(len(ids), 509)].reshape(1, 256)
-            spd_int = "int32" in names["speed"].type
-            feeds = {tok: np.array([[0, *ids, 0]], np.int64), "style": style.astype(np.float32),
-                     "speed": np.array([1], np.int32) if spd_int else np.array([1.0], np.float32)}
-            sess.run(None, feeds)
+            style = style_of(self.synth.voice_array(base["voice"]), len(ids))
+            sess.run(None, KokoroIO.of(sess, base["model"]).feeds(pad(ids), style, 1.0))
             out.update(partition_from_profile(sess.end_profiling()))
             del sess
             if req.get("strict") and base["ep"] != "CPUExecutionProvider":
                 try:
-                    ort.InferenceSession(base["model"], session_options(1, strict=True), providers=providers)
+                    strict = options(1, True, config={"session.disable_cpu_ep_fallback": "1"})
+                    open_session(base["model"], providers=providers, opts=strict, fallback=True)
                     out["strict_ok"] = True
                 except Exception as e:  # ORT's own exception types
                     out["strict_ok"] = False
-                    out["strict_error"] = (str(e).strip().splitlines() or [type(e).__name__])[-1][:300]
+                    out["strict_error"] = first_line(e)
         return out
 
     def stats(self, req: dict[str, Any]) -> dict[str, Any]:
@@ -167,8 +164,7 @@ def serve(inp: BinaryIO, out: BinaryIO) -> int:
         except MemoryError:
             rep = {"ok": False, "error": "out of memory (MemoryError under the worker's memory limit)"}
         except Exception as e:  # reported to the parent, which records the cell as failed
-            msg = (str(e).strip().splitlines() or [""])[0][:400]
-            rep = {"ok": False, "error": f"{type(e).__name__}: {msg}", "trace": traceback.format_exc()[-2000:]}
+            rep = {"ok": False, "error": f"{type(e).__name__}: {first_line(e, 400)}", "trace": traceback.format_exc()[-2000:]}
         out.write((json.dumps(rep) + "\n").encode())
         out.flush()
     return 0

@@ -1,9 +1,9 @@
 """One build: acquire -> reference -> variants -> bench -> quality -> select -> report -> compare ->
 publish. Each stage reuses what the store already holds; the summary says what was reused.
 
-Exit codes (``BuildResult.exit_code``): 0 built (or a shard measured); 2 no variant meets the
-constraints for the publish provider; 3 the regression gate tripped. Invalid recipes and other known
-errors raise KoptError (exit 1 from the CLI).
+Exit codes (``BuildResult.exit_code``, from kopt.core.exits): OK built (or a shard measured); NO_WINNER no
+variant meets the constraints for the publish provider; REGRESSION the regression gate tripped.
+Invalid recipes and other known errors raise KoptError (ERROR from the CLI).
 """
 
 from __future__ import annotations
@@ -18,11 +18,12 @@ from typing import Any
 from kopt.build import measure
 from kopt.build.recipe import BuildRecipe
 from kopt.core.errors import KoptError
+from kopt.core.exits import ExitCode
 from kopt.core.hashing import canonical_json, content_key
 from kopt.core.progress import NullProgress
 from kopt.core.results import append_records, new_run_id, read_records
 
-EXIT_OK, EXIT_NO_WINNER, EXIT_REGRESSION = 0, 2, 3
+EXIT_OK, EXIT_NO_WINNER, EXIT_REGRESSION = int(ExitCode.OK), int(ExitCode.NO_WINNER), int(ExitCode.REGRESSION)
 
 
 @dataclasses.dataclass
@@ -137,8 +138,8 @@ def run_build(recipe: BuildRecipe, store, *, recipe_path: str | Path | None = No
     # 4. select, 5. report
     from kopt.report.build import write_report
     from kopt.select.frontier import select
-    from kopt.select.rows import build_rows
     from kopt.select.metrics import Catalog
+    from kopt.select.rows import build_rows
 
     cat = Catalog({k: v.model_dump() for k, v in recipe.select.metrics.items()})
     res.objectives = {"speed": recipe.select.speed, "quality": recipe.select.quality, "size": recipe.select.size}

@@ -16,14 +16,6 @@ def register(app: typer.Typer) -> None:
     app.command("providers")(providers_cmd)
 
 
-def results_path(out: Optional[Path], run_id: str) -> Path:
-    return out if out is not None else Path(state.S.artifacts) / "results" / f"{run_id}.jsonl"
-
-
-def _overrides(**kw: Any) -> dict[str, Any]:
-    return {k: (tuple(v) if isinstance(v, list) else v) for k, v in kw.items() if v not in (None, [], ())}
-
-
 def bench_cmd(
     variants: Optional[List[str]] = typer.Argument(None, help="Model paths, artifact keys or ref names "
                                                    "(e.g. reference base)."),
@@ -46,21 +38,21 @@ def bench_cmd(
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the settings and cells; measure nothing."),
 ) -> None:
     """Benchmark variants: size, session creation, first inference, RTF, TTFA, peak RSS per provider."""
-    from kopt.bench.recipe import build, read_section
     from kopt.bench.run import run_bench
     from kopt.bench.settings import BenchSettings
     from kopt.bench.variants import default_voices, resolve_variant
     from kopt.core.errors import KoptError
+    from kopt.core.recipe import read_section, validate
     from kopt.core.results import append_records, new_run_id
-    from kopt.source.vocab import default_vocab, load_vocab
+    from kopt.core.vocab import default_vocab, load_vocab
 
     values = read_section(recipe, "bench")
-    values.update(_overrides(variants=variants, providers=provider, threads=threads, repeats=repeats, warmup=warmup,
+    values.update(state.overrides(variants=variants, providers=provider, threads=threads, repeats=repeats, warmup=warmup,
                              ttfa_repeats=ttfa_repeats, categories=category, texts=text, voice=voice,
                              baseline=baseline, timeout_s=timeout, memory_limit_mb=memory_mb))
     if no_partition:
         values["partition"] = False
-    settings = build(BenchSettings, values, str(recipe) if recipe else "kopt bench")
+    settings = validate(BenchSettings, values, str(recipe) if recipe else "kopt bench")
     if not settings.variants:
         raise KoptError("no variants: pass VARIANT arguments (paths, artifact keys or ref names) or a recipe "
                         "with [bench] variants")
@@ -72,14 +64,14 @@ def bench_cmd(
     if dry_run:
         plan = {"command": "bench", "dry_run": True, "settings": settings.model_dump(mode="json"),
                 "variants": [v.as_dict() for v in vs], "voices": str(voices_path),
-                "out": str(results_path(out, run_id))}
+                "out": str(state.results_path(out, run_id))}
         state.say(f"would benchmark {len(vs)} variant(s) x {len(settings.providers)} provider(s): "
                   f"{settings.model_dump_json()}")
         state.emit(plan)
         return
     records = run_bench(vs, settings, voices_path=str(voices_path), vocab=vocab, run_id=run_id,
                         progress=state.progress())
-    path = append_records(results_path(out, run_id), records)
+    path = append_records(state.results_path(out, run_id), records)
     if not state.S.quiet:
         state.console().print(bench_table(records))
         reasons: dict[str, str] = {}

@@ -27,9 +27,9 @@ def build_cmd(
 ) -> None:
     """Build a recipe: fetch, reference, variants, bench, quality, select, report, compare, publish.
 
-    Exit codes: 0 built; 1 invalid recipe or other error; 2 no variant meets the constraints for the
-    publish provider; 3 the regression gate tripped. Every step is cached by content: a re-run redoes
-    only what changed."""
+    Exit codes: 0 built; 1 invalid recipe or other error; 2 usage error; 3 the regression gate
+    tripped; 4 no variant meets the constraints for the publish provider. Every step is cached by
+    content: a re-run redoes only what changed."""
     from kopt.build.recipe import load_build_recipe
 
     r = load_build_recipe(recipe)

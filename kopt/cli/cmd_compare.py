@@ -12,6 +12,7 @@ from typing import List, Optional
 import typer
 
 from kopt.cli import state
+from kopt.core.exits import ExitCode
 
 
 def register(app: typer.Typer) -> None:
@@ -33,12 +34,31 @@ def compare_cmd(
     """Compare CURRENT against BASELINE; exit 3 on a regression (for CI)."""
     import json
 
-    from pydantic import ValidationError
-
     from kopt.core.errors import KoptError
     from kopt.core.results import read_records
-    from kopt.report.verdict import REGRESSION_EXIT, compare
-    from kopt.select.frontier import fmt
+    from kopt.report.verdict import compare
+
+    s = _settings(settings_file, threshold, metric, no_noise, allow_missing, match)
+    brecs, crecs = read_records(baseline), read_records(current)
+    if not brecs or not crecs:
+        raise KoptError(f"{baseline if not brecs else current}: no records to compare")
+    cmp_ = compare(brecs, crecs, s)
+    if not state.S.quiet:
+        _print(cmp_)
+    data = {"command": "compare", "baseline": str(baseline), "current": str(current), **cmp_.as_dict()}
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
+        state.say(f"verdict written to {out}")
+    state.emit(data)
+    if cmp_.regression:
+        # SystemExit, not typer.Exit: the root runs click with standalone_mode=False, which swallows Exit codes
+        raise SystemExit(int(ExitCode.REGRESSION))
+
+
+def _settings(settings_file, threshold, metric, no_noise, allow_missing, match):
+    """The settings file's [compare] with the flags on top, re-validated (a bad value names its field)."""
+    from kopt.core.recipe import validate
     from kopt.select.settings import CompareSettings, load_settings, parse_threshold_flags
 
     base = load_settings(settings_file).compare.model_dump()
@@ -51,54 +71,42 @@ def compare_cmd(
         base["allow_missing"] = True
     if match is not None:
         base["match"] = match
-    try:
-        s = CompareSettings.model_validate(base)
-    except ValidationError as e:
-        err = e.errors()[0]
-        raise KoptError(f"compare settings: {'.'.join(str(x) for x in err['loc'])}: {err['msg']}") from None
-    brecs, crecs = read_records(baseline), read_records(current)
-    if not brecs or not crecs:
-        raise KoptError(f"{baseline if not brecs else current}: no records to compare")
-    cmp_ = compare(brecs, crecs, s)
-    if not state.S.quiet:
-        from rich.table import Table
+    return validate(CompareSettings, base, "compare settings")
 
-        con = state.console()
-        for n in cmp_.notes:
-            con.print(f"[yellow]note:[/] {n}")
-        for title, items, style in (("worse (regressions)", cmp_.regressions, "red"),
-                                    ("worse on watched metrics (not gating)", cmp_.worse, "yellow"),
-                                    ("better", cmp_.improvements, "green")):
-            if not items:
-                continue
-            t = Table(title=title, title_justify="left", title_style=f"bold {style}")
-            for c in ("variant", "provider", "metric", "baseline", "current", "change", "threshold"):
-                t.add_column(c)
-            for c in items:
-                rel = f"{c.rel:+.1%}" if c.rel is not None else (f"{c.delta:+.4g}" if c.delta is not None else "")
-                t.add_row(c.variant, c.provider.removesuffix("ExecutionProvider"), c.metric, fmt(c.baseline),
-                          fmt(c.current), rel, c.threshold)
-            con.print(t)
-        for c in cmp_.cells:
-            con.print(f"[{'red' if c.regression else 'cyan'}]{c.outcome}[/]: {c.variant} on {c.provider}: {c.note}")
-        noisy = [c for c in cmp_.changes if c.outcome == "within_noise"]
-        for c in noisy:
-            con.print(f"[dim]within noise: {c.variant} on {c.provider} {c.metric}: {c.note}[/]")
-        skipped = sorted({c.metric for c in cmp_.changes if c.outcome == "not_compared" and "machines" in c.note})
-        if skipped:
-            con.print(f"[yellow]not compared across machines:[/] {', '.join(skipped)}")
-        same = sum(1 for c in cmp_.changes if c.outcome == "within_threshold")
-        verdict = "[bold red]REGRESSION[/]" if cmp_.regression else "[bold green]OK[/]"
-        con.print(f"{verdict}: {len(cmp_.regressions)} regressions, {len(cmp_.worse)} worse but not gating, "
-                  f"{len(cmp_.improvements)} better, "
-                  f"{len(noisy)} within noise, {same} within threshold"
-                  + (f"; exit {REGRESSION_EXIT}" if cmp_.regression else ""))
-    data = {"command": "compare", "baseline": str(baseline), "current": str(current), **cmp_.as_dict()}
-    if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
-        state.say(f"verdict written to {out}")
-    state.emit(data)
-    if cmp_.regression:
-        # SystemExit, not typer.Exit: the root runs click with standalone_mode=False, which swallows Exit codes
-        raise SystemExit(REGRESSION_EXIT)
+
+def _print(cmp_) -> None:
+    """The verdict for a person: regressions, watched and better metrics, per-cell outcomes, totals."""
+    from kopt.select.frontier import fmt
+
+    from rich.table import Table
+
+    con = state.console()
+    for n in cmp_.notes:
+        con.print(f"[yellow]note:[/] {n}")
+    for title, items, style in (("worse (regressions)", cmp_.regressions, "red"),
+                                ("worse on watched metrics (not gating)", cmp_.worse, "yellow"),
+                                ("better", cmp_.improvements, "green")):
+        if not items:
+            continue
+        t = Table(title=title, title_justify="left", title_style=f"bold {style}")
+        for c in ("variant", "provider", "metric", "baseline", "current", "change", "threshold"):
+            t.add_column(c)
+        for c in items:
+            rel = f"{c.rel:+.1%}" if c.rel is not None else (f"{c.delta:+.4g}" if c.delta is not None else "")
+            t.add_row(c.variant, c.provider.removesuffix("ExecutionProvider"), c.metric, fmt(c.baseline),
+                      fmt(c.current), rel, c.threshold)
+        con.print(t)
+    for c in cmp_.cells:
+        con.print(f"[{'red' if c.regression else 'cyan'}]{c.outcome}[/]: {c.variant} on {c.provider}: {c.note}")
+    noisy = [c for c in cmp_.changes if c.outcome == "within_noise"]
+    for c in noisy:
+        con.print(f"[dim]within noise: {c.variant} on {c.provider} {c.metric}: {c.note}[/]")
+    skipped = sorted({c.metric for c in cmp_.changes if c.outcome == "not_compared" and "machines" in c.note})
+    if skipped:
+        con.print(f"[yellow]not compared across machines:[/] {', '.join(skipped)}")
+    same = sum(1 for c in cmp_.changes if c.outcome == "within_threshold")
+    verdict = "[bold red]REGRESSION[/]" if cmp_.regression else "[bold green]OK[/]"
+    con.print(f"{verdict}: {len(cmp_.regressions)} regressions, {len(cmp_.worse)} worse but not gating, "
+              f"{len(cmp_.improvements)} better, "
+              f"{len(noisy)} within noise, {same} within threshold"
+              + (f"; exit {int(ExitCode.REGRESSION)}" if cmp_.regression else ""))

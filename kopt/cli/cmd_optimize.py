@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Optional
 
@@ -14,26 +13,6 @@ from kopt.cli import state
 def register(app: typer.Typer) -> None:
     app.command("optimize")(optimize_cmd)
     app.command("passes")(passes_cmd)
-
-
-def _parse_value(raw: str):
-    """A --set value: JSON when it parses (numbers, true/false, lists), else the plain string."""
-    try:
-        return json.loads(raw)
-    except json.JSONDecodeError:
-        return raw
-
-
-def _parse_sets(sets: list[str]) -> dict:
-    from kopt.core.errors import RecipeError
-
-    out: dict = {}
-    for s in sets:
-        if "=" not in s:
-            raise RecipeError(f"--set {s!r}: expected key=value")
-        k, v = s.split("=", 1)
-        out[k.strip()] = _parse_value(v.strip())
-    return out
 
 
 def optimize_cmd(
@@ -54,7 +33,7 @@ def optimize_cmd(
     import sys
 
     from kopt.core.errors import RecipeError
-    from kopt.core.recipe import load_recipe, one_variant, validate_recipe
+    from kopt.core.recipe import one_variant, validate_recipe
 
     if recipe is not None:
         if model is not None or pass_names:
@@ -126,7 +105,9 @@ def _chain_from_argv(argv: list[str], pass_names: list[str], sets: list[str]) ->
         # Not called from a plain command line (e.g. CliRunner with a different argv): all --set to the last pass.
         chain = [(p, []) for p in pass_names]
         chain[-1][1].extend(sets)
-    return [(p, _parse_sets(s)) for p, s in chain]
+    from kopt.core.recipe import parse_sets
+
+    return [(p, parse_sets(s)) for p, s in chain]
 
 
 def passes_cmd() -> None:

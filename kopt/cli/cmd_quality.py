@@ -30,21 +30,20 @@ def quality_cmd(
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the settings; score nothing."),
 ) -> None:
     """Score variants against the reference: PESQ-wb, STOI, log-mel, MR-STFT, MCD, DNSMOS, duration drift."""
-    from kopt.bench.recipe import build, read_section
     from kopt.bench.variants import default_voices, resolve_variant
-    from kopt.cli.cmd_bench import _overrides, results_path
     from kopt.core.errors import KoptError
+    from kopt.core.recipe import read_section, validate
     from kopt.core.results import append_records, new_run_id
     from kopt.quality.run import run_quality
     from kopt.quality.settings import QualitySettings
     from kopt.source.voices import load_voices
 
     values = read_section(recipe, "quality")
-    values.update(_overrides(variants=variants, reference=reference, metrics=metric, categories=category, texts=text,
+    values.update(state.overrides(variants=variants, reference=reference, metrics=metric, categories=category, texts=text,
                              voices=voice, threads=threads))
     if no_aligned:
         values["aligned"] = False
-    settings = build(QualitySettings, values, str(recipe) if recipe else "kopt quality")
+    settings = validate(QualitySettings, values, str(recipe) if recipe else "kopt quality")
     if not settings.variants:
         raise KoptError("no variants: pass VARIANT arguments (paths, artifact keys or ref names) or a recipe "
                         "with [quality] variants")
@@ -64,7 +63,7 @@ def quality_cmd(
         return
     records = run_quality(vs, ref, settings, voices=vmap, run_id=run_id,
                           cache_dir=Path(state.S.artifacts) / ".cache" / "durations", progress=state.progress())
-    path = append_records(results_path(out, run_id), records)
+    path = append_records(state.results_path(out, run_id), records)
     if not state.S.quiet:
         state.console().print(quality_table(records))
         for r in records:

@@ -27,18 +27,17 @@ def quantize_cmd(
     threads: int = typer.Option(1, "--threads", help="Threads for the checks' ONNX Runtime sessions."),
 ) -> None:
     """Quantize a model with one pass; prints the variant's key, size and precision per node group."""
-    from kopt.cli.cmd_optimize import _parse_sets
     from kopt.core.errors import KoptError
-    from kopt.core.recipe import one_variant
+    from kopt.core.recipe import one_variant, parse_sets
     from kopt.core.runner import Runner
 
     if pass_name not in QUANT_PASSES:
         raise KoptError(f"--pass {pass_name!r} is not a quantization pass; choose one of: {', '.join(QUANT_PASSES)}")
-    r = one_variant(model, [(pass_name, _parse_sets(sets))], name=name or pass_name)
+    r = one_variant(model, [(pass_name, parse_sets(sets))], name=name or pass_name)
     if dry_run:
         typer.echo(r.to_toml(), nl=False)
         raise typer.Exit(0)
-    res = Runner(state.store(), state.progress(), threads=threads).run(r)[0]
+    res = Runner(state.store(), state.progress(), threads=threads).run(r, warn=False)[0]  # the error says it
     if res.status == "failed":
         state.emit({"command": "quantize", "variant": res.as_dict()})
         raise KoptError(f"{res.name}: {res.reason}")

@@ -8,8 +8,7 @@ from typing import List, Optional
 import typer
 
 from kopt.cli import state
-
-NO_WINNER_EXIT = 4
+from kopt.core.exits import ExitCode
 
 
 def register(app: typer.Typer) -> None:
@@ -20,9 +19,7 @@ def select_settings(settings_file: Optional[Path], mins: List[str], maxs: List[s
                     quality: Optional[str] = None, size: Optional[str] = None, tie: Optional[float] = None,
                     quality_any_machine: bool = False):
     """Settings file's [select] with flags on top (re-validated, so a bad value names its field)."""
-    from pydantic import ValidationError
-
-    from kopt.core.errors import KoptError
+    from kopt.core.recipe import validate
     from kopt.select.settings import SelectSettings, load_settings, parse_bound_flags
 
     base = load_settings(settings_file).select.model_dump()
@@ -38,11 +35,7 @@ def select_settings(settings_file: Optional[Path], mins: List[str], maxs: List[s
         base["size"] = None if size.lower() in ("", "none") else size
     if quality_any_machine:
         base["quality_across_machines"] = True
-    try:
-        return SelectSettings.model_validate(base)
-    except ValidationError as e:
-        err = e.errors()[0]
-        raise KoptError(f"select settings: {'.'.join(str(x) for x in err['loc'])}: {err['msg']}") from None
+    return validate(SelectSettings, base, "select settings")
 
 
 MIN_HELP = "Constraint [PROVIDER:]METRIC=VALUE, e.g. pesq_wb_aligned=4.0 or CUDAExecutionProvider:dnsmos_ovrl=3.0."
@@ -60,7 +53,7 @@ def select_cmd(
     quality_any_machine: bool = typer.Option(False, "--quality-any-machine",
                                              help="Use quality measured on another machine for the same variant key."),
     out: Optional[Path] = typer.Option(None, "--out", help="Write the selection as JSON here."),
-    strict: bool = typer.Option(False, "--strict", help=f"Exit {NO_WINNER_EXIT} when a provider has no winner."),
+    strict: bool = typer.Option(False, "--strict", help=f"Exit {int(ExitCode.NO_WINNER)} when a provider has no winner."),
 ) -> None:
     """Pick one winner per provider (and machine) from bench + quality results, explaining every loser."""
     import json
@@ -108,4 +101,4 @@ def select_cmd(
         state.say(f"selection written to {out}")
     state.emit(data)
     if strict and any(g.winner is None for g in sel.groups):
-        raise SystemExit(NO_WINNER_EXIT)  # not typer.Exit: standalone_mode=False would swallow its code
+        raise SystemExit(int(ExitCode.NO_WINNER))  # not typer.Exit: standalone_mode=False would swallow its code

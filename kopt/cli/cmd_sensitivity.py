@@ -34,7 +34,7 @@ def sensitivity_cmd(
     import json
 
     from kopt.core.runner import resolve_input
-    from kopt.quantize.sensitivity import SensitivityConfig, run_sensitivity, write_precision_map
+    from kopt.quality.sensitivity import SensitivityConfig, run_sensitivity, write_precision_map
 
     fields: dict = {"budget": budget, "calibrate_method": method, "search": not no_search, "threads": threads,
                     "balance": not no_balance}

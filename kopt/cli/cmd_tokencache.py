@@ -53,10 +53,10 @@ def stats_cmd(
     """Hit rate on a corpus, and how far cached phonemes drift from sentence-level G2P."""
     from importlib import resources
 
-    from kopt.core.errors import KoptError
     from kokoro_runtime.lexicon import TokenCache
+    from kopt.core.errors import KoptError
+    from kopt.core.vocab import default_vocab
     from kopt.publish.tokencache import audio_agreement, hit_stats, measure
-    from kopt.source.vocab import default_vocab
 
     path = cache_file / "token_cache.json.gz" if cache_file.is_dir() else cache_file
     cache = TokenCache.load(path) if path.exists() else None

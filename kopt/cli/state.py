@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import sys
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, Optional
 
 
 @dataclass
@@ -60,3 +61,13 @@ def emit(data: Any) -> None:
 def error(message: str) -> None:
     first = message.strip().splitlines()[0] if message.strip() else "error"
     sys.stderr.write(f"kopt: error: {first}\n")
+
+
+def results_path(out: Optional[Path], run_id: str) -> Path:
+    """Where a command's result records go: ``--out``, else ``<artifacts>/results/<run_id>.jsonl``."""
+    return out if out is not None else Path(S.artifacts) / "results" / f"{run_id}.jsonl"
+
+
+def overrides(**kw: Any) -> dict[str, Any]:
+    """Settings from the flags the user gave (lists as tuples); unset ones are left to the recipe."""
+    return {k: (tuple(v) if isinstance(v, list) else v) for k, v in kw.items() if v not in (None, [], ())}

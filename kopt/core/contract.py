@@ -14,14 +14,14 @@ from pathlib import Path
 import numpy as np
 import onnx
 
+from kokoro_runtime.errors import first_line
+from kokoro_runtime.feed import DURATIONS, MAX_TOKENS, STYLE_DIM, TOKEN_NAMES
 from kopt.core.errors import ModelError
 from kopt.core.model import load_model
 
 SAMPLE_RATE = 24000
-STYLE_DIM = 256
-MAX_TOKENS = 510  # style packs have 510 rows; the model takes at most 510 phoneme tokens + 2 pads
-TOKEN_NAMES = ("tokens", "input_ids")
-DURATIONS_INPUT = "durations"  # optional extra input added by the durations pass (int64 [seq], or empty)
+__all__ = ["DURATIONS", "MAX_TOKENS", "SAMPLE_RATE", "STYLE_DIM", "TOKEN_NAMES", "Signature", "check_audio",
+           "check_model", "default_style", "signature", "test_tokens"]
 
 # "Hello world, this is a test of Kokoro." in Kokoro's phoneme vocabulary (misaki/espeak style),
 # padded with the boundary token 0. Fixed so every contract check feeds the same tokens.
@@ -32,6 +32,9 @@ _ONNX_FLOAT = {onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16}
 
 @dataclass(frozen=True)
 class Signature:
+    """The signature read from the ONNX file, before any session (the contract's static half).
+    Feeding a session is kokoro_runtime.feed's job, through kopt.core.kokoro.KokoroIO."""
+
     tokens: str
     style: str
     speed: str
@@ -39,15 +42,6 @@ class Signature:
     audio: str
     extra_inputs: tuple[str, ...] = ()
     extra_outputs: tuple[str, ...] = ()
-
-    def feeds(self, tokens: np.ndarray, style: np.ndarray, speed: float) -> dict[str, np.ndarray]:
-        tok = np.asarray(tokens, dtype=np.int64).reshape(1, -1)
-        sty = np.asarray(style, dtype=np.float32).reshape(1, STYLE_DIM)
-        if self.speed_dtype == "int32":
-            spd = np.array([int(round(speed))], dtype=np.int32)
-        else:
-            spd = np.array([speed], dtype=np.float32)
-        return {self.tokens: tok, self.style: sty, self.speed: spd}
 
 
 def _dims(vi: onnx.ValueInfoProto) -> list:
@@ -108,7 +102,7 @@ def signature(model: onnx.ModelProto, path: str | Path = "<model>") -> Signature
 
 def test_tokens(vocab: dict[str, int] | None = None) -> np.ndarray:
     """Token ids of the fixed test sentence, padded with 0 at both ends."""
-    from kopt.source.vocab import default_vocab
+    from kopt.core.vocab import default_vocab
 
     v = vocab or default_vocab()
     ids = [v[c] for c in TEST_PHONEMES if c in v]
@@ -176,8 +170,6 @@ def check_model(path: str | Path, style: np.ndarray | None = None, tokens: np.nd
                 label: str | None = None) -> ContractReport:
     """Run the full contract on a model file; raises ModelError naming the file (or ``label``,
     the name the user knows it by) on any failure."""
-    import onnxruntime as ort
-
     p = Path(path)
     name = label or str(p)
     try:
@@ -186,27 +178,20 @@ def check_model(path: str | Path, style: np.ndarray | None = None, tokens: np.nd
         raise ModelError(str(e).replace(str(p), name, 1)) from None
     sig = signature(model, name)
     del model
-    so = ort.SessionOptions()
-    so.log_severity_level = 3
-    if threads:
-        so.intra_op_num_threads = threads
+    from kopt.core.kokoro import KokoroIO, open_session
+
     try:
-        sess = ort.InferenceSession(str(p), sess_options=so, providers=list(providers))
-    except Exception as e:
-        reason = str(e).strip().splitlines()[-1][:300] if str(e).strip() else type(e).__name__
-        raise ModelError(f"{name}: onnxruntime cannot load it: {reason}") from None
+        sess = open_session(p, threads, True, providers)
+    except ModelError as e:
+        raise ModelError(str(e).replace(str(p), name, 1)) from e
+    io_ = KokoroIO.of(sess, name)
+    if io_.other_inputs:
+        raise ModelError(f"{name}: not a Kokoro graph: unexpected required input {io_.other_inputs[0]!r}")
     tok = test_tokens() if tokens is None else np.asarray(tokens, dtype=np.int64)
     sty = default_style() if style is None else np.asarray(style, np.float32).reshape(-1)[:STYLE_DIM]
-    feeds = sig.feeds(tok, sty, 1.0)
-    for extra in sig.extra_inputs:
-        if extra == DURATIONS_INPUT:  # the durations pass's input: empty means "use your own predictions"
-            feeds[extra] = np.zeros(0, dtype=np.int64)
-            continue
-        raise ModelError(f"{name}: not a Kokoro graph: unexpected required input {extra!r}")
-    try:
-        audio = sess.run([sig.audio], feeds)[0]
-    except Exception as e:
-        reason = str(e).strip().splitlines()[-1][:300] if str(e).strip() else type(e).__name__
-        raise ModelError(f"{name}: inference failed on the test sentence: {reason}") from None
+    try:  # the durations pass's input gets the empty array: "use your own predictions"
+        audio = sess.run([io_.audio], io_.feeds(tok, sty, 1.0))[0]
+    except Exception as e:  # onnxruntime's own exception types
+        raise ModelError(f"{name}: inference failed on the test sentence: {first_line(e)}") from e
     check = check_audio(np.squeeze(audio) if np.ndim(audio) > 1 else audio, len(tok), name)
     return ContractReport(str(p), sig, check, tuple(sess.get_providers()))

@@ -18,10 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from kopt.core.contract import STYLE_DIM, TOKEN_NAMES, default_style, test_tokens
+from kopt.core.contract import test_tokens
 from kopt.core.errors import KoptError, ModelError
-
-DURATIONS = "durations"
+from kopt.core.kokoro import KokoroIO, open_session, style_of
 
 # Fixed phoneme strings (Kokoro vocabulary): short, medium (the contract's sentence), long.
 SEQUENCES = (
@@ -36,7 +35,7 @@ class EquivalenceError(KoptError):
 
 
 def token_sequences(vocab: dict[str, int] | None = None) -> list[np.ndarray]:
-    from kopt.source.vocab import default_vocab
+    from kopt.core.vocab import default_vocab
 
     v = vocab or default_vocab()
     out = []
@@ -48,63 +47,13 @@ def token_sequences(vocab: dict[str, int] | None = None) -> list[np.ndarray]:
     return out
 
 
-@dataclass(frozen=True)
-class ModelIO:
-    """What it takes to feed a Kokoro model, read from an ORT session (works for .onnx and .ort)."""
-
-    tokens: str
-    speed_int: bool
-    audio: str
-    token_len: int | None  # fixed token length (a bucket), or None when dynamic
-    durations_input: bool
-    other_inputs: tuple[str, ...]
-
-    def feeds(self, tokens: np.ndarray, style: np.ndarray, speed: float = 1.0) -> dict[str, np.ndarray]:
-        tok = np.asarray(tokens, np.int64).reshape(-1)
-        if self.token_len is not None:
-            if tok.size > self.token_len:
-                raise ModelError(f"{tok.size} tokens do not fit the model's fixed length {self.token_len}")
-            tok = np.pad(tok, (0, self.token_len - tok.size))
-        feeds = {self.tokens: tok.reshape(1, -1),
-                 "style": np.asarray(style, np.float32).reshape(1, STYLE_DIM),
-                 "speed": (np.array([int(round(speed))], np.int32) if self.speed_int
-                           else np.array([speed], np.float32))}
-        if self.durations_input:
-            feeds[DURATIONS] = np.zeros(0, np.int64)
-        return feeds
-
-
-LEVELS = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC", "extended": "ORT_ENABLE_EXTENDED",
-          "all": "ORT_ENABLE_ALL"}
-
-
 def session(path: str | Path, threads: int = 1, optimize: bool | str = False):
     """A CPU session; ``optimize``: False (ORT_DISABLE_ALL), True (ORT's default, all) or a level name."""
-    import onnxruntime as ort
-
-    so = ort.SessionOptions()
-    so.log_severity_level = 3
-    so.intra_op_num_threads = threads
-    so.inter_op_num_threads = 1
-    level = "disable" if optimize is False else "all" if optimize is True else optimize
-    so.graph_optimization_level = getattr(ort.GraphOptimizationLevel, LEVELS[level])
-    try:
-        return ort.InferenceSession(str(path), sess_options=so, providers=["CPUExecutionProvider"])
-    except Exception as e:
-        reason = str(e).strip().splitlines()[-1][:300] if str(e).strip() else type(e).__name__
-        raise ModelError(f"{path}: onnxruntime cannot load it: {reason}") from None
+    return open_session(path, threads, optimize)
 
 
-def model_io(sess, path: str | Path = "<model>") -> ModelIO:
-    ins = {i.name: i for i in sess.get_inputs()}
-    tok = next((n for n in TOKEN_NAMES if n in ins), None)
-    if tok is None or "style" not in ins or "speed" not in ins:
-        raise ModelError(f"{path}: not a Kokoro graph: inputs are {sorted(ins)}")
-    shape = ins[tok].shape
-    token_len = shape[1] if len(shape) == 2 and isinstance(shape[1], int) else None
-    other = tuple(n for n in ins if n not in (tok, "style", "speed", DURATIONS))
-    return ModelIO(tokens=tok, speed_int="int32" in ins["speed"].type, audio=sess.get_outputs()[0].name,
-                   token_len=token_len, durations_input=DURATIONS in ins, other_inputs=other)
+def model_io(sess, path: str | Path = "<model>") -> KokoroIO:
+    return KokoroIO.of(sess, path)
 
 
 def fit(tokens: np.ndarray, length: int | None) -> np.ndarray:
@@ -112,13 +61,6 @@ def fit(tokens: np.ndarray, length: int | None) -> np.ndarray:
     if length is None or tokens.size <= length:
         return tokens
     return np.concatenate([tokens[: length - 1], [0]]).astype(np.int64)
-
-
-def style_for(style_pack: np.ndarray | None, n_tokens: int) -> np.ndarray:
-    if style_pack is None:
-        return default_style()
-    pack = np.asarray(style_pack, np.float32).reshape(-1, STYLE_DIM)
-    return pack[min(max(n_tokens - 2, 0), len(pack) - 1)]
 
 
 @dataclass(frozen=True)
@@ -153,7 +95,7 @@ def compare(reference: str | Path, candidate: str | Path, tolerance: float,
     worst, rows, reason = 0.0, [], None
     for t in seqs:
         t = fit(t, limit)
-        style = style_for(style_pack, t.size)
+        style = style_of(style_pack, t.size - 2)
         a = np.asarray(ra.run([rio.audio], rio.feeds(t, style))[0], np.float64).reshape(-1)
         b = np.asarray(ca.run([cio.audio], cio.feeds(t, style))[0], np.float64).reshape(-1)
         row: dict[str, Any] = {"tokens": int(t.size), "samples_reference": int(a.size),

@@ -1,12 +1,14 @@
-"""Known errors: the CLI turns each into one line and exit code 1."""
+"""Known errors: the CLI turns each into one line and exit code 1 (kopt.core.exits.ExitCode.ERROR)."""
 
 from __future__ import annotations
+
+from kopt.core.exits import ExitCode
 
 
 class KoptError(Exception):
     """An error whose message is meant for the user: one line naming the file or field and what to do."""
 
-    exit_code = 1
+    exit_code = int(ExitCode.ERROR)
 
 
 class ModelError(KoptError):

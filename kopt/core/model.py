@@ -7,6 +7,7 @@ from pathlib import Path
 
 import onnx
 
+from kokoro_runtime.errors import first_line
 from kopt.core.errors import ModelError
 
 _PROTOBUF_LIMIT = 2 * 1024**3 - 1
@@ -28,8 +29,8 @@ def load_model(path: str | Path, load_external_data: bool = True) -> onnx.ModelP
     try:
         model = onnx.load(str(p), load_external_data=load_external_data)
     except Exception as e:  # protobuf DecodeError, truncated external data, ...
-        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise ModelError(f"{p}: not a readable ONNX model (truncated or corrupt: {reason}); re-download or rebuild it") from None
+        raise ModelError(f"{p}: not a readable ONNX model (truncated or corrupt: {first_line(e)}); "
+                         "re-download or rebuild it") from e
     if not model.graph.node:
         raise ModelError(f"{p}: not a readable ONNX model (no graph; the file is truncated or not ONNX); re-download or rebuild it")
     return model

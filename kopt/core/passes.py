@@ -145,10 +145,11 @@ def get_pass(name: str) -> type[Pass]:
 
 
 def make_config(cls: type[Pass], values: dict[str, Any], where: str = "") -> PassConfig:
+    from kopt.core.recipe import explain
+
     try:
         return cls.config_cls(**values)
     except ValidationError as e:
-        err = e.errors()[0]
-        field_ = ".".join(str(x) for x in err.get("loc", ())) or "?"
+        field_, msg = explain(e)
         prefix = f"{where}: " if where else ""
-        raise RecipeError(f"{prefix}pass {cls.name!r} config field {field_!r}: {err.get('msg')}") from None
+        raise RecipeError(f"{prefix}pass {cls.name!r} config field {field_!r}: {msg}") from None

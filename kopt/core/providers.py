@@ -112,23 +112,6 @@ def verify_session(session: Any, cfg: ProviderConfig) -> str | None:
     return None
 
 
-def session_options(threads: int = 0, strict: bool = False, profile_prefix: str | None = None):
-    """ORT session options: intra-op threads (0 = ORT's default), no CPU fallback when ``strict``."""
-    import onnxruntime as ort
-
-    so = ort.SessionOptions()
-    so.log_severity_level = 3
-    if threads:
-        so.intra_op_num_threads = threads
-        so.inter_op_num_threads = 1
-    if strict:
-        so.add_session_config_entry("session.disable_cpu_ep_fallback", "1")
-    if profile_prefix:
-        so.enable_profiling = True
-        so.profile_file_prefix = profile_prefix
-    return so
-
-
 def partition_from_profile(profile_path: str | Path) -> dict[str, Any]:
     """Which provider ran each node, from an ORT profile (JSON list of trace events).
 

@@ -30,10 +30,11 @@ import json
 import re
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from kokoro_runtime.errors import first_line
 from kopt.core.errors import RecipeError
 
 _VARIANT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
@@ -128,27 +129,42 @@ def _loc(loc: tuple) -> str:
     return out or "(top level)"
 
 
-def validate_recipe(data: dict[str, Any], source: str = "<recipe>", schema: type[Recipe] = Recipe) -> Recipe:
-    """Validate plain data as a Recipe (or a subclass such as the build recipe); RecipeError names
-    ``source``, the field and the problem."""
+M = TypeVar("M", bound=BaseModel)
+
+
+def explain(e: ValidationError) -> tuple[str, str]:
+    """(field location, message) of a validation error's first problem, in the words kopt's one-line
+    errors use: the one translation of a pydantic ValidationError."""
+    err = e.errors()[0]
+    msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+    if err.get("type") == "extra_forbidden":
+        msg = "unknown field (not allowed here)"
+    elif err.get("type") == "missing":
+        msg = "required field is missing"
+    return _loc(tuple(err.get("loc", ()))), msg
+
+
+def validate(schema: type[M], data: Any, source: str) -> M:
+    """``data`` as a ``schema`` (any settings or recipe model); RecipeError naming ``source``, the
+    field and the problem."""
     try:
         return schema.model_validate(data)
     except ValidationError as e:
-        err = e.errors()[0]
-        msg = err.get("msg", "invalid")
-        msg = msg.removeprefix("Value error, ")
-        if err.get("type") == "extra_forbidden":
-            msg = "unknown field (not allowed here)"
-        elif err.get("type") == "missing":
-            msg = "required field is missing"
-        raise RecipeError(f"{source}: {_loc(tuple(err.get('loc', ())))}: {msg}") from None
+        loc, msg = explain(e)
+        raise RecipeError(f"{source}: {loc}: {msg}") from None
 
 
-def load_recipe(path: str | Path, schema: type[Recipe] = Recipe) -> Recipe:
-    """Load and validate a recipe file (.toml or .json) against ``schema``."""
+def validate_recipe(data: dict[str, Any], source: str = "<recipe>", schema: type[Recipe] = Recipe) -> Recipe:
+    """Validate plain data as a Recipe (or a subclass such as the build recipe)."""
+    return validate(schema, data, source)
+
+
+def read_file(path: str | Path, what: str = "recipe") -> dict[str, Any]:
+    """The one reader of recipe and settings files: TOML, JSON, or YAML (with PyYAML installed),
+    a table at the top level; RecipeError naming the file otherwise."""
     p = Path(path)
     if not p.is_file():
-        raise RecipeError(f"{p}: recipe file not found")
+        raise RecipeError(f"{p}: {what} file not found")
     text = p.read_text(encoding="utf-8")
     if p.suffix == ".toml":
         try:
@@ -160,11 +176,50 @@ def load_recipe(path: str | Path, schema: type[Recipe] = Recipe) -> Recipe:
             data = json.loads(text)
         except json.JSONDecodeError as e:
             raise RecipeError(f"{p}: not valid JSON ({e.msg} at line {e.lineno})") from None
+    elif p.suffix in (".yaml", ".yml"):
+        try:
+            import yaml
+        except ImportError:
+            raise RecipeError(f"{p}: YAML files need PyYAML (pip install pyyaml); or write it in TOML") from None
+        try:
+            data = yaml.safe_load(text) or {}
+        except yaml.YAMLError as e:
+            raise RecipeError(f"{p}: not valid YAML ({first_line(e)})") from None
     else:
-        raise RecipeError(f"{p}: recipes are .toml or .json files")
+        raise RecipeError(f"{p}: {what} files are .toml, .json or .yaml")
     if not isinstance(data, dict):
-        raise RecipeError(f"{p}: a recipe must be a table/object at the top level")
-    return validate_recipe(data, str(p), schema)
+        raise RecipeError(f"{p}: a {what} must be a table/object at the top level")
+    return data
+
+
+def read_section(path: str | Path | None, section: str) -> dict[str, Any]:
+    """One section (``[bench]``, ``[quality]``, ...) of a recipe file; {} without a file or section."""
+    if path is None:
+        return {}
+    sec = read_file(path).get(section, {})
+    if not isinstance(sec, dict):
+        raise RecipeError(f"{path}: [{section}] must be a table")
+    return sec
+
+
+def load_recipe(path: str | Path, schema: type[Recipe] = Recipe) -> Recipe:
+    """Load and validate a recipe file against ``schema``."""
+    return validate_recipe(read_file(path), str(path), schema)
+
+
+def parse_sets(sets: list[str]) -> dict[str, Any]:
+    """``--set key=value`` flags as a pass config; a value is JSON when it parses (64, true,
+    [32,64]), else the plain string."""
+    out: dict[str, Any] = {}
+    for s in sets:
+        if "=" not in s:
+            raise RecipeError(f"--set {s!r}: expected key=value")
+        k, v = s.split("=", 1)
+        try:
+            out[k.strip()] = json.loads(v.strip())
+        except json.JSONDecodeError:
+            out[k.strip()] = v.strip()
+    return out
 
 
 def one_variant(input_: str, passes: list[tuple[str, dict[str, Any]]], name: str | None = None,

@@ -42,7 +42,9 @@ import os
 import time
 import uuid
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Literal, Optional
+
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
 
 from kopt.core.env import machine, versions
 from kopt.core.errors import KoptError
@@ -50,6 +52,63 @@ from kopt.core.hashing import canonical_json, sha256_bytes
 
 SCHEMA = "kopt.result/1"
 STATUSES = ("ok", "skipped", "failed")
+Metric = Optional[float]  # a number, or null when it could not be measured
+
+
+class _Open(BaseModel):
+    """Named fields are required and typed; extra keys are kept (writers may add details)."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class VariantRef(_Open):
+    name: str
+    key: Optional[str] = None
+    parents: list[str] = Field(default_factory=list)
+    precision: Optional[str] = None
+    path: Optional[str] = None
+
+
+class ProviderInfo(_Open):
+    name: Optional[str]
+    config: Optional[str] = None
+    options: dict[str, Any] = Field(default_factory=dict)
+    status: Literal["ok", "skipped", "failed"] = "ok"
+    reason: Optional[str] = None
+
+
+class MachineInfo(_Open):
+    id: str
+
+
+class ResultRecord(_Open):
+    """One ``kopt.result/1`` record, typed: what make_record writes and read_records accepts. A
+    record missing one of these fields is refused by name, never guessed around."""
+
+    schema_: str = Field(alias="schema", pattern=r"^kopt\.result/\d+$")
+    kind: str
+    run_id: str
+    time: str
+    variant: VariantRef
+    provider: ProviderInfo
+    threads: Optional[int] = None
+    machine: MachineInfo
+    versions: dict[str, Optional[str]]
+    inputs: dict[str, Any] = Field(default_factory=dict)
+    metrics: dict[str, Metric | bool]
+    spread: Optional[dict[str, dict[str, Any]]] = None
+    extra: Optional[dict[str, Any]] = None
+
+
+class SensitivityEntry(BaseModel):
+    """One node group of a sensitivity ranking: its name and its score (higher: less sensitive...
+    or more, as the writer's ``metric`` says; the ranking is drawn most sensitive first by score)."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+    group: str = Field(validation_alias=AliasChoices("group", "name"))
+    score: float
+    metric: str = "score"
 
 
 def new_run_id() -> str:
@@ -69,8 +128,6 @@ def make_record(kind: str, *, run_id: str, variant: dict[str, Any], provider: di
     prov = {"name": provider.get("name"), "config": provider.get("config", provider.get("name")),
             "options": provider.get("options", {}), "status": provider.get("status", "ok"),
             "reason": provider.get("reason")}
-    if prov["status"] not in STATUSES:
-        raise ValueError(f"provider status must be one of {STATUSES}")
     rec = {
         "schema": SCHEMA,
         "kind": kind,
@@ -88,7 +145,19 @@ def make_record(kind: str, *, run_id: str, variant: dict[str, Any], provider: di
         rec["spread"] = spread
     if extra:
         rec["extra"] = extra
+    check_record(rec, f"{kind} record of {variant.get('name')!r}")
     return rec
+
+
+def check_record(rec: Any, where: str) -> ResultRecord:
+    """``rec`` as a typed record; KoptError naming ``where`` and the first missing or wrong field."""
+    from kopt.core.recipe import explain
+
+    try:
+        return ResultRecord.model_validate(rec)
+    except ValidationError as e:
+        loc, msg = explain(e)
+        raise KoptError(f"{where}: {loc.replace('schema_', 'schema')}: {msg}") from None
 
 
 def _clean(v: Any) -> Any:
@@ -127,11 +196,12 @@ def read_records(*paths: str | Path) -> list[dict[str, Any]]:
                     rec = json.loads(line)
                 except json.JSONDecodeError as e:
                     raise KoptError(f"{f}:{i}: not a JSON record ({e.msg}); fix or remove the line") from None
-                schema = str(rec.get("schema", ""))
+                schema = str(rec.get("schema", "")) if isinstance(rec, dict) else ""
                 if not schema.startswith("kopt.result/"):
                     raise KoptError(f"{f}:{i}: not a kopt result record (schema {schema!r})")
                 if int(schema.split("/")[1]) > int(SCHEMA.split("/")[1]):
                     raise KoptError(f"{f}:{i}: record schema {schema} is newer than this kopt ({SCHEMA}); upgrade kopt")
+                check_record(rec, f"{f}:{i}")
                 out.append(rec)
     return out
 

@@ -1,7 +1,8 @@
 """The runner: builds each variant of a recipe by running its chain of passes, step by step.
 
 Each step is one artifact in the store, keyed by content (input model sha256, ``pass:<name>@<version>``,
-the frozen config, kopt and onnxruntime versions, and the provider for passes that depend on it).
+a hash of the pass's code and the kopt modules it imports (kopt.core.codehash), the frozen config,
+kopt and onnxruntime versions, and the provider for passes that depend on it).
 A step whose artifact exists is reused; otherwise it is built under a per-step file lock (two builds
 sharing ``artifacts/`` wait for each other instead of colliding), its output is checked against the
 model contract and, for passes that must keep the maths, against its input (kopt.core.equivalence).
@@ -22,8 +23,11 @@ from typing import Any, Literal
 
 import numpy as np
 
+from kopt.core.codehash import module_code_hash
+from kopt.core.contract import signature
 from kopt.core.errors import KoptError, ModelError
 from kopt.core.hashing import sha256_file
+from kopt.core.kokoro import first_line
 from kopt.core.model import load_model, model_size, op_histogram, save_model
 from kopt.core.passes import Pass, PassContext, PassResult, get_pass, make_config
 from kopt.core.progress import NullProgress
@@ -96,12 +100,11 @@ def style_pack(store: ArtifactStore) -> np.ndarray | None:
 
     try:
         base = resolve(store, "base")
-        from kopt.source.voices import load_voices
-
-        voices = load_voices(base.file("voices.npz"))
+        path = base.file("voices.npz")  # written by `kopt fetch`: validated, one [510, 1, 256] array per voice
     except KoptError:
         return None
-    return voices[sorted(voices)[0]]
+    with np.load(path, allow_pickle=False) as z:
+        return np.asarray(z[sorted(z.files)[0]])
 
 
 def _fixed_token_len(m, name: str) -> int | None:
@@ -114,7 +117,8 @@ def check_output(path: Path, pack: np.ndarray | None) -> dict[str, Any]:
     """The model contract on a pass's output (.onnx through kopt.core.contract, .ort through a
     session), with the test sentence fitted to a fixed token length when the model has one."""
     from kopt.core.contract import check_audio, check_model, test_tokens
-    from kopt.core.equivalence import fit, model_io, session, style_for
+    from kopt.core.equivalence import fit, model_io, session
+    from kopt.core.kokoro import style_of
 
     if path.suffix == ".onnx":
         from kopt.core.contract import signature
@@ -124,19 +128,16 @@ def check_output(path: Path, pack: np.ndarray | None) -> dict[str, Any]:
         token_len = _fixed_token_len(m, sig.tokens)
         del m
         tokens = fit(test_tokens(), token_len)
-        style = style_for(pack, tokens.size) if pack is not None else None
+        style = style_of(pack, tokens.size - 2) if pack is not None else None
         if token_len is not None:
             tokens = np.pad(tokens, (0, token_len - tokens.size))
         return check_model(path, style=style, tokens=tokens, threads=1).as_dict()
     sess = session(path, threads=1, optimize=True)
     io_ = model_io(sess, path)
     tokens = fit(test_tokens(), io_.token_len)
-    style = style_for(pack, tokens.size) if pack is not None else None
     if io_.other_inputs:
         raise ModelError(f"{path}: not a Kokoro graph: unexpected required input(s) {list(io_.other_inputs)}")
-    from kopt.core.contract import default_style
-
-    audio = sess.run([io_.audio], io_.feeds(tokens, style if style is not None else default_style()))[0]
+    audio = sess.run([io_.audio], io_.feeds(tokens, style_of(pack, tokens.size - 2)))[0]
     chk = check_audio(np.asarray(audio).reshape(-1), len(tokens), str(path))
     return {"path": str(path), "audio": asdict(chk), "providers": sess.get_providers()}
 
@@ -156,7 +157,9 @@ class Runner:
             self._pack = style_pack(self.store)
         return self._pack  # type: ignore[return-value]
 
-    def run(self, recipe: Recipe) -> list[VariantResult]:
+    def run(self, recipe: Recipe, warn: bool = True) -> list[VariantResult]:
+        """Build every variant; a failed one is recorded with its reason (and, with ``warn``, reported
+        through the progress hooks) while the others go on."""
         results = []
         for v in recipe.variants:
             spec = v.input or recipe.input
@@ -176,7 +179,8 @@ class Runner:
                 res.status = "failed"
                 res.reason = _reason(e)
                 log.debug("variant %s failed", v.name, exc_info=True)
-                self.progress.warn(f"{v.name}: failed: {res.reason}")
+                if warn:
+                    self.progress.warn(f"{v.name}: failed: {res.reason}")
             results.append(res)
         return results
 
@@ -184,8 +188,9 @@ class Runner:
     def step(self, p: Pass, inp: ModelInput, label: str = "") -> tuple[StepOutcome, ModelInput]:
         cls = type(p)
         config = p.config.model_dump(mode="json")
+        code = module_code_hash(cls.__module__)
         spec = StepSpec(step=f"pass:{cls.name}@{cls.version}", config=config,
-                        inputs={"model": inp.sha256, **p.key_inputs()},
+                        inputs={"model": inp.sha256, "code": code, **p.key_inputs()},
                         parents=(inp.key,) if inp.key else (),
                         provider=self.provider if cls.depends_on_provider else None)
         t0 = time.time()
@@ -199,10 +204,11 @@ class Runner:
             if inp.path.suffix != ".onnx":
                 raise KoptError(f"pass {cls.name!r} needs an ONNX model but its input is {inp.path.name}; "
                                 "put format conversions (ort-format) last in the chain")
-            extra: dict[str, Any] = {"pass": cls.name, "pass_version": cls.version, "config": config,
+            extra: dict[str, Any] = {"pass": cls.name, "pass_version": cls.version, "code": code, "config": config,
                                      "parent": inp.key, "input_path": str(inp.path)}
             with self.progress.task(label or cls.name), self.store.writing(spec, extra) as tmp:
                 model = load_model(inp.path)
+                signature(model, inp.path)  # a graph that is not Kokoro fails here, in one line, before the pass
                 before_ops, before_size = op_histogram(model), model_size(inp.path)
                 ctx = PassContext(workdir=tmp / "work", input_path=inp.path, progress=self.progress,
                                   provider=self.provider)
@@ -252,9 +258,8 @@ def _op_report(before: dict[str, int], after: dict[str, int], size_before: int, 
 
 def _reason(e: BaseException) -> str:
     if isinstance(e, KoptError):
-        return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-    msg = str(e).strip().splitlines()
-    return f"{type(e).__name__}: {msg[-1][:300] if msg else ''}".rstrip(": ")
+        return first_line(e, 10_000)
+    return f"{type(e).__name__}: {first_line(e)}" if str(e).strip() else type(e).__name__
 
 
 def run_recipe(recipe: Recipe, store: ArtifactStore, progress=None, threads: int = 1) -> list[VariantResult]:

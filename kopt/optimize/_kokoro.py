@@ -8,32 +8,17 @@ expansion": int64, shape [seq], frames per token.
 
 from __future__ import annotations
 
-from collections import defaultdict
+import contextlib
+import tempfile
 
 import onnx
 from onnx import helper
 
+from kokoro_runtime.errors import first_line
 from kopt.core.errors import ModelError
+from kopt.core.graph import node_id, producers, unique_name
 
 _CHAIN_OPS = {"Gather", "Cast", "Clip", "Squeeze", "Reshape", "Mul", "Identity"}
-
-
-def producers(g: onnx.GraphProto) -> dict[str, onnx.NodeProto]:
-    return {o: n for n in g.node for o in n.output if o}
-
-
-def node_id(n: onnx.NodeProto) -> str:
-    """A node's identity: its first non-empty output (names are optional and need not be unique)."""
-    return next((o for o in n.output if o), n.name)
-
-
-def consumers(g: onnx.GraphProto) -> dict[str, list[onnx.NodeProto]]:
-    out: dict[str, list[onnx.NodeProto]] = defaultdict(list)
-    for n in g.node:
-        for i in n.input:
-            if i:
-                out[i].append(n)
-    return out
 
 
 def duration_cumsum(g: onnx.GraphProto, where: str = "<model>") -> onnx.NodeProto:
@@ -63,34 +48,6 @@ def duration_cumsum(g: onnx.GraphProto, where: str = "<model>") -> onnx.NodeProt
 def duration_tensor(g: onnx.GraphProto, where: str = "<model>") -> str:
     """Name of the int64 [seq] durations tensor the alignment is built from."""
     return duration_cumsum(g, where).input[0]
-
-
-def unique_name(g: onnx.GraphProto, base: str) -> str:
-    taken = {o for n in g.node for o in n.output} | {i.name for i in g.input} | {i.name for i in g.initializer}
-    taken |= {n.name for n in g.node}
-    name, k = base, 0
-    while name in taken:
-        k += 1
-        name = f"{base}_{k}"
-    return name
-
-
-def name_allocator(g: onnx.GraphProto):
-    """A ``fresh(base)`` that returns names unused in ``g`` (nodes, tensors, initializers, inputs), and
-    remembers what it handed out: for passes that add many nodes, where ``unique_name``'s full scan
-    per call would be quadratic."""
-    taken = {o for n in g.node for o in n.output} | {n.name for n in g.node} | \
-        {i.name for i in g.input} | {i.name for i in g.initializer}
-
-    def fresh(base: str) -> str:
-        name, k = base, 0
-        while name in taken:
-            k += 1
-            name = f"{base}_{k}"
-        taken.add(name)
-        return name
-
-    return fresh
 
 
 def rewire(g: onnx.GraphProto, old: str, new: str, skip: set[str] | None = None) -> int:
@@ -123,35 +80,6 @@ def node(g: onnx.GraphProto, op: str, inputs: list[str], base: str, **attrs) -> 
     out = unique_name(g, base)
     g.node.append(helper.make_node(op, inputs, [out], name=unique_name(g, base + "/" + op), **attrs))
     return out
-
-
-def topo_sort(g: onnx.GraphProto) -> None:
-    """Reorder nodes so each comes after its inputs' producers (appended nodes land where they belong)."""
-    have = {i.name for i in g.input} | {i.name for i in g.initializer} | {""}
-    nodes = list(g.node)
-    prod_idx = {o: k for k, n in enumerate(nodes) for o in n.output}
-    deps = [[prod_idx[i] for i in n.input if i not in have and i in prod_idx] for n in nodes]
-    order, state = [], [0] * len(nodes)
-    for start in range(len(nodes)):
-        if state[start]:
-            continue
-        stack = [(start, 0)]
-        while stack:
-            k, j = stack.pop()
-            if j == 0:
-                if state[k]:
-                    continue
-                state[k] = 1
-            if j < len(deps[k]):
-                stack.append((k, j + 1))
-                d = deps[k][j]
-                if not state[d]:
-                    stack.append((d, 0))
-            else:
-                state[k] = 2
-                order.append(nodes[k])
-    del g.node[:]
-    g.node.extend(order)
 
 
 # -- where the token axis is -----------------------------------------------------------------------
@@ -244,20 +172,18 @@ def token_axes(model: onnx.ModelProto, tok: str, wanted: dict[str, onnx.NodeProt
     probe = helper.make_model(sub, opset_imports=list(model.opset_import))
     probe.ir_version = model.ir_version
 
-    # The loop of SymbolicShapeInference.infer_shapes without its ending: on an incomplete
-    # inference that one saves a debug model into the current directory and raises the partial
-    # result away, while the shapes it did infer may be all this needs.
-    sym = SymbolicShapeInference(int_max=2**31 - 1, auto_merge=True, guess_output_rank=False, verbose=0)
+    # The public entry point only. On an incomplete inference it saves a debug model into the
+    # current directory and raises; run it in a scratch directory so nothing lands in the user's.
     failure = ""
-    try:
-        sym._preprocess(probe)
-        while sym.run_:
-            sym._infer_impl()
-        sym._update_output_from_vi()
-        inferred = {vi.name: vi for vi in [*sym.out_mp_.graph.value_info, *sym.out_mp_.graph.output]}
-    except Exception as e:  # noqa: BLE001 -- any failure inside the inference means "no shapes"
-        failure = f" (symbolic shape inference failed: {type(e).__name__}: {str(e)[:200]})"
-        inferred = {}
+    with tempfile.TemporaryDirectory(prefix="kopt-shapes-") as scratch, contextlib.chdir(scratch):
+        try:
+            inferred_model = SymbolicShapeInference.infer_shapes(probe, int_max=2**31 - 1, auto_merge=True,
+                                                                 guess_output_rank=False, verbose=0)
+        except Exception as e:  # noqa: BLE001 -- onnxruntime raises a bare Exception when incomplete
+            inferred_model = None
+            failure = f" (symbolic shape inference failed: {type(e).__name__}: {first_line(e, 200)})"
+    graph = inferred_model.graph if inferred_model is not None else None
+    inferred = {vi.name: vi for vi in [*graph.value_info, *graph.output]} if graph is not None else {}
 
     out: dict[str, tuple[int, tuple[int, ...]]] = {}
     for t, n in wanted.items():

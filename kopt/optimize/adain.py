@@ -41,27 +41,15 @@ On Kokoro v1.0's fp32 reference: 65 normalizations read by 70 AdaINs; 63 rewritt
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import Counter
 
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from kopt.core.errors import ModelError
+from kopt.core.graph import QUANTIZERS, GraphIndex, Shape, infer_shapes, is_op, name_allocator, remove_unread
 from kopt.core.passes import Pass, PassConfig, PassContext, PassResult, register
-from kopt.optimize._kokoro import name_allocator
-
-ONNX_DOMAINS = ("", "ai.onnx")
-_SMALL = 64  # initializers up to this many elements keep their values in the shape-inference copy
-# Ops that round a float activation to integers (ONNX and com.microsoft): downstream of one, the
-# rewrite's rounding change flips quantization steps.
-QUANTIZERS = {"QuantizeLinear", "DynamicQuantizeLinear", "DynamicQuantizeMatMul", "DynamicQuantizeLSTM"}
-
-Shape = tuple[int | str | None, ...]  # static, symbolic or unknown dims
-
-
-def _std(n: onnx.NodeProto | None, op: str) -> bool:
-    return n is not None and n.op_type == op and n.domain in ONNX_DOMAINS
 
 
 def _key(n: onnx.NodeProto) -> tuple[str, ...]:
@@ -69,107 +57,15 @@ def _key(n: onnx.NodeProto) -> tuple[str, ...]:
     return tuple(n.output)
 
 
-class _Graph:
-    """Lookups over one graph: producers, consumers, constants, shapes."""
+class _Graph(GraphIndex):
+    """The shared use-def index plus the shapes ONNX shape inference gives (kopt.core.graph)."""
 
     def __init__(self, model: onnx.ModelProto):
-        g = model.graph
-        self.g = g
-        self.prod = {o: n for n in g.node for o in n.output if o}
-        self.cons: dict[str, list[onnx.NodeProto]] = defaultdict(list)
-        for n in g.node:
-            for i in n.input:
-                if i:
-                    self.cons[i].append(n)
-        self.outputs = {o.name for o in g.output}
-        inputs = {i.name for i in g.input}
-        self.inits = {t.name: t for t in g.initializer if t.name not in inputs}  # overridable ones are not constants
+        super().__init__(model.graph)
         self.shapes = infer_shapes(model)
-
-    def const(self, name: str) -> np.ndarray | None:
-        if name in self.inits:
-            return numpy_helper.to_array(self.inits[name])
-        p = self.prod.get(name)
-        if _std(p, "Constant") and len(p.attribute) == 1 and p.attribute[0].name == "value":
-            return numpy_helper.to_array(p.attribute[0].t)
-        return None
 
     def shape(self, name: str) -> tuple[int, Shape] | None:
         return self.shapes.get(name)
-
-    def other(self, n: onnx.NodeProto, name: str) -> str | None:
-        """The second input of a binary node, given one (None if ``name`` is not an input)."""
-        if len(n.input) != 2 or name not in n.input:
-            return None
-        return n.input[1] if n.input[0] == name else n.input[0]
-
-
-def infer_shapes(model: onnx.ModelProto) -> dict[str, tuple[int, Shape]]:
-    """name -> (elem type, shape) for every tensor ONNX shape inference can type.
-
-    Runs on a weightless copy (large initializers become typed graph inputs), so it is quick and
-    costs no copy of the weights; STFT outputs get a hint and inference runs a second round."""
-    g = model.graph
-    inits, weights = [], []
-    for t in g.initializer:
-        if int(np.prod(t.dims)) <= _SMALL:
-            inits.append(t)
-        else:
-            weights.append(helper.make_tensor_value_info(t.name, t.data_type, list(t.dims)))
-    init_names = {t.name for t in g.initializer}
-    inputs = [i for i in g.input if i.name not in init_names] + weights
-    hints: list[onnx.ValueInfoProto] = []
-    for _ in range(2):
-        skel = helper.make_graph(list(g.node), "kopt_adain_shapes", inputs, list(g.output), inits,
-                                 value_info=[*g.value_info, *hints])
-        probe = helper.make_model(skel, opset_imports=list(model.opset_import))
-        probe.ir_version = model.ir_version
-        probe.functions.extend(model.functions)
-        try:
-            inferred = onnx.shape_inference.infer_shapes(probe, strict_mode=False, data_prop=True)
-        except Exception:  # noqa: BLE001 -- no inference means no shapes: every match is skipped
-            return {}
-        shapes = _shape_map(inferred.graph)
-        new = _stft_hints(inferred.graph, shapes, len(hints))
-        if not new:
-            break
-        hints += new
-    return shapes
-
-
-def _shape_map(g: onnx.GraphProto) -> dict[str, tuple[int, Shape]]:
-    out = {}
-    for vi in [*g.input, *g.value_info, *g.output]:
-        tt = vi.type.tensor_type
-        if tt.HasField("shape"):
-            out[vi.name] = (tt.elem_type, tuple(d.dim_value if d.HasField("dim_value") else (d.dim_param or None)
-                                                for d in tt.shape.dim))
-    for t in g.initializer:
-        out[t.name] = (t.data_type, tuple(t.dims))
-    return out
-
-
-def _stft_hints(g: onnx.GraphProto, shapes: dict, start: int) -> list[onnx.ValueInfoProto]:
-    """Output shapes ONNX leaves unset for STFT over a symbolic-length signal: [batch, frames, bins,
-    2], bins = frame_length // 2 + 1 when onesided (as onnxruntime computes it)."""
-    small = {t.name: numpy_helper.to_array(t) for t in g.initializer}
-    hints = []
-    for n in g.node:
-        if not _std(n, "STFT") or n.output[0] in shapes or n.input[0] not in shapes:
-            continue
-        elem, sig = shapes[n.input[0]]
-        length = None
-        if len(n.input) > 3 and n.input[3] in small:
-            length = int(small[n.input[3]].reshape(-1)[0])
-        elif len(n.input) > 2 and n.input[2] in shapes and len(shapes[n.input[2]][1]) == 1:
-            length = shapes[n.input[2]][1][0]
-        if len(sig) not in (2, 3) or not isinstance(length, int):  # ORT also reads [batch, length]
-            continue
-        onesided = next((a.i for a in n.attribute if a.name == "onesided"), 1)
-        bins = length // 2 + 1 if onesided else length
-        hints.append(helper.make_tensor_value_info(n.output[0], elem,
-                                                   [sig[0], f"kopt_stft_frames_{start + len(hints)}", bins, 2]))
-    return hints
 
 
 def _reduces_last_axis(gr: _Graph, rm: onnx.NodeProto, rank: int) -> bool:
@@ -199,12 +95,12 @@ def match_norm(gr: _Graph, div: onnx.NodeProto) -> _Norm | str:
     """The normalization ending in ``div``, or the reason it is not one we rewrite."""
     d, s = div.input
     sqrt = gr.prod.get(s)
-    add = gr.prod.get(sqrt.input[0]) if _std(sqrt, "Sqrt") else None
-    if not _std(add, "Add"):
+    add = gr.prod.get(sqrt.input[0]) if is_op(sqrt, "Sqrt") else None
+    if not is_op(add, "Add"):
         return "not Div(_, Sqrt(Add(_, _)))"
     var_rm, eps_name = None, None
     for a, b in (add.input, reversed(add.input)):
-        if _std(gr.prod.get(a), "ReduceMean"):
+        if is_op(gr.prod.get(a), "ReduceMean"):
             var_rm, eps_name = gr.prod[a], b
             break
     if var_rm is None:
@@ -213,17 +109,17 @@ def match_norm(gr: _Graph, div: onnx.NodeProto) -> _Norm | str:
     if eps is None or eps.size != 1 or eps.dtype != np.float32 or not np.isfinite(eps).all():
         return "eps is not a float32 scalar constant"
     sq = gr.prod.get(var_rm.input[0])
-    squares_d = (_std(sq, "Mul") and list(sq.input) == [d, d]) or (
-        _std(sq, "Pow") and sq.input[0] == d and (p := gr.const(sq.input[1])) is not None and p.size == 1
+    squares_d = (is_op(sq, "Mul") and list(sq.input) == [d, d]) or (
+        is_op(sq, "Pow") and sq.input[0] == d and (p := gr.const(sq.input[1])) is not None and p.size == 1
         and float(p.reshape(-1)[0]) == 2.0)
     if not squares_d:
         return "variance does not square the Div's numerator"
     sub = gr.prod.get(d)
-    if not _std(sub, "Sub"):
+    if not is_op(sub, "Sub"):
         return "numerator is not Sub(x, ReduceMean(x))"
     x, mean = sub.input
     mean_rm = gr.prod.get(mean)
-    if not _std(mean_rm, "ReduceMean") or mean_rm.input[0] != x:
+    if not is_op(mean_rm, "ReduceMean") or mean_rm.input[0] != x:
         return "numerator is not Sub(x, ReduceMean(x))"
     sx = gr.shape(x)
     if sx is None:
@@ -262,14 +158,14 @@ def _per_channel(gr: _Graph, name: str, channels: int) -> bool:
 
 def match_affine(gr: _Graph, norm_out: str, mul: onnx.NodeProto, channels: int) -> tuple[str, str, onnx.NodeProto] | str:
     """(gamma1, beta, final Add) for ``Add(Mul(gamma1, n), beta)`` read by ``mul``, or why not."""
-    if not _std(mul, "Mul"):
+    if not is_op(mul, "Mul"):
         return f"normalization read by {mul.op_type}, not Mul"
     scale = gr.other(mul, norm_out)
     if scale is None or scale == norm_out:
         return "normalization read by Mul(n, n)"
     m = mul.output[0]
     readers = gr.cons.get(m, [])
-    if len(readers) != 1 or m in gr.outputs or not _std(readers[0], "Add"):
+    if len(readers) != 1 or m in gr.outputs or not is_op(readers[0], "Add"):
         return "Mul(gamma, n) is not read by one Add only"
     add = readers[0]
     bias = gr.other(add, m)
@@ -294,11 +190,11 @@ def rewrite_adain(model: onnx.ModelProto) -> dict:
     plans: dict[tuple[str, ...], tuple[_Norm, str, str, onnx.NodeProto]] = {}  # final Add -> plan
     pattern_nodes: list[onnx.NodeProto] = []
     for div in list(g.node):
-        if not _std(div, "Div") or len(div.input) != 2:
+        if not is_op(div, "Div") or len(div.input) != 2:
             continue
         sqrt = gr.prod.get(div.input[1])
-        add = gr.prod.get(sqrt.input[0]) if _std(sqrt, "Sqrt") else None
-        if not (_std(add, "Add") and any(gr.const(i) is not None for i in add.input)):
+        add = gr.prod.get(sqrt.input[0]) if is_op(sqrt, "Sqrt") else None
+        if not (is_op(add, "Add") and any(gr.const(i) is not None for i in add.input)):
             continue  # no Div(_, Sqrt(Add(_, constant))): not a normalization (e.g. attention's / sqrt(d_k))
         norm = match_norm(gr, div)
         if isinstance(norm, str):
@@ -345,54 +241,11 @@ def rewrite_adain(model: onnx.ModelProto) -> dict:
             ]
         del g.node[:]
         g.node.extend(new_nodes)
-    removed = remove_unread(model, pattern_nodes)
+    removed = remove_unread(g, pattern_nodes)
     return {"normalizations_matched": norms_matched, "normalizations_shared": shared,
             "adain_matched": adain_matched, "adain_rewritten": len(plans), "adain_requantized": requantized,
             "skipped": dict(sorted(skipped.items())),
             "nodes_removed": removed, "nodes_before": nodes_before, "nodes_after": len(g.node)}
-
-
-def remove_unread(model: onnx.ModelProto, candidates: list[onnx.NodeProto]) -> int:
-    """Remove those of ``candidates`` (and Constant nodes feeding them) whose outputs nothing
-    reads any more, repeatedly, then initializers only they read. Other dead nodes stay."""
-    g = model.graph
-    ids = {_key(n) for n in candidates}
-    prod = {o: n for n in g.node for o in n.output if o}
-    for n in candidates:  # their constants (axes, eps) may die with them
-        for i in n.input:
-            p = prod.get(i)
-            if _std(p, "Constant"):
-                ids.add(_key(p))
-    outputs = {o.name for o in g.output}
-    dropped_inputs: set[str] = set()
-    removed = 0
-    while True:
-        read = Counter(i for n in g.node for i in n.input if i)
-        for n in g.node:
-            for a in n.attribute:  # subgraphs read outer names
-                if a.type == onnx.AttributeProto.GRAPH:
-                    read.update(i for n2 in a.g.node for i in n2.input)
-        dead = [n for n in g.node if _key(n) in ids and not any(o in outputs or read[o] for o in n.output if o)]
-        if not dead:
-            break
-        dead_ids = {_key(n) for n in dead}
-        for n in dead:
-            dropped_inputs.update(n.input)
-        keep = [n for n in g.node if _key(n) not in dead_ids]
-        removed += len(dead)
-        del g.node[:]
-        g.node.extend(keep)
-    still = {i for n in g.node for i in n.input} | outputs
-    keep_inits = [t for t in g.initializer if t.name not in dropped_inputs or t.name in still]
-    if len(keep_inits) != len(g.initializer):
-        del g.initializer[:]
-        g.initializer.extend(keep_inits)
-    live = {o for n in g.node for o in n.output} | {i.name for i in g.input}
-    vis = [vi for vi in g.value_info if vi.name in live]
-    if len(vis) != len(g.value_info):
-        del g.value_info[:]
-        g.value_info.extend(vis)
-    return removed
 
 
 @register

@@ -33,14 +33,13 @@ from __future__ import annotations
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper, numpy_helper
+from onnx import TensorProto, numpy_helper
 from pydantic import Field
 
 from kopt.core.errors import ModelError
+from kopt.core.graph import consumers, node_id, producers, topo_sort, unique_name
 from kopt.core.passes import Pass, PassConfig, PassContext, PassResult, register
-from kopt.optimize._kokoro import (
-    consumers, duration_cumsum, node, node_id, producers, rewire, token_axes, topo_sort, unique_name,
-)
+from kopt.optimize._kokoro import duration_cumsum, node, rewire, token_axes
 
 MAX_BUCKET = 512  # 510 phoneme tokens + 2 boundary pads
 # Ops that quantize an activation at run time with one scale for the whole tensor: input index.

@@ -20,10 +20,12 @@ from onnx import TensorProto, helper
 from pydantic import Field
 
 from kopt.core.errors import ModelError
+from kopt.core.graph import topo_sort
+from kopt.core.kokoro import DURATIONS
 from kopt.core.passes import Pass, PassConfig, PassContext, PassResult, register
-from kopt.optimize._kokoro import const_i64, duration_cumsum, node, rewire, topo_sort
+from kopt.optimize._kokoro import const_i64, duration_cumsum, node, rewire
 
-NAME = "durations"
+NAME = DURATIONS  # the name kokoro_runtime.feed feeds and reads
 PUBLISHED = "duration"  # the output name kokoro-onnx reads
 
 

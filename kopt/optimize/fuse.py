@@ -21,6 +21,7 @@ from typing import Literal
 import onnx
 from pydantic import Field
 
+from kopt.core.errors import KoptError
 from kopt.core.passes import Pass, PassConfig, PassContext, PassResult, register
 
 LEVELS = {"basic": "ORT_ENABLE_BASIC", "extended": "ORT_ENABLE_EXTENDED", "all": "ORT_ENABLE_ALL"}
@@ -51,16 +52,13 @@ def cpu_tag() -> str:
 
 def optimize_offline(src, dst, level: str, fmt: str = "ONNX", provider: str = "CPUExecutionProvider") -> None:
     """Let ORT optimize ``src`` at ``level`` and write the result to ``dst`` (ONNX or ORT format)."""
-    import onnxruntime as ort
+    from kopt.core.kokoro import open_session, options
 
-    so = ort.SessionOptions()
-    so.log_severity_level = 3
-    so.intra_op_num_threads = 1
-    so.graph_optimization_level = getattr(ort.GraphOptimizationLevel, LEVELS[level])
+    if level not in LEVELS:
+        raise KoptError(f"fuse level {level!r}: use one of {', '.join(LEVELS)}")
+    so = options(1, level, config={"session.save_model_format": "ORT"} if fmt == "ORT" else None)
     so.optimized_model_filepath = str(dst)
-    if fmt == "ORT":
-        so.add_session_config_entry("session.save_model_format", "ORT")
-    ort.InferenceSession(str(src), sess_options=so, providers=[provider])
+    open_session(src, 1, level, [provider], opts=so)
 
 
 @register

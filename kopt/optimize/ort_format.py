@@ -32,17 +32,12 @@ class OrtFormatConfig(PassConfig):
 
 
 def session_seconds(path, disable: bool, repeats: int) -> float:
-    import onnxruntime as ort
+    from kopt.core.kokoro import open_session
 
     times = []
     for _ in range(repeats):
-        so = ort.SessionOptions()
-        so.log_severity_level = 3
-        so.intra_op_num_threads = 1
-        if disable:
-            so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
         t = time.perf_counter()
-        ort.InferenceSession(str(path), sess_options=so, providers=["CPUExecutionProvider"])
+        open_session(path, 1, not disable)
         times.append(time.perf_counter() - t)
     return statistics.median(times)
 

@@ -47,11 +47,16 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from kopt.core.errors import ModelError
+from kopt.core.graph import (
+    QUANTIZERS,
+    GraphIndex,
+    consumers,
+    infer_shapes,
+    is_op,
+    name_allocator,
+    remove_unread,
+)
 from kopt.core.passes import Pass, PassConfig, PassContext, PassResult, register
-from kopt.optimize._kokoro import name_allocator
-from kopt.optimize.adain import QUANTIZERS, infer_shapes
-
-ONNX_DOMAINS = ("", "ai.onnx")
 
 # Sign given to the DC and Nyquist bins' imaginary parts, exact zeros (their weight rows are zeros),
 # as a Conv bias of +-FLT_MIN (1.2e-38) on those rows only; it also keeps 0/0 out of a downstream Div.
@@ -86,36 +91,17 @@ def dft_basis(window: np.ndarray, onesided: bool) -> tuple[np.ndarray, np.ndarra
     return basis, bias
 
 
-class _Consts:
-    """Constant values of a graph: initializers that are no graph input, and Constant nodes."""
-
-    def __init__(self, model: onnx.ModelProto):
-        g = model.graph
-        inputs = {i.name for i in g.input}
-        self.inits = {t.name: t for t in g.initializer if t.name not in inputs}
-        self.prod = {o: n for n in g.node for o in n.output if o}
-
-    def get(self, name: str) -> np.ndarray | None:
-        if name in self.inits:
-            return numpy_helper.to_array(self.inits[name])
-        p = self.prod.get(name)
-        if p is not None and p.op_type == "Constant" and p.domain in ONNX_DOMAINS and len(p.attribute) == 1 \
-                and p.attribute[0].name == "value":
-            return numpy_helper.to_array(p.attribute[0].t)
-        return None
-
-
 class _Plan:
     def __init__(self, node: onnx.NodeProto, hop: int, window: np.ndarray, onesided: bool):
         self.node, self.hop, self.window, self.onesided = node, hop, window, onesided
 
 
-def _const_int(consts: _Consts, name: str) -> int | None:
-    v = consts.get(name)
+def _const_int(consts: GraphIndex, name: str) -> int | None:
+    v = consts.const(name)
     return int(v.reshape(-1)[0]) if v is not None and v.size == 1 and v.dtype.kind in "iu" else None
 
 
-def match_stft(consts: _Consts, shapes: dict, n: onnx.NodeProto) -> _Plan | str:
+def match_stft(consts: GraphIndex, shapes: dict, n: onnx.NodeProto) -> _Plan | str:
     """The rewrite plan for STFT node ``n``, or the reason it is left alone."""
     signal, step_name, win_name, len_name = (list(n.input) + [""] * 4)[:4]
     hop = _const_int(consts, step_name) if step_name else None
@@ -123,7 +109,7 @@ def match_stft(consts: _Consts, shapes: dict, n: onnx.NodeProto) -> _Plan | str:
         return "frame_step is not a constant integer"
     if hop < 1:
         return "frame_step is not positive"
-    window = consts.get(win_name) if win_name else None
+    window = consts.const(win_name) if win_name else None
     if win_name and window is None:
         return "window is not a constant"
     length = _const_int(consts, len_name) if len_name else None
@@ -157,11 +143,7 @@ def match_stft(consts: _Consts, shapes: dict, n: onnx.NodeProto) -> _Plan | str:
 
 def downstream_of(model: onnx.ModelProto, names: set[str]) -> set[str]:
     """Every node (by first output) that reads one of ``names``, directly or through other nodes."""
-    cons: dict[str, list[onnx.NodeProto]] = {}
-    for n in model.graph.node:
-        for i in n.input:
-            if i:
-                cons.setdefault(i, []).append(n)
+    cons = consumers(model.graph)
     seen: set[str] = set()
     found: set[str] = set()
     stack = list(names)
@@ -182,11 +164,11 @@ def rewrite_stft(model: onnx.ModelProto) -> dict:
     skip reasons, and how many rewritten STFTs feed a quantizer."""
     g = model.graph
     nodes_before = len(g.node)
-    stfts = [n for n in g.node if n.op_type == "STFT" and n.domain in ONNX_DOMAINS]
+    stfts = [n for n in g.node if is_op(n, "STFT")]
     skipped: Counter[str] = Counter()
     plans: dict[tuple[str, ...], _Plan] = {}
     if stfts:
-        consts, shapes = _Consts(model), infer_shapes(model)
+        consts, shapes = GraphIndex(g), infer_shapes(model)
         for n in stfts:
             plan = match_stft(consts, shapes, n)
             if isinstance(plan, str):
@@ -212,7 +194,9 @@ def rewrite_stft(model: onnx.ModelProto) -> dict:
                               "bins": n_fft // 2 + 1 if plan.onesided else n_fft, "onesided": plan.onesided})
         del g.node[:]
         g.node.extend(new_nodes)
-        _drop_unread({i for p in plans.values() for i in p.node.input[1:] if i}, model)
+        # the replaced STFTs' frame_step, window and frame_length, when nothing else reads them
+        params = {i for p in plans.values() for i in p.node.input[1:] if i}
+        remove_unread(g, [n for n in g.node if is_op(n, "Constant") and n.output[0] in params], params)
     return {"stft_found": len(stfts), "rewritten": len(rewritten), "stft_requantized": requantized,
             "nodes": rewritten, "skipped": dict(sorted(skipped.items())),
             "nodes_before": nodes_before, "nodes_after": len(g.node)}
@@ -240,27 +224,6 @@ def _replacement(g: onnx.GraphProto, plan: _Plan, fresh: Callable[[str], str]) -
         helper.make_node("Reshape", [y, out_shape], [p], name=fresh(f"{path}Planes")),
         helper.make_node("Transpose", [p], [n.output[0]], name=fresh(f"{path}Transpose"), perm=[0, 3, 2, 1]),
     ]
-
-
-def _drop_unread(names: set[str], model: onnx.ModelProto) -> None:
-    """Drop the Constant nodes and initializers among ``names`` (the replaced STFTs' frame_step,
-    window, frame_length) that nothing reads any more."""
-    g = model.graph
-    read = {i for n in g.node for i in n.input} | {o.name for o in g.output}
-    for n in g.node:
-        for a in n.attribute:
-            if a.type == onnx.AttributeProto.GRAPH:
-                read |= {i for n2 in a.g.node for i in n2.input}
-    dead = names - read
-    keep = [n for n in g.node if not (n.op_type == "Constant" and n.domain in ONNX_DOMAINS and n.output[0] in dead)]
-    if len(keep) != len(g.node):
-        del g.node[:]
-        g.node.extend(keep)
-    inputs = {i.name for i in g.input}
-    inits = [t for t in g.initializer if t.name not in dead or t.name in inputs]
-    if len(inits) != len(g.initializer):
-        del g.initializer[:]
-        g.initializer.extend(inits)
 
 
 @register

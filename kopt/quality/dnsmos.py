@@ -40,16 +40,10 @@ def models_dir() -> Path:
 
 @functools.lru_cache(maxsize=1)
 def _sessions():
-    import onnxruntime as ort
+    from kopt.core.kokoro import open_session
 
     d = models_dir()
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = 1
-    so.inter_op_num_threads = 1
-    so.log_severity_level = 3
-    prov = ["CPUExecutionProvider"]
-    return (ort.InferenceSession(str(d / "sig_bak_ovr.onnx"), so, providers=prov),
-            ort.InferenceSession(str(d / "model_v8.onnx"), so, providers=prov))
+    return (open_session(d / "sig_bak_ovr.onnx", threads=1), open_session(d / "model_v8.onnx", threads=1))
 
 
 def p808_features(seg: np.ndarray) -> np.ndarray:
@@ -62,7 +56,7 @@ def p808_features(seg: np.ndarray) -> np.ndarray:
     return ((db + 40) / 40).astype(np.float32)
 
 
-@metric("dnsmos", "reference_free", True, "speechmos's DNSMOS ONNX models via onnxruntime",
+@metric("dnsmos", "reference_free", ("dnsmos_ovrl", "dnsmos_sig", "dnsmos_bak", "dnsmos_p808"), "speechmos's DNSMOS ONNX models via onnxruntime",
         "DNSMOS P.835 overall/signal/background and P.808 MOS estimates (1..5), no reference needed")
 def dnsmos(audio: np.ndarray, sr: int) -> dict[str, float]:
     a = np.clip(to_16k(audio, sr), -1.0, 1.0)

@@ -29,7 +29,7 @@ def _same_length(ref: np.ndarray, deg: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return ref[:n], deg[:n]
 
 
-@metric("pesq", "intrusive", True, "pesq (ITU-T P.862.2 wide-band)",
+@metric("pesq", "intrusive", ("pesq_wb",), "pesq (ITU-T P.862.2 wide-band)",
         "PESQ wide-band MOS-LQO at 16 kHz (1.04..4.64); natural audio is cut to the shorter length, "
         "PESQ aligns time itself")
 def pesq_wb(ref: np.ndarray, deg: np.ndarray, sr: int, aligned: bool = True) -> dict[str, float]:
@@ -46,7 +46,7 @@ def pesq_wb(ref: np.ndarray, deg: np.ndarray, sr: int, aligned: bool = True) -> 
         raise MetricError(f"PESQ failed: {type(e).__name__}") from None
 
 
-@metric("stoi", "intrusive", True, "pystoi", "Short-time objective intelligibility (0..1), and extended STOI")
+@metric("stoi", "intrusive", ("stoi", "estoi"), "pystoi", "Short-time objective intelligibility (0..1), and extended STOI")
 def stoi(ref: np.ndarray, deg: np.ndarray, sr: int, aligned: bool = True) -> dict[str, float]:
     from pystoi import stoi as _stoi
 

@@ -21,10 +21,14 @@ class MetricError(Exception):
 
 @dataclass(frozen=True)
 class Metric:
+    """How to compute a metric. What its numbers mean (direction, unit, regression threshold) is
+    kept in one place, the catalogue kopt.select.metrics.CATALOG, under the names in ``produces``
+    (with ``_aligned``/``_natural`` appended for intrusive metrics); a test checks every one is there."""
+
     name: str
     fn: Callable[..., dict[str, float]]
     kind: str  # "intrusive" | "reference_free"
-    higher_is_better: bool
+    produces: tuple[str, ...]
     library: str
     summary: str
 
@@ -32,11 +36,11 @@ class Metric:
 _REGISTRY: dict[str, Metric] = {}
 
 
-def metric(name: str, kind: str, higher_is_better: bool, library: str, summary: str):
+def metric(name: str, kind: str, produces: tuple[str, ...], library: str, summary: str):
     def deco(fn):
         if name in _REGISTRY:
             raise TypeError(f"metric {name!r} registered twice")
-        _REGISTRY[name] = Metric(name, fn, kind, higher_is_better, library, summary)
+        _REGISTRY[name] = Metric(name, fn, kind, tuple(produces), library, summary)
         return fn
 
     return deco

@@ -111,7 +111,7 @@ def _check(ref: np.ndarray, deg: np.ndarray) -> None:
         raise MetricError("empty audio")
 
 
-@metric("log_mel", "intrusive", False, "numpy/scipy",
+@metric("log_mel", "intrusive", ("log_mel_db",), "numpy/scipy",
         "Mean absolute log-mel difference in dB (80 mels, 1024-point FFT, 10 ms hop); DTW-paired frames on "
         "natural audio")
 def log_mel_distance(ref: np.ndarray, deg: np.ndarray, sr: int, aligned: bool = True) -> dict[str, float]:
@@ -128,7 +128,7 @@ def log_mel_distance(ref: np.ndarray, deg: np.ndarray, sr: int, aligned: bool = 
 MRSTFT_RESOLUTIONS = ((512, 50, 240), (1024, 120, 600), (2048, 240, 1200))  # (fft, hop, window) at 24 kHz
 
 
-@metric("mrstft", "intrusive", False, "numpy/scipy",
+@metric("mrstft", "intrusive", ("mrstft", "mrstft_sc", "mrstft_logmag"), "numpy/scipy",
         "Multi-resolution STFT distance (spectral convergence + mean |log magnitude| difference, averaged "
         "over 3 resolutions); 0 for identical audio; meaningful on aligned audio")
 def mrstft_distance(ref: np.ndarray, deg: np.ndarray, sr: int, aligned: bool = True) -> dict[str, float]:
@@ -160,7 +160,7 @@ def mel_cepstrum(x: np.ndarray, sr: int, n_coeffs: int = MCD_COEFFS, floor: floa
     return dct(logamp, type=2, norm="ortho", axis=1)[:, 1: n_coeffs + 1]
 
 
-@metric("mcd", "intrusive", False, "numpy/scipy",
+@metric("mcd", "intrusive", ("mcd_db",), "numpy/scipy",
         "Mel-cepstral distortion in dB over c1..c24 of an MFCC-style mel cepstrum, on the reference's speech "
         "frames (within 60 dB of its loudest); DTW-paired frames on natural audio")
 def mcd(ref: np.ndarray, deg: np.ndarray, sr: int, aligned: bool = True) -> dict[str, float]:

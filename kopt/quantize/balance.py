@@ -32,7 +32,7 @@ import onnx
 from onnx import numpy_helper
 
 from kopt.core.errors import KoptError
-from kopt.optimize._kokoro import consumers, name_allocator, producers
+from kopt.core.graph import consumers, name_allocator, producers, remove_unread
 
 QMAX = 255  # uint8 activations
 WMAX = 127  # symmetric int8 weights
@@ -45,16 +45,17 @@ def channel_ranges(model: onnx.ModelProto, tensors: Sequence[str], feeds: Iterab
     """Per-channel (axis 1) min and max of ``tensors`` over the calibration feeds, from a float model."""
     import onnxruntime as ort
 
+    from kopt.core.kokoro import options
+
     m = onnx.ModelProto()
     m.CopyFrom(model)
     have = {o.name for o in m.graph.output}
     for t in tensors:
         if t not in have:
             m.graph.output.append(onnx.ValueInfoProto(name=t))
-    so = ort.SessionOptions()
-    so.log_severity_level = 3
-    so.intra_op_num_threads = threads
-    sess = ort.InferenceSession(m.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    # from bytes (the model with its watched tensors as outputs never touches the disk): the runtime's
+    # options, onnxruntime's constructor
+    sess = ort.InferenceSession(m.SerializeToString(), options(threads, True), providers=["CPUExecutionProvider"])
     del m
     want = set(tensors)
     names = [o.name for o in sess.get_outputs()]
@@ -154,105 +155,128 @@ def plan(qdq: onnx.ModelProto, nodes: Sequence[str]) -> tuple[list[dict[str, Any
     return plans, skipped
 
 
+class _Edit:
+    """What a balancing rewrite adds (new initializers under fresh names), what it replaces (names
+    that may die) and its report."""
+
+    def __init__(self, g: onnx.GraphProto):
+        self.fresh = name_allocator(g)
+        self.new_inits: list[onnx.TensorProto] = []
+        self.dead: set[str] = set()
+        self.report = {"inputs": 0, "outputs": 0, "max_gain_in": 1.0, "max_gain_out": 1.0}
+
+    def add(self, base: str, arr: np.ndarray) -> str:
+        name = self.fresh(base)
+        self.new_inits.append(numpy_helper.from_array(arr, name))
+        return name
+
+
 def apply(qdq: onnx.ModelProto, float_model: onnx.ModelProto, plans: Sequence[dict[str, Any]],
           ranges: Mapping[str, tuple[np.ndarray, np.ndarray]]) -> dict[str, Any]:
-    """Rewrite the planned convs in ``qdq`` in place; weights and bias come from ``float_model``."""
+    """Rewrite the planned convs in ``qdq`` in place; weights and bias come from ``float_model``.
+    Per conv: the input side, the output side, then the weights and bias requantized."""
     g = qdq.graph
     _prod, _cons, inits = _index(g)
     f_inits = {t.name: t for t in float_model.graph.initializer}
     f_nodes = {n.name: n for n in float_model.graph.node}
-    fresh = name_allocator(g)
-    new_inits: list[onnx.TensorProto] = []
-    dead: set[str] = set()
-    report = {"inputs": 0, "outputs": 0, "max_gain_in": 1.0, "max_gain_out": 1.0}
-
-    def add(base: str, arr: np.ndarray) -> str:
-        name = fresh(base)
-        new_inits.append(numpy_helper.from_array(arr, name))
-        return name
-
+    ed = _Edit(g)
     for p in plans:
         conv = p["conv"]
         fconv = f_nodes.get(conv.name)
         if fconv is None or fconv.input[1] not in f_inits:
             raise KoptError(f"balance: conv {conv.name!r} has no float weight initializer in the source model")
         W = numpy_helper.to_array(f_inits[fconv.input[1]]).astype(np.float64)
-        O = W.shape[0]
+        n_out = W.shape[0]
         bias = (numpy_helper.to_array(f_inits[fconv.input[2]]).astype(np.float64)
-                if len(fconv.input) > 2 and fconv.input[2] in f_inits else np.zeros(O))
-        shape_in = [1, -1] + [1] * (W.ndim - 2)
-        # input side: per-channel Q (steps s_c) -> per-tensor DQ (S); weights / (S / s_c)
-        q_x, dq_x = p["q_x"], p["dq_x"]
-        if q_x is not None:
-            lo, hi = ranges[q_x.input[0]]
-            z, steps = shared_zero_point(lo, hi)
-            if len(steps) != W.shape[1] * _groups(conv):
-                raise KoptError(f"balance: {conv.name!r} input has {len(steps)} channels, weight expects "
-                                f"{W.shape[1] * _groups(conv)}")
-            S = float(steps.max())
-            gain = S / steps
-            if _groups(conv) == 1:
-                W = W / gain.reshape(shape_in)
-            else:
-                W = W / _grouped(gain, conv, W).reshape(W.shape[0], W.shape[1], *[1] * (W.ndim - 2))
-            dead.update(q_x.input[1:3])
-            q_x.input[1] = add(q_x.input[0] + "_bal_step", steps.astype(np.float32))
-            q_x.input[2] = add(q_x.input[0] + "_bal_zp", np.full(len(steps), z, np.uint8))
-            _set_axis(q_x, 1)
-            dq_x.input[1] = add(q_x.input[0] + "_bal_S", np.array(S, np.float32))
-            dq_x.input[2] = add(q_x.input[0] + "_bal_z", np.array(z, np.uint8))
-            report["inputs"] += 1
-            report["max_gain_in"] = max(report["max_gain_in"], round(float(gain.max()), 2))
-            x_scale = S
-        else:
-            x_scale = float(numpy_helper.to_array(inits[dq_x.input[1]]))
-        # output side: weights and bias * (Y / t_o); per-tensor Q (Y) -> per-channel DQ (t_o)
-        q_y = p["q_y"]
-        if q_y is not None:
-            lo, hi = ranges[conv.output[0]]
-            zy, t = shared_zero_point(lo, hi)
-            Y = float(t.max())
-            u = Y / t
-            W = W * u.reshape([-1] + [1] * (W.ndim - 1))
-            bias = bias * u
-            dead.update(q_y.input[1:3])
-            q_y.input[1] = add(conv.output[0] + "_bal_Y", np.array(Y, np.float32))
-            q_y.input[2] = add(conv.output[0] + "_bal_zy", np.array(zy, np.uint8))
-            step_name = add(conv.output[0] + "_bal_step", t.astype(np.float32))
-            zp_name = add(conv.output[0] + "_bal_zp", np.full(len(t), zy, np.uint8))
-            for d in p["dq_ys"]:
-                d.input[1], d.input[2] = step_name, zp_name
-                _set_axis(d, 1)
-            report["outputs"] += 1
-            report["max_gain_out"] = max(report["max_gain_out"], round(float(u.max()), 2))
-        # weights: symmetric int8 per output channel, from the float values
-        flat = np.abs(W.reshape(O, -1)).max(axis=1)
-        w_scale = np.where(flat > 0, flat / WMAX, 1.0)
-        Wq = np.clip(np.round(W / w_scale.reshape([-1] + [1] * (W.ndim - 1))), -WMAX, WMAX).astype(np.int8)
-        dq_w = p["dq_w"]
-        dead.update(dq_w.input[1:3])
-        dead.add(dq_w.input[0])
-        dq_w.input[0] = add(fconv.input[1] + "_bal_q", Wq)
-        dq_w.input[1] = add(fconv.input[1] + "_bal_scale", w_scale.astype(np.float32))
-        dq_w.input[2] = add(fconv.input[1] + "_bal_wzp", np.zeros(O, np.int8))
-        _set_axis(dq_w, 0)
-        dq_b = p["dq_b"]
-        if dq_b is not None:
-            b_scale = (x_scale * w_scale).astype(np.float32)
-            bq = np.clip(np.round(bias / b_scale.astype(np.float64)), -(2 ** 31 - 1), 2 ** 31 - 1).astype(np.int32)
-            dead.update(dq_b.input[0:3])
-            dq_b.input[0] = add(fconv.input[2] + "_bal_bq", bq)
-            dq_b.input[1] = add(fconv.input[2] + "_bal_bscale", b_scale)
-            dq_b.input[2] = add(fconv.input[2] + "_bal_bzp", np.zeros(O, np.int32))
-            _set_axis(dq_b, 0)
-        elif q_y is not None and np.any(bias != 0):
-            raise KoptError(f"balance: {conv.name!r} has a float bias but no quantized bias input")
-    g.initializer.extend(new_inits)
-    still = {i for n in g.node for i in n.input}
-    keep = [t for t in g.initializer if t.name in still or t.name not in dead]
-    del g.initializer[:]
-    g.initializer.extend(keep)
-    return report
+                if len(fconv.input) > 2 and fconv.input[2] in f_inits else np.zeros(n_out))
+        W, x_scale = _balance_input(ed, p, conv, W, ranges, inits)
+        W, bias = _balance_output(ed, p, conv, W, bias, ranges)
+        _requantize(ed, p, conv, fconv, W, bias, x_scale)
+    g.initializer.extend(ed.new_inits)
+    remove_unread(g, nodes=[], initializers=ed.dead)  # the replaced scales, zero points and weights
+    return ed.report
+
+
+def _balance_input(ed: _Edit, p: dict[str, Any], conv: onnx.NodeProto, W: np.ndarray,
+                   ranges: Mapping[str, tuple[np.ndarray, np.ndarray]], inits) -> tuple[np.ndarray, float]:
+    """Input side: per-channel Q (steps s_c) -> per-tensor DQ (S); weights / (S / s_c). Returns the
+    weights and the input's per-tensor scale."""
+    q_x, dq_x = p["q_x"], p["dq_x"]
+    if q_x is None:
+        return W, float(numpy_helper.to_array(inits[dq_x.input[1]]))
+    lo, hi = ranges[q_x.input[0]]
+    z, steps = shared_zero_point(lo, hi)
+    if len(steps) != W.shape[1] * _groups(conv):
+        raise KoptError(f"balance: {conv.name!r} input has {len(steps)} channels, weight expects "
+                        f"{W.shape[1] * _groups(conv)}")
+    S = float(steps.max())
+    gain = S / steps
+    if _groups(conv) == 1:
+        W = W / gain.reshape([1, -1] + [1] * (W.ndim - 2))
+    else:
+        W = W / _grouped(gain, conv, W).reshape(W.shape[0], W.shape[1], *[1] * (W.ndim - 2))
+    ed.dead.update(q_x.input[1:3])
+    q_x.input[1] = ed.add(q_x.input[0] + "_bal_step", steps.astype(np.float32))
+    q_x.input[2] = ed.add(q_x.input[0] + "_bal_zp", np.full(len(steps), z, np.uint8))
+    _set_axis(q_x, 1)
+    dq_x.input[1] = ed.add(q_x.input[0] + "_bal_S", np.array(S, np.float32))
+    dq_x.input[2] = ed.add(q_x.input[0] + "_bal_z", np.array(z, np.uint8))
+    ed.report["inputs"] += 1
+    ed.report["max_gain_in"] = max(ed.report["max_gain_in"], round(float(gain.max()), 2))
+    return W, S
+
+
+def _balance_output(ed: _Edit, p: dict[str, Any], conv: onnx.NodeProto, W: np.ndarray, bias: np.ndarray,
+                    ranges: Mapping[str, tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """Output side: weights and bias * (Y / t_o); per-tensor Q (Y) -> per-channel DQ (t_o)."""
+    q_y = p["q_y"]
+    if q_y is None:
+        return W, bias
+    lo, hi = ranges[conv.output[0]]
+    zy, t = shared_zero_point(lo, hi)
+    Y = float(t.max())
+    u = Y / t
+    W = W * u.reshape([-1] + [1] * (W.ndim - 1))
+    bias = bias * u
+    ed.dead.update(q_y.input[1:3])
+    q_y.input[1] = ed.add(conv.output[0] + "_bal_Y", np.array(Y, np.float32))
+    q_y.input[2] = ed.add(conv.output[0] + "_bal_zy", np.array(zy, np.uint8))
+    step_name = ed.add(conv.output[0] + "_bal_step", t.astype(np.float32))
+    zp_name = ed.add(conv.output[0] + "_bal_zp", np.full(len(t), zy, np.uint8))
+    for d in p["dq_ys"]:
+        d.input[1], d.input[2] = step_name, zp_name
+        _set_axis(d, 1)
+    ed.report["outputs"] += 1
+    ed.report["max_gain_out"] = max(ed.report["max_gain_out"], round(float(u.max()), 2))
+    return W, bias
+
+
+def _requantize(ed: _Edit, p: dict[str, Any], conv: onnx.NodeProto, fconv: onnx.NodeProto, W: np.ndarray,
+                bias: np.ndarray, x_scale: float) -> None:
+    """Weights: symmetric int8 per output channel from the balanced float values; bias: int32 at
+    the input scale times the weight scale."""
+    n_out = W.shape[0]
+    flat = np.abs(W.reshape(n_out, -1)).max(axis=1)
+    w_scale = np.where(flat > 0, flat / WMAX, 1.0)
+    Wq = np.clip(np.round(W / w_scale.reshape([-1] + [1] * (W.ndim - 1))), -WMAX, WMAX).astype(np.int8)
+    dq_w = p["dq_w"]
+    ed.dead.update(dq_w.input[1:3])
+    ed.dead.add(dq_w.input[0])
+    dq_w.input[0] = ed.add(fconv.input[1] + "_bal_q", Wq)
+    dq_w.input[1] = ed.add(fconv.input[1] + "_bal_scale", w_scale.astype(np.float32))
+    dq_w.input[2] = ed.add(fconv.input[1] + "_bal_wzp", np.zeros(n_out, np.int8))
+    _set_axis(dq_w, 0)
+    dq_b = p["dq_b"]
+    if dq_b is not None:
+        b_scale = (x_scale * w_scale).astype(np.float32)
+        bq = np.clip(np.round(bias / b_scale.astype(np.float64)), -(2 ** 31 - 1), 2 ** 31 - 1).astype(np.int32)
+        ed.dead.update(dq_b.input[0:3])
+        dq_b.input[0] = ed.add(fconv.input[2] + "_bal_bq", bq)
+        dq_b.input[1] = ed.add(fconv.input[2] + "_bal_bscale", b_scale)
+        dq_b.input[2] = ed.add(fconv.input[2] + "_bal_bzp", np.zeros(n_out, np.int32))
+        _set_axis(dq_b, 0)
+    elif p["q_y"] is not None and np.any(bias != 0):
+        raise KoptError(f"balance: {conv.name!r} has a float bias but no quantized bias input")
 
 
 def _groups(conv: onnx.NodeProto) -> int:
@@ -262,9 +286,9 @@ def _groups(conv: onnx.NodeProto) -> int:
 def _grouped(gain: np.ndarray, conv: onnx.NodeProto, W: np.ndarray) -> np.ndarray:
     """Per-(output channel, input channel within its group) gains for a grouped conv."""
     g = _groups(conv)
-    O, I = W.shape[0], W.shape[1]
-    per_group_out = O // g
-    return np.stack([gain[(o // per_group_out) * I:(o // per_group_out + 1) * I] for o in range(O)])
+    n_out, n_in = W.shape[0], W.shape[1]
+    per_group_out = n_out // g
+    return np.stack([gain[(o // per_group_out) * n_in:(o // per_group_out + 1) * n_in] for o in range(n_out)])
 
 
 def _set_axis(node: onnx.NodeProto, axis: int) -> None:

@@ -19,7 +19,8 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from kopt.core.errors import KoptError
-from kopt.quantize.checkset import Utterance, _data_text, style_for, tokenize
+from kopt.core.kokoro import KokoroIO, style_of
+from kopt.quantize.checkset import Utterance, data_text, tokenize
 
 SENTENCES_FILE = "sentences.tsv"
 
@@ -27,7 +28,7 @@ SENTENCES_FILE = "sentences.tsv"
 def corpus() -> list[tuple[str, str]]:
     """(text, phonemes) pairs of the calibration corpus."""
     out = []
-    for line in _data_text(SENTENCES_FILE).splitlines():
+    for line in data_text(SENTENCES_FILE).splitlines():
         if line.strip() and not line.startswith("#"):
             text, phon = line.split("\t")
             out.append((text, phon))
@@ -43,14 +44,21 @@ class CalibSpec:
     max_tokens: int = 96
 
 
+def check_sentences(n: int) -> int:
+    """A calibration sentence count the corpus has: the configs' validator (ValueError otherwise)."""
+    size = len(corpus())
+    if not 1 <= n <= size:
+        raise ValueError(f"{n}: use 1 to {size} (the sentences in kopt/data/calib/{SENTENCES_FILE})")
+    return n
+
+
 def calibration_set(voices: Mapping[str, np.ndarray] | None, spec: CalibSpec) -> list[Utterance]:
     """``spec.sentences`` utterances: sentences, voices and speeds drawn with ``spec.seed``."""
     pairs = corpus()
-    if spec.sentences < 1:
-        raise KoptError("calibration needs at least 1 sentence (calib_sentences >= 1)")
-    if spec.sentences > len(pairs):
-        raise KoptError(f"calib_sentences={spec.sentences} but the corpus has {len(pairs)} sentences "
-                        f"(kopt/data/calib/{SENTENCES_FILE}); use at most {len(pairs)}")
+    try:
+        check_sentences(spec.sentences)
+    except ValueError as e:
+        raise KoptError(f"calib_sentences={e}") from None
     rng = np.random.default_rng(spec.seed)
     order = rng.permutation(len(pairs))[: spec.sentences]
     names = sorted(voices) if voices else [""]
@@ -62,7 +70,7 @@ def calibration_set(voices: Mapping[str, np.ndarray] | None, spec: CalibSpec) ->
             tok = np.concatenate([tok[: spec.max_tokens - 1], [0]]).astype(np.int64)
         vname = names[int(rng.integers(len(names)))]
         speed = float(np.round(rng.uniform(spec.speed_min, spec.speed_max), 3))
-        style = style_for(voices[vname] if voices else None, len(tok) - 2)
+        style = style_of(voices[vname] if voices else None, len(tok) - 2)
         out.append(Utterance(f"calib{i}", tok, style, speed, vname))
     return out
 
@@ -70,15 +78,9 @@ def calibration_set(voices: Mapping[str, np.ndarray] | None, spec: CalibSpec) ->
 class KokoroCalibrationReader:
     """onnxruntime CalibrationDataReader over utterances; supports ``set_range`` for strided runs."""
 
-    def __init__(self, utterances: Sequence[Utterance], input_names: Sequence[str], speed_int: bool = False):
-        tok = "tokens" if "tokens" in input_names else "input_ids"
-        self._feeds = [{tok: u.tokens.reshape(1, -1),
-                        "style": u.style.reshape(1, -1).astype(np.float32),
-                        "speed": (np.array([int(round(u.speed))], np.int32) if speed_int
-                                  else np.array([u.speed], np.float32)),
-                        # a graph instrumented by the durations pass: empty = use its own predictions
-                        **({"durations": np.zeros(0, np.int64)} if "durations" in input_names else {})}
-                       for u in utterances]
+    def __init__(self, utterances: Sequence[Utterance], io: KokoroIO):
+        # a graph instrumented by the durations pass gets the empty array: "use your own predictions"
+        self._feeds = [io.feeds(u.tokens, u.style, u.speed) for u in utterances]
         self._start, self._end = 0, len(self._feeds)
         self._i = 0
 

@@ -12,14 +12,15 @@ from __future__ import annotations
 import onnx
 from pydantic import Field
 
+from kokoro_runtime.errors import first_line
 from kopt.core.errors import KoptError
+from kopt.core.graph import topo_sort
 from kopt.core.passes import Pass, PassConfig, PassContext, PassResult, register
-from kopt.optimize._kokoro import topo_sort
-from kopt.quantize import _common
+from kopt.quantize import common
 from kopt.quantize.groups import FP16_FP32_ISLANDS
 
 # Ops that compute shapes, indices or the cumulative alignment: never worth fp16.
-_OP_BLOCK = ("Range", "CumSum", "Min", "Max", "Upsample", "Round", "Floor", "Ceil", "NonZero", "ScatterND",
+OP_BLOCK = ("Range", "CumSum", "Min", "Max", "Upsample", "Round", "Floor", "Ceil", "NonZero", "ScatterND",
              "STFT", "RandomNormalLike", "RandomUniformLike", "Resize")
 
 
@@ -28,7 +29,7 @@ class Fp16Config(PassConfig):
         FP16_FP32_ISLANDS,
         description="Node groups (module-path prefixes such as 'predictor', 'generator.istft', or 'op:Sin') "
                     "kept in fp32. Default: the duration/F0 predictor and the generator's DSP tail.")
-    op_block_list: tuple[str, ...] = Field(_OP_BLOCK, description="Op types always kept in fp32.")
+    op_block_list: tuple[str, ...] = Field(OP_BLOCK, description="Op types always kept in fp32.")
     keep_io_types: bool = Field(True, description="Keep fp32 model inputs and outputs (Casts at the edges).")
     check: bool = Field(True, description="Run the short/medium/long check set and reject non-finite audio.")
 
@@ -43,15 +44,15 @@ class Fp16(Pass):
 
     def run(self, model: onnx.ModelProto, ctx: PassContext) -> PassResult:
         c = self.config
-        block = _common.expand_selectors(model, c.keep_fp32)
+        block = common.expand_selectors(model, c.keep_fp32)
         out, fixes = to_fp16(model, block, c.op_block_list, c.keep_io_types)
         path = ctx.workdir / "fp16.onnx"
-        _common.write_input(out, ctx.workdir, path.name)
-        rep = _common.variant_report(out, path, precision="fp16", fp32_groups=list(c.keep_fp32),
+        common.write_input(out, ctx.workdir, path.name)
+        rep = common.variant_report(out, path, precision="fp16", fp32_groups=list(c.keep_fp32),
                                      fp32_nodes=len(block), **fixes)
         if c.check:
-            voices, _src = _common.resolve_voices(ctx.voices)
-            rep["guard"] = _common.guard(path, voices)
+            voices, rep["voices"] = common.resolve_voices(ctx.voices)
+            rep["guard"] = common.guard(path, voices)
         return PassResult(model=out, report=rep)
 
 
@@ -66,7 +67,7 @@ def to_fp16(model: onnx.ModelProto, block_nodes: list[str], op_block_list: tuple
         out = convert_float_to_float16(m, keep_io_types=keep_io_types, op_block_list=list(op_block_list),
                                        node_block_list=list(block_nodes), disable_shape_infer=False)
     except Exception as e:
-        raise KoptError(f"fp16 conversion failed: {str(e).strip().splitlines()[-1][:200]}") from None
+        raise KoptError(f"fp16 conversion failed: {first_line(e, 200)}") from e
     dup = _uniquify_node_names(out)
     roundtrips = _drop_cast_roundtrips(out)
     topo_sort(out.graph)  # the converter appends its input Casts after their consumers

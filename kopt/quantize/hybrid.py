@@ -16,12 +16,11 @@ from importlib import resources
 from typing import Any, Literal
 
 import onnx
-from pydantic import Field
+from pydantic import Field, field_validator, model_validator
 
-from kopt.core.errors import KoptError
 from kopt.core.passes import Pass, PassConfig, PassContext, PassResult, register
-from kopt.quantize import _common
-from kopt.quantize.groups import _matches, assign
+from kopt.quantize import common
+from kopt.quantize.groups import assign, matches
 
 Precision = Literal["int8", "fp16", "fp32"]
 QUANT_OPS = ("Conv", "ConvTranspose", "MatMul")
@@ -55,6 +54,20 @@ class HybridConfig(PassConfig):
     voices: str = Field("", description="Voice pack for calibration (empty: the embedded model's voices).")
     check: bool = Field(True, description="Run the short/medium/long check set and reject non-finite audio.")
 
+    @field_validator("calib_sentences")
+    @classmethod
+    def _sentences(cls, v: int) -> int:
+        from kopt.quantize.calibration import check_sentences
+
+        return check_sentences(v)
+
+    @model_validator(mode="after")
+    def _changes_something(self) -> "HybridConfig":
+        if not self.precision and self.default == "fp32":
+            raise ValueError("an empty precision map with default fp32 would change nothing; set "
+                             "precision (e.g. {\"generator\": \"int8\"}) or run `kopt sensitivity`")
+        return self
+
 
 def resolve(model: onnx.ModelProto, precision: dict[str, str], default: str) -> dict[str, str]:
     """Node name -> precision: the most specific matching key (op:TYPE first, then longest path)."""
@@ -63,7 +76,7 @@ def resolve(model: onnx.ModelProto, precision: dict[str, str], default: str) -> 
     out = {}
     for n in model.graph.node:
         g = where[n.name]
-        out[n.name] = next((precision[k] for k in keys if _matches(n, g, k)), default)
+        out[n.name] = next((precision[k] for k in keys if matches(n, k, g)), default)
     return out
 
 
@@ -76,39 +89,36 @@ class Hybrid(Pass):
     config: HybridConfig
 
     def key_inputs(self) -> dict[str, str]:
-        return _common.calibration_key_inputs(self.config.voices)
+        return common.calibration_key_inputs(self.config.voices)
 
     def run(self, model: onnx.ModelProto, ctx: PassContext) -> PassResult:
-        from kopt.quantize.fp16 import _OP_BLOCK, to_fp16
+        from kopt.quantize.fp16 import OP_BLOCK, to_fp16
         from kopt.quantize.int8_static import Int8StaticConfig, quantize_static_file
 
         c = self.config
-        if not c.precision and c.default == "fp32":
-            raise KoptError("hybrid: empty precision map and default fp32 would change nothing; "
-                            "pass --set precision='{\"generator\": \"int8\"}' or run `kopt sensitivity`")
         per_node = resolve(model, c.precision, c.default)
         int8 = [n.name for n in model.graph.node if per_node[n.name] == "int8" and n.op_type in c.int8_op_types]
-        voices, vsrc = _common.resolve_voices(ctx.voices, c.voices)
+        voices, vsrc = common.resolve_voices(ctx.voices, c.voices)
         cur = model
         info: dict[str, Any] = {}
         if int8:
-            src = _common.write_input(model, ctx.workdir)
+            src = common.write_input(model, ctx.workdir)
             out = ctx.workdir / "hybrid_int8.onnx"
             scfg = Int8StaticConfig(exclude=(), op_types=c.int8_op_types, calibrate_method=c.calibrate_method, calib_sentences=c.calib_sentences,
                                     calib_seed=c.calib_seed, calibration_cache=c.calibration_cache, balance=c.balance,
                                     check=False)
             info.update(quantize_static_file(src, out, scfg, voices, int8, []))
-            cur = _common.load_output(out)
+            cur = common.load_output(out)
         fp16 = {name for name, p in per_node.items() if p == "fp16"}
         if fp16:
             block = [n.name for n in cur.graph.node if n.name not in fp16]
-            cur, fixes = to_fp16(cur, block, tuple(_OP_BLOCK) + _QDQ_OPS)
+            cur, fixes = to_fp16(cur, block, tuple(OP_BLOCK) + _QDQ_OPS)
             info["fp16_fixes"] = fixes
-        path = _common.write_input(cur, ctx.workdir, "hybrid.onnx")
+        path = common.write_input(cur, ctx.workdir, "hybrid.onnx")
         counts = {p: sum(1 for n in model.graph.node if per_node[n.name] == p and n.op_type in QUANT_OPS)
                   for p in ("int8", "fp16", "fp32")}
-        rep = _common.variant_report(cur, path, precision="hybrid", precision_map=dict(c.precision),
+        rep = common.variant_report(cur, path, precision="hybrid", precision_map=dict(c.precision),
                                      default=c.default, weight_nodes_by_precision=counts, voices=vsrc, **info)
         if c.check:
-            rep["guard"] = _common.guard(path, voices)
+            rep["guard"] = common.guard(path, voices)
         return PassResult(model=cur, report=rep)

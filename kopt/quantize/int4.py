@@ -15,11 +15,12 @@ from __future__ import annotations
 from typing import Literal
 
 import onnx
-from pydantic import Field
+from pydantic import Field, field_validator
 
+from kokoro_runtime.errors import first_line
 from kopt.core.errors import KoptError
 from kopt.core.passes import Pass, PassConfig, PassContext, PassResult, register
-from kopt.quantize import _common
+from kopt.quantize import common
 
 
 class Int4Config(PassConfig):
@@ -31,6 +32,21 @@ class Int4Config(PassConfig):
     exclude: tuple[str, ...] = Field(("predictor",), description="Node groups or op:TYPE kept in float.")
     check: bool = Field(True, description="Run the short/medium/long check set and reject non-finite audio.")
 
+    @field_validator("block_size")
+    @classmethod
+    def _block(cls, v: int) -> int:
+        if v < 16 or v & (v - 1):
+            raise ValueError(f"{v}: use a power of 2 >= 16")
+        return v
+
+    @field_validator("op_types")
+    @classmethod
+    def _ops(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        bad = [o for o in v if o not in ("MatMul", "Gather")]
+        if bad:
+            raise ValueError(f"{bad} not supported; MatMulNBits covers MatMul and Gather only")
+        return v
+
 
 @register
 class Int4(Pass):
@@ -41,17 +57,12 @@ class Int4(Pass):
     config: Int4Config
 
     def run(self, model: onnx.ModelProto, ctx: PassContext) -> PassResult:
-        c = self.config
-        if c.block_size < 16 or c.block_size & (c.block_size - 1):
-            raise KoptError(f"int4: block_size={c.block_size}: use a power of 2 >= 16")
-        bad = [o for o in c.op_types if o not in ("MatMul", "Gather")]
-        if bad:
-            raise KoptError(f"int4: op_types {bad} not supported; MatMulNBits covers MatMul and Gather only")
+        c = self.config  # block_size and op_types are checked by Int4Config, before any build starts
         try:
             import onnx_ir  # noqa: F401
             from onnxruntime.quantization import matmul_nbits_quantizer as mnb
         except ImportError as e:
-            raise KoptError(f"int4 needs the 'onnx-ir' package ({e}); pip install onnx-ir") from None
+            raise KoptError(f"int4 needs the 'onnx-ir' package ({e}); pip install onnx-ir") from e
         ops = tuple(c.op_types)
         if c.algorithm == "default":
             algo = mnb.DefaultWeightOnlyQuantConfig(block_size=c.block_size, is_symmetric=c.symmetric,
@@ -64,23 +75,23 @@ class Int4(Pass):
             # (and its 3.x releases have no ONNX support).
             algo = (mnb.RTNWeightOnlyQuantConfig(op_types_to_quantize=ops) if c.algorithm == "rtn"
                     else mnb.GPTQWeightOnlyQuantConfig(block_size=c.block_size, op_types_to_quantize=ops))
-        excluded = _common.expand_selectors(model, c.exclude)
+        excluded = common.expand_selectors(model, c.exclude)
         m = onnx.ModelProto()
         m.CopyFrom(model)
-        _common.quiet_ort_quant_logging()
+        common.quiet_ort_quant_logging()
         try:
             q = mnb.MatMulNBitsQuantizer(m, bits=4, block_size=c.block_size, is_symmetric=c.symmetric,
                                          accuracy_level=c.accuracy_level, nodes_to_exclude=excluded,
                                          op_types_to_quantize=ops, algo_config=algo)
             q.process()
         except Exception as e:
-            raise KoptError(f"int4 quantization failed: {str(e).strip().splitlines()[-1][:200]}") from None
+            raise KoptError(f"int4 quantization failed: {first_line(e, 200)}") from e
         out_model = q.model.model
-        path = _common.write_input(out_model, ctx.workdir, "int4.onnx")
-        rep = _common.variant_report(out_model, path, precision="int4-weight-only", algorithm=c.algorithm,
+        path = common.write_input(out_model, ctx.workdir, "int4.onnx")
+        rep = common.variant_report(out_model, path, precision="int4-weight-only", algorithm=c.algorithm,
                                      op_types=list(ops), excluded_nodes=len(excluded),
                                      coverage="MatMul/Gather weights only; Conv and ConvTranspose weights stay fp32")
         if c.check:
-            voices, _src = _common.resolve_voices(ctx.voices)
-            rep["guard"] = _common.guard(path, voices)
+            voices, rep["voices"] = common.resolve_voices(ctx.voices)
+            rep["guard"] = common.guard(path, voices)
         return PassResult(model=out_model, report=rep)

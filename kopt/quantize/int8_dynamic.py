@@ -13,9 +13,10 @@ from typing import Literal
 import onnx
 from pydantic import Field
 
+from kokoro_runtime.errors import first_line
 from kopt.core.errors import KoptError
 from kopt.core.passes import Pass, PassConfig, PassContext, PassResult, register
-from kopt.quantize import _common
+from kopt.quantize import common
 
 
 class Int8DynamicConfig(PassConfig):
@@ -41,19 +42,19 @@ class Int8Dynamic(Pass):
 
         c = self.config
         ops = list(dict.fromkeys([*c.op_types, *(["LSTM"] if c.include_lstm else [])]))
-        excluded = _common.expand_selectors(model, c.exclude)
-        src = _common.write_input(model, ctx.workdir)
+        excluded = common.expand_selectors(model, c.exclude)
+        src = common.write_input(model, ctx.workdir)
         out = ctx.workdir / "int8_dynamic.onnx"
-        _common.quiet_ort_quant_logging()
+        common.quiet_ort_quant_logging()
         try:
             quantize_dynamic(str(src), str(out), op_types_to_quantize=ops, per_channel=c.per_channel,
-                             reduce_range=c.reduce_range, weight_type=_common.quant_type(c.weight_type),
+                             reduce_range=c.reduce_range, weight_type=common.quant_type(c.weight_type),
                              nodes_to_exclude=excluded, extra_options={"MatMulConstBOnly": True})
         except Exception as e:
-            raise KoptError(f"int8-dynamic quantization failed: {str(e).strip().splitlines()[-1][:200]}") from None
-        q = _common.load_output(out)
-        rep = _common.variant_report(q, out, precision="int8-dynamic", op_types=ops, excluded_nodes=len(excluded))
+            raise KoptError(f"int8-dynamic quantization failed: {first_line(e, 200)}") from e
+        q = common.load_output(out)
+        rep = common.variant_report(q, out, precision="int8-dynamic", op_types=ops, excluded_nodes=len(excluded))
         if c.check:
-            voices, _src = _common.resolve_voices(ctx.voices)
-            rep["guard"] = _common.guard(out, voices)
+            voices, rep["voices"] = common.resolve_voices(ctx.voices)
+            rep["guard"] = common.guard(out, voices)
         return PassResult(model=q, report=rep)

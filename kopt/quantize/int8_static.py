@@ -13,11 +13,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 import onnx
-from pydantic import Field
+from pydantic import Field, field_validator, model_validator
 
+from kokoro_runtime.errors import first_line
 from kopt.core.errors import KoptError
 from kopt.core.passes import Pass, PassConfig, PassContext, PassResult, register
-from kopt.quantize import _common
+from kopt.quantize import common
 from kopt.quantize.calibration import CalibSpec, KokoroCalibrationReader, calibration_set
 
 # Groups where activations span too wide a range for 8 bits: the duration/F0/N predictor (durations
@@ -49,10 +50,24 @@ class Int8StaticConfig(PassConfig):
     voices: str = Field("", description="Voice pack for calibration (empty: the embedded model's voices).")
     check: bool = Field(True, description="Run the short/medium/long check set and reject non-finite audio.")
 
+    @field_validator("calib_sentences")
+    @classmethod
+    def _sentences(cls, v: int) -> int:
+        from kopt.quantize.calibration import check_sentences
 
-def _nodes(model: onnx.ModelProto, c: Int8StaticConfig) -> tuple[list[str], list[str]]:
-    include = _common.expand_selectors(model, c.include, c.op_types) if c.include else []
-    exclude = _common.expand_selectors(model, c.exclude)
+        return check_sentences(v)
+
+    @model_validator(mode="after")
+    def _speeds(self) -> "Int8StaticConfig":
+        if not 0 < self.calib_speed_min <= self.calib_speed_max:
+            raise ValueError(f"calib_speed_min {self.calib_speed_min} must be > 0 and <= calib_speed_max "
+                             f"{self.calib_speed_max}")
+        return self
+
+
+def selected_nodes(model: onnx.ModelProto, c: Int8StaticConfig) -> tuple[list[str], list[str]]:
+    include = common.expand_selectors(model, c.include, c.op_types) if c.include else []
+    exclude = common.expand_selectors(model, c.exclude)
     return include, exclude
 
 
@@ -61,31 +76,28 @@ def quantize_static_file(src: Path, out: Path, c: Int8StaticConfig, voices: dict
     """Run onnxruntime's quantize_static on a file with kopt's calibration reader."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, quantize_static
 
-    import onnxruntime as ort
+    from kopt.core.kokoro import KokoroIO, open_session
 
     spec = CalibSpec(c.calib_sentences, c.calib_seed, c.calib_speed_min, c.calib_speed_max, c.calib_max_tokens)
     utts = calibration_set(voices, spec)
-    so = ort.SessionOptions()
-    so.log_severity_level = 3
-    probe = ort.InferenceSession(str(src), so, providers=["CPUExecutionProvider"])
-    ins = {i.name: i.type for i in probe.get_inputs()}
+    probe = open_session(src, threads=0)
+    reader = KokoroCalibrationReader(utts, KokoroIO.of(probe, src))
     del probe
-    reader = KokoroCalibrationReader(utts, list(ins), speed_int="int32" in ins["speed"])
     cache = Path(c.calibration_cache) if c.calibration_cache else None
     cache_hit = bool(cache and cache.is_file())
     extra = {"CalibStridedMinMax": 1, "ActivationSymmetric": False, "WeightSymmetric": True}
     if c.calibrate_method == "Percentile":
         extra["CalibPercentile"] = c.percentile
-    _common.quiet_ort_quant_logging()
+    common.quiet_ort_quant_logging()
     try:
         quantize_static(str(src), str(out), calibration_data_reader=reader, quant_format=QuantFormat.QDQ,
                         op_types_to_quantize=list(c.op_types), per_channel=c.per_channel,
-                        reduce_range=c.reduce_range, activation_type=_common.quant_type(c.activation_type),
-                        weight_type=_common.quant_type(c.weight_type), nodes_to_quantize=include,
+                        reduce_range=c.reduce_range, activation_type=common.quant_type(c.activation_type),
+                        weight_type=common.quant_type(c.weight_type), nodes_to_quantize=include,
                         nodes_to_exclude=exclude, calibrate_method=getattr(CalibrationMethod, c.calibrate_method),
                         extra_options=extra, calibration_cache_path=cache)
     except Exception as e:
-        raise KoptError(f"int8-static quantization failed: {str(e).strip().splitlines()[-1][:200]}") from None
+        raise KoptError(f"int8-static quantization failed: {first_line(e, 200)}") from e
     info: dict[str, Any] = {}
     if c.balance:
         info["balance"] = _balance(src, out, utts, reader, c)
@@ -133,20 +145,20 @@ class Int8Static(Pass):
     config: Int8StaticConfig
 
     def key_inputs(self) -> dict[str, str]:
-        return _common.calibration_key_inputs(self.config.voices)
+        return common.calibration_key_inputs(self.config.voices)
 
     def run(self, model: onnx.ModelProto, ctx: PassContext) -> PassResult:
         c = self.config
-        include, exclude = _nodes(model, c)
+        include, exclude = selected_nodes(model, c)
         if c.include and not include:
             raise KoptError(f"int8-static: include={list(c.include)} matches no {list(c.op_types)} node")
-        voices, vsrc = _common.resolve_voices(ctx.voices, c.voices)
-        src = _common.write_input(model, ctx.workdir)
+        voices, vsrc = common.resolve_voices(ctx.voices, c.voices)
+        src = common.write_input(model, ctx.workdir)
         out = ctx.workdir / "int8_static.onnx"
         info = quantize_static_file(src, out, c, voices, include, exclude)
-        q = _common.load_output(out)
-        rep = _common.variant_report(q, out, precision="int8-static", voices=vsrc, excluded=list(c.exclude),
+        q = common.load_output(out)
+        rep = common.variant_report(q, out, precision="int8-static", voices=vsrc, excluded=list(c.exclude),
                                      excluded_nodes=len(exclude), included=list(c.include), **info)
         if c.check:
-            rep["guard"] = _common.guard(out, voices)
+            rep["guard"] = common.guard(out, voices)
         return PassResult(model=q, report=rep)

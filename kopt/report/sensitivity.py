@@ -1,12 +1,11 @@
-"""Read a quantization sensitivity ranking from result records (kind "sensitivity") or a ranking JSON.
+"""Read a quantization sensitivity ranking, typed (kopt.core.results.SensitivityEntry), for the report.
 
-Accepted shapes, so the report does not depend on one writer's exact layout:
-- a record whose ``extra.ranking`` (or a JSON file's top level / ``ranking`` key) is a list of entries
-  like {"name"|"node"|"group"|"op": str, "score"|"sensitivity"|"delta"|...: number};
-- one record per node/group: label from ``extra.node``/``extra.group``/``extra.name`` (else the variant
-  name), score from the record's ``score``-like metric;
-- a JSON object {name: score}.
-The ranking is sorted most sensitive first.
+Two sources, one entry type ({"group" or "name": str, "score": number, "metric": str}):
+- records of kind "sensitivity" whose ``extra.ranking`` is a list of entries;
+- a JSON file: the ``sensitivity.json`` that `kopt sensitivity` writes (its ``ranking`` list), a bare
+  list of entries, or an object {group: score}.
+An entry without a group name or a numeric score is an error naming the file (or record) and the
+entry; nothing is guessed from other keys. The ranking is sorted highest score first.
 """
 
 from __future__ import annotations
@@ -15,54 +14,40 @@ import json
 from pathlib import Path
 from typing import Any, Iterable
 
+from pydantic import ValidationError
+
 from kopt.core.errors import KoptError
+from kopt.core.recipe import explain
+from kopt.core.results import SensitivityEntry
 from kopt.select.metrics import is_number
 
-NAME_KEYS = ("name", "node", "group", "op", "layer", "target", "tensor")
-SCORE_KEYS = ("score", "sensitivity", "delta", "drop", "pesq_drop", "mel_distance", "error", "mse", "rel_error")
 
-
-def _entry(e: Any) -> tuple[str, float, str] | None:
-    if not isinstance(e, dict):
-        return None
-    name = next((str(e[k]) for k in NAME_KEYS if isinstance(e.get(k), str)), None)
-    metrics = e.get("metrics") if isinstance(e.get("metrics"), dict) else e
-    key = next((k for k in SCORE_KEYS if is_number(metrics.get(k))), None)
-    if key is None:
-        key = next((k for k, v in metrics.items() if is_number(v)), None)
-    if name is None or key is None:
-        return None
-    return name, float(metrics[key]), key
-
-
-def _from_list(items: Iterable[Any]) -> tuple[list[tuple[str, float]], str]:
-    out, label = [], "score"
-    for e in items:
-        p = _entry(e)
-        if p:
-            out.append((p[0], p[1]))
-            label = p[2]
+def _entries(items: Any, where: str) -> tuple[list[tuple[str, float]], str]:
+    if not isinstance(items, list):
+        raise KoptError(f"{where}: the ranking must be a list of {{group, score}} entries")
+    out: list[tuple[str, float]] = []
+    label = "score"
+    for k, item in enumerate(items):
+        try:
+            e = SensitivityEntry.model_validate(item)
+        except ValidationError as err:
+            loc, msg = explain(err)
+            raise KoptError(f"{where}: ranking[{k}].{loc}: {msg}") from None
+        out.append((e.group, e.score))
+        label = e.metric
     return out, label
 
 
 def from_records(records: Iterable[dict[str, Any]]) -> tuple[list[tuple[str, float]], str] | None:
-    recs = [r for r in records if r.get("kind") == "sensitivity"]
-    if not recs:
-        return None
+    """The ranking carried by records of kind "sensitivity" (``extra.ranking``); None without any."""
     items: list[tuple[str, float]] = []
     label = "score"
-    for r in recs:
-        extra = r.get("extra") or {}
-        if isinstance(extra.get("ranking"), list):
-            got, label = _from_list(extra["ranking"])
-            items.extend(got)
+    for r in records:
+        if r.get("kind") != "sensitivity":
             continue
-        name = next((str(extra[k]) for k in NAME_KEYS if isinstance(extra.get(k), str)), None) \
-            or str((r.get("variant") or {}).get("name"))
-        p = _entry({"name": name, **(r.get("metrics") or {})})
-        if p:
-            items.append((p[0], p[1]))
-            label = p[2]
+        where = f"sensitivity record of run {r.get('run_id')!r}"
+        got, label = _entries((r.get("extra") or {}).get("ranking"), where)
+        items.extend(got)
     return (_sorted(items), label) if items else None
 
 
@@ -72,16 +57,17 @@ def from_file(path: str | Path) -> tuple[list[tuple[str, float]], str]:
         data = json.loads(p.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as e:
         raise KoptError(f"{p}: cannot read the sensitivity ranking ({e})") from None
-    if isinstance(data, dict) and isinstance(data.get("ranking"), list):
-        items, label = _from_list(data["ranking"])
+    if isinstance(data, dict) and "ranking" in data:
+        items, label = _entries(data["ranking"], str(p))
     elif isinstance(data, list):
-        items, label = _from_list(data)
-    elif isinstance(data, dict) and all(is_number(v) for v in data.values()):
+        items, label = _entries(data, str(p))
+    elif isinstance(data, dict) and data and all(is_number(v) for v in data.values()):
         items, label = [(str(k), float(v)) for k, v in data.items()], "score"
     else:
         items, label = [], "score"
     if not items:
-        raise KoptError(f"{p}: no ranking found: expected a list of {{name, score}} entries or {{name: score}}")
+        raise KoptError(f"{p}: no ranking found: expected `kopt sensitivity`'s sensitivity.json, a list of "
+                        "{group, score} entries, or {group: score}")
     return _sorted(items), label
 
 

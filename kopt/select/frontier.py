@@ -151,13 +151,28 @@ def _compare_text(a: Row, b: Row, objectives: list[Metric]) -> str:
 
 
 def select_group(rows: list[Row], settings: SelectSettings, cat: Catalog) -> GroupSelection:
+    """The frontier and the winner of one (machine, provider) group, with a verdict for every row:
+    screen (status, constraints, missing metrics), frontier, winner and ties, dominated, explanation."""
     assert rows, "a group has rows"
     first = rows[0]
-    provider = first.provider
-    bounds = settings.constraints_for(provider)
+    bounds = settings.constraints_for(first.provider)
     objectives = [cat.require(n) for n in (settings.speed, settings.quality, settings.size) if n]
-    speed, quality = objectives[0], objectives[1]
     verdicts: dict[str, Verdict] = {}
+    feasible, constraint_losers = _screen(rows, bounds, objectives, cat, verdicts)
+    speed = objectives[0]
+    frontier = sorted([r for r in feasible if not any(dominates(o, r, objectives) for o in feasible if o is not r)],
+                      key=lambda r: (-speed.goodness(r.value(speed.name)), r.variant, r.variant_key))
+    winner, ties = _pick_winner(frontier, objectives, settings, verdicts) if frontier else (None, [])
+    _judge_dominated(feasible, frontier, winner, objectives, verdicts)
+    expl = _explain(first.provider, rows, frontier, winner, constraint_losers, bounds, objectives, verdicts)
+    ordered = sorted(verdicts.values(), key=lambda v: (_OUTCOME_ORDER[v.outcome], v.variant, v.variant_key))
+    return GroupSelection(first.machine_id, first.machine, first.provider, tuple(rows), tuple(frontier), winner,
+                          tuple(ordered), expl, tuple(ties), dict(bounds))
+
+
+def _screen(rows: list[Row], bounds, objectives: list, cat: Catalog,
+            verdicts: dict[str, Verdict]) -> tuple[list[Row], list[Row]]:
+    """(rows that may compete, rows that failed a constraint); the others get their verdict."""
     feasible: list[Row] = []
     constraint_losers: list[Row] = []
     for r in rows:
@@ -177,53 +192,59 @@ def select_group(rows: list[Row], settings: SelectSettings, cat: Catalog) -> Gro
                                               f"no {', '.join(absent)} measured: cannot be placed on the frontier")
             continue
         feasible.append(r)
+    return feasible, constraint_losers
 
-    def order(r: Row) -> tuple:
-        return (-speed.goodness(r.value(speed.name)), r.variant, r.variant_key)
 
-    frontier = sorted([r for r in feasible if not any(dominates(o, r, objectives) for o in feasible if o is not r)],
-                      key=order)
-    winner: Row | None = None
+def _pick_winner(frontier: list[Row], objectives: list, settings: SelectSettings,
+                 verdicts: dict[str, Verdict]) -> tuple[Row, list[str]]:
+    """The fastest frontier row, speed ties broken by the other objectives then by name; verdicts
+    for the winner and every other frontier row. Returns (winner, names tied with it)."""
+    speed, quality = objectives[0], objectives[1]
     ties: list[str] = []
-    if frontier:
-        best = frontier[0].value(speed.name)
-        tol = settings.speed_tie_rel * abs(best)
-        tied = [r for r in frontier if abs(r.value(speed.name) - best) <= tol]
-        rest = [m for m in objectives[1:]]
-        tied.sort(key=lambda r: tuple(-m.goodness(r.value(m.name)) for m in rest) + (r.variant, r.variant_key))
-        winner = tied[0]
-        wv = tuple(winner.value(m.name) for m in rest)
-        for r in tied[1:]:
-            same_rest = tuple(r.value(m.name) for m in rest) == wv
-            same_speed = r.value(speed.name) == winner.value(speed.name)
-            if same_rest and same_speed:
-                ties.append(r.variant)
-                why = f"tied with {winner.variant} on every objective ({_compare_text(r, winner, objectives)}); " \
-                      f"{winner.variant} wins by name order"
-            elif same_rest:
-                ties.append(r.variant)
-                why = (f"tied with {winner.variant}: speed within {settings.speed_tie_rel:.0%} "
-                       f"({speed.name} {fmt(r.value(speed.name))} vs {fmt(winner.value(speed.name))}) and equal "
-                       f"{', '.join(m.name for m in rest)}; {winner.variant} wins by name order")
-            else:
-                lose = next(m for m in rest if r.value(m.name) != winner.value(m.name))
-                why = (f"on the frontier and as fast as {winner.variant} within {settings.speed_tie_rel:.0%} "
-                       f"({speed.name} {fmt(r.value(speed.name))} vs {fmt(winner.value(speed.name))}), but "
-                       f"{lose.name} {fmt(r.value(lose.name))} vs {fmt(winner.value(lose.name))}")
-            verdicts[r.variant_key] = Verdict(r.variant, r.variant_key, "frontier", why, by=winner.variant)
-        for r in frontier:
-            if r.variant_key in verdicts or r is winner:
-                continue
-            verdicts[r.variant_key] = Verdict(
-                r.variant, r.variant_key, "frontier",
-                f"on the frontier but slower than {winner.variant} beyond the {settings.speed_tie_rel:.0%} tie "
-                f"tolerance ({_compare_text(r, winner, objectives)})", by=winner.variant)
-        verdicts[winner.variant_key] = Verdict(
-            winner.variant, winner.variant_key, "winner",
-            f"fastest variant meeting the constraints on the frontier ({speed.name} {fmt(winner.value(speed.name))}, "
-            f"{quality.name} {fmt(winner.value(quality.name))}"
-            + (f", {objectives[2].name} {fmt(winner.value(objectives[2].name))}" if len(objectives) > 2 else "")
-            + (f"; tied with {', '.join(ties)}" if ties else "") + ")")
+    best = frontier[0].value(speed.name)
+    tol = settings.speed_tie_rel * abs(best)
+    tied = [r for r in frontier if abs(r.value(speed.name) - best) <= tol]
+    rest = [m for m in objectives[1:]]
+    tied.sort(key=lambda r: tuple(-m.goodness(r.value(m.name)) for m in rest) + (r.variant, r.variant_key))
+    winner = tied[0]
+    wv = tuple(winner.value(m.name) for m in rest)
+    for r in tied[1:]:
+        same_rest = tuple(r.value(m.name) for m in rest) == wv
+        same_speed = r.value(speed.name) == winner.value(speed.name)
+        if same_rest and same_speed:
+            ties.append(r.variant)
+            why = f"tied with {winner.variant} on every objective ({_compare_text(r, winner, objectives)}); " \
+                  f"{winner.variant} wins by name order"
+        elif same_rest:
+            ties.append(r.variant)
+            why = (f"tied with {winner.variant}: speed within {settings.speed_tie_rel:.0%} "
+                   f"({speed.name} {fmt(r.value(speed.name))} vs {fmt(winner.value(speed.name))}) and equal "
+                   f"{', '.join(m.name for m in rest)}; {winner.variant} wins by name order")
+        else:
+            lose = next(m for m in rest if r.value(m.name) != winner.value(m.name))
+            why = (f"on the frontier and as fast as {winner.variant} within {settings.speed_tie_rel:.0%} "
+                   f"({speed.name} {fmt(r.value(speed.name))} vs {fmt(winner.value(speed.name))}), but "
+                   f"{lose.name} {fmt(r.value(lose.name))} vs {fmt(winner.value(lose.name))}")
+        verdicts[r.variant_key] = Verdict(r.variant, r.variant_key, "frontier", why, by=winner.variant)
+    for r in frontier:
+        if r.variant_key in verdicts or r is winner:
+            continue
+        verdicts[r.variant_key] = Verdict(
+            r.variant, r.variant_key, "frontier",
+            f"on the frontier but slower than {winner.variant} beyond the {settings.speed_tie_rel:.0%} tie "
+            f"tolerance ({_compare_text(r, winner, objectives)})", by=winner.variant)
+    verdicts[winner.variant_key] = Verdict(
+        winner.variant, winner.variant_key, "winner",
+        f"fastest variant meeting the constraints on the frontier ({speed.name} {fmt(winner.value(speed.name))}, "
+        f"{quality.name} {fmt(winner.value(quality.name))}"
+        + (f", {objectives[2].name} {fmt(winner.value(objectives[2].name))}" if len(objectives) > 2 else "")
+        + (f"; tied with {', '.join(ties)}" if ties else "") + ")")
+    return winner, ties
+
+
+def _judge_dominated(feasible: list[Row], frontier: list[Row], winner: Row | None, objectives: list,
+                     verdicts: dict[str, Verdict]) -> None:
+    """A verdict for every feasible row off the frontier: who dominates it and how."""
     front_keys = {r.variant_key for r in frontier}
     for r in feasible:
         if r.variant_key in front_keys:
@@ -234,25 +255,26 @@ def select_group(rows: list[Row], settings: SelectSettings, cat: Catalog) -> Gro
         verdicts[r.variant_key] = Verdict(r.variant, r.variant_key, "dominated",
                                           f"dominated by {by.variant}{more}: it has {_compare_text(by, r, objectives)}",
                                           by=by.variant)
+
+
+def _explain(provider: str, rows: list[Row], frontier: list[Row], winner: Row | None, constraint_losers: list[Row],
+             bounds, objectives: list, verdicts: dict[str, Verdict]) -> str:
+    """One sentence: who wins and why, or why nobody does (and the closest candidate)."""
     cons = ", ".join(f"{n} " + " and ".join(x for x in (f">= {fmt(b.min)}" if b.min is not None else "",
                                                          f"<= {fmt(b.max)}" if b.max is not None else "") if x)
                      for n, b in bounds.items()) or "none"
     if winner is not None:
-        expl = (f"{winner.variant} wins on {provider}: {verdicts[winner.variant_key].reason}; "
+        return (f"{winner.variant} wins on {provider}: {verdicts[winner.variant_key].reason}; "
                 f"{len(frontier)} on the frontier, {len(rows) - len(frontier)} off it (constraints: {cons})")
-    elif all(r.status != "ok" for r in rows):
-        expl = f"no winner on {provider}: every variant was skipped or failed on this provider"
-    elif constraint_losers:
+    if all(r.status != "ok" for r in rows):
+        return f"no winner on {provider}: every variant was skipped or failed on this provider"
+    if constraint_losers:
         close = min(constraint_losers, key=lambda r: (len(verdicts[r.variant_key].violations),
                                                       _shortfall(r, bounds), r.variant))
-        expl = (f"no winner on {provider}: no variant meets the constraints ({cons}); closest: {close.variant} "
+        return (f"no winner on {provider}: no variant meets the constraints ({cons}); closest: {close.variant} "
                 f"({verdicts[close.variant_key].reason})")
-    else:
-        expl = (f"no winner on {provider}: no variant has all of {', '.join(m.name for m in objectives)} measured "
-                "(run kopt bench and kopt quality for it)")
-    ordered = sorted(verdicts.values(), key=lambda v: (_OUTCOME_ORDER[v.outcome], v.variant, v.variant_key))
-    return GroupSelection(first.machine_id, first.machine, provider, tuple(rows), tuple(frontier), winner,
-                          tuple(ordered), expl, tuple(ties), dict(bounds))
+    return (f"no winner on {provider}: no variant has all of {', '.join(m.name for m in objectives)} measured "
+            "(run kopt bench and kopt quality for it)")
 
 
 _OUTCOME_ORDER = {"winner": 0, "frontier": 1, "dominated": 2, "constraint": 3, "missing": 4, "status": 5}

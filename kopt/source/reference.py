@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 import onnx
 
+from kopt.core.codehash import module_code_hash
 from kopt.core.contract import check_model
 from kopt.core.errors import KoptError
 from kopt.core.model import load_model, parameter_count, save_model
@@ -44,7 +45,7 @@ def reference(store: ArtifactStore, base: Artifact, progress=None) -> Reference:
                         "pass the fp32 or int8 export with `kopt fetch --model`")
     model_sha = base.sha256("model.onnx")
     spec = StepSpec("reference", {"version": REFERENCE_VERSION, "method": "dequantize"},
-                    {"model": model_sha}, parents=(base.key,))
+                    {"model": model_sha, "code": module_code_hash(__name__)}, parents=(base.key,))
     with store.lock(spec.key):
         hit = store.get(spec.key)
         if hit is not None:
@@ -75,24 +76,21 @@ def reference(store: ArtifactStore, base: Artifact, progress=None) -> Reference:
 
 def compare_audio(int8_path, fp32_path, style_pack: np.ndarray, vocab_path=None) -> dict:
     """Natural-audio PESQ-wb (16 kHz) of the int8 model against the fp32 one on one sentence."""
-    import onnxruntime as ort
     from pesq import pesq
     from scipy.signal import resample_poly
 
-    from kopt.core.contract import signature
-    from kopt.source.vocab import default_vocab, load_vocab
+    from kopt.core.kokoro import KokoroIO, open_session, style_of
+    from kopt.core.vocab import default_vocab, load_vocab
 
     vocab = load_vocab(vocab_path) if vocab_path else default_vocab()
     ids = [vocab[c] for c in COMPARE_PHONEMES if c in vocab]
     tokens = np.array([0, *ids, 0], np.int64)
-    style = style_pack[min(len(ids), len(style_pack) - 1)].reshape(-1)
+    style = style_of(style_pack, len(ids))
     audio = {}
     for name, path in (("fp32", fp32_path), ("int8", int8_path)):
-        sig = signature(load_model(path, load_external_data=False), path)
-        so = ort.SessionOptions()
-        so.log_severity_level = 3
-        sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
-        audio[name] = np.asarray(sess.run([sig.audio], sig.feeds(tokens, style, 1.0))[0], np.float64).reshape(-1)
+        sess = open_session(path, threads=0)
+        io_ = KokoroIO.of(sess, path)
+        audio[name] = np.asarray(sess.run([io_.audio], io_.feeds(tokens, style, 1.0))[0], np.float64).reshape(-1)
     ref, deg = audio["fp32"], audio["int8"]
     n = min(len(ref), len(deg))
     out = {"samples_fp32": int(len(ref)), "samples_int8": int(len(deg)), "tokens": int(len(tokens)),

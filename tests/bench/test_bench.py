@@ -13,7 +13,7 @@ from kopt.bench.textset import load_textset
 from kopt.bench.variants import Variant
 from kopt.core.hashing import sha256_file
 from kopt.core.results import append_records, read_records
-from kopt.source.vocab import default_vocab
+from kopt.core.vocab import default_vocab
 from tests.graphs import tiny_kokoro, tiny_voices
 
 FAKE = str(Path(__file__).with_name("fake_worker.py"))

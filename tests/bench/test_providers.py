@@ -35,7 +35,9 @@ def test_verify_session_detects_fallback(tiny_model):
 
 
 def test_partition_from_profile_counts_nodes(tiny_model, tmp_path):
-    so = P.session_options(1, profile_prefix=str(tmp_path / "prof"))
+    from kopt.core.kokoro import options
+
+    so = options(1, True, profile_prefix=str(tmp_path / "prof"))
     sess = ort.InferenceSession(str(tiny_model), so, providers=P.get("cpu").ort_providers())
     sess.run(None, {"tokens": np.array([[0, 5, 6, 0]], np.int64), "style": np.zeros((1, 256), np.float32),
                     "speed": np.array([1.0], np.float32)})

@@ -9,9 +9,9 @@ def test_bench_and_quality_real(real_store, tmp_path):
     from kopt.bench.run import run_bench
     from kopt.bench.settings import BenchSettings
     from kopt.bench.variants import resolve_variant
+    from kopt.core.vocab import load_vocab
     from kopt.quality.run import run_quality
     from kopt.quality.settings import QualitySettings
-    from kopt.source.vocab import load_vocab
     from kopt.source.voices import load_voices
 
     st, base, ref = real_store

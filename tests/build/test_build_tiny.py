@@ -163,10 +163,11 @@ def test_invalid_recipe_is_one_line_exit_1(env):
     assert not (env / "arts").exists()
 
 
-def test_no_variant_meets_constraints_exit_2(env):
+def test_no_variant_meets_constraints_exit_4(env):
+    """4, as `kopt select --strict`; 2 stays Click's usage-error code."""
     recipe = write_recipe(env, constraints="constraints = { size_mb = { max = 0.000001 } }")
     r, d = build(env, recipe)
-    assert r.exit_code == 2, r.output
+    assert r.exit_code == 4, r.output
     assert d["bundle"] is None and any("no variant meets the constraints on cpu" in x for x in d["reasons"])
 
 

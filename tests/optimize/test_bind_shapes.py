@@ -6,10 +6,11 @@ from onnx import TensorProto, helper, numpy_helper
 from kopt.core.contract import default_style
 from kopt.core.contract import test_tokens as sentence_tokens
 from kopt.core.errors import ModelError, RecipeError
+from kopt.core.graph import topo_sort
 from kopt.core.passes import PassContext, get_pass, make_config
 from kopt.core.recipe import one_variant
 from kopt.core.runner import Runner
-from kopt.optimize._kokoro import token_axes, topo_sort
+from kopt.optimize._kokoro import token_axes
 from tests.graphs import FRAME, VOCAB, duration_kokoro_model, run_outputs, tiny_kokoro_model
 
 
@@ -109,7 +110,7 @@ def _int8_model(tmp_path) -> onnx.ModelProto:
     per-tensor range of the first quantizer, as the real model's pads do."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    from kopt.quantize._common import quiet_ort_quant_logging
+    from kopt.quantize.common import quiet_ort_quant_logging
 
     m = duration_kokoro_model()
     g = m.graph
@@ -195,6 +196,22 @@ def test_token_axes_are_symbolic():
     with pytest.raises(ModelError, match=r"token axis of 'sty3', input of Add '/encoder/predictor/Add': "
                                          r"its inferred shape is \[1, 1, 16\]"):
         token_axes(m, "tokens", {"sty3": by_out["feat"]})
+
+
+def test_token_axes_failure_is_one_error_and_writes_nothing_here(tmp_path, monkeypatch):
+    """An op symbolic shape inference does not know leaves the shape unknown: a ModelError naming
+    the tensor, and onnxruntime's debug model is not left in the current directory."""
+    x = helper.make_tensor_value_info("tokens", TensorProto.INT64, [1, "n"])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+    m = helper.make_model(helper.make_graph(
+        [helper.make_node("Cast", ["tokens"], ["f"], to=TensorProto.FLOAT),
+         helper.make_node("Mystery", ["f"], ["y"], domain="kopt.test", name="mystery")], "g", [x], [y]),
+        opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("kopt.test", 1)])
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ModelError, match=r"cannot find the token axis of 'y', input of Mystery 'mystery': its "
+                                         r"inferred shape is unknown \(symbolic shape inference failed"):
+        token_axes(m, "tokens", {"y": m.graph.node[1]})
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_int8_bucket_after_ort_fusions(tmp_path):

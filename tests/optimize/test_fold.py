@@ -2,10 +2,10 @@ import numpy as np
 import onnx
 import pytest
 
-from kopt.core.errors import RecipeError
-from kopt.core.passes import PassContext, get_pass, make_config
 from kopt.core.contract import default_style
 from kopt.core.contract import test_tokens as sentence_tokens
+from kopt.core.errors import RecipeError
+from kopt.core.passes import PassContext, get_pass, make_config
 from tests.graphs import foldable_kokoro_model, run, tiny_kokoro_model
 
 

@@ -98,3 +98,26 @@ def test_dnsmos_scores_speech_above_noise(sigs):
     assert clean["dnsmos_bak"] > noise["dnsmos_bak"]
     with pytest.raises(MetricError, match="silent"):
         f(np.zeros(SR, np.float32), SR)
+
+
+def test_one_metric_table_every_quality_output_is_catalogued():
+    """The quality registry says how to compute; the catalogue (kopt.select.metrics) what each
+    number means. Every name a registered metric declares, as records carry it, is catalogued, and a
+    metric returns exactly the names it declares."""
+    import numpy as np
+
+    from kopt.quality.registry import registry
+    from kopt.select.metrics import CATALOG
+
+    rng = np.random.default_rng(0)
+    sr = 24000
+    t = np.arange(sr * 2) / sr
+    ref = (0.3 * np.sin(2 * np.pi * 220 * t) * (1 + np.sin(2 * np.pi * 3 * t)) + 0.01 * rng.standard_normal(t.size))
+    deg = ref + 0.01 * rng.standard_normal(t.size)
+    for m in registry().values():
+        names = ([f"{p}_{s}" for p in m.produces for s in ("aligned", "natural")] if m.kind == "intrusive"
+                 else list(m.produces))
+        missing = [n for n in names if n not in CATALOG]
+        assert not missing, f"{m.name}: {missing} not in the metric catalogue"
+        got = m.fn(ref, deg, sr) if m.kind == "intrusive" else m.fn(deg, sr)
+        assert set(got) == set(m.produces), m.name

@@ -97,7 +97,7 @@ def test_sensitivity_ranks_and_bisects(tmp_path, named_path, monkeypatch):
     """The search logic with quantization and scoring replaced by a fixed table of damages:
     each int8 group costs its penalty; the budget admits the three cheapest groups."""
     import kopt.quality.score as qs
-    from kopt.quantize import sensitivity as S
+    from kopt.quality import sensitivity as S
 
     penalty = {"decoder.decode.0": 0.05, "decoder.decode.1": 0.1, "generator.ups": 0.2, "op:MatMul": 0.05,
                "op:Conv": 5.0}

@@ -89,9 +89,10 @@ def test_voices_required_with_model(store, tiny_model):
     ("wrong_inputs", "not a Kokoro graph"),
 ])
 def test_cli_errors_are_one_line_exit_1(tmp_path, tiny_model, tiny_voices_file, kind, needle):
-    from kopt.cli.main import main  # noqa: F401  (the error handler lives in main())
     import subprocess
     import sys
+
+    from kopt.cli.main import main  # noqa: F401  (the error handler lives in main())
 
     bad = _bad_model(tmp_path / "bad.onnx", kind, tiny_model)
     art = tmp_path / "arts"

@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 from kopt.core.errors import RecipeError
 from kopt.core.recipe import load_recipe, one_variant, validate_recipe
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 RECIPES = sorted((REPO / "recipes").glob("*.toml")) + sorted((REPO / "recipes").glob("*.json"))
 
 
@@ -124,3 +124,54 @@ def test_cli_bad_set_is_one_line_error():
                           "--set", "level=turbo", "--dry-run"], capture_output=True, text=True)
     assert res.returncode == 1
     assert res.stderr.startswith("kopt: error: command line: variants[0].passes[0]: pass 'fuse' config field 'level'")
+
+
+@pytest.mark.parametrize("pass_name,config,field,problem", [
+    ("int4", "{ block_size = 24 }", "'block_size'", "24: use a power of 2 >= 16"),
+    ("int4", '{ op_types = ["Conv"] }', "'op_types'", "MatMul and Gather only"),
+    ("hybrid", '{ precision = {} }', "pass 'hybrid'", "would change nothing"),
+    ("int8-static", "{ calib_sentences = 0 }", "'calib_sentences'", "0: use 1 to "),
+    ("int8-static", "{ calib_sentences = 100000 }", "'calib_sentences'", "100000: use 1 to "),
+    ("hybrid", "{ calib_sentences = 0 }", "'calib_sentences'", "0: use 1 to "),
+    ("int8-static", "{ calib_speed_min = 1.5, calib_speed_max = 1.0 }", "pass 'int8-static'", "calib_speed_min 1.5"),
+])
+def test_pass_config_checks_fail_when_the_recipe_loads(tmp_path, pass_name, config, field, problem):
+    """Config checks live in the config models: a bad recipe fails at load, before any build work."""
+    text = f'input = "m.onnx"\n[[variants]]\nname = "a"\npasses = [{{ pass = "{pass_name}", config = {config} }}]\n'
+    p = _write(tmp_path, text)
+    with pytest.raises(RecipeError) as e:
+        load_recipe(p)
+    msg = str(e.value)
+    assert msg.startswith(f"{p}: variants[0].passes[0]: pass '{pass_name}' config field"), msg
+    assert field in msg and problem in msg, msg
+
+
+def test_one_reader_for_recipes_sections_and_settings(tmp_path):
+    """Recipes, their sections (kopt bench/quality --recipe) and settings files (select/compare
+    --settings) are read by one reader and validated by one function: same formats, same errors."""
+    from kopt.core.recipe import read_file, read_section
+    from kopt.select.settings import load_settings
+
+    toml = _write(tmp_path, '[bench]\nthreads = 3\n[select]\nspeed_tie_rel = 0.05\n')
+    js = _write(tmp_path, json.dumps({"bench": {"threads": 3}, "select": {"speed_tie_rel": 0.05}}), "r.json")
+    for p in (toml, js):
+        assert read_section(p, "bench") == {"threads": 3}
+        assert load_settings(p).select.speed_tie_rel == 0.05
+    bad = _write(tmp_path, json.dumps({"select": {"speed_tie_rel": "fast"}}), "bad.json")
+    with pytest.raises(RecipeError, match=r"bad.json: select.speed_tie_rel: "):
+        load_settings(bad)
+    with pytest.raises(RecipeError, match=r"x.yaml: YAML files need PyYAML|x.yaml: not valid YAML"):
+        read_file(_write(tmp_path, "a: [", "x.yaml"))
+    with pytest.raises(RecipeError, match=r"r.ini: recipe files are .toml, .json or .yaml"):
+        read_file(_write(tmp_path, "[x]", "r.ini"))
+    with pytest.raises(RecipeError, match=r"settings file not found"):
+        load_settings(tmp_path / "none.toml")
+
+
+def test_bench_section_error_names_file_and_field(tmp_path):
+    from kopt.cli.main import app
+
+    p = _write(tmp_path, '[bench]\nthreads = "many"\n')
+    res = CliRunner().invoke(app, ["bench", "--recipe", str(p), "--dry-run", "x.onnx"])
+    assert res.exit_code == 1
+    assert f"{p}: threads: " in str(res.exception), res.exception

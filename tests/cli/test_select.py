@@ -6,8 +6,8 @@ import json
 
 from typer.testing import CliRunner
 
-from kopt.cli.cmd_select import NO_WINNER_EXIT
 from kopt.cli.main import app
+from kopt.core.exits import ExitCode
 from kopt.core.results import append_records
 from tests.select.factory import standard
 
@@ -37,7 +37,7 @@ def test_select_flags_change_the_answer(tmp_path):
     assert [g["winner"] for g in data["groups"]] == [None, None]
     assert "closest: int4" in data["groups"][0]["explanation"]
     res = CliRunner().invoke(app, ["--json", "select", r, "--max", "size_mb=80", "--strict"])
-    assert res.exit_code == NO_WINNER_EXIT, res.output
+    assert res.exit_code == ExitCode.NO_WINNER == 4, res.output
 
 
 def test_select_settings_file_and_errors(tmp_path):

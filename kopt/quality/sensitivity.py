@@ -25,7 +25,7 @@ from pydantic import Field
 from kopt.core.errors import KoptError
 from kopt.core.passes import PassConfig
 from kopt.core.progress import NullProgress
-from kopt.quantize import _common
+from kopt.quantize import common
 from kopt.quantize.groups import select
 
 # Candidate groups: module paths first, then op types.
@@ -77,10 +77,10 @@ def _static_cfg(cfg: SensitivityConfig, cache: Path, include: Sequence[str]):
 
 
 def _quantize(c: _Ctx, model: onnx.ModelProto, include: Sequence[str], tag: str) -> Path:
-    from kopt.quantize.int8_static import _nodes, quantize_static_file
+    from kopt.quantize.int8_static import quantize_static_file, selected_nodes
 
     scfg = _static_cfg(c.cfg, c.cache, include)
-    inc, exc = _nodes(model, scfg)
+    inc, exc = selected_nodes(model, scfg)
     out = c.out / "work" / f"{tag}.onnx"
     quantize_static_file(c.reference, out, scfg, c.voices, inc, exc)
     return out
@@ -128,10 +128,10 @@ def run_sensitivity(reference: str | Path, out_dir: str | Path, cfg: Sensitivity
     ref = Path(reference)
     out = Path(out_dir)
     (out / "work").mkdir(parents=True, exist_ok=True)
-    voices, vsrc = _common.resolve_voices(voices)
+    voices, vsrc = common.resolve_voices(voices)
     if not voices:
         raise KoptError("sensitivity needs a voice pack (none in the context and no embedded model installed)")
-    model = _common.load_output(ref)
+    model = common.load_output(ref)
     groups = [g for g in cfg.groups if select(model, [g], cfg.op_types)]
     skipped = [g for g in cfg.groups if g not in groups]
     utts = check_set(voices, names=list(cfg.cases))

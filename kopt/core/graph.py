@@ -1,0 +1,292 @@
+"""Graph plumbing every pass shares, written once: who produces and who reads a tensor, which
+tensors are constants, fresh names, topological order, removal of what nothing reads, and ONNX
+shape inference on a weightless copy. Passes ask this module, never a private index of their own.
+
+One rule for constants: an initializer is a constant unless a graph input of the same name can
+override it (ONNX's rule), and so is the value of a ``Constant`` node.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Iterable
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+
+ONNX_DOMAINS = ("", "ai.onnx")
+_SMALL = 64  # initializers up to this many elements keep their values in the shape-inference copy
+
+Shape = tuple[int | str | None, ...]  # static, symbolic or unknown dims
+# Ops that round a float activation to integers (ONNX and com.microsoft): a float rewrite upstream
+# of one changes its rounding and flips quantization steps.
+QUANTIZERS = frozenset({"QuantizeLinear", "DynamicQuantizeLinear", "DynamicQuantizeMatMul", "DynamicQuantizeLSTM"})
+
+
+def is_op(n: onnx.NodeProto | None, op: str) -> bool:
+    """``n`` is the standard-domain ``op``."""
+    return n is not None and n.op_type == op and n.domain in ONNX_DOMAINS
+
+
+def producers(g: onnx.GraphProto) -> dict[str, onnx.NodeProto]:
+    return {o: n for n in g.node for o in n.output if o}
+
+
+def node_id(n: onnx.NodeProto) -> str:
+    """A node's identity: its first non-empty output (names are optional and need not be unique)."""
+    return next((o for o in n.output if o), n.name)
+
+
+def consumers(g: onnx.GraphProto) -> dict[str, list[onnx.NodeProto]]:
+    out: dict[str, list[onnx.NodeProto]] = defaultdict(list)
+    for n in g.node:
+        for i in n.input:
+            if i:
+                out[i].append(n)
+    return out
+
+
+class GraphIndex:
+    """Use-def lookups over one graph: producers, readers, graph outputs and constants."""
+
+    def __init__(self, g: onnx.GraphProto):
+        self.g = g
+        self.prod = producers(g)
+        self.cons = consumers(g)
+        self.outputs = {o.name for o in g.output}
+        self.inputs = {i.name for i in g.input}
+        self.inits = {t.name: t for t in g.initializer if t.name not in self.inputs}
+
+    def const(self, name: str) -> np.ndarray | None:
+        """The value of ``name`` when it is a constant (see the module's rule), else None."""
+        if not name:
+            return None
+        if name in self.inits:
+            return numpy_helper.to_array(self.inits[name])
+        p = self.prod.get(name)
+        if is_op(p, "Constant") and len(p.attribute) == 1 and p.attribute[0].name == "value":
+            return numpy_helper.to_array(p.attribute[0].t)
+        return None
+
+    def readers(self, name: str) -> list[onnx.NodeProto]:
+        return self.cons.get(name, [])
+
+    def is_output(self, name: str) -> bool:
+        return name in self.outputs
+
+    def only_reader(self, name: str, op: str) -> onnx.NodeProto | None:
+        """The one node reading ``name`` when it is an ``op`` and ``name`` is no graph output."""
+        cs = self.readers(name)
+        return cs[0] if len(cs) == 1 and cs[0].op_type == op and not self.is_output(name) else None
+
+    @staticmethod
+    def other(n: onnx.NodeProto, name: str) -> str | None:
+        """The second input of a binary node, given one (None if ``name`` is not an input)."""
+        if len(n.input) != 2 or name not in n.input:
+            return None
+        return n.input[1] if n.input[0] == name else n.input[0]
+
+
+def unique_name(g: onnx.GraphProto, base: str) -> str:
+    taken = {o for n in g.node for o in n.output} | {i.name for i in g.input} | {i.name for i in g.initializer}
+    taken |= {n.name for n in g.node}
+    name, k = base, 0
+    while name in taken:
+        k += 1
+        name = f"{base}_{k}"
+    return name
+
+
+def name_allocator(g: onnx.GraphProto):
+    """A ``fresh(base)`` that returns names unused in ``g`` (nodes, tensors, initializers, inputs), and
+    remembers what it handed out: for passes that add many nodes, where ``unique_name``'s full scan
+    per call would be quadratic."""
+    taken = {o for n in g.node for o in n.output} | {n.name for n in g.node} | \
+        {i.name for i in g.input} | {i.name for i in g.initializer}
+
+    def fresh(base: str) -> str:
+        name, k = base, 0
+        while name in taken:
+            k += 1
+            name = f"{base}_{k}"
+        taken.add(name)
+        return name
+
+    return fresh
+
+
+def topo_sort(g: onnx.GraphProto) -> None:
+    """Reorder nodes so each comes after its inputs' producers (appended nodes land where they belong)."""
+    have = {i.name for i in g.input} | {i.name for i in g.initializer} | {""}
+    nodes = list(g.node)
+    prod_idx = {o: k for k, n in enumerate(nodes) for o in n.output}
+    deps = [[prod_idx[i] for i in n.input if i not in have and i in prod_idx] for n in nodes]
+    order, state = [], [0] * len(nodes)
+    for start in range(len(nodes)):
+        if state[start]:
+            continue
+        stack = [(start, 0)]
+        while stack:
+            k, j = stack.pop()
+            if j == 0:
+                if state[k]:
+                    continue
+                state[k] = 1
+            if j < len(deps[k]):
+                stack.append((k, j + 1))
+                d = deps[k][j]
+                if not state[d]:
+                    stack.append((d, 0))
+            else:
+                state[k] = 2
+                order.append(nodes[k])
+    del g.node[:]
+    g.node.extend(order)
+
+
+def _subgraph_reads(sg: onnx.GraphProto) -> set[str]:
+    names: set[str] = set()
+    for n in sg.node:
+        names.update(i for i in n.input if i)
+        for a in n.attribute:
+            if a.type == onnx.AttributeProto.GRAPH:
+                names |= _subgraph_reads(a.g)
+            elif a.type == onnx.AttributeProto.GRAPHS:
+                for s in a.graphs:
+                    names |= _subgraph_reads(s)
+    return names
+
+
+def _reads(g: onnx.GraphProto) -> set[str]:
+    """Every name a node (or a subgraph of one: If/Loop/Scan read outer names) or the graph's
+    outputs read."""
+    read = {o.name for o in g.output}
+    for n in g.node:
+        read.update(i for i in n.input if i)
+        for a in n.attribute:
+            if a.type == onnx.AttributeProto.GRAPH:
+                read |= _subgraph_reads(a.g)
+            elif a.type == onnx.AttributeProto.GRAPHS:
+                for s in a.graphs:
+                    read |= _subgraph_reads(s)
+    return read
+
+
+def remove_unread(g: onnx.GraphProto, nodes: Iterable[onnx.NodeProto] | None = None,
+                  initializers: Iterable[str] = ()) -> int:
+    """Remove what nothing reads any more; the one dead-code removal of kopt. Returns nodes removed.
+
+    Nodes whose outputs nothing reads (no node, subgraph or graph output) go, repeatedly: any node
+    when ``nodes`` is None, else only those (and the Constant nodes feeding them). Then initializers
+    nothing reads: every one when ``nodes`` is None, else those the removed nodes read and those
+    named in ``initializers``. Last, the value_info of what was removed (of every name nothing
+    reads, when ``nodes`` is None)."""
+    def key(n: onnx.NodeProto) -> tuple[str, ...]:  # survives protobuf's copies, unlike id()
+        return tuple(n.output)
+
+    cand: set[tuple[str, ...]] | None = None
+    if nodes is not None:
+        nodes = list(nodes)
+        prod = producers(g)
+        cand = {key(n) for n in nodes}
+        cand |= {key(p) for n in nodes for i in n.input if is_op(p := prod.get(i), "Constant")}
+    released = set(initializers)
+    gone: set[str] = set()
+    removed = 0
+    while True:
+        read = _reads(g)
+        dead = [n for n in g.node if (cand is None or key(n) in cand) and not any(o in read for o in n.output if o)]
+        if not dead:
+            break
+        dead_keys = {key(n) for n in dead}
+        for n in dead:
+            released.update(n.input)
+            gone.update(n.output)
+        keep = [n for n in g.node if key(n) not in dead_keys]
+        removed += len(dead)
+        del g.node[:]
+        g.node.extend(keep)
+    read = _reads(g)
+    inputs = {i.name for i in g.input}
+    inits = [t for t in g.initializer if t.name in read or t.name in inputs
+             or (nodes is not None and t.name not in released)]
+    if len(inits) != len(g.initializer):
+        gone |= {t.name for t in g.initializer} - {t.name for t in inits}
+        del g.initializer[:]
+        g.initializer.extend(inits)
+    vis = [v for v in g.value_info if (v.name in read if nodes is None else v.name not in gone)]
+    if len(vis) != len(g.value_info):
+        del g.value_info[:]
+        g.value_info.extend(vis)
+    return removed
+
+
+def infer_shapes(model: onnx.ModelProto) -> dict[str, tuple[int, Shape]]:
+    """name -> (elem type, shape) for every tensor ONNX shape inference can type.
+
+    Runs on a weightless copy (large initializers become typed graph inputs), so it is quick and
+    costs no copy of the weights. ONNX cannot infer an STFT output whose signal length is symbolic,
+    which would hide every shape after it, so STFT outputs get onnxruntime's shape with a fresh symbol
+    for the frame count before a second round."""
+    g = model.graph
+    inits, weights = [], []
+    for t in g.initializer:
+        if int(np.prod(t.dims)) <= _SMALL:
+            inits.append(t)
+        else:
+            weights.append(helper.make_tensor_value_info(t.name, t.data_type, list(t.dims)))
+    init_names = {t.name for t in g.initializer}
+    inputs = [i for i in g.input if i.name not in init_names] + weights
+    hints: list[onnx.ValueInfoProto] = []
+    for _ in range(2):
+        skel = helper.make_graph(list(g.node), "kopt_shapes", inputs, list(g.output), inits,
+                                 value_info=[*g.value_info, *hints])
+        probe = helper.make_model(skel, opset_imports=list(model.opset_import))
+        probe.ir_version = model.ir_version
+        probe.functions.extend(model.functions)
+        try:
+            inferred = onnx.shape_inference.infer_shapes(probe, strict_mode=False, data_prop=True)
+        except Exception:  # noqa: BLE001 -- no inference means no shapes: every match is skipped
+            return {}
+        shapes = _shape_map(inferred.graph)
+        new = _stft_hints(inferred.graph, shapes, len(hints))
+        if not new:
+            break
+        hints += new
+    return shapes
+
+
+def _shape_map(g: onnx.GraphProto) -> dict[str, tuple[int, Shape]]:
+    out = {}
+    for vi in [*g.input, *g.value_info, *g.output]:
+        tt = vi.type.tensor_type
+        if tt.HasField("shape"):
+            out[vi.name] = (tt.elem_type, tuple(d.dim_value if d.HasField("dim_value") else (d.dim_param or None)
+                                                for d in tt.shape.dim))
+    for t in g.initializer:
+        out[t.name] = (t.data_type, tuple(t.dims))
+    return out
+
+
+def _stft_hints(g: onnx.GraphProto, shapes: dict, start: int) -> list[onnx.ValueInfoProto]:
+    """Output shapes ONNX leaves unset for STFT over a symbolic-length signal: [batch, frames, bins,
+    2], bins = frame_length // 2 + 1 when onesided (as onnxruntime computes it)."""
+    small = {t.name: numpy_helper.to_array(t) for t in g.initializer}
+    hints = []
+    for n in g.node:
+        if not is_op(n, "STFT") or n.output[0] in shapes or n.input[0] not in shapes:
+            continue
+        elem, sig = shapes[n.input[0]]
+        length = None
+        if len(n.input) > 3 and n.input[3] in small:
+            length = int(small[n.input[3]].reshape(-1)[0])
+        elif len(n.input) > 2 and n.input[2] in shapes and len(shapes[n.input[2]][1]) == 1:
+            length = shapes[n.input[2]][1][0]
+        if len(sig) not in (2, 3) or not isinstance(length, int):  # ORT also reads [batch, length]
+            continue
+        onesided = next((a.i for a in n.attribute if a.name == "onesided"), 1)
+        bins = length // 2 + 1 if onesided else length
+        hints.append(helper.make_tensor_value_info(n.output[0], elem,
+                                                   [sig[0], f"kopt_stft_frames_{start + len(hints)}", bins, 2]))
+    return hints

@@ -1,0 +1,92 @@
+"""kopt.core.graph: the one use-def index and the one dead-code removal every pass uses."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from onnx import TensorProto, helper, numpy_helper
+
+from kopt.core.graph import GraphIndex, remove_unread, topo_sort
+
+
+def _model() -> onnx.ModelProto:
+    """y = (x + a) * 2; a dead chain z = Relu(Neg(x + b)) with its own initializer b, a Constant c
+    only the dead chain reads, value_info for the dead tensors, and w: an initializer that graph
+    input w overrides."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])
+    w_in = helper.make_tensor_value_info("w", TensorProto.FLOAT, [2])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])
+    inits = [numpy_helper.from_array(np.array([1.0, 2.0], np.float32), "a"),
+             numpy_helper.from_array(np.array([5.0, 5.0], np.float32), "b"),
+             numpy_helper.from_array(np.array([2.0, 2.0], np.float32), "two"),
+             numpy_helper.from_array(np.array([9.0, 9.0], np.float32), "w")]
+    nodes = [helper.make_node("Add", ["x", "a"], ["xa"], name="add"),
+             helper.make_node("Constant", [], ["c"], name="c", value=numpy_helper.from_array(np.float32(3.0))),
+             helper.make_node("Add", ["x", "b"], ["xb"], name="dead_add"),
+             helper.make_node("Mul", ["xb", "c"], ["xbc"], name="dead_mul"),
+             helper.make_node("Relu", ["xbc"], ["z"], name="dead_relu"),
+             helper.make_node("Mul", ["xa", "two"], ["y0"], name="mul"),
+             helper.make_node("Add", ["y0", "w"], ["y"], name="add_w")]
+    g = helper.make_graph(nodes, "g", [x, w_in], [y], inits,
+                          value_info=[helper.make_tensor_value_info(n, TensorProto.FLOAT, [2]) for n in ("xa", "xb", "z")])
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def _run(m: onnx.ModelProto) -> np.ndarray:
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    s = ort.InferenceSession(m.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    return s.run(None, {"x": np.array([1.0, -3.0], np.float32), "w": np.array([0.5, 0.5], np.float32)})[0]
+
+
+def test_one_rule_for_constants():
+    gi = GraphIndex(_model().graph)
+    assert gi.const("a").tolist() == [1.0, 2.0]
+    assert float(gi.const("c")) == 3.0  # a Constant node's value
+    assert gi.const("w") is None  # graph input w can override the initializer: not a constant
+    assert gi.const("xa") is None
+    assert [n.name for n in gi.readers("x")] == ["add", "dead_add"]
+    assert gi.only_reader("xa", "Mul").name == "mul" and gi.only_reader("xa", "Add") is None
+    assert gi.only_reader("y0", "Add").name == "add_w"
+    assert gi.is_output("y") and not gi.is_output("y0")
+
+
+def test_full_dead_code_removal_keeps_the_maths():
+    m = _model()
+    want = _run(m)
+    assert remove_unread(m.graph) == 4  # dead_relu, dead_mul, dead_add, then the Constant c
+    assert [n.name for n in m.graph.node] == ["add", "mul", "add_w"]
+    assert sorted(t.name for t in m.graph.initializer) == ["a", "two", "w"]
+    assert [v.name for v in m.graph.value_info] == ["xa"]
+    onnx.checker.check_model(m)
+    np.testing.assert_array_equal(_run(m), want)
+
+
+def test_candidates_only_leaves_other_dead_nodes():
+    m = _model()
+    relu = next(n for n in m.graph.node if n.name == "dead_relu")
+    mul = next(n for n in m.graph.node if n.name == "dead_mul")
+    # dead_mul's Constant c dies with it; dead_add is no candidate and stays (its xb is still read by nobody)
+    assert remove_unread(m.graph, [relu, mul]) == 3
+    assert [n.name for n in m.graph.node] == ["add", "dead_add", "mul", "add_w"]
+    assert "b" in {t.name for t in m.graph.initializer}
+    assert [v.name for v in m.graph.value_info] == ["xa", "xb"]
+    # released initializers go when unread; a graph input's initializer and a read one stay
+    assert remove_unread(m.graph, nodes=[], initializers={"a", "w"}) == 0
+    assert {"a", "w"} <= {t.name for t in m.graph.initializer}
+
+
+def test_subgraph_reads_keep_outer_names():
+    m = _model()
+    then_g = helper.make_graph([helper.make_node("Identity", ["z"], ["t"])], "then", [],
+                               [helper.make_tensor_value_info("t", TensorProto.FLOAT, [2])])
+    else_g = helper.make_graph([helper.make_node("Identity", ["y0"], ["e"])], "else", [],
+                               [helper.make_tensor_value_info("e", TensorProto.FLOAT, [2])])
+    cond = numpy_helper.from_array(np.array(False), "cond")
+    m.graph.initializer.append(cond)
+    m.graph.node.append(helper.make_node("If", ["cond"], ["iy"], name="if", then_branch=then_g, else_branch=else_g))
+    m.graph.output.append(helper.make_tensor_value_info("iy", TensorProto.FLOAT, [2]))
+    assert remove_unread(m.graph) == 0  # z is read inside the If's branch
+    topo_sort(m.graph)
+    onnx.checker.check_model(m)
