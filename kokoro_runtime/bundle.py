@@ -21,7 +21,12 @@ import json
 import time
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 from .errors import BundleError, InvalidInput
+
+if TYPE_CHECKING:  # imported on use: reading a manifest needs neither numpy nor onnxruntime
+    from .synth import Synthesizer
 
 DEFAULT_MODE = "default"
 

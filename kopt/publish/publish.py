@@ -304,7 +304,7 @@ def model_card(m: dict[str, Any], voices: list[str]) -> str:
         "",
         f"Voices: {', '.join(voices)}.",
         "",
-        *([f"Modes (the server's `model`): " + ", ".join(
+        *(["Modes (the server's `model`): " + ", ".join(
             f"`{k}` = {e['variant']['name']}" + (" (default)" if k == m.get("default_mode") else "")
             for k, e in modes.items()) + ".", ""] if modes else []),
         "## Measured",
