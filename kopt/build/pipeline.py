@@ -42,6 +42,7 @@ class BuildResult:
     skipped: dict[str, int] = dataclasses.field(default_factory=dict)
     objectives: dict[str, str | None] = dataclasses.field(default_factory=dict)
     winners: dict[str, Any] = dataclasses.field(default_factory=dict)
+    tables: list[dict[str, Any]] = dataclasses.field(default_factory=list)  # per provider, for the summary
     report: str | None = None
     comparison: dict[str, Any] | None = None
     bundle: str | None = None
@@ -149,9 +150,18 @@ def run_build(recipe: BuildRecipe, store, *, recipe_path: str | Path | None = No
                                    "key": g.winner.variant_key if g.winner else None,
                                    "explanation": g.explanation,
                                    "metrics": _row_metrics(g.winner) if g.winner else {}}
+    from kopt.report.tables import summary_dicts
+
+    res.tables = summary_dicts(sel, recipe.select.speed)
     with progress.task("report"):
+        from kopt.report.listen import ListenSettings
+
+        listen = ListenSettings(store=store, voices=voices_path, cache_dir=store.root / ".cache",
+                                text_set=recipe.quality.text_set, threads=recipe.quality.threads,
+                                winner_provider=recipe.publish.provider
+                                if recipe.publish.provider in recipe.bench.providers else None)
         rep = write_report([(run_id, records)], build_dir / "report", settings=recipe.select,
-                           title=f"kopt build: {recipe.name}", progress=progress)
+                           title=f"kopt build: {recipe.name}", listen=listen, progress=progress)
     res.report = str(rep.html)
 
     # 6. regression gate

@@ -40,6 +40,13 @@ def report_cmd(
     sensitivity: Optional[Path] = typer.Option(None, "--sensitivity", help="A ranking JSON (default: records of "
                                                "kind 'sensitivity' in RESULTS, when present)."),
     title: str = typer.Option("kopt report", "--title", help="Page title."),
+    listen: bool = typer.Option(True, "--listen/--no-listen", help="Embed the check sentences rendered by every "
+                                "measured variant whose model is in the store (--artifacts), for A/B listening."),
+    voices: Optional[Path] = typer.Option(None, "--voices", help="Voice pack for --listen (default: the store's "
+                                          "base voices)."),
+    listen_provider: Optional[str] = typer.Option(None, "--listen-provider", help="Whose winner the players and "
+                                                  "the spectrogram put beside the reference (default: the first "
+                                                  "measured provider)."),
 ) -> None:
     """Write a report folder from one or more results files: tables, plots, history and one HTML page."""
     from kopt.cli.cmd_select import select_settings
@@ -50,16 +57,34 @@ def report_cmd(
     sources = _sources(results)
     if not any(recs for _, recs in sources):
         raise KoptError(f"no records in {', '.join(map(str, results))}")
+    lis = None
+    if listen:
+        from kopt.report.listen import ListenSettings
+
+        if voices is not None and not voices.is_file():
+            raise KoptError(f"--voices {voices}: voice pack not found")
+        lis = ListenSettings(store=state.store(), voices=voices, winner_provider=listen_provider)
     res = write_report(sources, out, settings=s, run_by=_run_by(run_by), sensitivity_file=sensitivity,
-                       title=title, progress=state.progress())
+                       title=title, listen=lis, progress=state.progress())
     sel = res.selection
-    for g in sel.groups if sel else ():
-        state.say(f"{g.provider} [{g.machine_id[:8]}]: " + (f"[bold]{g.winner.variant}[/]" if g.winner else "no winner"))
+    from rich.markup import escape
+
+    from kopt.report.tables import provider_tables
+
+    tabs = provider_tables(sel, s.speed) if sel else []
+    for t in tabs:
+        g = t.group
+        if t.measured:
+            state.say(f"{escape(t.title)} [{g.machine_id[:8]}]: " + (
+                f"[bold]{escape(g.winner.variant)}[/] ({g.winner.variant_key[:10]})" if g.winner else "no winner"))
+    for t in tabs:
+        if not t.measured:
+            state.say(f"not measured: {escape(t.title)}: {escape(str(t.reason))}")
     for n in res.notes:
         state.say(f"note: {n}")
     state.say(f"report: {res.html} ({len(res.files)} files, {len(res.rows)} rows, {res.runs} run(s))")
     state.emit({"command": "report", "out": str(res.out), "html": str(res.html), "files": [str(f) for f in res.files],
-                "runs": res.runs, "selection": sel.as_dict() if sel else None, "notes": res.notes})
+                "runs": res.runs, "listen": res.listen, "selection": sel.as_dict() if sel else None, "notes": res.notes})
 
 
 def history_cmd(

@@ -186,3 +186,35 @@ def trend(series: dict[str, list[tuple[str, float]]], run_order: Sequence[str], 
 
 def _ellipsize(s: str, n: int) -> str:
     return s if len(s) <= n else s[: max(1, math.floor(n / 2) - 1)] + "..." + s[-(n // 2 - 2):]
+
+
+def spectrograms(ref, win, sample_rate: int, path: Path, title: str, names: tuple[str, str], aligned: bool) -> Path:
+    """Three panels on one dB scale: the reference's spectrogram, the winner's, and the spectrogram of their
+    difference signal (winner - reference), which shows where and how loud the change is."""
+    import numpy as np
+    from scipy.signal import stft
+
+    n = min(len(ref), len(win))
+    ref, win = np.asarray(ref[:n], np.float64), np.asarray(win[:n], np.float64)
+    kw = {"fs": sample_rate, "nperseg": 1024, "noverlap": 768, "window": "hann"}
+    f, t, sr = stft(ref, **kw)
+    _, _, sw = stft(win, **kw)
+    _, _, sd = stft(win - ref, **kw)
+    floor = 1e-7
+    db = [20 * np.log10(np.abs(s) + floor) for s in (sr, sw, sd)]
+    top = float(db[0].max())
+    fig = _figure(7.2 * 1.6, 3.2)
+    axes = fig.subplots(1, 3, sharey=True)
+    err = float(np.sqrt(np.mean((win - ref) ** 2)) / (np.sqrt(np.mean(ref ** 2)) or 1.0))
+    labels = (f"reference ({names[0]})", f"winner ({names[1]})",
+              f"difference (winner - reference), {20 * np.log10(err + 1e-12):.1f} dB vs reference")
+    im = None
+    for ax, d, lab in zip(axes, db, labels):
+        im = ax.pcolormesh(t, f / 1000, d, vmin=top - 90, vmax=top, cmap="magma", shading="auto", rasterized=True)
+        ax.set_title(lab, fontsize=9)
+        ax.set_xlabel("time (s)", fontsize=8)
+        ax.tick_params(labelsize=7)
+    axes[0].set_ylabel("frequency (kHz)", fontsize=8)
+    fig.colorbar(im, ax=list(axes), label="dB", shrink=0.9, pad=0.01)
+    fig.suptitle(title + ("" if aligned else " (natural durations: not sample-aligned)"), fontsize=10)
+    return _save(fig, path)
