@@ -166,18 +166,25 @@ def ranking(items: Sequence[tuple[str, float]], path: Path, title: str, xlabel: 
 
 
 def trend(series: dict[str, list[tuple[str, float]]], run_order: Sequence[str], metric: str, path: Path,
-          cat: Catalog) -> Path:
-    """One line per series (variant @ provider @ machine) over the runs in order."""
+          cat: Catalog, marks: dict[str, Sequence[str]] | None = None, title: str | None = None) -> Path:
+    """One line per series (variant @ provider @ machine) over the runs in order; ``marks`` (series -> runs)
+    rings the points a regression verdict flagged."""
     fig = _figure(7.2, 3.8)
     ax = fig.add_subplot()
     pos = {r: i for i, r in enumerate(run_order)}
+    ringed = False
     for name, pts in sorted(series.items()):
         pts = sorted((pos[r], v) for r, v in pts if r in pos and is_number(v))
         if pts:
             ax.plot([p for p, _ in pts], [v for _, v in pts], marker="o", ms=4, lw=1.2, label=_ellipsize(name, 40))
+        bad = [(p, v) for p, v in pts if run_order[p] in set((marks or {}).get(name, ()))]
+        if bad:
+            ax.scatter([p for p, _ in bad], [v for _, v in bad], s=160, facecolors="none", edgecolors=WINNER,
+                       linewidths=2, zorder=5, label=None if ringed else "regression (vs earlier runs)")
+            ringed = True
     ax.set_xticks(range(len(run_order)), [_ellipsize(r, 18) for r in run_order], rotation=30, ha="right", fontsize=7)
     ax.set_ylabel(_label(metric, cat), fontsize=8)
-    ax.set_title(f"history: {metric}", fontsize=10)
+    ax.set_title(title or f"history: {metric}", fontsize=10)
     ax.grid(True, alpha=0.3)
     if len(series) <= 12:
         ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
