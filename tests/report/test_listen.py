@@ -139,3 +139,34 @@ def test_report_cli_listen_options(built, tmp_path):
     r = run.invoke(app, ["--artifacts", str(env / "arts"), "--json", *base])
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["listen"]["models"] == 3
+
+
+def test_records_and_report_name_variants_with_their_pass_precision(built, tmp_path):
+    """Results carry the recipe's name, the key and what the last pass made (not the precision guessed from
+    the file); a hybrid's precision map reaches the results and the report's variants table."""
+    from kopt.build.pipeline import variant_facts
+    from kopt.core.store import StepSpec
+
+    env, d = built
+    recs = read_records(d["results"])
+    dyn = next(v for v in d["variants"] if v["name"] == "dyn")
+    mine = [r["variant"] for r in recs if r["variant"]["key"] == dyn["key"]]
+    assert mine and all(v["name"] == "dyn" and v["precision"] == "int8-dynamic" for v in mine)
+    md = open(d["report"].replace("index.html", "results.md"), encoding="utf-8").read()
+    assert re.search(rf"\| dyn\s+\| {dyn['key'][:10]}\s+\| int8-dynamic\s+\|", md), md
+
+    store = ArtifactStore(tmp_path / "arts")
+    spec = StepSpec("pass", {"pass": "hybrid"}, {"model": "0" * 64})
+    with store.writing(spec, {"report": {"precision": "hybrid", "default": "fp32",
+                                         "precision_map": {"generator.resblocks.0": "int8", "decoder.encode": "fp16"}}}) as t:
+        (t / "model.onnx").write_bytes(b"x")
+    facts = variant_facts(store, spec.key)
+    assert facts == {"precision": "hybrid", "precision_map": {"default": "fp32", "groups": {
+        "generator.resblocks.0": "int8", "decoder.encode": "fp16"}}}
+    assert variant_facts(store, "0" * 20) == {}
+    for r in recs:
+        if r["variant"]["key"] == dyn["key"]:
+            r["variant"].update(facts)
+    write_report([("a", recs)], tmp_path / "rep", settings=SETTINGS)
+    html = (tmp_path / "rep" / "index.html").read_text()
+    assert "fp16: decoder.encode; int8: generator.resblocks.0; everything else fp32" in html
