@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import typer
 
@@ -20,6 +20,9 @@ def build_cmd(
     recipe: Path = typer.Argument(DEFAULT_RECIPE, help="Recipe file (TOML)."),
     shard: Optional[str] = typer.Option(None, "--shard", help="Measure only shard K/N of the variant x provider "
                                         "matrix (deterministic); merge shards with `kopt report`."),
+    provider: List[str] = typer.Option([], "--provider", help="Measure only these of the recipe's provider presets "
+                                       "(repeatable): one CI runner per kind of machine, e.g. --provider cuda on "
+                                       "the GPU runner; quality is scored on every run (see docs/ci/)."),
     baseline: Optional[Path] = typer.Option(None, "--baseline", help="Results of an earlier build to gate "
                                             "against (overrides the recipe's compare.baseline)."),
     no_publish: bool = typer.Option(False, "--no-publish", help="Stop after the report."),
@@ -33,6 +36,15 @@ def build_cmd(
     from kopt.build.recipe import load_build_recipe
 
     r = load_build_recipe(recipe)
+    if provider:
+        from kopt.core.errors import KoptError
+
+        wanted = list(dict.fromkeys(provider))
+        unknown = [p for p in wanted if p not in r.bench.providers]
+        if unknown:
+            raise KoptError(f"--provider {unknown[0]}: not one of {recipe}'s [bench] providers "
+                            f"({', '.join(r.bench.providers)})")
+        r = r.model_copy(update={"bench": r.bench.model_copy(update={"providers": tuple(wanted)})})
     if shard:
         from kopt.select.shard import parse_shard
 
