@@ -47,6 +47,9 @@ def report_cmd(
     listen_provider: Optional[str] = typer.Option(None, "--listen-provider", help="Whose winner the players and "
                                                   "the spectrogram put beside the reference (default: the first "
                                                   "measured provider)."),
+    listen_cache: Optional[Path] = typer.Option(None, "--listen-cache", help="Folder for rendered clips and the "
+                                               "spectrogram's instrumented graphs (default: <store>/.cache; use "
+                                               "another to leave a shared store untouched)."),
 ) -> None:
     """Write a report folder from one or more results files: tables, plots, history and one HTML page."""
     from kopt.cli.cmd_select import select_settings
@@ -63,7 +66,8 @@ def report_cmd(
 
         if voices is not None and not voices.is_file():
             raise KoptError(f"--voices {voices}: voice pack not found")
-        lis = ListenSettings(store=state.store(), voices=voices, winner_provider=listen_provider)
+        lis = ListenSettings(store=state.store(), voices=voices, winner_provider=listen_provider,
+                             cache_dir=listen_cache)
     res = write_report(sources, out, settings=s, run_by=_run_by(run_by), sensitivity_file=sensitivity,
                        title=title, listen=lis, progress=state.progress())
     sel = res.selection

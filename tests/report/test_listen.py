@@ -139,6 +139,13 @@ def test_report_cli_listen_options(built, tmp_path):
     r = run.invoke(app, ["--artifacts", str(env / "arts"), "--json", *base])
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["listen"]["models"] == 3
+    # another cache folder: the clips are rendered there, the store's cache is not touched
+    before = sorted((env / "arts" / ".cache" / "listen").iterdir())
+    r = run.invoke(app, ["--artifacts", str(env / "arts"), "--json", *base, "--listen-cache", str(tmp_path / "c")])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["listen"]["rendered"] >= 9
+    assert len(list((tmp_path / "c" / "listen").glob("*.flac"))) >= 9
+    assert sorted((env / "arts" / ".cache" / "listen").iterdir()) == before
 
 
 def test_records_and_report_name_variants_with_their_pass_precision(built, tmp_path):
