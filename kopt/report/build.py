@@ -94,7 +94,7 @@ def _listen_section(records: Sequence[dict[str, Any]], tabs: Sequence[tables.Pro
 
     lis = L.render(models, load_voices(voices_path), settings, voice=voice, progress=progress)
     notes += lis.notes
-    res.notes += [f"listen: {n}" for n in lis.notes]
+    res.notes += [f"listen: {n}" for n in notes]
     res.listen = {"rendered": lis.rendered, "reused": lis.reused, "models": len(models), "notes": notes}
     ref_name = next((m.name for m in models if "reference" in m.role.split()), None)
     head = (f"Voice {lis.voice}; each model with its own durations (as a listener hears it); "

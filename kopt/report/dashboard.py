@@ -148,11 +148,15 @@ def write_dashboard(sources: Sequence[tuple[str, list[dict[str, Any]]]], out: st
         res.regressions += [{"machine": mid, **r} for r in rows]
         trends = hist.trend_tables(hist.long_frame(mruns, cat), mruns, metrics)
         figs, flat = [], []
-        for metric, wide in trends.items():
-            if all(row.dropna().nunique() <= 1 for _, row in wide.iterrows()) and not any(
-                    k[0] == metric for k in marks):
+
+        def order(item) -> tuple:  # metrics with a regression first, then those that moved, then flat ones
+            metric, wide = item
+            moved = any(row.dropna().nunique() > 1 for _, row in wide.iterrows())
+            return (not any(k[0] == metric for k in marks), not moved)
+
+        for metric, wide in sorted(trends.items(), key=order):
+            if not any(row.dropna().nunique() > 1 for _, row in wide.iterrows()):
                 flat.append(metric)
-                continue
             series = {s: list(row.items()) for s, row in wide.iterrows()}
             mk = {s: marks.get((metric, s), []) for s in series}
             p = plots.trend(series, list(wide.columns), metric, plot_dir / f"{mid[:8]}-{_slug(metric)}.png", cat,
@@ -164,7 +168,7 @@ def write_dashboard(sources: Sequence[tuple[str, list[dict[str, Any]]]], out: st
         body = [f'<p class="meta">{len(mruns)} run(s) on this machine</p>']
         body.append(html.plots(figs) if figs else '<p class="meta">no metric moved or was measured in two runs</p>')
         if flat:
-            body.append(html.notes([f"unchanged over the runs: {', '.join(flat)}"]))
+            body.append(html.notes([f"flat over the runs (no series moved): {', '.join(flat)}"]))
         import pandas as pd
 
         body.append("<h3>Regressions (each run against the latest earlier figures on this machine)</h3>"

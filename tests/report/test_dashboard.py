@@ -72,8 +72,13 @@ def test_dashboard_two_machines(tmp_path):
                                                              "Trends on machine m2: cpu-m2 x2 (m2)"]
     m1_sec = html[html.index("Trends on machine m1"):html.index("Trends on machine m2")]
     m2_sec = html[html.index("Trends on machine m2"):]
-    assert "rtf_median" not in re.sub(r"unchanged over the runs: [^<]*", "", m1_sec)  # flat on m1: no plot
-    assert "regression(s) ringed in red" in m2_sec and "0.2 -&gt; 0.28" in m2_sec
+    # every trend is plotted, flat ones too (steady is news on a dashboard); only m2's rtf_median is ringed
+    assert "alt=\"rtf_median per variant @ provider over 3 runs\"" in m1_sec and "ringed" not in m1_sec
+    assert re.search(r"flat over the runs \(no series moved\): [^<]*rtf_median", m1_sec)
+    # m2 by run id: each shard file is a run; the ringed metric comes first
+    caps = re.findall(r"<figcaption>([^<]*)</figcaption>", m2_sec)
+    assert caps[0] == "rtf_median per variant @ provider over 6 runs; 1 regression(s) ringed in red"
+    assert "0.2 -&gt; 0.28" in m2_sec
     assert "<td>machine m1: cpu-m1 x2 (m1)</td><td>run3</td><td>run2</td><td>ok</td>" in html
     assert html.count('<a href="../builds/default/report/index.html">report</a>') == 1
     assert html.count("no report kept") == len(d["runs"]) - 1
