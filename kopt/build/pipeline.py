@@ -129,6 +129,8 @@ def run_build(recipe: BuildRecipe, store, *, recipe_path: str | Path | None = No
         else:
             records += q.records
             res.reused["quality"], res.measured["quality"] = q.reused, q.measured
+    from kopt.report.names import variant_facts
+
     facts: dict[str, dict[str, Any]] = {}
     for rec in records:  # what the pass chain made: "hybrid" and its precision map, not just "int8"
         v = rec.get("variant") or {}
@@ -166,7 +168,7 @@ def run_build(recipe: BuildRecipe, store, *, recipe_path: str | Path | None = No
                                 winner_provider=recipe.publish.provider
                                 if recipe.publish.provider in recipe.bench.providers else None)
         rep = write_report([(run_id, records)], build_dir / "report", settings=recipe.select,
-                           title=f"kopt build: {recipe.name}", listen=listen, progress=progress)
+                           title=f"kopt build: {recipe.name}", store=store, listen=listen, progress=progress)
     res.report = str(rep.html)
 
     # 6. regression gate
@@ -199,23 +201,6 @@ def run_build(recipe: BuildRecipe, store, *, recipe_path: str | Path | None = No
     summary = res.as_dict()
     _write_json(build_dir / "summary.json", summary)
     return res
-
-
-def variant_facts(store, key: str) -> dict[str, Any]:
-    """The precision a variant's last pass reports (e.g. "hybrid", "fp16", "int8-static") and, where the
-    pass works from a per-group map, that map as {"default": precision, "groups": {selector: precision}}.
-    Empty for models no pass made (the fetched base, the rebuilt reference): their records keep the
-    precision read from the model."""
-    art = store.get(key)
-    rep = ((art.record.get("extra") or {}).get("report") or {}) if art is not None else {}
-    out: dict[str, Any] = {}
-    if rep.get("precision"):
-        out["precision"] = rep["precision"]
-    if isinstance(rep.get("precision_map"), dict):
-        out["precision_map"] = {"default": rep.get("default"), "groups": dict(rep["precision_map"])}
-    elif rep.get("precision") == "fp16" and rep.get("fp32_groups") is not None:
-        out["precision_map"] = {"default": "fp16", "groups": {g: "fp32" for g in rep["fp32_groups"]}}
-    return out
 
 
 def _row_metrics(row) -> dict[str, Any]:

@@ -69,11 +69,11 @@ def report_cmd(
         lis = ListenSettings(store=state.store(), voices=voices, winner_provider=listen_provider,
                              cache_dir=listen_cache)
     res = write_report(sources, out, settings=s, run_by=_run_by(run_by), sensitivity_file=sensitivity,
-                       title=title, listen=lis, progress=state.progress())
+                       title=title, store=state.store(), listen=lis, progress=state.progress())
     sel = res.selection
     from rich.markup import escape
 
-    from kopt.report.tables import provider_tables
+    from kopt.report.tables import not_measured, provider_tables
 
     tabs = provider_tables(sel, s.speed) if sel else []
     for t in tabs:
@@ -81,9 +81,8 @@ def report_cmd(
         if t.measured:
             state.say(f"{escape(t.title)} [{g.machine_id[:8]}]: " + (
                 f"[bold]{escape(g.winner.variant)}[/] ({g.winner.variant_key[:10]})" if g.winner else "no winner"))
-    for t in tabs:
-        if not t.measured:
-            state.say(f"not measured: {escape(t.title)}: {escape(str(t.reason))}")
+    for titles, reason in not_measured(tabs):
+        state.say(f"not measured: {escape(titles)}: {escape(reason)}")
     for n in res.notes:
         state.say(f"note: {n}")
     state.say(f"report: {res.html} ({len(res.files)} files, {len(res.rows)} rows, {res.runs} run(s))")

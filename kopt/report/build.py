@@ -20,6 +20,7 @@ from kopt.core.progress import NullProgress, Progress
 from kopt.report import history as hist
 from kopt.report import html, plots, sensitivity, tables
 from kopt.report.listen import ListenSettings
+from kopt.report.names import with_facts
 from kopt.select.frontier import Selection, fmt, select
 from kopt.select.metrics import Catalog
 from kopt.select.rows import Row, build_rows, merge_records
@@ -121,7 +122,7 @@ def _listen_section(records: Sequence[dict[str, Any]], tabs: Sequence[tables.Pro
 
 def _not_measured_html(tabs: Sequence[tables.ProviderTable]) -> str:
     """One line per provider where nothing was measured, with the reason."""
-    lines = [f"<li><b>{html.esc(t.title)}</b>: {html.esc(t.reason)}</li>" for t in tabs if not t.measured]
+    lines = [f"<li><b>{html.esc(titles)}</b>: {html.esc(reason)}</li>" for titles, reason in tables.not_measured(tabs)]
     return f'<p class="meta">Not measured here:</p><ul class="meta">{"".join(lines)}</ul>' if lines else ""
 
 
@@ -164,9 +165,11 @@ def variants_frame(records: Sequence[dict[str, Any]]):
 def write_report(sources: Sequence[tuple[str, list[dict[str, Any]]]], out: str | Path, *,
                  settings: SelectSettings | None = None, run_by: hist.RunBy = "run_id",
                  sensitivity_file: str | Path | None = None, title: str = "kopt report",
-                 listen: ListenSettings | None = None, progress: Progress | None = None) -> ReportResult:
-    """The report folder. With ``listen``, the page also embeds the check sentences rendered by every
-    measured variant whose model the store holds (see kopt.report.listen)."""
+                 store=None, listen: ListenSettings | None = None,
+                 progress: Progress | None = None) -> ReportResult:
+    """The report folder. With the ``store`` the results came from, variants whose records lack what their
+    pass made get it from the store (kopt.report.names). With ``listen``, the page also embeds the check
+    sentences rendered by every measured variant whose model is in the store (kopt.report.listen)."""
     settings = settings or SelectSettings()
     progress = progress or NullProgress()
     out = Path(out)
@@ -174,6 +177,8 @@ def write_report(sources: Sequence[tuple[str, list[dict[str, Any]]]], out: str |
     plot_dir = out / "plots"
     cat = Catalog({k: v.model_dump() for k, v in settings.metrics.items()})
     records = merge_records(r for _, recs in sources for r in recs)
+    if store is not None:
+        records = with_facts(records, store)
     rows = build_rows(records, catalog=cat, quality_across_machines=settings.quality_across_machines)
     sel = select(rows, settings, cat)
     res = ReportResult(out, selection=sel, rows=rows)

@@ -86,8 +86,17 @@ def provider_tables(selection: Selection, speed: str | None = None) -> list[Prov
     return measured + skipped
 
 
+def not_measured(tables: Sequence[ProviderTable]) -> list[tuple[str, str]]:
+    """(providers, reason): one entry per reason, the providers not measured for it joined by commas."""
+    by: dict[str, list[str]] = {}
+    for t in tables:
+        if not t.measured:
+            by.setdefault(str(t.reason), []).append(t.title)
+    return [(", ".join(titles), reason) for reason, titles in by.items()]
+
+
 def not_measured_lines(tables: Sequence[ProviderTable]) -> list[str]:
-    return [f"{t.title}: {t.reason}" for t in tables if not t.measured]
+    return [f"{titles}: {reason}" for titles, reason in not_measured(tables)]
 
 
 def provider_frame(table: ProviderTable, columns: Sequence[str] | None = None):

@@ -109,3 +109,23 @@ def test_build_summary_without_a_terminal_is_plain_rows(capsys):
     assert any(len(ln) > 80 for ln in out)  # long lines are kept whole, not wrapped
     assert "  a reason that is long enough to be wrapped at eighty columns by a console that wraps" in out
     assert not any(CPU in ln and "skipped" in ln for ln in out)
+
+
+def test_providers_skipped_for_the_same_reason_share_one_line(tmp_path, capsys):
+    from kopt.build.pipeline import BuildResult
+    from kopt.cli import cmd_build, state
+
+    recs = _records()
+    for name in ("fp32", "int8"):
+        recs.append(bench(name, rtf=None, size=1.0, provider="CoreMLExecutionProvider", config="coreml-ane",
+                          status="skipped", reason=COREML))
+    sel, s = _selection(recs)
+    tabs = tables.provider_tables(sel, s.speed)
+    assert tables.not_measured(tabs) == [("CoreML, coreml-ane", COREML), ("Tensorrt", TRT)]
+    write_report([("a", recs)], tmp_path / "rep")
+    md = (tmp_path / "rep" / "results.md").read_text()
+    assert md.count(COREML) == 1 and f"- CoreML, coreml-ane: {COREML}" in md
+    state.configure(False, False, "artifacts")
+    cmd_build._summary(BuildResult("d", "r", "/b", "/r", tables=tables.summary_dicts(sel, s.speed)))
+    out = capsys.readouterr().out.splitlines()
+    assert f"not measured: CoreML, coreml-ane: {COREML}" in out and sum(COREML in ln for ln in out) == 1
