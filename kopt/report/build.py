@@ -126,16 +126,16 @@ def _not_measured_html(tabs: Sequence[tables.ProviderTable]) -> str:
     return f'<p class="meta">Not measured here:</p><ul class="meta">{"".join(lines)}</ul>' if lines else ""
 
 
-def _precision_map_text(pm: Any) -> str:
-    """{"default": "fp32", "groups": {"a": "int8", ...}} -> "int8: a, b; fp16: c; default fp32"."""
+def _precision_map_text(pm: Any, default: Any) -> str:
+    """{"a": "int8", "b": "int8", "c": "fp16"}, "fp32" -> "fp16: c; int8: a, b; everything else fp32"."""
     if not isinstance(pm, dict):
         return ""
     by: dict[str, list[str]] = {}
-    for g, p in sorted((pm.get("groups") or {}).items()):
+    for g, p in sorted(pm.items()):
         by.setdefault(str(p), []).append(str(g))
     parts = [f"{p}: {', '.join(gs)}" for p, gs in sorted(by.items())]
-    if pm.get("default"):
-        parts.append(f"everything else {pm['default']}")
+    if default:
+        parts.append(f"everything else {default}")
     return "; ".join(parts)
 
 
@@ -149,13 +149,15 @@ def variants_frame(records: Sequence[dict[str, Any]]):
         key = str(v.get("key") or v.get("name"))
         if r.get("kind") not in ("bench", "quality") or not key:
             continue
-        e = by_key.setdefault(key, {"names": [], "precision": None, "map": None, "parents": v.get("parents") or []})
+        e = by_key.setdefault(key, {"names": [], "precision": None, "map": None, "default": None,
+                                    "parents": v.get("parents") or []})
         if v.get("name") and v["name"] not in e["names"]:
             e["names"].append(str(v["name"]))
         e["precision"] = e["precision"] or v.get("precision")
-        e["map"] = e["map"] or v.get("precision_map")
+        if e["map"] is None and v.get("precision_map") is not None:
+            e["map"], e["default"] = v.get("precision_map"), v.get("precision_default")
     out = [{"variant": " = ".join(e["names"]) or key, "key": key, "precision": e["precision"] or "",
-            "precision map": _precision_map_text(e["map"]),
+            "precision map": _precision_map_text(e["map"], e["default"]),
             "parents": " <- ".join(p[:tables.KEY_CHARS] for p in e["parents"])}
            for key, e in sorted(by_key.items(), key=lambda kv: (kv[1]["names"][:1], kv[0]))]
     df = pd.DataFrame(out, columns=["variant", "key", "precision", "precision map", "parents"])

@@ -10,19 +10,31 @@ from typing import Any, Iterable
 
 
 def variant_facts(store, key: str) -> dict[str, Any]:
-    """The precision a variant's last pass reports and, where the pass works from a per-group map, that map
-    as {"default": precision, "groups": {selector: precision}}. Empty for models no pass made (the fetched
-    base, the rebuilt reference): their records keep the precision read from the model."""
-    art = store.get(key) if store is not None else None
-    rep = ((art.record.get("extra") or {}).get("report") or {}) if art is not None else {}
-    out: dict[str, Any] = {}
-    if rep.get("precision"):
-        out["precision"] = rep["precision"]
-    if isinstance(rep.get("precision_map"), dict):
-        out["precision_map"] = {"default": rep.get("default"), "groups": dict(rep["precision_map"])}
-    elif rep.get("precision") == "fp16" and rep.get("fp32_groups") is not None:
-        out["precision_map"] = {"default": "fp16", "groups": {g: "fp32" for g in rep["fp32_groups"]}}
-    return out
+    """What made a variant, from the nearest step of its lineage that recorded a precision (as the bundle
+    manifest reads it): ``precision`` ("hybrid", "fp16", "int8-static", ...) and, where the pass works from a
+    per-group map, ``precision_map`` ({selector: precision}, the manifest's shape) and ``precision_default``
+    (what no selector matches). Empty for models no pass made (the fetched base, the rebuilt reference): their
+    records keep the precision read from the model."""
+    seen: set[str] = set()
+    k: str | None = key
+    while k and k not in seen and store is not None:
+        seen.add(k)
+        art = store.get(k)
+        if art is None:
+            break
+        rep = (art.record.get("extra") or {}).get("report") or {}
+        if rep.get("precision"):
+            out: dict[str, Any] = {"precision": rep["precision"]}
+            if isinstance(rep.get("precision_map"), dict):
+                out["precision_map"] = dict(rep["precision_map"])
+                out["precision_default"] = rep.get("default")
+            elif rep.get("precision") == "fp16" and rep.get("fp32_groups") is not None:
+                out["precision_map"] = {g: "fp32" for g in rep["fp32_groups"]}
+                out["precision_default"] = "fp16"
+            return out
+        parents = art.record.get("parents") or []
+        k = parents[0] if parents else None
+    return {}
 
 
 def with_facts(records: Iterable[dict[str, Any]], store) -> list[dict[str, Any]]:

@@ -168,9 +168,14 @@ def test_records_and_report_name_variants_with_their_pass_precision(built, tmp_p
                                          "precision_map": {"generator.resblocks.0": "int8", "decoder.encode": "fp16"}}}) as t:
         (t / "model.onnx").write_bytes(b"x")
     facts = variant_facts(store, spec.key)
-    assert facts == {"precision": "hybrid", "precision_map": {"default": "fp32", "groups": {
-        "generator.resblocks.0": "int8", "decoder.encode": "fp16"}}}
+    assert facts == {"precision": "hybrid", "precision_default": "fp32",
+                     "precision_map": {"generator.resblocks.0": "int8", "decoder.encode": "fp16"}}
     assert variant_facts(store, "0" * 20) == {}
+    # a step after the hybrid pass that reports no precision (e.g. bind-shapes): the nearest one that did
+    later = StepSpec("pass", {"pass": "bind-shapes"}, {"model": "1" * 64}, parents=(spec.key,))
+    with store.writing(later, {"report": {"nodes_before": 3}}) as t:
+        (t / "model.onnx").write_bytes(b"y")
+    assert variant_facts(store, later.key) == facts
     # records written before the build copied these facts: a report given the store fills them in
     old = [{**r, "variant": {**{k: v for k, v in r["variant"].items() if k != "precision_map"},
                              "key": spec.key if r["variant"]["key"] == dyn["key"] else r["variant"]["key"],
