@@ -205,6 +205,10 @@ def render(models: Sequence[Model], voices: dict[str, np.ndarray], settings: Lis
                         out.notes.append(f"{m.name} ({m.key[:10]}): could not render {c.id}: "
                                          f"{(str(e).strip().splitlines() or [type(e).__name__])[-1][:200]}")
                         continue
+                    if not np.isfinite(audio).all():  # what the model said, made playable; the note says so
+                        out.notes.append(f"{m.name} ({m.key[:10]}): {c.id} has non-finite samples "
+                                         f"({int((~np.isfinite(audio)).sum())}), played as silence")
+                        audio = np.nan_to_num(audio, nan=0.0, posinf=0.0, neginf=0.0)
                     data = encode_flac(audio)
                     cache.put(k, data)
                     out.rendered += 1

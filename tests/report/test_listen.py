@@ -186,3 +186,31 @@ def test_records_and_report_name_variants_with_their_pass_precision(built, tmp_p
     html = (tmp_path / "rep" / "index.html").read_text()
     assert "fp16: decoder.encode; int8: generator.resblocks.0; everything else fp32" in html
     assert re.search(r"<td>dyn</td><td class=\"mono\">[0-9a-f]+</td><td>hybrid</td>", html)
+
+
+def test_a_model_that_says_nan_is_played_as_silence_with_a_note(built, tmp_path, monkeypatch):
+    from kopt.report import listen as L
+
+    env, d = built
+    dyn = next(v["key"] for v in d["variants"] if v["name"] == "dyn")
+    real = L._runner
+
+    def runner(path, threads):
+        run = real(path, threads)
+        if dyn not in str(path):
+            return run
+
+        def nan(case, style, durations=None):
+            audio, dur = run(case, style, durations)
+            audio = audio.copy()
+            audio[:10] = np.nan
+            return audio, dur
+        return nan
+
+    monkeypatch.setattr(L, "_runner", runner)
+    lis = ListenSettings(store=ArtifactStore(env / "arts"), voices=env / "voices.npz", cache_dir=tmp_path / "c")
+    res = write_report([("a", read_records(d["results"]))], tmp_path / "rep", settings=SETTINGS, listen=lis)
+    assert f"dyn ({dyn[:10]}): short-1 has non-finite samples (10), played as silence" in res.listen["notes"]
+    clip = flac(next(p[3] for p in players((tmp_path / "rep" / "index.html").read_text())
+                     if p[0].startswith("short-1") and p[1] == "dyn"))
+    assert np.isfinite(clip).all() and (clip[:10] == 0).all()
