@@ -165,15 +165,15 @@ def write_dashboard(sources: Sequence[tuple[str, list[dict[str, Any]]]], out: st
             n = sum(len(v) for v in mk.values())
             figs.append((p, f"{metric} per variant @ provider over {len(wide.columns)} runs"
                          + (f"; {n} regression(s) ringed in red" if n else "")))
-        body = [f'<p class="meta">{len(mruns)} run(s) on this machine</p>']
-        body.append(html.plots(figs) if figs else '<p class="meta">no metric moved or was measured in two runs</p>')
-        if flat:
-            body.append(html.notes([f"flat over the runs (no series moved): {', '.join(flat)}"]))
         import pandas as pd
 
-        body.append("<h3>Regressions (each run against the latest earlier figures on this machine)</h3>"
-                    + (html.table(pd.DataFrame(rows), wrap=("change",)) if rows
-                       else '<p class="meta">none</p>'))
+        body = [f'<p class="meta">{len(mruns)} run(s) on this machine</p>',
+                "<h3>Regressions (each run against the latest earlier figures on this machine)</h3>"
+                + (html.table(pd.DataFrame(rows), wrap=("change",)) if rows else '<p class="meta">none</p>'),
+                "<h3>Trends</h3>"]
+        body.append(html.plots(figs) if figs else '<p class="meta">no metric was measured in two runs</p>')
+        if flat:
+            body.append(html.notes([f"flat over the runs (no series moved): {', '.join(flat)}"]))
         sections.append((label, "".join(body)))
 
     import pandas as pd

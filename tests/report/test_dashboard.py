@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from kopt.cli.main import app
 from kopt.core.results import append_records
-from tests.select.factory import CPU, standard
+from tests.select.factory import CPU, bench, standard
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -22,6 +22,9 @@ def _runs(tmp_path):
     m1 = tmp_path / "builds" / "default" / "runs"
     for i in (1, 2, 3):
         recs = standard(f"run{i}", machine="m1", time=f"2025-01-0{i}T00:00:00Z")
+        recs.append(bench("int8", rtf=None, size=90.0, provider="CoreMLExecutionProvider", status="skipped",
+                          reason="not in this onnxruntime build", run=f"run{i}", machine="m1",
+                          time=f"2025-01-0{i}T00:00:00Z"))
         append_records(m1 / f"run{i}.jsonl", recs)
     for i in (1, 2, 3):
         recs = standard(f"ci{i}", machine="m2", time=f"2025-01-0{i}T12:00:00Z")
@@ -88,6 +91,8 @@ def test_dashboard_two_machines(tmp_path):
     assert srcs and all(base64.b64decode(s.split(",", 1)[1])[:8] == PNG for s in srcs)
     assert not re.findall(r'src="(?!data:)', html)
     assert (out / "history.csv").stat().st_size > 0 and (out / "history.md").stat().st_size > 0
+    # a skipped cell echoes the variant's size and quality: not a trend of that provider's
+    assert "CoreML" not in (out / "history.csv").read_text() and "CoreML" not in html
 
 
 def test_history_bad_inputs_are_one_line_errors(tmp_path):
