@@ -108,3 +108,17 @@ def test_workflow_matrix_covers_the_default_recipe():
     assert 'bash docs/ci/kopt-ci.sh shard "$RECIPE" "ci-out/${{ matrix.name }}" ${{ matrix.build-args }}' in wf
     assert "bash docs/ci/kopt-ci.sh merge \"$RECIPE\" ci-out/results ci-out/merged $baseline" in wf
     assert re.search(r"RECIPE: recipes/default\.toml", wf)
+
+
+def test_build_provider_option(tmp_path):
+    """--provider keeps a subset of the recipe's presets (--dry-run shows it); another preset is a one-line error."""
+    recipe = REPO / "recipes" / "ci.toml"
+    r = subprocess.run([sys.executable, "-m", "kopt.cli.main", "--artifacts", str(tmp_path / "a"), "build", str(recipe),
+                        "--provider", "tpu"], env=_env(tmp_path / "a"), capture_output=True, text=True, timeout=120)
+    lines = [x for x in r.stderr.splitlines() if x.strip()]
+    assert r.returncode == 1 and len(lines) == 1, r.stderr
+    assert lines[0] == f"kopt: error: --provider tpu: not one of {recipe}'s [bench] providers (cpu, cuda, coreml-all)"
+    r = CliRunner().invoke(app, ["build", str(recipe), "--provider", "coreml-all", "--provider", "cpu", "--dry-run"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["bench"]["providers"] == ["coreml-all", "cpu"]
+    assert not (tmp_path / "a").exists()
