@@ -114,11 +114,11 @@ def _summary(res) -> None:
 
             for row in plain_rows(pd.DataFrame(t["rows"], columns=t["columns"])):
                 typer.echo(row)
-    skipped: dict[str, list[str]] = {}  # one line per reason, naming every provider it kept from being measured
+    unmeasured: dict[str, list[str]] = {}  # one line per reason, naming every provider it kept from being measured
     for t in res.tables:
         if not t["measured"]:
-            skipped.setdefault(str(t["reason"]), []).append(t["provider"])
-    for reason, provs in skipped.items():
+            unmeasured.setdefault(str(t["reason"]), []).append(t["provider"])
+    for reason, provs in unmeasured.items():
         line(f"not measured: {escape(', '.join(provs))}: {escape(reason)}")
     for label, val in (("results", res.results), ("report", res.report), ("bundle", res.bundle),
                        ("tarball", res.tarball)):
