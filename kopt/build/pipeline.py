@@ -43,6 +43,7 @@ class BuildResult:
     skipped: dict[str, int] = dataclasses.field(default_factory=dict)
     objectives: dict[str, str | None] = dataclasses.field(default_factory=dict)
     winners: dict[str, Any] = dataclasses.field(default_factory=dict)
+    tables: list[dict[str, Any]] = dataclasses.field(default_factory=list)  # per provider, for the summary
     report: str | None = None
     comparison: dict[str, Any] | None = None
     bundle: str | None = None
@@ -129,6 +130,13 @@ def run_build(recipe: BuildRecipe, store, *, recipe_path: str | Path | None = No
         else:
             records += q.records
             res.reused["quality"], res.measured["quality"] = q.reused, q.measured
+    from kopt.report.names import variant_facts
+
+    facts: dict[str, dict[str, Any]] = {}
+    for rec in records:  # what the pass chain made: "hybrid" and its precision map, not just "int8"
+        v = rec.get("variant") or {}
+        if v.get("key"):
+            v.update(facts.setdefault(v["key"], variant_facts(store, v["key"])))
     _write_results(results_path, records)
     if shard:
         res.seconds = round(time.time() - t0, 2)
@@ -150,9 +158,18 @@ def run_build(recipe: BuildRecipe, store, *, recipe_path: str | Path | None = No
                                    "key": g.winner.variant_key if g.winner else None,
                                    "explanation": g.explanation,
                                    "metrics": _row_metrics(g.winner) if g.winner else {}}
+    from kopt.report.tables import summary_dicts
+
+    res.tables = summary_dicts(sel, recipe.select.speed)
     with progress.task("report"):
+        from kopt.report.listen import ListenSettings
+
+        listen = ListenSettings(store=store, voices=voices_path, cache_dir=store.root / ".cache",
+                                text_set=recipe.quality.text_set, threads=recipe.quality.threads,
+                                winner_provider=recipe.publish.provider
+                                if recipe.publish.provider in recipe.bench.providers else None)
         rep = write_report([(run_id, records)], build_dir / "report", settings=recipe.select,
-                           title=f"kopt build: {recipe.name}", progress=progress)
+                           title=f"kopt build: {recipe.name}", store=store, listen=listen, progress=progress)
     res.report = str(rep.html)
 
     # 6. regression gate

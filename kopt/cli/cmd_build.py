@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import typer
 
@@ -20,6 +20,9 @@ def build_cmd(
     recipe: Path = typer.Argument(DEFAULT_RECIPE, help="Recipe file (TOML)."),
     shard: Optional[str] = typer.Option(None, "--shard", help="Measure only shard K/N of the variant x provider "
                                         "matrix (deterministic); merge shards with `kopt report`."),
+    provider: List[str] = typer.Option([], "--provider", help="Measure only these of the recipe's provider presets "
+                                       "(repeatable): one CI runner per kind of machine, e.g. --provider cuda on "
+                                       "the GPU runner; quality is scored on every run (see docs/ci/)."),
     baseline: Optional[Path] = typer.Option(None, "--baseline", help="Results of an earlier build to gate "
                                             "against (overrides the recipe's compare.baseline)."),
     no_publish: bool = typer.Option(False, "--no-publish", help="Stop after the report."),
@@ -33,6 +36,15 @@ def build_cmd(
     from kopt.build.recipe import load_build_recipe
 
     r = load_build_recipe(recipe)
+    if provider:
+        from kopt.core.errors import KoptError
+
+        wanted = list(dict.fromkeys(provider))
+        unknown = [p for p in wanted if p not in r.bench.providers]
+        if unknown:
+            raise KoptError(f"--provider {unknown[0]}: not one of {recipe}'s [bench] providers "
+                            f"({', '.join(r.bench.providers)})")
+        r = r.model_copy(update={"bench": r.bench.model_copy(update={"providers": tuple(wanted)})})
     if shard:
         from kopt.select.shard import parse_shard
 
@@ -57,38 +69,65 @@ def build_cmd(
 
 
 def _summary(res) -> None:
+    """What a person reads after a build. On a terminal: rich tables; otherwise (a CI log) plain
+    Markdown-style rows, one line each, never wrapped at the console width."""
     if state.S.quiet:
         return
-    from rich.table import Table
+    from rich.markup import escape
 
     con = state.console()
+    tty = con.is_terminal
+
+    def line(markup: str) -> None:
+        if tty:
+            con.print(markup)
+        else:
+            from rich.text import Text
+
+            typer.echo(Text.from_markup(markup).plain)
+
     reused = ", ".join(f"{k} {v}" for k, v in res.reused.items())
     measured = ", ".join(f"{k} {v}" for k, v in res.measured.items())
     skipped = ", ".join(f"{k} {v}" for k, v in res.skipped.items() if v)
-    con.print(f"[bold]kopt build {res.recipe}[/] in {res.seconds:.1f} s  (reused: {reused}; new: {measured}"
-              + (f"; skipped: {skipped}" if skipped else "") + ")")
-    failed = [v for v in res.variants if v["status"] == "failed"]
-    for v in failed:
-        con.print(f"  [red]variant {v['name']} failed:[/] {v['reason']}")
-    if res.winners:
-        obj = [n for n in (res.objectives.get("speed"), res.objectives.get("quality"), res.objectives.get("size")) if n]
-        t = Table("provider", "winner", *obj, "why")
-        for prov, w in res.winners.items():
-            m = w.get("metrics", {})
-            t.add_row(prov, w.get("winner") or "-", *(_f(m.get(n), ".4g") for n in obj), w.get("explanation") or "")
-        con.print(t)
+    line(f"[bold]kopt build {escape(res.recipe)}[/] in {res.seconds:.1f} s  (reused: {reused}; new: {measured}"
+         + (f"; skipped: {skipped}" if skipped else "") + ")")
+    for v in res.variants:
+        if v["status"] == "failed":
+            line(f"  [red]variant {escape(v['name'])} failed:[/] {escape(str(v['reason']))}")
+    for t in res.tables:
+        if not t["measured"]:
+            continue
+        win = f"[bold]{escape(t['winner'])}[/] ({t['key'][:10]})" if t["winner"] else "[red]no winner[/]"
+        line(f"{escape(t['provider'])}: {win}: {escape(t['explanation'])}")
+        if tty:
+            from rich.table import Table
+
+            table = Table(*t["columns"])
+            for row in t["rows"]:
+                table.add_row(*("" if c is None else escape(str(c)) for c in row),
+                              style="bold" if "WINNER" in row else None)
+            con.print(table)
+        else:
+            import pandas as pd
+
+            from kopt.report.tables import plain_rows
+
+            for row in plain_rows(pd.DataFrame(t["rows"], columns=t["columns"])):
+                typer.echo(row)
+    unmeasured: dict[str, list[str]] = {}  # one line per reason, naming every provider it kept from being measured
+    for t in res.tables:
+        if not t["measured"]:
+            unmeasured.setdefault(str(t["reason"]), []).append(t["provider"])
+    for reason, provs in unmeasured.items():
+        line(f"not measured: {escape(', '.join(provs))}: {escape(reason)}")
     for label, val in (("results", res.results), ("report", res.report), ("bundle", res.bundle),
                        ("tarball", res.tarball)):
         if val:
-            con.print(f"  {label}: {val}")
+            line(f"  {label}: {escape(str(val))}")
     bb = res.bundle_bench
     if bb:
-        con.print(f"  bundle ({'reused' if bb.get('cached') else 'measured'}): cold start {bb['cold_start_s']:.2f} s "
-                  f"(new process to first audio), warm TTFA {bb['warm_ttfa_ms']:.0f} ms for a {bb['text_words']}-word "
-                  f"paragraph (first chunk {bb['first_chunk_audio_s']:.1f} s of speech)")
+        line(f"  bundle ({'reused' if bb.get('cached') else 'measured'}): cold start {bb['cold_start_s']:.2f} s "
+             f"(new process to first audio), warm TTFA {bb['warm_ttfa_ms']:.0f} ms for a {bb['text_words']}-word "
+             f"paragraph (first chunk {bb['first_chunk_audio_s']:.1f} s of speech)")
     for why in res.reasons:
-        con.print(f"  [yellow]{why}[/]")
-
-
-def _f(v, fmt: str) -> str:
-    return "-" if v is None else format(v, fmt)
+        line(f"  [yellow]{escape(why)}[/]")

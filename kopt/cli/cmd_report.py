@@ -40,6 +40,16 @@ def report_cmd(
     sensitivity: Optional[Path] = typer.Option(None, "--sensitivity", help="A ranking JSON (default: records of "
                                                "kind 'sensitivity' in RESULTS, when present)."),
     title: str = typer.Option("kopt report", "--title", help="Page title."),
+    listen: bool = typer.Option(True, "--listen/--no-listen", help="Embed the check sentences rendered by every "
+                                "measured variant whose model is in the store (--artifacts), for A/B listening."),
+    voices: Optional[Path] = typer.Option(None, "--voices", help="Voice pack for --listen (default: the store's "
+                                          "base voices)."),
+    listen_provider: Optional[str] = typer.Option(None, "--listen-provider", help="Whose winner the players and "
+                                                  "the spectrogram put beside the reference (default: the first "
+                                                  "measured provider)."),
+    listen_cache: Optional[Path] = typer.Option(None, "--listen-cache", help="Folder for rendered clips and the "
+                                               "spectrogram's instrumented graphs (default: <store>/.cache; use "
+                                               "another to leave a shared store untouched)."),
 ) -> None:
     """Write a report folder from one or more results files: tables, plots, history and one HTML page."""
     from kopt.cli.cmd_select import select_settings
@@ -50,37 +60,70 @@ def report_cmd(
     sources = _sources(results)
     if not any(recs for _, recs in sources):
         raise KoptError(f"no records in {', '.join(map(str, results))}")
+    lis = None
+    if listen:
+        from kopt.report.listen import ListenSettings
+
+        if voices is not None and not voices.is_file():
+            raise KoptError(f"--voices {voices}: voice pack not found")
+        lis = ListenSettings(store=state.store(), voices=voices, winner_provider=listen_provider,
+                             cache_dir=listen_cache)
     res = write_report(sources, out, settings=s, run_by=_run_by(run_by), sensitivity_file=sensitivity,
-                       title=title, progress=state.progress())
+                       title=title, store=state.store(), listen=lis, progress=state.progress())
     sel = res.selection
-    for g in sel.groups if sel else ():
-        state.say(f"{g.provider} [{g.machine_id[:8]}]: " + (f"[bold]{g.winner.variant}[/]" if g.winner else "no winner"))
+    from rich.markup import escape
+
+    from kopt.report.tables import not_measured, provider_tables
+
+    tabs = provider_tables(sel, s.speed) if sel else []
+    for t in tabs:
+        g = t.group
+        if t.measured:
+            state.say(f"{escape(t.title)} [{g.machine_id[:8]}]: " + (
+                f"[bold]{escape(g.winner.variant)}[/] ({g.winner.variant_key[:10]})" if g.winner else "no winner"))
+    for titles, reason in not_measured(tabs):
+        state.say(f"not measured: {escape(titles)}: {escape(reason)}")
     for n in res.notes:
         state.say(f"note: {n}")
     state.say(f"report: {res.html} ({len(res.files)} files, {len(res.rows)} rows, {res.runs} run(s))")
     state.emit({"command": "report", "out": str(res.out), "html": str(res.html), "files": [str(f) for f in res.files],
-                "runs": res.runs, "selection": sel.as_dict() if sel else None, "notes": res.notes})
+                "runs": res.runs, "listen": res.listen, "selection": sel.as_dict() if sel else None, "notes": res.notes})
 
 
 def history_cmd(
-    results: List[Path] = typer.Argument(..., help="Results files or folders from successive runs."),
+    results: List[Path] = typer.Argument(..., help="Results files or folders from successive runs (e.g. "
+                                         "artifacts/builds/*/runs, or CI runs' shard folders)."),
     metric: List[str] = typer.Option([], "--metric", help="Metrics to trend (default: the headline ones)."),
     run_by: str = typer.Option("run_id", "--run-by", help="'run_id' or 'source' (each argument is one run)."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Also write history.csv, history.md and plots here."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Write the dashboard here: index.html (one self-contained "
+                                       "page: trends per machine, regressions marked, links to each run's report), "
+                                       "history.csv, history.md and plots/."),
+    report_url: Optional[str] = typer.Option(None, "--report-url", help="Link for runs whose report is not beside "
+                                             "their results, with {run} for the run label, e.g. "
+                                             "'https://ci.example.org/kopt/{run}/report/index.html'."),
+    title: str = typer.Option("kopt history", "--title", help="Page title."),
 ) -> None:
-    """Trend tables per metric over successive runs (one series per variant, provider and machine)."""
+    """Trend tables per metric over successive runs (one series per variant, provider and machine), and with
+    --out a dashboard page that marks each run's regression verdict against the earlier runs on its machine."""
+    from kopt.core.errors import KoptError
     from kopt.report import history as hist
-    from kopt.report import plots
     from kopt.select.frontier import fmt
     from kopt.select.metrics import Catalog
 
-    runs = hist.split_runs(_sources(results), _run_by(run_by))
+    sources = _sources(results)
+    if not any(recs for _, recs in sources):
+        raise KoptError(f"no records in {', '.join(map(str, results))}")
     cat = Catalog()
+    for m in metric:
+        cat.require(m)
+    if report_url is not None and "{run}" not in report_url:
+        raise KoptError(f"--report-url {report_url!r}: put {{run}} where the run label goes")
+    runs = hist.split_runs(sources, _run_by(run_by))
     lf = hist.long_frame(runs, cat)
     trends = hist.trend_tables(lf, runs, metric or hist.TREND_METRICS)
     if not trends:
         state.say(f"{len(runs)} run(s): no metric measured in two runs, nothing to trend")
-    if not state.S.quiet:
+    if not state.S.quiet and not state.S.json_out:
         from rich.table import Table
 
         for m, wide in trends.items():
@@ -91,21 +134,27 @@ def history_cmd(
             for s, row in wide.iterrows():
                 t.add_row(str(s), *(fmt(v) if v == v else "" for v in row.tolist()))
             state.console().print(t)
-    files = []
+    files, dash = [], None
     if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
-        lf.to_csv(out / "history.csv", index=False)
-        files.append(out / "history.csv")
+        from kopt.report.dashboard import write_dashboard
+
+        dash = write_dashboard(sources, out, run_by=_run_by(run_by), metrics=metric or hist.TREND_METRICS,
+                               url_template=report_url, title=title, progress=state.progress())
+        files += dash.files
         md = [f"# History ({len(runs)} runs)\n"]
         for m, wide in trends.items():
             md.append(f"## {m}\n\n{wide.map(fmt).reset_index().to_markdown(index=False)}\n")
-            files.append(plots.trend({s: list(r.items()) for s, r in wide.iterrows()}, list(wide.columns), m,
-                                     out / f"history-{m}.png", cat))
         (out / "history.md").write_text("\n".join(md), encoding="utf-8")
         files.append(out / "history.md")
-        state.say(f"history written to {out}")
+        for r in dash.regressions:
+            state.say(f"regression on {r['machine'][:8]}: {r['run']} vs {r['against']}: {r['variant']}/{r['provider']} "
+                      f"{r['metric']}: {r['change']}")
+        state.say(f"dashboard: {dash.html} ({len(runs)} runs, {len(dash.machines)} machine(s), "
+                  f"{len(dash.regressions)} regression(s))")
     state.emit({"command": "history", "runs": [{"label": r.label, "time": r.time, "records": len(r.records)}
                                                for r in runs],
                 "trends": {m: {str(s): {str(k): (None if v != v else v) for k, v in row.items()}
                                for s, row in w.iterrows()} for m, w in trends.items()},
+                "html": str(dash.html) if dash else None, "machines": dash.machines if dash else None,
+                "regressions": dash.regressions if dash else None, "links": dash.links if dash else None,
                 "files": [str(f) for f in files]})

@@ -37,12 +37,16 @@ def split_runs(sources: Sequence[tuple[str, list[dict[str, Any]]]], by: RunBy = 
 
 
 def long_frame(runs: Sequence[Run], catalog: Catalog | None = None, quality_across_machines: bool = False):
-    """One row per (run, machine, variant, provider, metric) value."""
+    """One row per (run, machine, variant, provider, metric) value, of the cells measured (status ok): a
+    skipped or failed cell's row only echoes the variant's size and quality, which are no trend of that
+    provider's."""
     import pandas as pd
 
     out = []
     for run in runs:
         for row in build_rows(run.records, catalog=catalog, quality_across_machines=quality_across_machines):
+            if row.status != "ok":
+                continue
             for m, v in row.metrics.items():
                 if isinstance(v, (int, float)) and not isinstance(v, bool):
                     out.append({"run": run.label, "run_time": run.time, "machine_id": row.machine_id,

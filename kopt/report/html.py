@@ -1,4 +1,5 @@
-"""One self-contained HTML page: inline CSS, PNGs embedded as base64 data URIs, no script, no network."""
+"""One self-contained HTML page: inline CSS, PNGs and FLAC clips embedded as base64 data URIs, no script, no
+network."""
 
 from __future__ import annotations
 
@@ -34,15 +35,25 @@ figcaption{font-size:12px;color:var(--muted);padding:4px 2px 0}
 table{border-collapse:collapse;width:100%;font-size:12px;font-variant-numeric:tabular-nums}
 th,td{padding:4px 6px;border-bottom:1px solid var(--line);text-align:left;vertical-align:top;white-space:nowrap}
 th{white-space:normal;vertical-align:bottom;min-width:3.5em}
-td.wrap{white-space:normal;min-width:320px}
+td.wrap{white-space:normal;min-width:260px}
 th{background:#eef1f5;position:sticky;top:0}
 tr:nth-child(even) td{background:#fafbfc}
 tr.winner td{background:#fdecec;font-weight:600}
 tr.failed td,tr.skipped td{color:var(--muted)}
 td.num{text-align:right;white-space:nowrap}
+.mono,td.mono{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:11.5px;color:var(--muted)}
 .pill{display:inline-block;padding:0 6px;border-radius:9px;font-size:11.5px;background:#eef1f5}
 .pill.ok{background:#e3f3e7;color:var(--ok)} .pill.bad{background:#fbe3e1;color:var(--bad)}
 ul.notes{margin:6px 0 0 18px;padding:0;color:var(--muted);font-size:12.5px}
+.sentence{background:var(--card);border:1px solid var(--line);border-radius:8px;padding:8px 12px;margin:0 0 10px}
+.sentence h3{margin:2px 0 8px;font-weight:500}
+.players{display:grid;grid-template-columns:repeat(auto-fill,minmax(230px,1fr));gap:8px 12px}
+.player{font-size:12px}
+.player .who{display:flex;gap:6px;align-items:baseline;white-space:nowrap;overflow:hidden;text-overflow:ellipsis}
+.player.reference .who b{color:var(--ok)} .player.winner .who b{color:var(--win)}
+.player audio{width:100%;height:32px}
+.player .sub{color:var(--muted);font-size:11.5px;margin-bottom:2px}
+figure.wide{grid-column:1/-1}
 """
 
 
@@ -86,8 +97,10 @@ def plots(items: Sequence[tuple[Path, str]]) -> str:
 
 
 def table(df, *, row_class: Sequence[str] | None = None, numeric: Sequence[str] = (),
-          wrap: Sequence[str] = ("reason", "status")) -> str:
-    """A DataFrame as an escaped HTML table; optional per-row CSS classes."""
+          wrap: Sequence[str] = ("reason", "status"), mono: Sequence[str] = ()) -> str:
+    """A DataFrame as an escaped HTML table; optional per-row CSS classes. Numeric columns are right-aligned,
+    ``wrap`` columns wrap when long, ``mono`` ones (keys) are set in a fixed-width font. The table scrolls
+    inside its frame when it is wider than the page, never the page itself."""
     if df is None or df.empty:
         return "<p class=\"meta\">(no rows)</p>"
     cols = list(df.columns)
@@ -95,8 +108,9 @@ def table(df, *, row_class: Sequence[str] | None = None, numeric: Sequence[str] 
     body = []
     for i, (_, r) in enumerate(df.iterrows()):
         cls = f' class="{esc(row_class[i])}"' if row_class and row_class[i] else ""
-        cells = "".join(f'<td class="num">{esc(r[c])}</td>' if c in numeric
+        cells = "".join(f'<td class="num">{esc(_cell(r[c]))}</td>' if c in numeric
                         else f'<td class="wrap">{esc(_cell(r[c]))}</td>' if c in wrap and len(str(r[c])) > 40
+                        else f'<td class="mono">{esc(_cell(r[c]))}</td>' if c in mono
                         else f"<td>{esc(_cell(r[c]))}</td>" for c in cols)
         body.append(f"<tr{cls}>{cells}</tr>")
     return f'<div class="tablewrap"><table><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>'
@@ -111,6 +125,22 @@ def _cell(v: Any) -> Any:
     except TypeError:
         pass
     return v
+
+
+def audio_player(label: str, key: str, role: str, src: str, seconds: float) -> str:
+    """One labelled <audio> player with its clip embedded as a data URI."""
+    tag = "".join(f'<span class="pill">{esc(r)}</span>' for r in role.split())
+    return (f'<div class="player {esc(role)}"><div class="who"><b>{esc(label)}</b>{tag}</div>'
+            f'<div class="sub"><span class="mono">{esc(key)}</span> {seconds:.2f} s</div>'
+            f'<audio controls preload="metadata" src="{src}"></audio></div>')
+
+
+def sentence(title: str, players: Sequence[str]) -> str:
+    return f'<div class="sentence"><h3>{esc(title)}</h3><div class="players">{"".join(players)}</div></div>'
+
+
+def wide_plot(path: Path, caption: str) -> str:
+    return '<div class="plots">' + image(path, caption).replace("<figure>", '<figure class="wide">', 1) + "</div>"
 
 
 def card(provider: str, winner: str | None, facts: Sequence[tuple[str, str]], why: str) -> str:

@@ -166,18 +166,25 @@ def ranking(items: Sequence[tuple[str, float]], path: Path, title: str, xlabel: 
 
 
 def trend(series: dict[str, list[tuple[str, float]]], run_order: Sequence[str], metric: str, path: Path,
-          cat: Catalog) -> Path:
-    """One line per series (variant @ provider @ machine) over the runs in order."""
+          cat: Catalog, marks: dict[str, Sequence[str]] | None = None, title: str | None = None) -> Path:
+    """One line per series (variant @ provider @ machine) over the runs in order; ``marks`` (series -> runs)
+    rings the points a regression verdict flagged."""
     fig = _figure(7.2, 3.8)
     ax = fig.add_subplot()
     pos = {r: i for i, r in enumerate(run_order)}
+    ringed = False
     for name, pts in sorted(series.items()):
         pts = sorted((pos[r], v) for r, v in pts if r in pos and is_number(v))
         if pts:
             ax.plot([p for p, _ in pts], [v for _, v in pts], marker="o", ms=4, lw=1.2, label=_ellipsize(name, 40))
+        bad = [(p, v) for p, v in pts if run_order[p] in set((marks or {}).get(name, ()))]
+        if bad:
+            ax.scatter([p for p, _ in bad], [v for _, v in bad], s=160, facecolors="none", edgecolors=WINNER,
+                       linewidths=2, zorder=5, label=None if ringed else "regression (vs earlier runs)")
+            ringed = True
     ax.set_xticks(range(len(run_order)), [_ellipsize(r, 18) for r in run_order], rotation=30, ha="right", fontsize=7)
     ax.set_ylabel(_label(metric, cat), fontsize=8)
-    ax.set_title(f"history: {metric}", fontsize=10)
+    ax.set_title(title or f"history: {metric}", fontsize=10)
     ax.grid(True, alpha=0.3)
     if len(series) <= 12:
         ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
@@ -186,3 +193,35 @@ def trend(series: dict[str, list[tuple[str, float]]], run_order: Sequence[str], 
 
 def _ellipsize(s: str, n: int) -> str:
     return s if len(s) <= n else s[: max(1, math.floor(n / 2) - 1)] + "..." + s[-(n // 2 - 2):]
+
+
+def spectrograms(ref, win, sample_rate: int, path: Path, title: str, names: tuple[str, str], aligned: bool) -> Path:
+    """Three panels on one dB scale: the reference's spectrogram, the winner's, and the spectrogram of their
+    difference signal (winner - reference), which shows where and how loud the change is."""
+    import numpy as np
+    from scipy.signal import stft
+
+    n = min(len(ref), len(win))
+    ref, win = np.asarray(ref[:n], np.float64), np.asarray(win[:n], np.float64)
+    kw = {"fs": sample_rate, "nperseg": 1024, "noverlap": 768, "window": "hann"}
+    f, t, sr = stft(ref, **kw)
+    _, _, sw = stft(win, **kw)
+    _, _, sd = stft(win - ref, **kw)
+    floor = 1e-7
+    db = [20 * np.log10(np.abs(s) + floor) for s in (sr, sw, sd)]
+    top = float(db[0].max())
+    fig = _figure(7.2 * 1.6, 3.2)
+    axes = fig.subplots(1, 3, sharey=True)
+    err = float(np.sqrt(np.mean((win - ref) ** 2)) / (np.sqrt(np.mean(ref ** 2)) or 1.0))
+    labels = (f"reference ({names[0]})", f"winner ({names[1]})",
+              f"difference (winner - reference), {20 * np.log10(err + 1e-12):.1f} dB vs reference")
+    im = None
+    for ax, d, lab in zip(axes, db, labels):
+        im = ax.pcolormesh(t, f / 1000, d, vmin=top - 90, vmax=top, cmap="magma", shading="auto", rasterized=True)
+        ax.set_title(lab, fontsize=9)
+        ax.set_xlabel("time (s)", fontsize=8)
+        ax.tick_params(labelsize=7)
+    axes[0].set_ylabel("frequency (kHz)", fontsize=8)
+    fig.colorbar(im, ax=list(axes), label="dB", shrink=0.9, pad=0.01)
+    fig.suptitle(title + ("" if aligned else " (natural durations: not sample-aligned)"), fontsize=10)
+    return _save(fig, path)

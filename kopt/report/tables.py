@@ -1,12 +1,16 @@
 """Tables: every (machine, variant, provider) row with its figures and the selection verdict, as a
-pandas DataFrame written to CSV (every metric, machine-readable names) and Markdown (the columns a
-release engineer reads, labelled)."""
+pandas DataFrame written to CSV (every metric, machine-readable names) and, for people, one table per
+provider (measured rows first; a provider where nothing was measured is one line with its reason) in
+Markdown, HTML and the CLI summary."""
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
 from typing import Any, Sequence
 
-from kopt.select.frontier import Selection, fmt
+from kopt.select.frontier import GroupSelection, Selection, fmt
+from kopt.select.metrics import is_number
 from kopt.select.rows import Row
 
 # label -> metric names to look for, first present wins (bench and quality have used several names)
@@ -25,13 +29,113 @@ COLUMNS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("drift frames", ("duration_frames_diff", "duration_drift_frames")),
     ("gate", ("gate_pass",)),
 )
+# the few a CI log line has room for
+COMPACT: tuple[str, ...] = ("size MB", "RTF median", "speedup", "TTFA ms", "PESQ aligned", "STOI")
 ID_COLUMNS = ("machine", "provider", "variant", "precision", "status")
+KEY_CHARS = 10  # a variant key is shown this long beside its name (the CSV has it whole)
+_STATUS_ORDER = {"ok": 0, "failed": 1, "skipped": 2}
 
 
 def resolve_columns(rows: Sequence[Row]) -> list[tuple[str, str | None]]:
     """(label, metric name actually present or None) for each column."""
     present = {k for r in rows for k, v in r.metrics.items() if v is not None}
     return [(label, next((n for n in names if n in present), None)) for label, names in COLUMNS]
+
+
+def short_provider(p: str) -> str:
+    return p.removesuffix("ExecutionProvider") if p.endswith("ExecutionProvider") else p
+
+
+def group_title(g: GroupSelection, multi_machine: bool) -> str:
+    p = short_provider(g.provider)
+    return f"{p} on {g.machine_id[:8]} ({g.machine})" if multi_machine else p
+
+
+@dataclass(frozen=True)
+class ProviderTable:
+    """One (machine, provider) group for people: its rows with measured ones first, or, when nothing was
+    measured there, the reason (one line instead of a row per variant)."""
+
+    group: GroupSelection
+    title: str
+    rows: tuple[Row, ...]
+    reason: str | None  # set when no row was measured (every cell skipped)
+
+    @property
+    def measured(self) -> bool:
+        return self.reason is None
+
+
+def provider_tables(selection: Selection, speed: str | None = None) -> list[ProviderTable]:
+    """Measured groups first (rows: ok ones by ``speed``, then failed, then skipped), then the groups
+    where every cell was skipped."""
+    multi = len({g.machine_id for g in selection.groups}) > 1
+    measured, skipped = [], []
+    for g in selection.groups:
+        title = group_title(g, multi)
+        if all(r.status == "skipped" for r in g.rows):
+            reasons = list(dict.fromkeys(r.reason for r in g.rows if r.reason))
+            skipped.append(ProviderTable(g, title, g.rows, "; ".join(reasons) or "skipped (no reason recorded)"))
+            continue
+
+        def order(r: Row) -> tuple:
+            v = r.value(speed) if speed else None
+            return (_STATUS_ORDER.get(r.status, 3), v if is_number(v) else math.inf, r.variant, r.variant_key)
+
+        measured.append(ProviderTable(g, title, tuple(sorted(g.rows, key=order)), None))
+    return measured + skipped
+
+
+def not_measured(tables: Sequence[ProviderTable]) -> list[tuple[str, str]]:
+    """(providers, reason): one entry per reason, the providers not measured for it joined by commas."""
+    by: dict[str, list[str]] = {}
+    for t in tables:
+        if not t.measured:
+            by.setdefault(str(t.reason), []).append(t.title)
+    return [(", ".join(titles), reason) for reason, titles in by.items()]
+
+
+def not_measured_lines(tables: Sequence[ProviderTable]) -> list[str]:
+    return [f"{titles}: {reason}" for titles, reason in not_measured(tables)]
+
+
+def provider_frame(table: ProviderTable, columns: Sequence[str] | None = None):
+    """The readable table of one measured group: name, key, precision, the headline figures present in
+    this group, the selection outcome; a status column only when some row is not ok."""
+    import pandas as pd
+
+    rows = table.rows
+    cols = [(label, name) for label, name in resolve_columns(rows) if name is not None
+            and (columns is None or label in columns)]
+    show_status = any(r.status != "ok" for r in rows)
+    out = []
+    for r in rows:
+        v = table.group.verdict(r.variant_key)
+        rec: dict[str, Any] = {"variant": r.variant, "key": r.variant_key[:KEY_CHARS], "precision": r.precision or ""}
+        if show_status:
+            rec["status"] = r.status if r.status == "ok" or not r.reason else f"{r.status}: {r.reason}"
+        for label, name in cols:
+            rec[label] = fmt(r.metrics.get(name)) if r.metrics.get(name) is not None else ""
+        rec["selection"] = "WINNER" if v.outcome == "winner" else v.outcome
+        out.append(rec)
+    return pd.DataFrame(out)
+
+
+def row_classes(table: ProviderTable) -> list[str]:
+    out = []
+    for r in table.rows:
+        v = table.group.verdict(r.variant_key)
+        out.append("winner" if v.outcome == "winner" else (r.status if r.status != "ok" else ""))
+    return out
+
+
+def group_selection_frame(table: ProviderTable):
+    """Why each variant of one measured group won or lost."""
+    import pandas as pd
+
+    return pd.DataFrame([{"variant": v.variant, "key": v.variant_key[:KEY_CHARS],
+                          "outcome": "WINNER" if v.outcome == "winner" else v.outcome, "reason": v.reason}
+                         for v in table.group.verdicts])
 
 
 def full_frame(rows: Sequence[Row], selection: Selection | None = None):
@@ -57,7 +161,7 @@ def full_frame(rows: Sequence[Row], selection: Selection | None = None):
 
 
 def summary_frame(rows: Sequence[Row], selection: Selection | None = None, *, machine_column: bool | None = None):
-    """The readable table: labelled headline columns, formatted numbers, selection outcome."""
+    """Every row with the labelled headline columns and the selection outcome, flat (summary.csv)."""
     import pandas as pd
 
     cols = resolve_columns(rows)
@@ -69,7 +173,8 @@ def summary_frame(rows: Sequence[Row], selection: Selection | None = None, *, ma
         rec: dict[str, Any] = {}
         if machine_column:
             rec["machine"] = f"{r.machine_id[:8]} {r.machine}"
-        rec.update({"provider": _short_provider(r.provider), "variant": r.variant, "precision": r.precision or "",
+        rec.update({"provider": short_provider(r.provider), "variant": r.variant, "key": r.variant_key,
+                    "precision": r.precision or "",
                     "status": r.status if r.status == "ok" or not r.reason else f"{r.status}: {r.reason}"})
         for label, name in cols:
             if name is not None:
@@ -80,7 +185,7 @@ def summary_frame(rows: Sequence[Row], selection: Selection | None = None, *, ma
 
 
 def selection_frame(selection: Selection):
-    """Why each variant won or lost, per (machine, provider)."""
+    """Why each variant won or lost, per (machine, provider), flat (selection.csv)."""
     import pandas as pd
 
     multi = len({g.machine_id for g in selection.groups}) > 1
@@ -88,14 +193,10 @@ def selection_frame(selection: Selection):
     for g in selection.groups:
         for v in g.verdicts:
             rec = {"machine": f"{g.machine_id[:8]} {g.machine}"} if multi else {}
-            rec.update({"provider": _short_provider(g.provider), "variant": v.variant,
+            rec.update({"provider": short_provider(g.provider), "variant": v.variant, "key": v.variant_key,
                         "outcome": "WINNER" if v.outcome == "winner" else v.outcome, "reason": v.reason})
             out.append(rec)
     return pd.DataFrame(out)
-
-
-def _short_provider(p: str) -> str:
-    return p.removesuffix("ExecutionProvider") if p.endswith("ExecutionProvider") else p
 
 
 def to_markdown(df) -> str:
@@ -103,3 +204,63 @@ def to_markdown(df) -> str:
     if df.empty:
         return "_(no rows)_\n"
     return df.to_markdown(index=False) + "\n"
+
+
+def plain_rows(df) -> list[str]:
+    """A DataFrame as Markdown-style rows with single spaces (``| a | b |``), one line per row whatever
+    its length: what a CI log shows without wrapping."""
+    def cell(v: Any) -> str:
+        s = "" if v is None or (isinstance(v, float) and v != v) else str(v)
+        return s.replace("|", "/").replace("\n", " ")
+
+    cols = list(df.columns)
+    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
+    lines += ["| " + " | ".join(cell(r[c]) for c in cols) + " |" for _, r in df.iterrows()]
+    return lines
+
+
+def markdown_report(selection: Selection, title: str, speed: str | None,
+                    variants=None) -> str:
+    """results.md: the winners, one table per measured provider, one line per provider not measured,
+    why each variant won or lost, and the variants' names, keys and precision."""
+    import pandas as pd
+
+    tabs = provider_tables(selection, speed)
+    out = [f"# {title}\n"]
+    win = [{"provider": t.title, "winner": t.group.winner.variant if t.group.winner else "-",
+            "key": t.group.winner.variant_key[:KEY_CHARS] if t.group.winner else "",
+            "why": t.group.explanation} for t in tabs if t.measured]
+    out.append("## Winners\n\n" + to_markdown(pd.DataFrame(win)))
+    for t in tabs:
+        if t.measured:
+            out.append(f"## {t.title}\n\n" + to_markdown(provider_frame(t)))
+    skipped = not_measured_lines(tabs)
+    if skipped:
+        out.append("## Not measured\n\n" + "".join(f"- {s}\n" for s in skipped))
+    for t in tabs:
+        if t.measured:
+            out.append(f"## Why each variant won or lost: {t.title}\n\n" + to_markdown(group_selection_frame(t)))
+    if variants is not None and not variants.empty:
+        out.append("## Variants\n\n" + to_markdown(variants))
+    return "\n".join(out)
+
+
+def summary_dicts(selection: Selection, speed: str | None, columns: Sequence[str] = COMPACT) -> list[dict[str, Any]]:
+    """The per-provider tables as plain data (a build's summary and its --json output): measured groups
+    with their compact rows, then one entry per group not measured, with the reason."""
+    out = []
+    for t in provider_tables(selection, speed):
+        g = t.group
+        d: dict[str, Any] = {"provider": t.title, "measured": t.measured, "reason": t.reason,
+                             "winner": g.winner.variant if g.winner else None,
+                             "key": g.winner.variant_key if g.winner else None, "explanation": g.explanation}
+        if t.measured:
+            df = provider_frame(t, columns)
+            d["columns"] = list(df.columns)
+            d["rows"] = [[_plain(v) for v in row] for row in df.itertuples(index=False)]
+        out.append(d)
+    return out
+
+
+def _plain(v: Any) -> Any:
+    return None if isinstance(v, float) and v != v else v

@@ -111,7 +111,8 @@ class _Pipe:
 
 def check_page(url: str, screenshot: Path, *, width: int = 1400, height: int = 900,
                binary: str | None = None, settle_s: float = 0.5) -> dict[str, Any]:
-    """Load ``url``; return console errors, exceptions, failed requests, image facts, and write a full-page PNG."""
+    """Load ``url``; return console errors, exceptions, failed requests, image, table and audio facts (each
+    <audio>'s duration once its metadata loaded), and write a full-page PNG."""
     binary = binary or find_chromium()
     if binary is None:
         raise FileNotFoundError("no chromium binary on PATH")
@@ -127,6 +128,17 @@ def check_page(url: str, screenshot: Path, *, width: int = 1400, height: int = 9
             b.call("Page.navigate", {"url": url}, session=sid)
             b.wait_event("Page.loadEventFired")
             time.sleep(settle_s)
+            audio = b.call("Runtime.evaluate", {"returnByValue": True, "awaitPromise": True, "expression": """(async () => {
+                const as = Array.from(document.querySelectorAll('audio'));
+                await Promise.all(as.map(a => a.readyState >= 1 || a.error ? null : new Promise(r => {
+                    a.addEventListener('loadedmetadata', r, {once: true});
+                    a.addEventListener('error', r, {once: true});
+                    setTimeout(r, 15000);
+                    if (a.networkState === HTMLMediaElement.NETWORK_EMPTY) a.load();
+                })));
+                return as.map(a => ({src: a.currentSrc || a.src, duration: a.duration, readyState: a.readyState,
+                                     error: a.error ? a.error.code : null}));
+            })()"""}, session=sid, timeout=60)["result"]["value"]
             facts = b.call("Runtime.evaluate", {"returnByValue": True, "expression": """(() => {
                 const imgs = Array.from(document.images);
                 return {title: document.title, images: imgs.length,
@@ -134,6 +146,12 @@ def check_page(url: str, screenshot: Path, *, width: int = 1400, height: int = 9
                         srcs: imgs.map(i => i.src.slice(0, 22)),
                         sizes: imgs.map(i => [i.naturalWidth, i.naturalHeight, Math.round(i.getBoundingClientRect().width)]),
                         scrollWidth: document.documentElement.scrollWidth,
+                        viewportWidth: document.documentElement.clientWidth,
+                        tables: Array.from(document.querySelectorAll('table')).map(t => {
+                            const w = t.closest('.tablewrap') || t.parentElement, r = w.getBoundingClientRect();
+                            return {left: r.left, right: r.right, frame: w.clientWidth, table: t.scrollWidth,
+                                    head: Array.from(t.querySelectorAll('th')).map(h => h.textContent).join('|')};
+                        }),
                         bodyHeight: document.documentElement.scrollHeight,
                         h2: Array.from(document.querySelectorAll('h2')).map(h => h.textContent)};
             })()"""}, session=sid)["result"]["value"]
@@ -155,5 +173,6 @@ def check_page(url: str, screenshot: Path, *, width: int = 1400, height: int = 9
                   and e["params"]["entry"].get("level") == "error"]
     failed = [e["params"] for e in ev if e.get("method") == "Network.loadingFailed"]
     requests = [e["params"]["request"]["url"] for e in ev if e.get("method") == "Network.requestWillBeSent"]
+    facts["audio"] = audio
     return {"facts": facts, "console_errors": console, "exceptions": exceptions, "log_errors": log_errors,
             "failed_requests": failed, "requests": requests, "screenshot": str(screenshot)}
