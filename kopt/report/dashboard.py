@@ -149,7 +149,7 @@ def write_dashboard(sources: Sequence[tuple[str, list[dict[str, Any]]]], out: st
         trends = hist.trend_tables(hist.long_frame(mruns, cat), mruns, metrics)
         figs, flat = [], []
 
-        def order(item) -> tuple:  # metrics with a regression first, then those that moved, then flat ones
+        def order(item, marks=marks) -> tuple:  # regressions first, then metrics that moved, then flat ones
             metric, wide = item
             moved = any(row.dropna().nunique() > 1 for _, row in wide.iterrows())
             return (not any(k[0] == metric for k in marks), not moved)

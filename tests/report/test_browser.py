@@ -13,7 +13,7 @@ import pytest
 
 from kopt.report.build import write_report
 from tests.report.chromium import check_page, find_chromium
-from tests.report.test_listen import built, flac  # noqa: F401  (built is a fixture)
+from tests.report.test_listen import built, flac  # noqa: F401,F811  (fixtures used by name)
 from tests.select.factory import standard
 
 WIDTH = 1280
@@ -82,7 +82,7 @@ def test_report_renders_in_chromium(tmp_path):
 
 
 @needs_chromium
-def test_report_audio_players_in_chromium(built, tmp_path):
+def test_report_audio_players_in_chromium(built, tmp_path):  # noqa: F811
     """The tiny build's report: every clip loads and its duration is the clip's, within 5%."""
     import re
 
