@@ -143,8 +143,7 @@ def run_build(recipe: BuildRecipe, store, *, recipe_path: str | Path | None = No
         res.reasons.append(f"shard {shard}: merge every shard's results with `kopt report` to select and publish")
         return res
 
-    # 4. select, 5. report
-    from kopt.report.build import write_report
+    # 4. select (5, the report, comes last: it shows the published bundle's figures too)
     from kopt.select.frontier import select
     from kopt.select.metrics import Catalog
     from kopt.select.rows import build_rows
@@ -161,17 +160,6 @@ def run_build(recipe: BuildRecipe, store, *, recipe_path: str | Path | None = No
     from kopt.report.tables import summary_dicts
 
     res.tables = summary_dicts(sel, recipe.select.speed)
-    with progress.task("report"):
-        from kopt.report.listen import ListenSettings
-
-        listen = ListenSettings(store=store, voices=voices_path, cache_dir=store.root / ".cache",
-                                text_set=recipe.quality.text_set, threads=recipe.quality.threads,
-                                winner_provider=recipe.publish.provider
-                                if recipe.publish.provider in recipe.bench.providers else None)
-        rep = write_report([(run_id, records)], build_dir / "report", settings=recipe.select,
-                           title=f"kopt build: {recipe.name}", store=store, listen=listen, progress=progress)
-    res.report = str(rep.html)
-
     # 6. regression gate
     base_path = baseline or _recipe_relative(recipe.compare.baseline, recipe_path)
     if base_path:
@@ -204,6 +192,20 @@ def run_build(recipe: BuildRecipe, store, *, recipe_path: str | Path | None = No
         rec = bundle_record(res.bundle_bench, bundle, run_id, res.bundle_bench["text"])
         append_records(results_path, [rec])
         append_records(build_dir / "latest.jsonl", [rec])
+        records.append(rec)
+
+    # 5. the report
+    from kopt.report.build import write_report
+    from kopt.report.listen import ListenSettings
+
+    with progress.task("report"):
+        listen = ListenSettings(store=store, voices=voices_path, cache_dir=store.root / ".cache",
+                                text_set=recipe.quality.text_set, threads=recipe.quality.threads,
+                                winner_provider=recipe.publish.provider
+                                if recipe.publish.provider in recipe.bench.providers else None)
+        rep = write_report([(run_id, records)], build_dir / "report", settings=recipe.select,
+                           title=f"kopt build: {recipe.name}", store=store, listen=listen, progress=progress)
+    res.report = str(rep.html)
     res.seconds = round(time.time() - t0, 2)
     summary = res.as_dict()
     _write_json(build_dir / "summary.json", summary)

@@ -99,6 +99,7 @@ def test_bundle_bench_measures_cold_start_and_warm_ttfa(tmp_path, tiny_store, mo
     assert [(r["clients"], r["instances"]) for r in m["load"]] == [(1, 1), (2, 1), (1, 2), (2, 2)]
     assert all(r["ok"] == r["requests"] and r["errors"] == 0 and r["throughput_x"] > 0 for r in m["load"])
     assert m["say_warm_ms"] > 0 and m["say_cold_ms"] > m["say_warm_ms"]   # a cold say starts the daemon
+    assert m["say_cached_ms"] > 0 and m["cold_start_first_s"] > 0
     (res.bundle / "model.onnx").write_bytes(b"tampered")
     with pytest.raises(KoptError, match=r"the bundle's runtime failed: .*model\.onnx"):
         measure_bundle(res.bundle, "It is time.", repeats=1)
