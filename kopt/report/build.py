@@ -18,7 +18,7 @@ from typing import Any, Sequence
 
 from kopt.core.progress import NullProgress, Progress
 from kopt.report import history as hist
-from kopt.report import html, plots, sensitivity, tables
+from kopt.report import html, plots, sensitivity, serving, tables
 from kopt.report.listen import ListenSettings
 from kopt.report.names import with_facts
 from kopt.select.frontier import Selection, fmt, select
@@ -164,6 +164,19 @@ def variants_frame(records: Sequence[dict[str, Any]]):
     return df.drop(columns=[c for c in ("precision map", "parents") if c in df and not df[c].astype(bool).any()])
 
 
+def _bundle_section(rec: dict[str, Any]) -> str:
+    v = rec.get("variant") or {}
+    lf = serving.load_frame(rec)
+    return (html.table(serving.targets_frame(rec), numeric=("measured",), wrap=("figure", "measured"))
+            + ("<h3>The HTTP server under concurrent clients</h3>"
+               + html.table(lf, numeric=tuple(c for c in lf.columns if c not in ("instances", "threads")))
+               if not lf.empty else "")
+            + html.notes([f"bundle of {v.get('name')} ({str(v.get('key'))[:12]}), measured by kopt bundle-bench "
+                          f"with {rec.get('threads') or 'default'} threads: new processes, a real HTTP client on "
+                          "loopback, streamed PCM, the server's audio cache off; TTFA = request sent -> first "
+                          "audio byte; throughput = seconds of audio per wall second"]))
+
+
 def write_report(sources: Sequence[tuple[str, list[dict[str, Any]]]], out: str | Path, *,
                  settings: SelectSettings | None = None, run_by: hist.RunBy = "run_id",
                  sensitivity_file: str | Path | None = None, title: str = "kopt report",
@@ -196,7 +209,8 @@ def write_report(sources: Sequence[tuple[str, list[dict[str, Any]]]], out: str |
         for name, df in (("results", full), ("summary", summ), ("selection", why)):
             df.to_csv(out / f"{name}.csv", index=False)
             files.append(out / f"{name}.csv")
-        (out / "results.md").write_text(tables.markdown_report(sel, title, settings.speed, variants),
+        bundle_md = serving.markdown(b) if (b := serving.latest_bundle_record(records)) else ""
+        (out / "results.md").write_text(tables.markdown_report(sel, title, settings.speed, variants) + bundle_md,
                                         encoding="utf-8")
         files.append(out / "results.md")
         (out / "selection.json").write_text(json.dumps(sel.as_dict(), indent=2, default=str) + "\n", encoding="utf-8")
@@ -244,6 +258,9 @@ def write_report(sources: Sequence[tuple[str, list[dict[str, Any]]]], out: str |
     page.add("Winners", winners_html)
     if listen is not None:
         page.add("Listen", _listen_section(records, tabs, listen, plot_dir, res, progress))
+    bundle_rec = serving.latest_bundle_record(records)
+    if bundle_rec is not None:
+        page.add("The published bundle, as its users run it", _bundle_section(bundle_rec))
 
     # pareto plots
     items = []
