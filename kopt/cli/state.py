@@ -41,9 +41,10 @@ def progress():
 
 
 def console():
+    """Rich on a terminal; in a log (not a terminal) lines are never wrapped at 80 columns."""
     from rich.console import Console
 
-    return Console(stderr=False, highlight=False)
+    return Console(stderr=False, highlight=False, soft_wrap=not sys.stdout.isatty())
 
 
 def say(message: str) -> None:
