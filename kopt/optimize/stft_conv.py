@@ -27,6 +27,10 @@ accurate than onnxruntime's kernel (on N(0, 1) signals: max error 1.5e-6 vs 2.8e
 kernel, against a float64 DFT), and the DC and Nyquist bins' imaginary parts are exact zeros where
 the kernel leaves noise of ~1e-6. The sign of that noise matters in Kokoro; see ZERO_SIGNS.
 
+The rewrite runs on onnx-ir: its use-def chains find what an STFT feeds, its node replacement keeps
+the STFT's output name, and its dead-code pass drops the framing constants nothing reads any more.
+Shapes come from ONNX shape inference (kopt.core.graph.infer_shapes).
+
 Shapes downstream become known (ONNX infers no STFT output for a symbolic signal length). On a
 float graph that is harmless. On a QDQ graph it lets onnxruntime's NhwcTransformer, which skips a
 QLinearConv of unknown input rank, turn Kokoro's noise convs channels-last too; the layout then
@@ -44,18 +48,12 @@ from typing import Callable
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper, numpy_helper
+import onnx_ir as ir
+from onnx import TensorProto
+from onnx_ir.passes.common import RemoveUnusedNodesPass
 
 from kopt.core.errors import ModelError
-from kopt.core.graph import (
-    QUANTIZERS,
-    GraphIndex,
-    consumers,
-    infer_shapes,
-    is_op,
-    name_allocator,
-    remove_unread,
-)
+from kopt.core.graph import ONNX_DOMAINS, QUANTIZERS, infer_shapes, name_allocator
 from kopt.core.passes import Pass, PassConfig, PassContext, PassResult, register
 
 # Sign given to the DC and Nyquist bins' imaginary parts, exact zeros (their weight rows are zeros),
@@ -92,28 +90,36 @@ def dft_basis(window: np.ndarray, onesided: bool) -> tuple[np.ndarray, np.ndarra
 
 
 class _Plan:
-    def __init__(self, node: onnx.NodeProto, hop: int, window: np.ndarray, onesided: bool):
+    def __init__(self, node: ir.Node, hop: int, window: np.ndarray, onesided: bool):
         self.node, self.hop, self.window, self.onesided = node, hop, window, onesided
 
 
-def _const_int(consts: GraphIndex, name: str) -> int | None:
-    v = consts.const(name)
-    return int(v.reshape(-1)[0]) if v is not None and v.size == 1 and v.dtype.kind in "iu" else None
+def _const(v: ir.Value | None) -> np.ndarray | None:
+    """A constant's value (an initializer no graph input overrides, or a Constant node's output)."""
+    if v is None or v.is_graph_input():
+        return None
+    t = ir.convenience.get_const_tensor(v)
+    return None if t is None else t.numpy()
 
 
-def match_stft(consts: GraphIndex, shapes: dict, n: onnx.NodeProto) -> _Plan | str:
+def _const_int(v: ir.Value | None) -> int | None:
+    a = _const(v)
+    return int(a.reshape(-1)[0]) if a is not None and a.size == 1 and a.dtype.kind in "iu" else None
+
+
+def match_stft(shapes: dict, n: ir.Node) -> _Plan | str:
     """The rewrite plan for STFT node ``n``, or the reason it is left alone."""
-    signal, step_name, win_name, len_name = (list(n.input) + [""] * 4)[:4]
-    hop = _const_int(consts, step_name) if step_name else None
+    signal, step, win, length_v = (list(n.inputs) + [None] * 4)[:4]
+    hop = _const_int(step) if step is not None else None
     if hop is None:
         return "frame_step is not a constant integer"
     if hop < 1:
         return "frame_step is not positive"
-    window = consts.const(win_name) if win_name else None
-    if win_name and window is None:
+    window = _const(win) if win is not None else None
+    if win is not None and window is None:
         return "window is not a constant"
-    length = _const_int(consts, len_name) if len_name else None
-    if len_name and length is None:
+    length = _const_int(length_v) if length_v is not None else None
+    if length_v is not None and length is None:
         return "frame_length is not a constant integer"
     if window is None and length is None:
         return "neither window nor frame_length given"
@@ -128,7 +134,7 @@ def match_stft(consts: GraphIndex, shapes: dict, n: onnx.NodeProto) -> _Plan | s
         return "frame_length is not positive"
     else:
         window = np.ones(length, np.float32)
-    elem, shape = shapes.get(signal, (None, None))
+    elem, shape = shapes.get(signal.name, (None, None)) if signal is not None else (None, None)
     if shape is None:
         return "signal shape unknown"
     if elem != TensorProto.FLOAT:
@@ -137,93 +143,93 @@ def match_stft(consts: GraphIndex, shapes: dict, n: onnx.NodeProto) -> _Plan | s
         return "complex signal ([batch, N, 2])"
     if not (len(shape) == 2 or (len(shape) == 3 and shape[2] == 1)):
         return "signal is not real [batch, N] or [batch, N, 1] (rank or last dim unknown)"
-    onesided = next((a.i for a in n.attribute if a.name == "onesided"), 1)
+    onesided = n.attributes.get_int("onesided", 1)
     return _Plan(n, hop, window, bool(onesided))
 
 
-def downstream_of(model: onnx.ModelProto, names: set[str]) -> set[str]:
-    """Every node (by first output) that reads one of ``names``, directly or through other nodes."""
-    cons = consumers(model.graph)
-    seen: set[str] = set()
-    found: set[str] = set()
-    stack = list(names)
+def feeds_a_quantizer(v: ir.Value) -> bool:
+    """Does any node downstream of ``v`` (through its uses, onnx-ir's use-def chains) quantize?"""
+    seen: set[int] = set()
+    stack = [v]
     while stack:
-        t = stack.pop()
-        if t in seen:
-            continue
-        seen.add(t)
-        for c in cons.get(t, []):
-            if c.output and c.output[0] not in found:
-                found.add(c.output[0])
-                stack.extend(o for o in c.output if o)
-    return found
+        for node in stack.pop().consumers():
+            if id(node) in seen:
+                continue
+            seen.add(id(node))
+            if node.op_type in QUANTIZERS:
+                return True
+            stack.extend(node.outputs)
+    return False
 
 
-def rewrite_stft(model: onnx.ModelProto) -> dict:
-    """Rewrite every matched STFT in place; returns counts, each rewritten node's framing, the
-    skip reasons, and how many rewritten STFTs feed a quantizer."""
-    g = model.graph
-    nodes_before = len(g.node)
-    stfts = [n for n in g.node if is_op(n, "STFT")]
+def rewrite_stft(model: onnx.ModelProto) -> tuple[onnx.ModelProto, dict]:
+    """Rewrite every matched STFT, on onnx-ir: the new model, and counts, each rewritten node's
+    framing, the skip reasons, and how many rewritten STFTs feed a quantizer."""
+    irm = ir.serde.deserialize_model(model)
+    g = irm.graph
+    nodes_before = len(g)
+    stfts = [n for n in g if n.op_type == "STFT" and n.domain in ONNX_DOMAINS]
     skipped: Counter[str] = Counter()
-    plans: dict[tuple[str, ...], _Plan] = {}
+    plans: list[_Plan] = []
     if stfts:
-        consts, shapes = GraphIndex(g), infer_shapes(model)
+        shapes = infer_shapes(model)  # ONNX shape inference, with onnxruntime's STFT output shape as a hint
         for n in stfts:
-            plan = match_stft(consts, shapes, n)
+            plan = match_stft(shapes, n)
             if isinstance(plan, str):
                 skipped[plan] += 1
             else:
-                plans[tuple(n.output)] = plan
+                plans.append(plan)
     rewritten, requantized = [], 0
     if plans:
-        quantizer_outputs = {n.output[0] for n in g.node if n.op_type in QUANTIZERS and n.output}
-        for p in plans.values():
-            requantized += bool(downstream_of(model, {p.node.output[0]}) & quantizer_outputs)
-        fresh = name_allocator(g)
-
-        new_nodes = []
-        for n in g.node:
-            plan = plans.get(tuple(n.output))
-            if plan is None:
-                new_nodes.append(n)
-                continue
-            new_nodes += _replacement(g, plan, fresh)
+        requantized = sum(feeds_a_quantizer(p.node.outputs[0]) for p in plans)
+        fresh = name_allocator(model.graph)
+        for plan in plans:
+            n = plan.node
+            new_nodes = _replacement(g, plan, fresh)
+            ir.convenience.replace_nodes_and_values(g, n, [n], new_nodes, [n.outputs[0]], [new_nodes[-1].outputs[0]])
             n_fft = int(plan.window.size)
             rewritten.append({"node": n.name, "n_fft": n_fft, "hop": plan.hop,
                               "bins": n_fft // 2 + 1 if plan.onesided else n_fft, "onesided": plan.onesided})
-        del g.node[:]
-        g.node.extend(new_nodes)
-        # the replaced STFTs' frame_step, window and frame_length, when nothing else reads them
-        params = {i for p in plans.values() for i in p.node.input[1:] if i}
-        remove_unread(g, [n for n in g.node if is_op(n, "Constant") and n.output[0] in params], params)
-    return {"stft_found": len(stfts), "rewritten": len(rewritten), "stft_requantized": requantized,
-            "nodes": rewritten, "skipped": dict(sorted(skipped.items())),
-            "nodes_before": nodes_before, "nodes_after": len(g.node)}
+        # the replaced STFTs' frame_step, window and frame_length go when nothing else reads them
+        RemoveUnusedNodesPass()(irm)
+        model = ir.serde.serialize_model(irm)
+    return model, {"stft_found": len(stfts), "rewritten": len(rewritten), "stft_requantized": requantized,
+                   "nodes": rewritten, "skipped": dict(sorted(skipped.items())),
+                   "nodes_before": nodes_before, "nodes_after": len(model.graph.node)}
 
 
-def _replacement(g: onnx.GraphProto, plan: _Plan, fresh: Callable[[str], str]) -> list[onnx.NodeProto]:
-    """Reshape -> Conv -> Reshape -> Transpose writing the STFT's output; adds their initializers."""
+def _replacement(g: ir.Graph, plan: _Plan, fresh: Callable[[str], str]) -> list[ir.Node]:
+    """Reshape -> Conv -> Reshape -> Transpose, the last writing the STFT's output; registers their
+    initializers in ``g``."""
     n = plan.node
     basis, bias = dft_basis(plan.window, plan.onesided)
     bins = basis.shape[0] // 2
     # "<module path>/Stft<Op>": letters only after the path, like the exporter's "<path>/<Op>[_k]", so
     # kopt's node groups (kopt/quantize/groups.py) put these nodes in the STFT's own group (a
     # sub-path "<path>/STFT/Conv" would land in another one).
-    path = f"{n.name.rsplit('/', 1)[0]}/Stft" if "/" in n.name else "Stft"
-    w, b = fresh(f"{path}/basis"), fresh(f"{path}/bias")
-    in_shape, out_shape = fresh(f"{path}/signal_shape"), fresh(f"{path}/planes_shape")
-    g.initializer.extend([numpy_helper.from_array(basis, w), numpy_helper.from_array(bias, b),
-                          numpy_helper.from_array(np.array([0, 1, -1], np.int64), in_shape),
-                          numpy_helper.from_array(np.array([0, 2, bins, -1], np.int64), out_shape)])
-    s, y, p = fresh(f"{path}Signal_output_0"), fresh(f"{path}Conv_output_0"), fresh(f"{path}Planes_output_0")
-    return [
-        helper.make_node("Reshape", [n.input[0], in_shape], [s], name=fresh(f"{path}Signal")),
-        helper.make_node("Conv", [s, w, b], [y], name=fresh(f"{path}Conv"), kernel_shape=[basis.shape[2]],
-                         strides=[plan.hop]),
-        helper.make_node("Reshape", [y, out_shape], [p], name=fresh(f"{path}Planes")),
-        helper.make_node("Transpose", [p], [n.output[0]], name=fresh(f"{path}Transpose"), perm=[0, 3, 2, 1]),
-    ]
+    path = f"{n.name.rsplit('/', 1)[0]}/Stft" if n.name and "/" in n.name else "Stft"
+
+    def init(base: str, arr: np.ndarray) -> ir.Value:
+        name = fresh(base)
+        v = ir.Value(name=name, const_value=ir.tensor(arr, name=name))
+        g.register_initializer(v)
+        return v
+
+    w, b = init(f"{path}/basis", basis), init(f"{path}/bias", bias)
+    in_shape = init(f"{path}/signal_shape", np.array([0, 1, -1], np.int64))
+    out_shape = init(f"{path}/planes_shape", np.array([0, 2, bins, -1], np.int64))
+
+    def out(base: str) -> list[ir.Value]:
+        return [ir.Value(name=fresh(base))]
+
+    sig = ir.node("Reshape", [n.inputs[0], in_shape], name=fresh(f"{path}Signal"), outputs=out(f"{path}Signal_output_0"))
+    conv = ir.node("Conv", [sig.outputs[0], w, b], {"kernel_shape": [int(basis.shape[2])], "strides": [plan.hop]},
+                   name=fresh(f"{path}Conv"), outputs=out(f"{path}Conv_output_0"))
+    planes = ir.node("Reshape", [conv.outputs[0], out_shape], name=fresh(f"{path}Planes"),
+                     outputs=out(f"{path}Planes_output_0"))
+    tr = ir.node("Transpose", [planes.outputs[0]], {"perm": [0, 3, 2, 1]}, name=fresh(f"{path}Transpose"),
+                 outputs=out(f"{path}Transpose_output_0"))
+    return [sig, conv, planes, tr]
 
 
 @register
@@ -243,7 +249,7 @@ class StftConv(Pass):
     tolerance = 0.1
 
     def run(self, model: onnx.ModelProto, ctx: PassContext) -> PassResult:
-        report = rewrite_stft(model)
+        model, report = rewrite_stft(model)
         if report["stft_requantized"]:
             raise ModelError(
                 f"{ctx.input_path or '<model>'}: {report['stft_requantized']} of the STFTs this pass would rewrite "
