@@ -52,7 +52,10 @@ def load_frame(rec: dict[str, Any]) -> pd.DataFrame:
     load = ((rec.get("extra") or {}).get("bundle_bench") or {}).get("load") or []
     cols = ["instances", "threads", "clients", "requests", "ok", "busy_503", "errors", "throughput_x",
             "ttfa_ms_p50", "ttfa_ms_p95", "latency_ms_p50", "latency_ms_p95"]
-    return pd.DataFrame([{c: row.get(c) for c in cols} for row in load], columns=cols)
+    df = pd.DataFrame([{c: row.get(c) for c in cols} for row in load], columns=cols)
+    for c in ("instances", "threads", "clients", "requests", "ok", "busy_503", "errors"):
+        df[c] = df[c].astype("Int64")
+    return df
 
 
 def markdown(rec: dict[str, Any]) -> str:
