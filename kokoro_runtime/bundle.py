@@ -20,7 +20,6 @@ import hashlib
 import json
 import time
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
 from .errors import BundleError, InvalidInput

@@ -9,8 +9,8 @@ from typing import Protocol
 
 from .errors import G2PUnavailable
 from .lexicon import TokenCache
-from .textnorm import normalize
 from .text import is_word, join_phonemes, split_clauses, split_sentences, tokens
+from .textnorm import normalize
 
 MAX_TOKENS = 510
 _VOWEL_START = re.compile(r"^[ˈˌ]?[aeiouæɑɐɒɔəɚɛɜɪʊʌAIOWYᵊ]")
@@ -223,7 +223,7 @@ def _split_long(ps: str, text: str, limit: int, ids) -> list[tuple[str, str]]:
 # conjunctions, auxiliaries. Cutting "opens at nine | in the morning" sounds natural; "in the |" does not.
 _FUNCTION_PH = {
     "ðə", "ðɪ", "ɐ", "ə", "æn", "ən", "ɪn", "ɪnðə", "ɪnðɪ", "æt", "ætðə", "ʌv", "əv", "ʌvðə", "əvðə", "tə", "tʊ",
-    "tu", "ænd", "ɔɹ", "ɔːɹ", "fɔɹ", "fɔːɹ", "ɔn", "ɑn", "ɔnðə", "wɪð", "wɪð", "baɪ", "fɹʌm", "ðæt", "ɪz", "wʌz",
+    "tu", "ænd", "ɔɹ", "ɔːɹ", "fɔɹ", "fɔːɹ", "ɔn", "ɑn", "ɔnðə", "wɪð", "baɪ", "fɹʌm", "ðæt", "ɪz", "wʌz",
     "ɑɹ", "bʌt", "ɪf", "æz", "ɪntu", "ʌndɚ", "oʊvɚ", "Ovɚ", "hɪz", "hɚ", "ðɛɹ", "mAɪ", "maɪ", "jʊɹ", "ɪts",
 }
 

@@ -11,12 +11,12 @@ from typing import Iterator
 
 import numpy as np
 
+from . import session as _session
 from . import voicepack
 from .audio import SAMPLE_RATE, JoinPolicy, fade_edges, silence, speech_bounds
-from . import session as _session
-from .errors import BundleError, InvalidInput, SynthesisError, first_line
+from .errors import BundleError, SynthesisError, first_line
 from .feed import Signature, check_speed, pad, style_row
-from .frontend import Chunk, ChunkPolicy, FrontEnd, G2P
+from .frontend import G2P, Chunk, ChunkPolicy, FrontEnd
 from .lexicon import TokenCache
 from .text import is_word, tokens
 

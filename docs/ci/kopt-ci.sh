@@ -64,7 +64,7 @@ PYEOF
       'next((g["winner_key"] or "") for g in d["groups"] if g["provider"] == "'"$provider"'")')
     if [ -z "$key" ]; then
       echo "kopt-ci: no variant meets the constraints on $provider: nothing to publish" >&2
-      exit 2
+      exit 4   # as `kopt build`: no winner (kopt/core/exits.py)
     fi
     $KOPT --artifacts "$ARTIFACTS" publish "$key" --out "$out/bundle" --provider "$provider" --results "$results"
     exit "$rc"

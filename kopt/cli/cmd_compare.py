@@ -76,9 +76,9 @@ def _settings(settings_file, threshold, metric, no_noise, allow_missing, match):
 
 def _print(cmp_) -> None:
     """The verdict for a person: regressions, watched and better metrics, per-cell outcomes, totals."""
-    from kopt.select.frontier import fmt
-
     from rich.table import Table
+
+    from kopt.select.frontier import fmt
 
     con = state.console()
     for n in cmp_.notes:

@@ -16,11 +16,10 @@ from pathlib import Path
 import numpy as np
 
 import kokoro_runtime
-
-from kopt.core.errors import KoptError
-from kopt.core.hashing import sha256_file
 from kokoro_runtime.bundle import FORMAT, MANIFEST
 from kokoro_runtime.lexicon import TokenCache
+from kopt.core.errors import KoptError
+from kopt.core.hashing import sha256_file
 from kopt.source.voices import save_voices
 
 RUNTIME_DIR = Path(kokoro_runtime.__file__).resolve().parent

@@ -12,14 +12,14 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kopt.core.errors import KoptError
-from kopt.core.progress import NullProgress, Progress
+from kokoro_runtime import textnorm as _nz
 from kokoro_runtime.frontend import FrontEnd
 from kokoro_runtime.lexicon import TokenCache
-from kokoro_runtime import textnorm as _nz
-from kokoro_runtime.textnorm import normalize
 from kokoro_runtime.numbers import cardinal, ordinal, plural_of, year
 from kokoro_runtime.text import is_word, split_clauses, split_sentences, tokens
+from kokoro_runtime.textnorm import normalize
+from kopt.core.errors import KoptError
+from kopt.core.progress import NullProgress, Progress
 
 DEFAULT_WORDS = 50_000
 _WORD_RE = re.compile(r"[a-z]+(?:'[a-z]+)*")
@@ -68,8 +68,8 @@ def build_cache(config: CacheConfig = CacheConfig(), g2p=None, progress: Progres
     """Phonemize the word list, number words and phrases with espeak-ng (``g2p`` for tests)."""
     progress = progress or NullProgress()
     if g2p is None:
-        from kokoro_runtime.g2p import EspeakG2P
         from kokoro_runtime.errors import G2PUnavailable
+        from kokoro_runtime.g2p import EspeakG2P
 
         try:
             g2p = EspeakG2P(config.language)

@@ -17,12 +17,13 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable, Literal
 
+from kopt.core.exits import ExitCode
 from kopt.select.frontier import fmt
 from kopt.select.metrics import Catalog, Metric, is_number
 from kopt.select.rows import Row, build_rows
 from kopt.select.settings import CompareSettings, Threshold
 
-REGRESSION_EXIT = 3
+REGRESSION_EXIT = int(ExitCode.REGRESSION)
 
 Outcome = Literal["better", "regression", "worse", "within_threshold", "within_noise", "not_compared"]
 

@@ -15,7 +15,7 @@ Nodes left without consumers (the activation quantizers, bias quantization) are 
 from __future__ import annotations
 
 import hashlib
-from collections import Counter, defaultdict
+from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np

@@ -4,7 +4,6 @@ isolated virtual environment."""
 
 import json
 import subprocess
-import sys
 import venv
 
 import pytest

@@ -1,6 +1,5 @@
 """Publishing a tiny model: the bundle's files, manifest, lineage, licences, tarball, and that it speaks."""
 
-import json
 import subprocess
 import sys
 import tarfile

@@ -9,8 +9,15 @@ from typer.testing import CliRunner
 from kokoro_runtime.frontend import FrontEnd
 from kokoro_runtime.lexicon import TokenCache
 from kokoro_runtime.textnorm import normalize
-from kopt.publish.tokencache import (CacheConfig, build_cache, edit_distance, frequent_words, hit_stats, measure,
-                                     number_words)
+from kopt.publish.tokencache import (
+    CacheConfig,
+    build_cache,
+    edit_distance,
+    frequent_words,
+    hit_stats,
+    measure,
+    number_words,
+)
 from tests.runtime.helpers import REPO, VOCAB, FakeG2P, fake_phonemes
 
 

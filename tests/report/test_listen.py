@@ -151,8 +151,8 @@ def test_report_cli_listen_options(built, tmp_path):
 def test_records_and_report_name_variants_with_their_pass_precision(built, tmp_path):
     """Results carry the recipe's name, the key and what the last pass made (not the precision guessed from
     the file); a hybrid's precision map reaches the results and the report's variants table."""
-    from kopt.report.names import variant_facts, with_facts
     from kopt.core.store import StepSpec
+    from kopt.report.names import variant_facts, with_facts
 
     env, d = built
     recs = read_records(d["results"])

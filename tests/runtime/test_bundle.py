@@ -5,9 +5,9 @@ import json
 import numpy as np
 import pytest
 
+from kokoro_runtime import Bundle, BundleError, load, open_bundle
 from kopt.core.errors import KoptError, VoiceError
 from kopt.publish.bundle import write_bundle
-from kokoro_runtime import Bundle, BundleError, load, open_bundle
 from tests.graphs import tiny_kokoro, tiny_kokoro_ort, tiny_voices
 from tests.runtime.helpers import VOCAB, small_cache
 

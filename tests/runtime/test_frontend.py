@@ -4,9 +4,9 @@ import pytest
 
 from kokoro_runtime.errors import G2PUnavailable
 from kokoro_runtime.frontend import ChunkPolicy, FrontEnd
-from kokoro_runtime.textnorm import normalize
 from kokoro_runtime.numbers import cardinal, ordinal, year
 from kokoro_runtime.text import split_clauses, split_sentences, tokens
+from kokoro_runtime.textnorm import normalize
 from tests.runtime.helpers import VOCAB, FakeG2P, fake_phonemes, small_cache
 
 
