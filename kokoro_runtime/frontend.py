@@ -34,11 +34,15 @@ class ChunkPolicy:
     """first_*: the first chunk when streaming (a clause, cut at a word boundary when longer than
     first_max_tokens: time to first audio grows with the first chunk, ~17 tokens per second of
     speech); target: later chunks pack whole sentences up to this many tokens (better prosody);
-    max: the model's limit."""
+    max: the model's limit. growth: when streaming, chunk k after the first packs at most
+    first_max_tokens * growth**k tokens (up to target), splitting long sentences at clauses, so
+    each chunk renders while the audio before it plays (at a real-time factor below 1/growth)
+    instead of a full-size second chunk leaving a silence after the short first one."""
     first_min_tokens: int = 16
     first_max_tokens: int = 32
     target_tokens: int = 300
     max_tokens: int = MAX_TOKENS
+    growth: float = 2.0
 
 
 @dataclass
@@ -155,17 +159,23 @@ class FrontEnd:
                 cl.insert(i, tail)
             else:
                 groups.append(first)
-        # later chunks: whole sentences up to target, clauses when a sentence alone is too long
+        # later chunks: whole sentences up to the budget (growing from the first chunk's size when
+        # streaming, up to target), clauses when a sentence alone is over it
+        def budget(k: int) -> int:
+            if not first_short or pol.growth <= 1:
+                return pol.target_tokens
+            return int(min(pol.target_tokens, pol.first_max_tokens * pol.growth ** k))
+
         cur: list[_Clause] = []
         sentence: list[_Clause] = []
         for c in cl[i:]:
             sentence.append(c)
             if not c.sentence_end:
                 continue
-            cur = _add_sentence(groups, cur, sentence, pol)
+            cur = _add_sentence(groups, cur, sentence, pol, budget)
             sentence = []
         if sentence:
-            cur = _add_sentence(groups, cur, sentence, pol)
+            cur = _add_sentence(groups, cur, sentence, pol, budget)
         if cur:
             groups.append(cur)
         return [_merge(g, self.ids) for g in groups]
@@ -176,15 +186,20 @@ def _count(clauses: list[_Clause]) -> int:
 
 
 def _add_sentence(groups: list[list[_Clause]], cur: list[_Clause], sentence: list[_Clause],
-                  pol: ChunkPolicy) -> list[_Clause]:
-    if cur and _count(cur + sentence) > pol.target_tokens:
+                  pol: ChunkPolicy, budget) -> list[_Clause]:
+    """Add a sentence to the chunk being packed (``cur``) or start a new one; ``budget(k)`` is the
+    most tokens chunk k may hold."""
+    if cur and _count(cur + sentence) > budget(len(groups)):
         groups.append(cur)
         cur = []
-    if _count(cur + sentence) <= pol.target_tokens or not cur and _count(sentence) <= pol.max_tokens:
+    limit = budget(len(groups))
+    if _count(cur + sentence) <= limit:
         return cur + sentence
-    # a sentence longer than the model takes: clauses packed up to max_tokens
+    if not cur and _count(sentence) <= pol.max_tokens and (limit >= pol.target_tokens or len(sentence) == 1):
+        return sentence     # a whole sentence over the target but within the model's limit: one chunk
+    # a sentence longer than the chunk may be: clauses packed up to the budget (the model's limit at most)
     for c in sentence:
-        if cur and _count(cur + [c]) > pol.max_tokens:
+        if cur and _count(cur + [c]) > min(pol.max_tokens, max(budget(len(groups)), 1)):
             groups.append(cur)
             cur = []
         cur.append(c)

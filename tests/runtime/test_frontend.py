@@ -174,3 +174,20 @@ def test_first_chunk_without_commas_is_capped():
     chunks = fe.chunks(" ".join(["word"] * 80) + ". Next one.", first_short=True)
     assert len(chunks[0].tokens) <= 60
     assert sum(c.text.count("word") for c in chunks) == 80
+
+
+def test_streamed_chunks_grow_so_each_renders_while_the_previous_plays():
+    """First chunk <= 32 tokens, then at most 64, 128, 256, then 300 (whole sentences, clauses when a
+    sentence is over the budget): a second chunk as long as the target would take longer to render
+    than the first one takes to play. Not streaming, chunks pack whole sentences up to the target."""
+    fe = _fe()
+    text = " ".join(["The cat sat on the mat, and the dog ran to the park, where it was sunny all day."] * 12)
+    streamed = fe.chunks(text, first_short=True)
+    sizes = [len(c.tokens) for c in streamed]
+    assert sizes[0] <= 32 and sizes[1] <= 64 and sizes[2] <= 128 and sizes[3] <= 256
+    assert max(sizes) <= 300 and max(sizes[4:]) > 256                       # grown to the target
+    whole = fe.chunks(text, first_short=False)
+    assert all(len(c.tokens) > 256 for c in whole[:-1])
+    assert " ".join(c.text for c in streamed) == " ".join(c.text for c in whole)   # nothing lost or moved
+    flat = _fe(growth=1.0).chunks(text, first_short=True)                   # growth off: the old packing
+    assert len(flat[1].tokens) > 256
