@@ -55,161 +55,210 @@ class BuildResult:
         return dataclasses.asdict(self)
 
 
+@dataclasses.dataclass
+class _Build:
+    """What the stages of one build share."""
+
+    recipe: BuildRecipe
+    store: Any
+    progress: Any
+    res: BuildResult
+    run_id: str
+    build_dir: Path
+    results_path: Path
+    shard: str | None
+    variants: list = dataclasses.field(default_factory=list)      # measured models (kopt.bench.variants)
+    records: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    voices_path: Path | None = None
+    selection: Any = None
+
+
 def run_build(recipe: BuildRecipe, store, *, recipe_path: str | Path | None = None, shard: str | None = None,
               baseline: str | Path | None = None, publish: bool = True, progress=None) -> BuildResult:
-    from kopt.bench.variants import resolve_variant
-    from kopt.core.runner import Runner
-    from kopt.source.fetch import fetch
-    from kopt.source.reference import reference
-    from kopt.source.vocab import load_vocab
-    from kopt.source.voices import load_voices
-
-    progress = progress or NullProgress()
+    """acquire -> variants -> measure -> (a shard stops here) select -> regression gate -> publish and
+    measure the bundle -> report. Each stage is cached by content; the summary says what was reused."""
     t0 = time.time()
     run_id = new_run_id()
     build_dir = store.root / "builds" / recipe.name
-    runs = build_dir / "runs"
-    runs.mkdir(parents=True, exist_ok=True)
+    (build_dir / "runs").mkdir(parents=True, exist_ok=True)
     suffix = f".shard{shard.replace('/', 'of')}" if shard else ""
-    results_path = runs / f"{run_id}{suffix}.jsonl"
+    results_path = build_dir / "runs" / f"{run_id}{suffix}.jsonl"
     res = BuildResult(recipe.name, run_id, str(build_dir), str(results_path), shard=shard)
+    b = _Build(recipe, store, progress or NullProgress(), res, run_id, build_dir, results_path, shard)
     store.clean_tmp(older_than_s=3600)
-
-    # 1. acquire and reference
-    src = recipe.source
-    with progress.task("fetch"):
-        base = fetch(store, model=src.model, voices=src.voices, vocab=src.vocab, progress=progress)
-    with progress.task("reference"):
-        ref = reference(store, base.artifact, progress=progress)
-    res.base, res.reference = base.artifact.key, ref.artifact.key
-    res.reused["fetch"] = int(base.cached)
-    res.reused["reference"] = int(ref.cached)
-
-    # 2. variants
-    with progress.task(f"variants ({len(recipe.variants)})", total=len(recipe.variants)):
-        vresults = Runner(store, progress=progress).run(recipe)
-    res.variants = [{"name": v.name, "status": v.status, "key": v.key, "reason": v.reason,
-                     "steps": [dataclasses.asdict(s) | {"report": None} for s in v.steps]} for v in vresults]
-    res.reused["steps"] = sum(s.cached for v in vresults for s in v.steps)
-    res.measured["steps"] = sum(not s.cached for v in vresults for s in v.steps)
-
-    # 3. the measurement matrix: baselines + every built variant, on every provider; quality per variant
-    variants = []
-    for name in recipe.baselines:
-        variants.append(resolve_variant(store, name))
-    for v in vresults:
-        if v.status != "failed" and v.key:
-            variants.append(dataclasses.replace(resolve_variant(store, v.key), name=v.name))
-    # one entry per model artifact (an fp32 base is its own reference: "base" and "reference" coincide)
-    seen: set[str] = set()
-    variants = [v for v in variants if not (v.key in seen or seen.add(v.key))]
-    cells = [(v, p) for v in variants for p in recipe.bench.providers] + [(v, "quality") for v in variants]
-    if shard:
-        from kopt.select.shard import shard as pick
-
-        cells = pick(cells, shard, key=lambda c: (c[0].key, c[1]))
-    bench_cells = [c for c in cells if c[1] != "quality"]
-    quality_vs = [v for v, p in cells if p == "quality"]
-    voices_path = base.artifact.file("voices.npz")
-    vocab = load_vocab(base.artifact.file("vocab.json"))
-    ref_variant = resolve_variant(store, "reference")
-    records: list[dict[str, Any]] = []
-    if bench_cells:
-        b = measure.bench(store, variants, bench_cells, recipe.bench, baseline=variants[0],
-                          voices_path=str(voices_path), vocab=vocab, run_id=run_id, progress=progress)
-        records += b.records
-        res.reused["bench_cells"], res.measured["bench_cells"] = b.reused, b.measured
-        res.skipped["bench_cells"] = b.skipped
-    if quality_vs:
-        try:
-            q = measure.quality(store, quality_vs, ref_variant, recipe.quality, voices=load_voices(voices_path),
-                                run_id=run_id, cache_dir=store.root / ".cache" / "quality", progress=progress)
-        except KoptError as e:  # the stage could not run (e.g. no duration chain to align on): say so, go on
-            res.reasons.append(f"quality scoring failed: {e}")
-            progress.warn(f"quality scoring failed: {e}")
-        else:
-            records += q.records
-            res.reused["quality"], res.measured["quality"] = q.reused, q.measured
-    from kopt.report.names import variant_facts
-
-    facts: dict[str, dict[str, Any]] = {}
-    for rec in records:  # what the pass chain made: "hybrid" and its precision map, not just "int8"
-        v = rec.get("variant") or {}
-        if v.get("key"):
-            v.update(facts.setdefault(v["key"], variant_facts(store, v["key"])))
-    _write_results(results_path, records)
+    base = _acquire(b)
+    _build_variants(b)
+    _measure(b, base)
     if shard:
         res.seconds = round(time.time() - t0, 2)
         res.reasons.append(f"shard {shard}: merge every shard's results with `kopt report` to select and publish")
         return res
+    _select(b)
+    _regression_gate(b, baseline or _recipe_relative(recipe.compare.baseline, recipe_path))
+    _ship(b, publish)
+    _report(b)
+    res.seconds = round(time.time() - t0, 2)
+    _write_json(build_dir / "summary.json", res.as_dict())
+    return res
 
-    # 4. select (5, the report, comes last: it shows the published bundle's figures too)
+
+def _acquire(b: _Build):
+    """1. The base model, verified, and its fp32 reference."""
+    from kopt.source.fetch import fetch
+    from kopt.source.reference import reference
+
+    src, res = b.recipe.source, b.res
+    with b.progress.task("fetch"):
+        base = fetch(b.store, model=src.model, voices=src.voices, vocab=src.vocab, progress=b.progress)
+    with b.progress.task("reference"):
+        ref = reference(b.store, base.artifact, progress=b.progress)
+    res.base, res.reference = base.artifact.key, ref.artifact.key
+    res.reused["fetch"] = int(base.cached)
+    res.reused["reference"] = int(ref.cached)
+    return base
+
+
+def _build_variants(b: _Build) -> None:
+    """2. Every variant's pass chain; the baselines and what built become the models to measure."""
+    from kopt.bench.variants import resolve_variant
+    from kopt.core.runner import Runner
+
+    res = b.res
+    with b.progress.task(f"variants ({len(b.recipe.variants)})", total=len(b.recipe.variants)):
+        vresults = Runner(b.store, progress=b.progress).run(b.recipe)
+    res.variants = [{"name": v.name, "status": v.status, "key": v.key, "reason": v.reason,
+                     "steps": [dataclasses.asdict(s) | {"report": None} for s in v.steps]} for v in vresults]
+    res.reused["steps"] = sum(s.cached for v in vresults for s in v.steps)
+    res.measured["steps"] = sum(not s.cached for v in vresults for s in v.steps)
+    variants = [resolve_variant(b.store, name) for name in b.recipe.baselines]
+    variants += [dataclasses.replace(resolve_variant(b.store, v.key), name=v.name)
+                 for v in vresults if v.status != "failed" and v.key]
+    # one entry per model artifact (an fp32 base is its own reference: "base" and "reference" coincide)
+    seen: set[str] = set()
+    b.variants = [v for v in variants if not (v.key in seen or seen.add(v.key))]
+
+
+def _measure(b: _Build, base) -> None:
+    """3. The measurement matrix: every model on every provider, and quality per model (a shard's
+    slice of it), written as this run's results."""
+    from kopt.bench.variants import resolve_variant
+    from kopt.report.names import variant_facts
+    from kopt.source.vocab import load_vocab
+    from kopt.source.voices import load_voices
+
+    recipe, res, variants = b.recipe, b.res, b.variants
+    cells = [(v, p) for v in variants for p in recipe.bench.providers] + [(v, "quality") for v in variants]
+    if b.shard:
+        from kopt.select.shard import shard as pick
+
+        cells = pick(cells, b.shard, key=lambda c: (c[0].key, c[1]))
+    bench_cells = [c for c in cells if c[1] != "quality"]
+    quality_vs = [v for v, p in cells if p == "quality"]
+    b.voices_path = base.artifact.file("voices.npz")
+    records = b.records
+    if bench_cells:
+        m = measure.bench(b.store, variants, bench_cells, recipe.bench, baseline=variants[0],
+                          voices_path=str(b.voices_path), vocab=load_vocab(base.artifact.file("vocab.json")),
+                          run_id=b.run_id, progress=b.progress)
+        records += m.records
+        res.reused["bench_cells"], res.measured["bench_cells"] = m.reused, m.measured
+        res.skipped["bench_cells"] = m.skipped
+    if quality_vs:
+        try:
+            q = measure.quality(b.store, quality_vs, resolve_variant(b.store, "reference"), recipe.quality,
+                                voices=load_voices(b.voices_path), run_id=b.run_id,
+                                cache_dir=b.store.root / ".cache" / "quality", progress=b.progress)
+        except KoptError as e:  # the stage could not run (e.g. no duration chain to align on): say so, go on
+            res.reasons.append(f"quality scoring failed: {e}")
+            b.progress.warn(f"quality scoring failed: {e}")
+        else:
+            records += q.records
+            res.reused["quality"], res.measured["quality"] = q.reused, q.measured
+    facts: dict[str, dict[str, Any]] = {}
+    for rec in records:  # what the pass chain made: "hybrid" and its precision map, not just "int8"
+        v = rec.get("variant") or {}
+        if v.get("key"):
+            v.update(facts.setdefault(v["key"], variant_facts(b.store, v["key"])))
+    _write_results(b.results_path, records)
+
+
+def _select(b: _Build) -> None:
+    """4. The Pareto frontier and a winner per provider."""
+    from kopt.report.tables import summary_dicts
     from kopt.select.frontier import select
     from kopt.select.metrics import Catalog
     from kopt.select.rows import build_rows
 
+    recipe, res = b.recipe, b.res
     cat = Catalog({k: v.model_dump() for k, v in recipe.select.metrics.items()})
     res.objectives = {"speed": recipe.select.speed, "quality": recipe.select.quality, "size": recipe.select.size}
-    sel = select(build_rows(records, catalog=cat, quality_across_machines=recipe.select.quality_across_machines),
-                 recipe.select, cat)
-    for g in sel.groups:
+    b.selection = select(build_rows(b.records, catalog=cat,
+                                    quality_across_machines=recipe.select.quality_across_machines),
+                         recipe.select, cat)
+    for g in b.selection.groups:
         res.winners[g.provider] = {"winner": g.winner.variant if g.winner else None,
                                    "key": g.winner.variant_key if g.winner else None,
                                    "explanation": g.explanation,
                                    "metrics": _row_metrics(g.winner) if g.winner else {}}
-    from kopt.report.tables import summary_dicts
+    res.tables = summary_dicts(b.selection, recipe.select.speed)
 
-    res.tables = summary_dicts(sel, recipe.select.speed)
-    # 6. regression gate
-    base_path = baseline or _recipe_relative(recipe.compare.baseline, recipe_path)
-    if base_path:
-        from kopt.report.verdict import compare
 
-        cmp_ = compare(read_records(base_path), records, recipe.compare.settings)
-        res.comparison = cmp_.as_dict()
-        if cmp_.regression:
-            res.exit_code = EXIT_REGRESSION
-            res.reasons.append(f"regression against {base_path}: "
-                               + "; ".join(f"{c.variant}/{c.provider} {c.metric}" for c in cmp_.regressions[:5]))
+def _regression_gate(b: _Build, base_path: Path | None) -> None:
+    """5. Against a baseline's results, when the recipe or the command names one."""
+    if not base_path:
+        return
+    from kopt.report.verdict import compare
 
-    # 7. publish the winner for the target provider
+    cmp_ = compare(read_records(base_path), b.records, b.recipe.compare.settings)
+    b.res.comparison = cmp_.as_dict()
+    if cmp_.regression:
+        b.res.exit_code = EXIT_REGRESSION
+        b.res.reasons.append(f"regression against {base_path}: "
+                             + "; ".join(f"{c.variant}/{c.provider} {c.metric}" for c in cmp_.regressions[:5]))
+
+
+def _ship(b: _Build, publish: bool) -> None:
+    """6. Publish the winner for the target provider, then measure the bundle as its users run it
+    (its record joins this run's results)."""
+    from kopt.publish.measure import bundle_record
+
+    recipe, res = b.recipe, b.res
     target = recipe.publish.provider
     win = res.winners.get(target)
     if not win or not win.get("key"):
         res.exit_code = res.exit_code or EXIT_NO_WINNER
         why = win["explanation"] if win else f"no results for provider {target!r}"
         res.reasons.append(f"no variant meets the constraints on {target}: {why}")
-    elif publish:
-        row = next(g.winner for g in sel.groups if g.provider == target)
-        with progress.task(f"publish {win['winner']}"):
-            built = {v.name: v.key for v in variants}
-            bundle, tar = _publish(store, recipe, win, row, build_dir, progress, built)
-        res.bundle, res.tarball = str(bundle), (str(tar) if tar else None)
-        with progress.task("bundle: one-shot, server, load and say"):
-            res.bundle_bench = _bundle_bench(store, bundle, recipe.bench.threads, progress)
-        from kopt.publish.measure import bundle_record
+        return
+    if not publish:
+        return
+    row = next(g.winner for g in b.selection.groups if g.provider == target)
+    with b.progress.task(f"publish {win['winner']}"):
+        built = {v.name: v.key for v in b.variants}
+        bundle, tar = _publish(b.store, recipe, win, row, b.build_dir, b.progress, built)
+    res.bundle, res.tarball = str(bundle), (str(tar) if tar else None)
+    with b.progress.task("bundle: one-shot, server, load and say"):
+        res.bundle_bench = _bundle_bench(b.store, bundle, recipe.bench.threads, b.progress)
+    rec = bundle_record(res.bundle_bench, bundle, b.run_id, res.bundle_bench["text"])
+    append_records(b.results_path, [rec])
+    append_records(b.build_dir / "latest.jsonl", [rec])
+    b.records.append(rec)
 
-        rec = bundle_record(res.bundle_bench, bundle, run_id, res.bundle_bench["text"])
-        append_records(results_path, [rec])
-        append_records(build_dir / "latest.jsonl", [rec])
-        records.append(rec)
 
-    # 5. the report
+def _report(b: _Build) -> None:
+    """7. The report, last: it shows the published bundle's figures too."""
     from kopt.report.build import write_report
     from kopt.report.listen import ListenSettings
 
-    with progress.task("report"):
-        listen = ListenSettings(store=store, voices=voices_path, cache_dir=store.root / ".cache",
+    recipe = b.recipe
+    with b.progress.task("report"):
+        listen = ListenSettings(store=b.store, voices=b.voices_path, cache_dir=b.store.root / ".cache",
                                 text_set=recipe.quality.text_set, threads=recipe.quality.threads,
                                 winner_provider=recipe.publish.provider
                                 if recipe.publish.provider in recipe.bench.providers else None)
-        rep = write_report([(run_id, records)], build_dir / "report", settings=recipe.select,
-                           title=f"kopt build: {recipe.name}", store=store, listen=listen, progress=progress)
-    res.report = str(rep.html)
-    res.seconds = round(time.time() - t0, 2)
-    summary = res.as_dict()
-    _write_json(build_dir / "summary.json", summary)
-    return res
+        rep = write_report([(b.run_id, b.records)], b.build_dir / "report", settings=recipe.select,
+                           title=f"kopt build: {recipe.name}", store=b.store, listen=listen, progress=b.progress)
+    b.res.report = str(rep.html)
 
 
 def _row_metrics(row) -> dict[str, Any]:
