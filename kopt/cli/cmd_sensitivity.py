@@ -50,6 +50,9 @@ def sensitivity_cmd(
         raise typer.Exit(0)
     inp = resolve_input(state.store(), model)
     res = run_sensitivity(inp.path, out, cfg, progress=state.progress())
+    from kopt.report.plots import sensitivity as sensitivity_plot
+
+    sensitivity_plot(res, out / "sensitivity.png")
     if not state.S.quiet:
         from rich.table import Table
 

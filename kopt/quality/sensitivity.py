@@ -195,34 +195,7 @@ def run_sensitivity(reference: str | Path, out_dir: str | Path, cfg: Sensitivity
     result["exclude"] = order[best_k:]
     result["seconds"] = round(time.time() - t0, 1)
     (out / "sensitivity.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
-    plot(result, out / "sensitivity.png")
     return result
-
-
-def plot(result: dict[str, Any], path: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    rows = result["ranking"]
-    budget = result["config"]["budget"]
-    chosen = set(result.get("int8_groups", []))
-    fig, ax = plt.subplots(figsize=(8, 0.32 * len(rows) + 1.5))
-    names = [r["group"] for r in rows][::-1]
-    vals = [r["score"] for r in rows][::-1]
-    colors = ["tab:green" if n in chosen else "tab:red" for n in names]
-    ax.barh(names, vals, color=colors)
-    ax.axvline(budget, color="k", linestyle="--", linewidth=1, label=f"budget {budget}")
-    metric = "aligned" if result.get("aligned") else "natural"
-    ax.set_xlabel(f"PESQ-wb ({metric}) vs fp32 with only this group int8")
-    ax.set_xlim(1.0, 4.7)
-    ax.set_title("Kokoro int8 sensitivity (green: int8 in the chosen map)")
-    ax.legend(loc="lower right")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
 
 
 def write_precision_map(result: dict[str, Any], path: str | Path) -> Path:

@@ -151,18 +151,33 @@ def size_quality(rows: Sequence[Row], size: str, quality: str, path: Path, cat: 
     return _save(fig, path)
 
 
-def ranking(items: Sequence[tuple[str, float]], path: Path, title: str, xlabel: str, top: int = 25) -> Path:
-    """Horizontal bars of a sensitivity ranking, most sensitive on top."""
+def ranking(items: Sequence[tuple[str, float]], path: Path, title: str, xlabel: str, top: int = 25,
+            chosen: set[str] | None = None, budget: float | None = None) -> Path:
+    """Horizontal bars of a sensitivity ranking, most sensitive on top; with ``chosen``, the groups a
+    precision map keeps int8 in green and the others in red; ``budget`` as a dashed line."""
     items = list(items)[:top]
     fig = _figure(7.2, max(2.4, 0.8 + 0.26 * len(items)))
     ax = fig.add_subplot()
     ys = list(range(len(items)))[::-1]
-    ax.barh(ys, [v for _, v in items], color=FRONTIER, height=0.7)
+    colors = FRONTIER if chosen is None else ["tab:green" if n in chosen else "tab:red" for n, _ in items]
+    ax.barh(ys, [v for _, v in items], color=colors, height=0.7)
+    if budget is not None:
+        ax.axvline(budget, color="k", linestyle="--", linewidth=1, label=f"budget {budget}")
+        ax.legend(loc="lower right", fontsize=7)
     ax.set_yticks(ys, [_ellipsize(n, 48) for n, _ in items], fontsize=7)
     ax.set_xlabel(xlabel, fontsize=8)
     ax.set_title(title, fontsize=10)
     ax.grid(True, axis="x", alpha=0.3)
     return _save(fig, path)
+
+
+def sensitivity(result: dict, path: Path) -> Path:
+    """A ``kopt sensitivity`` result: every group's score alone, the chosen ones green, the budget."""
+    metric = "aligned" if result.get("aligned") else "natural"
+    return ranking([(r["group"], r["score"]) for r in result["ranking"]], path,
+                   "Kokoro int8 sensitivity (green: int8 in the chosen map)",
+                   f"PESQ-wb ({metric}) vs fp32 with only this group int8", top=len(result["ranking"]),
+                   chosen=set(result.get("int8_groups", [])), budget=result["config"]["budget"])
 
 
 def trend(series: dict[str, list[tuple[str, float]]], run_order: Sequence[str], metric: str, path: Path,

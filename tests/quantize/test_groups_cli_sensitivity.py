@@ -134,7 +134,10 @@ def test_sensitivity_ranks_and_bisects(tmp_path, named_path, monkeypatch):
     assert res["ranking"][-1]["group"] == "op:Conv"
     assert set(res["int8_groups"]) == {"op:MatMul", "decoder.decode.0", "decoder.decode.1"}  # 4.5-0.2 = 4.3 >= 4.2
     assert set(res["exclude"]) == {"generator.ups", "op:Conv"}
-    assert (tmp_path / "out" / "sensitivity.json").is_file() and (tmp_path / "out" / "sensitivity.png").stat().st_size > 1000
+    from kopt.report.plots import sensitivity as sensitivity_plot
+
+    png = sensitivity_plot(res, tmp_path / "out" / "sensitivity.png")   # what `kopt sensitivity` draws
+    assert (tmp_path / "out" / "sensitivity.json").is_file() and png.stat().st_size > 1000
     m = S.write_precision_map(res, tmp_path / "map.json")
     data = json.loads(m.read_text())
     assert data["precision"] == {g: "int8" for g in res["int8_groups"]} and data["default"] == "fp32"
