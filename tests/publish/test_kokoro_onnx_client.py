@@ -3,6 +3,7 @@ own runtime, text from its token cache), then in a real client, kokoro-onnx (PyP
 isolated virtual environment."""
 
 import json
+import os
 import subprocess
 import venv
 
@@ -65,6 +66,11 @@ def test_bundle_speaks_with_numpy_and_onnxruntime_only_then_in_kokoro_onnx(tmp_p
                        cwd=res.bundle, capture_output=True, text=True)
     assert r.returncode != 0 and "zyxwvut" in r.stderr.lower()  # uncached words, no G2P: named, no output
     assert not (tmp_path / "x.wav").exists()
+    # say without the serve extra: it speaks in its own process and says why there is no daemon
+    r = subprocess.run([str(py), "-m", "kokoro_runtime", "say", "The model speaks.", "-o", str(tmp_path / "s.wav")],
+                       cwd=res.bundle, capture_output=True, text=True, env={**os.environ, "XDG_RUNTIME_DIR": str(tmp_path)})
+    assert r.returncode == 0 and "serve extra is not installed" in r.stderr, r.stderr[-2000:]
+    assert (tmp_path / "s.wav").stat().st_size > 24000
 
     # the runtime installs on its own (no kopt), from its folder, and speaks the bundle as a library
     import kokoro_runtime
