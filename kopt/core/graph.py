@@ -161,16 +161,7 @@ def _subgraph_reads(sg: onnx.GraphProto) -> set[str]:
 def _reads(g: onnx.GraphProto) -> set[str]:
     """Every name a node (or a subgraph of one: If/Loop/Scan read outer names) or the graph's
     outputs read."""
-    read = {o.name for o in g.output}
-    for n in g.node:
-        read.update(i for i in n.input if i)
-        for a in n.attribute:
-            if a.type == onnx.AttributeProto.GRAPH:
-                read |= _subgraph_reads(a.g)
-            elif a.type == onnx.AttributeProto.GRAPHS:
-                for s in a.graphs:
-                    read |= _subgraph_reads(s)
-    return read
+    return {o.name for o in g.output} | _subgraph_reads(g)
 
 
 def remove_unread(g: onnx.GraphProto, nodes: Iterable[onnx.NodeProto] | None = None,
