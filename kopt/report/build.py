@@ -177,6 +177,31 @@ def _bundle_section(rec: dict[str, Any]) -> str:
                           "audio byte; throughput = seconds of audio per wall second"]))
 
 
+@dataclass
+class _Report:
+    """What the sections of one report share."""
+
+    out: Path
+    plot_dir: Path
+    settings: SelectSettings
+    cat: Catalog
+    records: list[dict[str, Any]]
+    rows: list[Row]
+    sel: Selection
+    tabs: list
+    res: "ReportResult"
+    page: Any
+    progress: Progress
+
+    @property
+    def measured(self) -> list:
+        return [t.group for t in self.tabs if t.measured]
+
+    @property
+    def multi(self) -> bool:
+        return len({r.machine_id for r in self.rows}) > 1
+
+
 def write_report(sources: Sequence[tuple[str, list[dict[str, Any]]]], out: str | Path, *,
                  settings: SelectSettings | None = None, run_by: hist.RunBy = "run_id",
                  sensitivity_file: str | Path | None = None, title: str = "kopt report",
@@ -186,10 +211,8 @@ def write_report(sources: Sequence[tuple[str, list[dict[str, Any]]]], out: str |
     pass made get it from the store (kopt.report.names). With ``listen``, the page also embeds the check
     sentences rendered by every measured variant whose model is in the store (kopt.report.listen)."""
     settings = settings or SelectSettings()
-    progress = progress or NullProgress()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    plot_dir = out / "plots"
     cat = Catalog({k: v.model_dump() for k, v in settings.metrics.items()})
     records = merge_records(r for _, recs in sources for r in recs)
     if store is not None:
@@ -197,49 +220,71 @@ def write_report(sources: Sequence[tuple[str, list[dict[str, Any]]]], out: str |
     rows = build_rows(records, catalog=cat, quality_across_machines=settings.quality_across_machines)
     sel = select(rows, settings, cat)
     res = ReportResult(out, selection=sel, rows=rows)
-    files = res.files
-    multi = len({r.machine_id for r in rows}) > 1
-
-    tabs = tables.provider_tables(sel, settings.speed)
+    r = _Report(out, out / "plots", settings, cat, records, rows, sel, tables.provider_tables(sel, settings.speed),
+                res, html.Page(title), progress or NullProgress())
     variants = variants_frame(records)
-    with progress.task("tables", total=None):
-        full = tables.full_frame(rows, sel)
-        summ = tables.summary_frame(rows, sel)
-        why = tables.selection_frame(sel)
-        for name, df in (("results", full), ("summary", summ), ("selection", why)):
+    runs = hist.split_runs(sources, run_by)
+    res.runs = len(runs)
+    _table_files(r, title, variants)
+    _page_meta(r, len(sources), len(runs))
+    r.page.add("Winners", _winners_html(r))
+    if listen is not None:
+        r.page.add("Listen", _listen_section(records, r.tabs, listen, r.plot_dir, res, r.progress))
+    bundle_rec = serving.latest_bundle_record(records)
+    if bundle_rec is not None:
+        r.page.add("The published bundle, as its users run it", _bundle_section(bundle_rec))
+    with r.progress.task("plots", total=len(r.measured) + 3) as task:
+        _frontier_section(r, task)
+        _tables_sections(r, variants)
+        _speed_size_section(r, task)
+        _sensitivity_section(r, sensitivity_file, task)
+    if len(runs) > 1:
+        _history_section(r, runs)
+    (out / "index.html").write_text(r.page.render(), encoding="utf-8")
+    res.files.append(out / "index.html")
+    return res
+
+
+def _table_files(r: _Report, title: str, variants) -> None:
+    """results.csv, summary.csv, selection.csv, results.md (with the bundle's figures) and selection.json."""
+    out, files, sel = r.out, r.res.files, r.sel
+    with r.progress.task("tables", total=None):
+        for name, df in (("results", tables.full_frame(r.rows, sel)), ("summary", tables.summary_frame(r.rows, sel)),
+                         ("selection", tables.selection_frame(sel))):
             df.to_csv(out / f"{name}.csv", index=False)
             files.append(out / f"{name}.csv")
-        bundle_md = serving.markdown(b) if (b := serving.latest_bundle_record(records)) else ""
-        (out / "results.md").write_text(tables.markdown_report(sel, title, settings.speed, variants) + bundle_md,
-                                        encoding="utf-8")
+        bundle_md = serving.markdown(b) if (b := serving.latest_bundle_record(r.records)) else ""
+        (out / "results.md").write_text(tables.markdown_report(sel, title, r.settings.speed, variants)
+                                        + bundle_md, encoding="utf-8")
         files.append(out / "results.md")
         (out / "selection.json").write_text(json.dumps(sel.as_dict(), indent=2, default=str) + "\n", encoding="utf-8")
         files.append(out / "selection.json")
 
-    page = html.Page(title)
-    kinds = Counter(str(r.get("kind")) for r in records)
-    machines = {}
-    for r in records:
-        m = r.get("machine") or {}
+
+def _page_meta(r: _Report, n_sources: int, n_runs: int) -> None:
+    records = r.records
+    kinds = Counter(str(x.get("kind")) for x in records)
+    machines: dict[str, dict] = {}
+    for x in records:
+        m = x.get("machine") or {}
         machines.setdefault(str(m.get("id")), m)
-    vers = sorted({f"kopt {r.get('versions', {}).get('kopt')}, onnxruntime {r.get('versions', {}).get('onnxruntime')}"
-                   for r in records})
-    runs = hist.split_runs(sources, run_by)
-    res.runs = len(runs)
-    page.meta += [
-        html.esc(f"generated {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} from {len(sources)} source(s), "
-                 f"{len(records)} records ({', '.join(f'{n} {k}' for k, n in sorted(kinds.items()))}), {len(runs)} run(s)"),
+    vers = sorted({f"kopt {x.get('versions', {}).get('kopt')}, onnxruntime {x.get('versions', {}).get('onnxruntime')}"
+                   for x in records})
+    r.page.meta += [
+        html.esc(f"generated {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} from {n_sources} source(s), "
+                 f"{len(records)} records ({', '.join(f'{n} {k}' for k, n in sorted(kinds.items()))}), {n_runs} run(s)"),
         *(html.esc(f"machine {k[:8]}: {m.get('cpu')} x{m.get('cores')} cores, {m.get('system')} {m.get('arch')}")
           for k, m in sorted(machines.items())),
         html.esc("versions: " + "; ".join(vers)) if vers else "",
-        html.esc(f"objectives: {', '.join(sel.objectives)}; speed tie tolerance {settings.speed_tie_rel:.0%}"),
+        html.esc(f"objectives: {', '.join(r.sel.objectives)}; speed tie tolerance {r.settings.speed_tie_rel:.0%}"),
     ]
 
-    # Providers where something was measured come first, with cards and plots; providers where every
-    # cell was skipped (not on this machine) are one line each, with the reason, not empty plots.
-    measured = [t.group for t in tabs if t.measured]
+
+def _winners_html(r: _Report) -> str:
+    """Providers where something was measured come first, with cards and plots; providers where every
+    cell was skipped (not on this machine) are one line each, with the reason, not empty plots."""
     card_html = []
-    for t in tabs:
+    for t in r.tabs:
         if not t.measured:
             continue
         g = t.group
@@ -254,106 +299,104 @@ def write_report(sources: Sequence[tuple[str, list[dict[str, Any]]]], out: str |
                     facts.append((label, fmt(g.winner.value(name))))
         card_html.append(html.card(t.title, g.winner.variant if g.winner else None, facts, g.explanation))
     winners_html = html.cards(card_html) if card_html else '<p class="meta">no bench or quality records</p>'
-    winners_html += _not_measured_html(tabs)
-    page.add("Winners", winners_html)
-    if listen is not None:
-        page.add("Listen", _listen_section(records, tabs, listen, plot_dir, res, progress))
-    bundle_rec = serving.latest_bundle_record(records)
-    if bundle_rec is not None:
-        page.add("The published bundle, as its users run it", _bundle_section(bundle_rec))
+    return winners_html + _not_measured_html(r.tabs)
 
-    # pareto plots
-    items = []
-    with progress.task("plots", total=len(measured) + 3) as task:
-        for i, g in enumerate(measured, 1):
-            t = tables.group_title(g, multi)
-            p = plots.pareto(g, settings.speed, settings.quality, settings.size,
-                             plot_dir / f"pareto-{i:02d}-{_slug(g.provider)}-{g.machine_id[:8]}.png", cat, t)
-            files.append(p)
-            items.append((p, f"{t}: {settings.speed} vs {settings.quality}, marker area ~ {settings.size}"))
-            task.advance()
-        if items:
-            page.add("Speed vs quality (Pareto frontier per provider)", html.plots(items))
 
-        body = []
-        for t in tabs:
-            if t.measured:
-                df = tables.provider_frame(t)
-                body.append(f"<h3>{html.esc(t.title)}</h3>"
-                            + html.table(df, row_class=tables.row_classes(t), numeric=_NUMERIC, mono=("key",)))
-        body.append(_not_measured_html(tabs))
-        body.append(html.notes(["winner rows highlighted; measured rows first, fastest first; files: results.csv "
-                                "(every metric, full keys), summary.csv, results.md, selection.json"]
-                               + [f"{r.variant} on {r.provider}: quality figures from machine {r.quality_from[:8]}"
-                                  for r in rows if r.quality_from]))
-        page.add("Variants per provider", "".join(body))
-        page.add("Why each variant won or lost",
-                 "".join(f"<h3>{html.esc(t.title)}</h3>" + html.table(tables.group_selection_frame(t), mono=("key",))
-                         for t in tabs if t.measured) or '<p class="meta">(nothing measured)</p>')
-        if not variants.empty:
-            page.add("Variants", html.table(variants, mono=("key",), wrap=("precision map", "parents"))
-                     + html.notes(["name: the recipe's variant name (or the baseline's ref name); key: the content "
-                                   "key of the model in the artifact store"]))
-
-        extra_plots = []
-        groups = [(tables.group_title(g, multi), g.rows,
-                   g.winner.variant_key if g.winner else None) for g in measured]
-        if groups and any(r.value(settings.speed) is not None for r in rows):
-            p = plots.rtf_bars(groups, settings.speed, plot_dir / "speed-bars.png", cat)
-            files.append(p)
-            extra_plots.append((p, f"{settings.speed} per provider (whiskers: p10-p90 of the samples)"))
+def _frontier_section(r: _Report, task) -> None:
+    s, items = r.settings, []
+    for i, g in enumerate(r.measured, 1):
+        t = tables.group_title(g, r.multi)
+        p = plots.pareto(g, s.speed, s.quality, s.size,
+                         r.plot_dir / f"pareto-{i:02d}-{_slug(g.provider)}-{g.machine_id[:8]}.png", r.cat, t)
+        r.res.files.append(p)
+        items.append((p, f"{t}: {s.speed} vs {s.quality}, marker area ~ {s.size}"))
         task.advance()
-        if settings.size:
-            p = plots.size_quality(rows, settings.size, settings.quality, plot_dir / "size-quality.png", cat,
-                                   winners={g.winner.variant_key for g in sel.groups if g.winner})
+    if items:
+        r.page.add("Speed vs quality (Pareto frontier per provider)", html.plots(items))
+
+
+def _tables_sections(r: _Report, variants) -> None:
+    body = []
+    for t in r.tabs:
+        if t.measured:
+            df = tables.provider_frame(t)
+            body.append(f"<h3>{html.esc(t.title)}</h3>"
+                        + html.table(df, row_class=tables.row_classes(t), numeric=_NUMERIC, mono=("key",)))
+    body.append(_not_measured_html(r.tabs))
+    body.append(html.notes(["winner rows highlighted; measured rows first, fastest first; files: results.csv "
+                            "(every metric, full keys), summary.csv, results.md, selection.json"]
+                           + [f"{x.variant} on {x.provider}: quality figures from machine {x.quality_from[:8]}"
+                              for x in r.rows if x.quality_from]))
+    r.page.add("Variants per provider", "".join(body))
+    r.page.add("Why each variant won or lost",
+               "".join(f"<h3>{html.esc(t.title)}</h3>" + html.table(tables.group_selection_frame(t), mono=("key",))
+                       for t in r.tabs if t.measured) or '<p class="meta">(nothing measured)</p>')
+    if not variants.empty:
+        r.page.add("Variants", html.table(variants, mono=("key",), wrap=("precision map", "parents"))
+                   + html.notes(["name: the recipe's variant name (or the baseline's ref name); key: the content "
+                                 "key of the model in the artifact store"]))
+
+
+def _speed_size_section(r: _Report, task) -> None:
+    s, files, extra_plots = r.settings, r.res.files, []
+    groups = [(tables.group_title(g, r.multi), g.rows,
+               g.winner.variant_key if g.winner else None) for g in r.measured]
+    if groups and any(x.value(s.speed) is not None for x in r.rows):
+        p = plots.rtf_bars(groups, s.speed, r.plot_dir / "speed-bars.png", r.cat)
+        files.append(p)
+        extra_plots.append((p, f"{s.speed} per provider (whiskers: p10-p90 of the samples)"))
+    task.advance()
+    if s.size:
+        p = plots.size_quality(r.rows, s.size, s.quality, r.plot_dir / "size-quality.png", r.cat,
+                               winners={g.winner.variant_key for g in r.sel.groups if g.winner})
+        files.append(p)
+        extra_plots.append((p, f"{s.size} vs {s.quality}"))
+    task.advance()
+    if extra_plots:
+        r.page.add("Speed and size", html.plots(extra_plots))
+
+
+def _sensitivity_section(r: _Report, sensitivity_file, task) -> None:
+    rank = sensitivity.from_file(sensitivity_file) if sensitivity_file else sensitivity.from_records(r.records)
+    if rank:
+        import pandas as pd
+
+        ranking, label = rank
+        p = plots.ranking(ranking, r.plot_dir / "sensitivity.png", "quantization sensitivity (most sensitive first)",
+                          label)
+        r.res.files.append(p)
+        df = pd.DataFrame([{"rank": i, "name": n, label: fmt(v)} for i, (n, v) in enumerate(ranking, 1)])
+        df.to_csv(r.out / "sensitivity.csv", index=False)
+        r.res.files.append(r.out / "sensitivity.csv")
+        r.page.add("Sensitivity ranking", html.plots([(p, f"top {min(25, len(ranking))} of {len(ranking)}")]))
+    task.advance()
+
+
+def _history_section(r: _Report, runs) -> None:
+    out, files = r.out, r.res.files
+    with r.progress.task("history", total=None):
+        lf = hist.long_frame(runs, r.cat, r.settings.quality_across_machines)
+        lf.to_csv(out / "history.csv", index=False)
+        files.append(out / "history.csv")
+        trends = hist.trend_tables(lf, runs)
+        md = [f"# History ({len(runs)} runs)\n"]
+        hplots, htables, flat = [], [], []
+        for metric, wide in trends.items():
+            md.append(f"## {metric}\n\n{wide.map(fmt).reset_index().to_markdown(index=False)}\n")
+            if all(row.dropna().nunique() <= 1 for _, row in wide.iterrows()):
+                flat.append(metric)  # nothing moved: a table row in the page, no plot
+                continue
+            series = {s: [(run, v) for run, v in row.items()] for s, row in wide.iterrows()}
+            p = plots.trend(series, list(wide.columns), metric, r.plot_dir / f"history-{_slug(metric)}.png", r.cat)
             files.append(p)
-            extra_plots.append((p, f"{settings.size} vs {settings.quality}"))
-        task.advance()
-        if extra_plots:
-            page.add("Speed and size", html.plots(extra_plots))
-
-        rank = sensitivity.from_file(sensitivity_file) if sensitivity_file else sensitivity.from_records(records)
-        if rank:
-            ranking, label = rank
-            p = plots.ranking(ranking, plot_dir / "sensitivity.png", "quantization sensitivity (most sensitive first)",
-                              label)
-            files.append(p)
-            import pandas as pd
-
-            df = pd.DataFrame([{"rank": i, "name": n, label: fmt(v)} for i, (n, v) in enumerate(ranking, 1)])
-            df.to_csv(out / "sensitivity.csv", index=False)
-            files.append(out / "sensitivity.csv")
-            page.add("Sensitivity ranking", html.plots([(p, f"top {min(25, len(ranking))} of {len(ranking)}")]))
-        task.advance()
-
-    if len(runs) > 1:
-        with progress.task("history", total=None):
-            lf = hist.long_frame(runs, cat, settings.quality_across_machines)
-            lf.to_csv(out / "history.csv", index=False)
-            files.append(out / "history.csv")
-            trends = hist.trend_tables(lf, runs)
-            md = [f"# History ({len(runs)} runs)\n"]
-            hplots, htables, flat = [], [], []
-            for metric, wide in trends.items():
-                md.append(f"## {metric}\n\n{wide.map(fmt).reset_index().to_markdown(index=False)}\n")
-                if all(row.dropna().nunique() <= 1 for _, row in wide.iterrows()):
-                    flat.append(metric)  # nothing moved: a table row in the page, no plot
-                    continue
-                series = {s: [(run, v) for run, v in row.items()] for s, row in wide.iterrows()}
-                p = plots.trend(series, list(wide.columns), metric, plot_dir / f"history-{_slug(metric)}.png", cat)
-                files.append(p)
-                hplots.append((p, f"{metric} over {len(wide.columns)} runs"))
-                htables.append(f"<h3>{html.esc(metric)}</h3>" + html.table(wide.map(fmt).reset_index()))
-            (out / "history.md").write_text("\n".join(md), encoding="utf-8")
-            files.append(out / "history.md")
-            if trends:
-                body = html.plots(hplots) + "".join(htables)
-                if flat:
-                    body += html.notes([f"unchanged over the runs: {', '.join(flat)} (see history.md)"])
-                page.add(f"History ({len(runs)} runs)", body)
-            else:
-                res.notes.append(f"{len(runs)} runs given but no metric was measured in two of them")
-
-    (out / "index.html").write_text(page.render(), encoding="utf-8")
-    files.append(out / "index.html")
-    return res
+            hplots.append((p, f"{metric} over {len(wide.columns)} runs"))
+            htables.append(f"<h3>{html.esc(metric)}</h3>" + html.table(wide.map(fmt).reset_index()))
+        (out / "history.md").write_text("\n".join(md), encoding="utf-8")
+        files.append(out / "history.md")
+        if trends:
+            body = html.plots(hplots) + "".join(htables)
+            if flat:
+                body += html.notes([f"unchanged over the runs: {', '.join(flat)} (see history.md)"])
+            r.page.add(f"History ({len(runs)} runs)", body)
+        else:
+            r.res.notes.append(f"{len(runs)} runs given but no metric was measured in two of them")
