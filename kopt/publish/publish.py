@@ -90,38 +90,20 @@ def publish(store: ArtifactStore, variant: str, out: str | Path, settings: Publi
     the default mode's model unless ``settings.default_mode`` names another."""
     from kopt.publish.bundle import write_bundle
     from kopt.source.vocab import load_vocab
-    from kopt.source.voices import add_blend, load_voices
 
     settings = settings or PublishSettings()
     progress = progress or NullProgress()
     art = resolve(store, variant)
     base = resolve(store, "base")
-    voices = load_voices(base.file("voices.npz"))
+    voices, default_voice = _voices(base, settings)
     vocab = load_vocab(base.file("vocab.json"))
-    if settings.voices:
-        missing = [v for v in settings.voices if v not in voices]
-        if missing:
-            raise KoptError(f"publish.voices: unknown voice(s) {', '.join(missing)}; known: {', '.join(sorted(voices))}")
-        voices = {k: voices[k] for k in settings.voices}
-    for bname, spec in settings.blends.items():
-        voices = add_blend(voices, bname, spec)
-    default_voice = settings.default_voice or sorted(voices)[0]
-    if default_voice not in voices:
-        raise KoptError(f"publish.default_voice: {default_voice!r} is not among {', '.join(sorted(voices))}")
     with progress.task("token cache"):
         cache = token_cache(store, settings, vocab, progress)
     extra_files: dict[str, Any] = {}
     for rel, lic in LICENSE_FILES.items():
         extra_files[rel] = (resources.files("kopt") / "data" / "licenses" / lic).read_bytes()
 
-    # the modes: (recipe name, key) each; one mode, the published variant, when none are listed
-    modes = dict(modes or {})
-    winner_mode = next((m for m, (_, k) in modes.items() if k == art.key), None)
-    if modes and winner_mode is None and settings.default_mode is None:
-        # the published variant always ships: as mode "default" when no listed mode names it
-        winner_mode = "default" if "default" not in modes else "published"
-        modes = {winner_mode: (name or art.key, art.key), **modes}
-    default_mode = settings.default_mode or winner_mode
+    modes, default_mode = _plan_modes(modes or {}, art.key, name, settings)
     if default_mode is not None:
         art = resolve(store, modes[default_mode][1])
         name = modes[default_mode][0]
@@ -131,20 +113,8 @@ def publish(store: ArtifactStore, variant: str, out: str | Path, settings: Publi
         extra_files["model.ort"] = main.ort
         session["graph_optimization"] = "disabled (optimizations baked into model.ort)"
     runtime_model = "model.ort" if main.ort is not None else "model.onnx"
-    mode_entries: dict[str, Any] = {}
-    for mode, (vname, key) in modes.items():
-        if mode == default_mode:
-            mode_entries[mode] = {"model": runtime_model, "onnx_model": "model.onnx",
-                                  "variant": _variant_entry(store, art, name, main)}
-            continue
-        shipped = _shipped(store, resolve(store, key), settings, progress)
-        entry = {"onnx_model": f"modes/{mode}.onnx",
-                 "variant": _variant_entry(store, resolve(store, key), vname, shipped)}
-        extra_files[entry["onnx_model"]] = shipped.onnx
-        if shipped.ort is not None:
-            extra_files[f"modes/{mode}.ort"] = shipped.ort
-        entry["model"] = f"modes/{mode}.ort" if shipped.ort is not None else entry["onnx_model"]
-        mode_entries[mode] = entry
+    mode_entries = _mode_entries(store, modes, default_mode, main, name, runtime_model, settings, progress,
+                                 extra_files)
     lin = lineage(store, main.artifact.key)
     import kokoro_runtime
 
@@ -190,6 +160,58 @@ def _precision_of(path: Path) -> str:
     if any(t.data_type == onnx.TensorProto.FLOAT16 for t in m.graph.initializer):
         return "fp16"
     return "fp32"
+
+
+def _voices(base: Artifact, settings: PublishSettings) -> tuple[dict[str, Any], str]:
+    """The base's voices, less those not asked for, plus the blends; and the default voice."""
+    from kopt.source.voices import add_blend, load_voices
+
+    voices = load_voices(base.file("voices.npz"))
+    if settings.voices:
+        missing = [v for v in settings.voices if v not in voices]
+        if missing:
+            raise KoptError(f"publish.voices: unknown voice(s) {', '.join(missing)}; known: {', '.join(sorted(voices))}")
+        voices = {k: voices[k] for k in settings.voices}
+    for bname, spec in settings.blends.items():
+        voices = add_blend(voices, bname, spec)
+    default_voice = settings.default_voice or sorted(voices)[0]
+    if default_voice not in voices:
+        raise KoptError(f"publish.default_voice: {default_voice!r} is not among {', '.join(sorted(voices))}")
+    return voices, default_voice
+
+
+def _plan_modes(modes: dict[str, tuple[str, str]], key: str, name: str | None,
+                settings: PublishSettings) -> tuple[dict[str, tuple[str, str]], str | None]:
+    """The modes, (recipe name, key) each, and the default one. The published variant always ships:
+    as mode "default" when no listed mode names it. No modes listed: one mode, no entries."""
+    modes = dict(modes)
+    winner_mode = next((m for m, (_, k) in modes.items() if k == key), None)
+    if modes and winner_mode is None and settings.default_mode is None:
+        winner_mode = "default" if "default" not in modes else "published"
+        modes = {winner_mode: (name or key, key), **modes}
+    return modes, settings.default_mode or winner_mode
+
+
+def _mode_entries(store: ArtifactStore, modes: dict[str, tuple[str, str]], default_mode: str | None,
+                  main: "_Shipped", name: str | None, runtime_model: str, settings: PublishSettings, progress,
+                  extra_files: dict[str, Any]) -> dict[str, Any]:
+    """The manifest's ``modes``: the default mode is the bundle's main model; every other mode's
+    model (as shipped: timings, .ort) goes into ``modes/`` (added to ``extra_files``)."""
+    entries: dict[str, Any] = {}
+    for mode, (vname, key) in modes.items():
+        if mode == default_mode:
+            entries[mode] = {"model": runtime_model, "onnx_model": "model.onnx",
+                             "variant": _variant_entry(store, main.source, name, main)}
+            continue
+        shipped = _shipped(store, resolve(store, key), settings, progress)
+        entry = {"onnx_model": f"modes/{mode}.onnx",
+                 "variant": _variant_entry(store, resolve(store, key), vname, shipped)}
+        extra_files[entry["onnx_model"]] = shipped.onnx
+        if shipped.ort is not None:
+            extra_files[f"modes/{mode}.ort"] = shipped.ort
+        entry["model"] = f"modes/{mode}.ort" if shipped.ort is not None else entry["onnx_model"]
+        entries[mode] = entry
+    return entries
 
 
 @dataclass(frozen=True)
