@@ -118,14 +118,21 @@ def register(cls: type[Pass]) -> type[Pass]:
     return cls
 
 
-_PASS_PACKAGES = ("kopt.optimize", "kopt.quantize")
+ENTRY_POINTS = "kopt.passes"  # packages whose modules register passes (pyproject's [project.entry-points])
 
 
 def _load_all() -> None:
+    """Import every module of the packages named in the ``kopt.passes`` entry points, so each
+    registers its passes; core names none of them (another distribution can add its own)."""
     import importlib
     import pkgutil
+    from importlib.metadata import entry_points
 
-    for pkg_name in _PASS_PACKAGES:
+    eps = entry_points(group=ENTRY_POINTS)
+    if not eps:
+        raise KoptError(f"no pass packages are registered (entry point group {ENTRY_POINTS!r}); "
+                        "reinstall kopt (pip install -e .)")
+    for pkg_name in sorted({ep.value for ep in eps}):
         pkg = importlib.import_module(pkg_name)
         for info in pkgutil.iter_modules(pkg.__path__):
             if not info.name.startswith("_"):
