@@ -126,8 +126,10 @@ def _summary(res) -> None:
             line(f"  {label}: {escape(str(val))}")
     bb = res.bundle_bench
     if bb:
-        line(f"  bundle ({'reused' if bb.get('cached') else 'measured'}): cold start {bb['cold_start_s']:.2f} s "
-             f"(new process to first audio), warm TTFA {bb['warm_ttfa_ms']:.0f} ms for a {bb['text_words']}-word "
-             f"paragraph (first chunk {bb['first_chunk_audio_s']:.1f} s of speech)")
+        from kopt.cli.cmd_publish import summary_lines
+
+        line(f"  bundle ({'reused' if bb.get('cached') else 'measured'}), as its users run it:")
+        for text in summary_lines(bb):
+            line(f"    {escape(text)}")
     for why in res.reasons:
         line(f"  [yellow]{escape(why)}[/]")

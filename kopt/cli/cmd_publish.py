@@ -124,18 +124,20 @@ def summary_lines(res: dict) -> list[str]:
     bd = res.get("cold_breakdown_s") or {}
     parts = ", ".join(f"{k} {bd[k]:.2f}" for k in ("python", "imports", "verify", "voices", "token_cache", "session",
                                                     "first_chunk") if k in bd)
-    lines = [f"one-shot: process start to first audio {res['cold_start_s']:.2f} s (runs {res['cold_start_s_runs']}; "
-             f"the first run on this machine, which also optimizes the graph once: {res['cold_start_first_s']:.2f} s); "
-             f"where it goes (s): {parts}",
+    first = res.get("cold_start_first_s")
+    lines = [f"one-shot: process start to first audio {res['cold_start_s']:.2f} s (runs {res['cold_start_s_runs']}"
+             + (f"; the first run on this machine, which also optimizes the graph once: {first:.2f} s" if first else "")
+             + f"); where it goes (s): {parts}",
              f"library: warm TTFA {res['warm_ttfa_ms']:.0f} ms for {res['text_words']} words "
              f"(first chunk {res['first_chunk_audio_s']:.1f} s of speech)"]
     if "http_ttfa_ms" in res:
         lines.append(f"server: HTTP TTFA {res['http_ttfa_ms']:.0f} ms, whole response {res['http_latency_ms']:.0f} ms "
                      f"(runs {res['http_ttfa_ms_runs']}); RSS after load {res.get('server_rss_mb')} MB")
     if "say_warm_ms" in res:
-        lines.append(f"say: process start to first audio {res['say_warm_ms']:.0f} ms with a warm daemon "
-                     f"({res['say_cached_ms']:.0f} ms for a repeated text, from its cache), "
-                     f"{res['say_cold_ms']:.0f} ms starting one")
+        cached = res.get("say_cached_ms")
+        lines.append(f"say: process start to first audio {res['say_warm_ms']:.0f} ms with a warm daemon"
+                     + (f" ({cached:.0f} ms for a repeated text, from its cache)" if cached is not None else "")
+                     + f", {res['say_cold_ms']:.0f} ms starting one")
     for row in res.get("load", []):
         lines.append(f"load {row['clients']} client(s) x {row['instances']} instance(s) x {row['threads']} thread(s): "
                      f"{row['throughput_x']}x real time, TTFA p50 {row['ttfa_ms_p50']} / p95 {row['ttfa_ms_p95']} ms, "
