@@ -24,6 +24,9 @@ from kopt.source.voices import save_voices
 
 RUNTIME_DIR = Path(kokoro_runtime.__file__).resolve().parent
 RUNTIME_NAME = "kokoro_runtime"
+# What an installed or built runtime folder holds beside its sources (`pip install ./kokoro_runtime`
+# builds in place): never shipped, or a bundle would list and verify a stale build tree.
+RUNTIME_IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", "build", "dist", "*.egg-info")
 VOICES_FILE = "voices.npz"
 VOCAB_FILE = "vocab.json"
 CACHE_FILE = "token_cache.json.gz"
@@ -60,7 +63,7 @@ def write_bundle(out_dir: str | Path, model_path: str | Path, voices: dict[str, 
         tmp.chmod(0o755)  # mkdtemp makes it private; a bundle is meant to be shared
         model_name = "model" + model.suffix
         shutil.copyfile(model, tmp / model_name)
-        shutil.copytree(RUNTIME_DIR, tmp / RUNTIME_NAME, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        shutil.copytree(RUNTIME_DIR, tmp / RUNTIME_NAME, ignore=RUNTIME_IGNORE)
         save_voices(voices, tmp / VOICES_FILE)
         (tmp / VOCAB_FILE).write_text(json.dumps({"vocab": vocab}, ensure_ascii=False, indent=1), encoding="utf-8")
         for rel, src in (extra_files or {}).items():

@@ -4,11 +4,13 @@ isolated virtual environment."""
 
 import json
 import os
+import shutil
 import subprocess
 import venv
 
 import pytest
 
+from kopt.publish.bundle import RUNTIME_IGNORE
 from kopt.publish.publish import publish
 from kopt.publish.settings import PublishSettings
 from tests.runtime.helpers import REPO
@@ -75,7 +77,9 @@ def test_bundle_speaks_with_numpy_and_onnxruntime_only_then_in_kokoro_onnx(tmp_p
     # the runtime installs on its own (no kopt), from its folder, and speaks the bundle as a library
     import kokoro_runtime
 
-    pip(str(REPO / "kokoro_runtime"))
+    src = tmp_path / "runtime-src" / "kokoro_runtime"   # pip builds in place: not in the repo's folder
+    shutil.copytree(REPO / "kokoro_runtime", src, ignore=RUNTIME_IGNORE)
+    pip(str(src))
     r = subprocess.run([str(py), "-c", LIBRARY, str(res.bundle)], capture_output=True, text=True, cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-2000:]
     lib = json.loads(r.stdout.strip().splitlines()[-1])

@@ -141,3 +141,22 @@ def test_optimized_session_cache_starts_the_next_process_from_the_same_graph(tmp
     assert files[0].stat().st_size > 1000                                    # rebuilt
     uncached = Bundle(b, verify=False).synthesizer(g2p=False)               # unverified: never cached
     assert uncached.session.get_session_options().graph_optimization_level.name == "ORT_ENABLE_ALL"
+
+
+def test_a_built_runtime_folder_ships_only_its_sources(tmp_path, monkeypatch):
+    """`pip install ./kokoro_runtime` leaves build/ and *.egg-info in the folder; bundles never carry them."""
+    import shutil
+
+    import kopt.publish.bundle as B
+
+    src = tmp_path / "kokoro_runtime"
+    shutil.copytree(B.RUNTIME_DIR, src, ignore=B.RUNTIME_IGNORE)
+    (src / "build" / "lib").mkdir(parents=True)
+    (src / "build" / "lib" / "stale.py").write_text("x = 1\n")
+    (src / "kokoro_runtime.egg-info").mkdir()
+    (src / "kokoro_runtime.egg-info" / "PKG-INFO").write_text("Name: kokoro-runtime\n")
+    monkeypatch.setattr(B, "RUNTIME_DIR", src)
+    b = write_bundle(tmp_path / "b", tiny_kokoro(tmp_path / "tiny.onnx"), tiny_voices(), VOCAB, small_cache())
+    files = json.loads((b / "manifest.json").read_text())["files"]
+    assert "kokoro_runtime/pyproject.toml" in files and "kokoro_runtime/server/app.py" in files
+    assert not [f for f in files if "/build/" in f or ".egg-info" in f]
