@@ -105,8 +105,6 @@ def create_app(engine: Engine, *, api_key: str | None = None, log_text: bool = F
                 raise HTTPError(400, f"{flag}: must be true or false", flag)
         stream = body.get("stream", True)
         timestamps = body.get("timestamps", False)
-        if "speed" in body and (isinstance(body["speed"], bool) or not isinstance(body["speed"], (int, float))):
-            raise HTTPError(400, f"speed: {body['speed']!r} is not a number; use 0.25 to 4.0", "speed")
         if not engine.ready:
             raise HTTPError(503, "the server is warming up; retry in a second", kind="server_error",
                             headers={"Retry-After": "1"}, code="warming_up")

@@ -189,8 +189,9 @@ def _rss_mb(pid: int) -> float | None:
 
 
 def _tail(log: Path) -> str:
+    from kopt.publish.measure import last_line
+
     try:
-        lines = [ln for ln in log.read_text(errors="replace").splitlines() if ln.strip()]
+        return last_line(log.read_text(errors="replace"))
     except OSError:
         return "no log"
-    return lines[-1] if lines else "no output"

@@ -104,13 +104,13 @@ def measure_oneshot(b: Path, text: str, voice: str, repeats: int, threads: int) 
             r = subprocess.run([sys.executable, "-c", _BREAKDOWN, repr(time.time()), str(b), text, voice,
                                 str(threads)], capture_output=True, text=True, cwd=b, env=env)
             if r.returncode != 0:
-                raise KoptError(f"{b}: cold-start breakdown failed: {_last(r.stderr)}")
+                raise KoptError(f"{b}: cold-start breakdown failed: {last_line(r.stderr)}")
             for k, v in json.loads(r.stdout.strip().splitlines()[-1]).items():
                 phases.setdefault(k, []).append(v)
         r = subprocess.run([sys.executable, "-c", _WARM, str(b), text, voice, str(repeats), str(threads)],
                            capture_output=True, text=True, cwd=b, env=env)
     if r.returncode != 0:
-        raise KoptError(f"{b}: warm TTFA run failed: {_last(r.stderr)}")
+        raise KoptError(f"{b}: warm TTFA run failed: {last_line(r.stderr)}")
     warm = json.loads(r.stdout.strip().splitlines()[-1])
     return {
         "cold_start_s": round(_median(cold), 3), "cold_start_s_runs": [round(x, 3) for x in cold],
@@ -196,8 +196,9 @@ def bundle_metrics(res: dict[str, Any]) -> dict[str, float]:
     return m
 
 
-def _last(stderr: str) -> str:
-    lines = [ln for ln in (stderr or "").strip().splitlines() if ln.strip()]
+def last_line(text: str) -> str:
+    """The last non-empty line of a process's stderr or log (what says why it failed), one line."""
+    lines = [ln for ln in (text or "").strip().splitlines() if ln.strip()]
     return first_line(Exception(lines[-1])) if lines else "no output"
 
 
