@@ -13,6 +13,7 @@ from typing import Iterable
 
 import numpy as np
 import onnx
+import onnx_ir as ir
 from onnx import helper, numpy_helper
 
 ONNX_DOMAINS = ("", "ai.onnx")
@@ -23,6 +24,25 @@ Shape = tuple[int | str | None, ...]  # static, symbolic or unknown dims
 # of one changes its rounding and flips quantization steps.
 QUANTIZERS = frozenset({"QuantizeLinear", "DynamicQuantizeLinear", "DynamicQuantizeMatMul", "DynamicQuantizeLSTM"})
 
+
+# --- on onnx-ir (passes written on its use-def chains) ---
+
+def const_value(v: ir.Value | None) -> np.ndarray | None:
+    """The value of ``v`` when it is a constant (the module's rule: an initializer no graph input
+    overrides, or a Constant node's output), else None."""
+    if v is None or v.is_graph_input():
+        return None
+    t = ir.convenience.get_const_tensor(v)
+    return None if t is None else t.numpy()
+
+
+def const_int(v: ir.Value | None) -> int | None:
+    """``v``'s value when it is a constant integer scalar (or one-element tensor), else None."""
+    a = const_value(v)
+    return int(a.reshape(-1)[0]) if a is not None and a.size == 1 and a.dtype.kind in "iu" else None
+
+
+# --- on onnx protobufs ---
 
 def is_op(n: onnx.NodeProto | None, op: str) -> bool:
     """``n`` is the standard-domain ``op``."""

@@ -53,7 +53,7 @@ from onnx import TensorProto
 from onnx_ir.passes.common import RemoveUnusedNodesPass
 
 from kopt.core.errors import ModelError
-from kopt.core.graph import ONNX_DOMAINS, QUANTIZERS, infer_shapes, name_allocator
+from kopt.core.graph import ONNX_DOMAINS, QUANTIZERS, const_int, const_value, infer_shapes, name_allocator
 from kopt.core.passes import Pass, PassConfig, PassContext, PassResult, register
 
 # Sign given to the DC and Nyquist bins' imaginary parts, exact zeros (their weight rows are zeros),
@@ -94,31 +94,18 @@ class _Plan:
         self.node, self.hop, self.window, self.onesided = node, hop, window, onesided
 
 
-def _const(v: ir.Value | None) -> np.ndarray | None:
-    """A constant's value (an initializer no graph input overrides, or a Constant node's output)."""
-    if v is None or v.is_graph_input():
-        return None
-    t = ir.convenience.get_const_tensor(v)
-    return None if t is None else t.numpy()
-
-
-def _const_int(v: ir.Value | None) -> int | None:
-    a = _const(v)
-    return int(a.reshape(-1)[0]) if a is not None and a.size == 1 and a.dtype.kind in "iu" else None
-
-
 def match_stft(shapes: dict, n: ir.Node) -> _Plan | str:
     """The rewrite plan for STFT node ``n``, or the reason it is left alone."""
     signal, step, win, length_v = (list(n.inputs) + [None] * 4)[:4]
-    hop = _const_int(step) if step is not None else None
+    hop = const_int(step) if step is not None else None
     if hop is None:
         return "frame_step is not a constant integer"
     if hop < 1:
         return "frame_step is not positive"
-    window = _const(win) if win is not None else None
+    window = const_value(win) if win is not None else None
     if win is not None and window is None:
         return "window is not a constant"
-    length = _const_int(length_v) if length_v is not None else None
+    length = const_int(length_v) if length_v is not None else None
     if length_v is not None and length is None:
         return "frame_length is not a constant integer"
     if window is None and length is None:
