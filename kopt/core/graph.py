@@ -42,6 +42,21 @@ def const_int(v: ir.Value | None) -> int | None:
     return int(a.reshape(-1)[0]) if a is not None and a.size == 1 and a.dtype.kind in "iu" else None
 
 
+def feeds_a_quantizer(v: ir.Value) -> bool:
+    """Does any node downstream of ``v`` (through its uses, onnx-ir's use-def chains) quantize?"""
+    seen: set[int] = set()
+    stack = [v]
+    while stack:
+        for node in stack.pop().consumers():
+            if id(node) in seen:
+                continue
+            seen.add(id(node))
+            if node.op_type in QUANTIZERS:
+                return True
+            stack.extend(node.outputs)
+    return False
+
+
 # --- on onnx protobufs ---
 
 def is_op(n: onnx.NodeProto | None, op: str) -> bool:

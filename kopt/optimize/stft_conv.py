@@ -53,7 +53,7 @@ from onnx import TensorProto
 from onnx_ir.passes.common import RemoveUnusedNodesPass
 
 from kopt.core.errors import ModelError
-from kopt.core.graph import ONNX_DOMAINS, QUANTIZERS, const_int, const_value, infer_shapes, name_allocator
+from kopt.core.graph import ONNX_DOMAINS, const_int, const_value, feeds_a_quantizer, infer_shapes, name_allocator
 from kopt.core.passes import Pass, PassConfig, PassContext, PassResult, register
 
 # Sign given to the DC and Nyquist bins' imaginary parts, exact zeros (their weight rows are zeros),
@@ -132,21 +132,6 @@ def match_stft(shapes: dict, n: ir.Node) -> _Plan | str:
         return "signal is not real [batch, N] or [batch, N, 1] (rank or last dim unknown)"
     onesided = n.attributes.get_int("onesided", 1)
     return _Plan(n, hop, window, bool(onesided))
-
-
-def feeds_a_quantizer(v: ir.Value) -> bool:
-    """Does any node downstream of ``v`` (through its uses, onnx-ir's use-def chains) quantize?"""
-    seen: set[int] = set()
-    stack = [v]
-    while stack:
-        for node in stack.pop().consumers():
-            if id(node) in seen:
-                continue
-            seen.add(id(node))
-            if node.op_type in QUANTIZERS:
-                return True
-            stack.extend(node.outputs)
-    return False
 
 
 def rewrite_stft(model: onnx.ModelProto) -> tuple[onnx.ModelProto, dict]:
