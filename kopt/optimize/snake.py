@@ -39,6 +39,7 @@ import numpy as np
 import onnx
 import onnx_ir as ir
 from onnx_ir.passes.common import RemoveUnusedNodesPass
+from pydantic import Field
 
 from kopt.core.errors import ModelError
 from kopt.core.graph import ONNX_DOMAINS, const_value, feeds_a_quantizer, name_allocator
@@ -155,8 +156,9 @@ def _input_gain(w: np.ndarray, gain: np.ndarray, groups: int) -> np.ndarray:
     return (w.astype(np.float64) * per.reshape(o, i, *[1] * (w.ndim - 2))).astype(np.float32)
 
 
-def rewrite_snake(model: onnx.ModelProto) -> tuple[onnx.ModelProto, dict]:
-    """Rewrite every matched Snake, on onnx-ir: the new model and its report."""
+def rewrite_snake(model: onnx.ModelProto, into_conv: bool = True) -> tuple[onnx.ModelProto, dict]:
+    """Rewrite every matched Snake, on onnx-ir: the new model and its report. ``into_conv``: fold
+    1/alpha into the next Conv's weights where it can (else it stays a Mul)."""
     irm = ir.serde.deserialize_model(model)
     g = irm.graph
     nodes_before = len(g)
@@ -175,7 +177,7 @@ def rewrite_snake(model: onnx.ModelProto) -> tuple[onnx.ModelProto, dict]:
     if snakes and not requantized:
         fresh = name_allocator(model.graph)
         for sn in snakes:
-            sn.norm, sn.conv = _absorbing_norm(sn), _absorbing_conv(sn)
+            sn.norm, sn.conv = _absorbing_norm(sn), _absorbing_conv(sn) if into_conv else None
             _rewrite(g, sn, fresh)
             folded_norm += sn.norm is not None
             folded_conv += sn.conv is not None
@@ -234,11 +236,17 @@ def _rewrite(g: ir.Graph, sn: _Snake, fresh) -> None:
             raise ModelError("snake: a Snake output is a graph output")
 
 
+class SnakeConfig(PassConfig):
+    into_conv: bool = Field(True, description="Fold 1/alpha into the next Conv's weights (else it stays a Mul "
+                            "over the Snake's output). Turn off before int8: see the module's docstring.")
+
+
 @register
 class Snake(Pass):
     name = "snake"
     version = 1
-    config_cls = PassConfig
+    config_cls = SnakeConfig
+    config: SnakeConfig
     summary = ("Snake activations (x + sin^2(alpha x)/alpha) as Sin, Mul, Add: alpha into the AdaIN's "
                "InstanceNormalization, 1/alpha into the next Conv's weights; float graphs, before quantization.")
     equivalent = True
@@ -248,7 +256,7 @@ class Snake(Pass):
     tolerance = 1e-4
 
     def run(self, model: onnx.ModelProto, ctx: PassContext) -> PassResult:
-        model, report = rewrite_snake(model)
+        model, report = rewrite_snake(model, self.config.into_conv)
         if report["snake_requantized"]:
             raise ModelError(
                 f"{ctx.input_path or '<model>'}: {report['snake_requantized']} of the Snakes this pass would rewrite "
