@@ -42,6 +42,19 @@ def const_int(v: ir.Value | None) -> int | None:
     return int(a.reshape(-1)[0]) if a is not None and a.size == 1 and a.dtype.kind in "iu" else None
 
 
+def is_onnx_op(n: ir.Node | None, op: str) -> bool:
+    """``n`` is the standard-domain ``op``."""
+    return n is not None and n.op_type == op and n.domain in ONNX_DOMAINS
+
+
+def other_input(n: ir.Node, v: ir.Value) -> ir.Value | None:
+    """The second input of a binary node, given one (None if ``v`` is not an input of ``n``)."""
+    ins = n.inputs
+    if len(ins) != 2 or not any(i is v for i in ins):
+        return None
+    return ins[1] if ins[0] is v else ins[0]
+
+
 # --- on onnx protobufs ---
 
 def is_op(n: onnx.NodeProto | None, op: str) -> bool:
