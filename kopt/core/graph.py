@@ -55,6 +55,15 @@ def other_input(n: ir.Node, v: ir.Value) -> ir.Value | None:
     return ins[1] if ins[0] is v else ins[0]
 
 
+def only_consumer(v: ir.Value, op: str) -> ir.Node | None:
+    """The one node reading ``v`` (once) when it is an ``op`` and ``v`` is no graph output."""
+    uses = v.uses()
+    if len(uses) != 1 or v.is_graph_output():
+        return None
+    node = next(iter(uses)).node
+    return node if node.op_type == op else None
+
+
 # --- on onnx protobufs ---
 
 def is_op(n: onnx.NodeProto | None, op: str) -> bool:
