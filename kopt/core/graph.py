@@ -57,6 +57,28 @@ def feeds_a_quantizer(v: ir.Value) -> bool:
     return False
 
 
+def is_onnx_op(n: ir.Node | None, op: str) -> bool:
+    """``n`` is the standard-domain ``op``."""
+    return n is not None and n.op_type == op and n.domain in ONNX_DOMAINS
+
+
+def other_input(n: ir.Node, v: ir.Value) -> ir.Value | None:
+    """The second input of a binary node, given one (None if ``v`` is not an input of ``n``)."""
+    ins = n.inputs
+    if len(ins) != 2 or not any(i is v for i in ins):
+        return None
+    return ins[1] if ins[0] is v else ins[0]
+
+
+def only_consumer(v: ir.Value, op: str) -> ir.Node | None:
+    """The one node reading ``v`` (once) when it is an ``op`` and ``v`` is no graph output."""
+    uses = v.uses()
+    if len(uses) != 1 or v.is_graph_output():
+        return None
+    node = next(iter(uses)).node
+    return node if node.op_type == op else None
+
+
 # --- on onnx protobufs ---
 
 def is_op(n: onnx.NodeProto | None, op: str) -> bool:

@@ -29,7 +29,13 @@ Rewritten AdaINs that feed a quantizer (QuantizeLinear of a QDQ model, DynamicQu
 dynamically quantized one) make the pass fail: the rounding change flips quantization steps
 (measured max abs audio diff: 0.18 on Kokoro int8-static, 0.22 on Kokoro's own int8 model); apply
 adain to the float model, then quantize. Q/DQ nodes themselves are never touched (rewrite_adain on
-a QDQ model leaves them as they were). Nodes the rewrite leaves unread are removed.
+a QDQ model leaves them as they were).
+
+The rewrite runs on onnx-ir: its use-def chains find what a normalization feeds and what an AdaIN
+depends on, its node replacement puts each InstanceNormalization in the final Add's place under its
+output's name, and its dead-code pass removes what nothing reads any more: the normalizations no
+other node reads and their constants (and any dead code the input had; like stft-conv, it also
+drops unread optional outputs, such as an LSTM's Y_h and Y_c).
 
 Shapes come from ONNX shape inference on a weightless copy of the graph. ONNX cannot infer an STFT
 output whose signal length is symbolic, which in Kokoro would hide every generator shape, so STFT
@@ -45,37 +51,37 @@ from collections import Counter
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper, numpy_helper
+import onnx_ir as ir
+from onnx import TensorProto
+from onnx_ir.passes.common import RemoveUnusedNodesPass
 
 from kopt.core.errors import ModelError
-from kopt.core.graph import QUANTIZERS, GraphIndex, Shape, infer_shapes, is_op, name_allocator, remove_unread
+from kopt.core.graph import (
+    QUANTIZERS,
+    Shape,
+    const_value,
+    infer_shapes,
+    is_onnx_op,
+    name_allocator,
+    other_input,
+)
 from kopt.core.passes import Pass, PassConfig, PassContext, PassResult, register
 
-
-def _key(n: onnx.NodeProto) -> tuple[str, ...]:
-    """A node's identity that survives protobuf re-wrapping: its output names."""
-    return tuple(n.output)
+Shapes = dict[str, tuple[int, Shape]]
 
 
-class _Graph(GraphIndex):
-    """The shared use-def index plus the shapes ONNX shape inference gives (kopt.core.graph)."""
-
-    def __init__(self, model: onnx.ModelProto):
-        super().__init__(model.graph)
-        self.shapes = infer_shapes(model)
-
-    def shape(self, name: str) -> tuple[int, Shape] | None:
-        return self.shapes.get(name)
+def _producer(v: ir.Value | None) -> ir.Node | None:
+    return None if v is None else v.producer()
 
 
-def _reduces_last_axis(gr: _Graph, rm: onnx.NodeProto, rank: int) -> bool:
+def _reduces_last_axis(rm: ir.Node, rank: int) -> bool:
     """ReduceMean ``rm`` over an input of ``rank`` reduces exactly its last axis, keeping dims."""
-    keepdims = next((a.i for a in rm.attribute if a.name == "keepdims"), 1)
-    attr = next((list(a.ints) for a in rm.attribute if a.name == "axes"), None)
+    keepdims = rm.attributes.get_int("keepdims", 1)
+    attr = rm.attributes.get_ints("axes")
     if attr is not None:
-        axes = attr
-    elif len(rm.input) > 1 and rm.input[1]:
-        c = gr.const(rm.input[1])
+        axes = list(attr)
+    elif len(rm.inputs) > 1 and rm.inputs[1] is not None:
+        c = const_value(rm.inputs[1])
         if c is None:
             return False
         axes = [int(v) for v in c.reshape(-1)]
@@ -87,41 +93,41 @@ def _reduces_last_axis(gr: _Graph, rm: onnx.NodeProto, rank: int) -> bool:
 class _Norm:
     """A matched normalization n = (x - mean) / sqrt(var + eps) over the last axis of x."""
 
-    def __init__(self, x: str, eps: float, channels: int, nodes: list[onnx.NodeProto]):
-        self.x, self.eps, self.channels, self.nodes = x, eps, channels, nodes
+    def __init__(self, x: ir.Value, eps: float, channels: int):
+        self.x, self.eps, self.channels = x, eps, channels
 
 
-def match_norm(gr: _Graph, div: onnx.NodeProto) -> _Norm | str:
+def match_norm(shapes: Shapes, div: ir.Node) -> _Norm | str:
     """The normalization ending in ``div``, or the reason it is not one we rewrite."""
-    d, s = div.input
-    sqrt = gr.prod.get(s)
-    add = gr.prod.get(sqrt.input[0]) if is_op(sqrt, "Sqrt") else None
-    if not is_op(add, "Add"):
+    d, s = div.inputs
+    sqrt = _producer(s)
+    add = _producer(sqrt.inputs[0]) if is_onnx_op(sqrt, "Sqrt") else None
+    if not is_onnx_op(add, "Add"):
         return "not Div(_, Sqrt(Add(_, _)))"
-    var_rm, eps_name = None, None
-    for a, b in (add.input, reversed(add.input)):
-        if is_op(gr.prod.get(a), "ReduceMean"):
-            var_rm, eps_name = gr.prod[a], b
+    var_rm, eps_v = None, None
+    for a, b in (add.inputs, reversed(add.inputs)):
+        if is_onnx_op(_producer(a), "ReduceMean"):
+            var_rm, eps_v = a.producer(), b
             break
     if var_rm is None:
         return "variance is not a ReduceMean"
-    eps = gr.const(eps_name)
+    eps = const_value(eps_v)
     if eps is None or eps.size != 1 or eps.dtype != np.float32 or not np.isfinite(eps).all():
         return "eps is not a float32 scalar constant"
-    sq = gr.prod.get(var_rm.input[0])
-    squares_d = (is_op(sq, "Mul") and list(sq.input) == [d, d]) or (
-        is_op(sq, "Pow") and sq.input[0] == d and (p := gr.const(sq.input[1])) is not None and p.size == 1
-        and float(p.reshape(-1)[0]) == 2.0)
+    sq = _producer(var_rm.inputs[0])
+    squares_d = (is_onnx_op(sq, "Mul") and len(sq.inputs) == 2 and all(i is d for i in sq.inputs)) or (
+        is_onnx_op(sq, "Pow") and sq.inputs[0] is d and (p := const_value(sq.inputs[1])) is not None
+        and p.size == 1 and float(p.reshape(-1)[0]) == 2.0)
     if not squares_d:
         return "variance does not square the Div's numerator"
-    sub = gr.prod.get(d)
-    if not is_op(sub, "Sub"):
+    sub = _producer(d)
+    if not is_onnx_op(sub, "Sub"):
         return "numerator is not Sub(x, ReduceMean(x))"
-    x, mean = sub.input
-    mean_rm = gr.prod.get(mean)
-    if not is_op(mean_rm, "ReduceMean") or mean_rm.input[0] != x:
+    x, mean = sub.inputs
+    mean_rm = _producer(mean)
+    if not is_onnx_op(mean_rm, "ReduceMean") or mean_rm.inputs[0] is not x:
         return "numerator is not Sub(x, ReduceMean(x))"
-    sx = gr.shape(x)
+    sx = shapes.get(x.name)
     if sx is None:
         return "shape of x unknown"
     elem, shape = sx
@@ -129,123 +135,127 @@ def match_norm(gr: _Graph, div: onnx.NodeProto) -> _Norm | str:
         return "x is not float32"
     if len(shape) != 3:
         return "x is not rank 3"
-    if not (_reduces_last_axis(gr, mean_rm, 3) and _reduces_last_axis(gr, var_rm, 3)):
+    if not (_reduces_last_axis(mean_rm, 3) and _reduces_last_axis(var_rm, 3)):
         return "ReduceMean is not over the last axis (keepdims=1)"
     if not isinstance(shape[1], int) or shape[1] < 1:
         return "channel count of x unknown"
-    return _Norm(x, float(eps.reshape(-1)[0]), shape[1], [div, sqrt, add, var_rm, sq, sub, mean_rm])
+    return _Norm(x, float(eps.reshape(-1)[0]), shape[1])
 
 
-def upstream_of(gr: _Graph, ops: set[str]) -> set[str]:
-    """Every tensor some node of a type in ``ops`` (any domain) depends on."""
-    seen: set[str] = set()
-    stack = [i for n in gr.g.node if n.op_type in ops for i in n.input if i]
+def upstream_of(g: ir.Graph, ops: set[str] | frozenset[str]) -> set[ir.Value]:
+    """Every value some node of ``g`` of a type in ``ops`` (any domain) depends on, through its
+    producers (onnx-ir's use-def chains)."""
+    seen: set[ir.Value] = set()
+    stack = [i for n in g if n.op_type in ops for i in n.inputs if i is not None]
     while stack:
-        t = stack.pop()
-        if t in seen:
+        v = stack.pop()
+        if v in seen:
             continue
-        seen.add(t)
-        p = gr.prod.get(t)
+        seen.add(v)
+        p = v.producer()
         if p is not None:
-            stack.extend(i for i in p.input if i)
+            stack.extend(i for i in p.inputs if i is not None)
     return seen
 
 
-def _per_channel(gr: _Graph, name: str, channels: int) -> bool:
-    s = gr.shape(name)
+def _per_channel(shapes: Shapes, v: ir.Value, channels: int) -> bool:
+    s = shapes.get(v.name)
     return s is not None and s[0] == TensorProto.FLOAT and s[1] == (1, channels, 1)
 
 
-def match_affine(gr: _Graph, norm_out: str, mul: onnx.NodeProto, channels: int) -> tuple[str, str, onnx.NodeProto] | str:
+def match_affine(shapes: Shapes, norm_out: ir.Value, mul: ir.Node,
+                 channels: int) -> tuple[ir.Value, ir.Value, ir.Node] | str:
     """(gamma1, beta, final Add) for ``Add(Mul(gamma1, n), beta)`` read by ``mul``, or why not."""
-    if not is_op(mul, "Mul"):
+    if not is_onnx_op(mul, "Mul"):
         return f"normalization read by {mul.op_type}, not Mul"
-    scale = gr.other(mul, norm_out)
-    if scale is None or scale == norm_out:
+    scale = other_input(mul, norm_out)
+    if scale is None or scale is norm_out:
         return "normalization read by Mul(n, n)"
-    m = mul.output[0]
-    readers = gr.cons.get(m, [])
-    if len(readers) != 1 or m in gr.outputs or not is_op(readers[0], "Add"):
+    m = mul.outputs[0]
+    uses = m.uses()
+    add = next(iter(uses)).node if len(uses) == 1 else None
+    if add is None or m.is_graph_output() or not is_onnx_op(add, "Add"):
         return "Mul(gamma, n) is not read by one Add only"
-    add = readers[0]
-    bias = gr.other(add, m)
-    if bias is None or bias == m:
+    bias = other_input(add, m)
+    if bias is None or bias is m:
         return "Mul(gamma, n) is not read by one Add only"
-    if not (_per_channel(gr, scale, channels) and _per_channel(gr, bias, channels)):
+    if not (_per_channel(shapes, scale, channels) and _per_channel(shapes, bias, channels)):
         return "gamma or beta is not float32 of static shape [1, C, 1]"
     return scale, bias, add
 
 
-def rewrite_adain(model: onnx.ModelProto) -> dict:
-    """Rewrite every matched AdaIN in place; returns counts: normalizations and AdaINs matched,
-    AdaINs rewritten (and how many of those feed a quantizer), skipped by reason, nodes."""
-    gr = _Graph(model)
-    g = model.graph
-    nodes_before = len(g.node)
+def rewrite_adain(model: onnx.ModelProto) -> tuple[onnx.ModelProto, dict]:
+    """Rewrite every matched AdaIN, on onnx-ir: the new model (``model`` itself when nothing
+    matched), and counts: normalizations and AdaINs matched, AdaINs rewritten (and how many of
+    those feed a quantizer), skipped by reason, nodes."""
+    irm = ir.serde.deserialize_model(model)
+    g = irm.graph
+    nodes_before = len(g)
     skipped: Counter[str] = Counter()
     norms_matched = shared = adain_matched = 0
-    accumulated = upstream_of(gr, {"CumSum"})
-    quantized = upstream_of(gr, QUANTIZERS)
+    divs = [n for n in g if is_onnx_op(n, "Div") and len(n.inputs) == 2]
+    plans: dict[ir.Node, tuple[_Norm, ir.Value, ir.Value]] = {}  # final Add -> plan
     requantized = 0
-    plans: dict[tuple[str, ...], tuple[_Norm, str, str, onnx.NodeProto]] = {}  # final Add -> plan
-    pattern_nodes: list[onnx.NodeProto] = []
-    for div in list(g.node):
-        if not is_op(div, "Div") or len(div.input) != 2:
-            continue
-        sqrt = gr.prod.get(div.input[1])
-        add = gr.prod.get(sqrt.input[0]) if is_op(sqrt, "Sqrt") else None
-        if not (is_op(add, "Add") and any(gr.const(i) is not None for i in add.input)):
+    if divs:
+        shapes = infer_shapes(model)
+        accumulated = upstream_of(g, {"CumSum"})
+        quantized = upstream_of(g, QUANTIZERS)
+    for div in divs:
+        sqrt = _producer(div.inputs[1])
+        add = _producer(sqrt.inputs[0]) if is_onnx_op(sqrt, "Sqrt") else None
+        if not (is_onnx_op(add, "Add") and any(const_value(i) is not None for i in add.inputs)):
             continue  # no Div(_, Sqrt(Add(_, constant))): not a normalization (e.g. attention's / sqrt(d_k))
-        norm = match_norm(gr, div)
+        norm = match_norm(shapes, div)
         if isinstance(norm, str):
             skipped[f"normalization: {norm}"] += 1
             continue
         norms_matched += 1
-        readers = gr.cons.get(div.output[0], [])
+        n_out = div.outputs[0]
+        readers = [u.node for u in n_out.uses()]  # one per input slot, as a Mul(n, n) reads it twice
         shared += len(readers) > 1
         for mul in readers:
-            aff = match_affine(gr, div.output[0], mul, norm.channels)
+            aff = match_affine(shapes, n_out, mul, norm.channels)
             if isinstance(aff, str):
                 skipped[f"affine: {aff}"] += 1
                 continue
             scale, bias, final = aff
             adain_matched += 1
-            if final.output[0] in accumulated:
+            if final.outputs[0] in accumulated:
                 skipped["adain: feeds a CumSum, which would accumulate its rounding change"] += 1
                 continue
-            plans[_key(final)] = (norm, scale, bias, final)
-            requantized += final.output[0] in quantized
-            pattern_nodes += [mul, *norm.nodes]
-        if div.output[0] in gr.outputs:
+            plans[final] = (norm, scale, bias)
+            requantized += final.outputs[0] in quantized
+        if n_out.is_graph_output():
             skipped["affine: normalization is a graph output"] += 1
 
+    nodes_removed = 0
     if plans:
-        fresh = name_allocator(g)
-
-        flat = fresh("kopt/adain/flat")
-        g.initializer.append(numpy_helper.from_array(np.array([-1], np.int64), flat))
-        new_nodes = []
-        for n in g.node:
-            plan = plans.get(_key(n))
-            if plan is None:
-                new_nodes.append(n)
-                continue
-            norm, scale, bias, final = plan
-            base = final.name or final.output[0]
+        fresh = name_allocator(model.graph)
+        flat_name = fresh("kopt/adain/flat")
+        flat = ir.Value(name=flat_name, const_value=ir.tensor(np.array([-1], np.int64), name=flat_name))
+        g.register_initializer(flat)
+        for final in [n for n in g if n in plans]:  # in graph order, so fresh names number as they did
+            norm, scale, bias = plans[final]
+            base = final.name or final.outputs[0].name
             s, b = fresh(f"{base}/kopt_adain_scale"), fresh(f"{base}/kopt_adain_bias")
-            new_nodes += [
-                helper.make_node("Reshape", [scale, flat], [s], name=fresh(f"{base}/kopt_adain_scale/Reshape")),
-                helper.make_node("Reshape", [bias, flat], [b], name=fresh(f"{base}/kopt_adain_bias/Reshape")),
-                helper.make_node("InstanceNormalization", [norm.x, s, b], list(final.output),
-                                 name=fresh(f"{base}/kopt_adain/InstanceNormalization"), epsilon=norm.eps),
-            ]
-        del g.node[:]
-        g.node.extend(new_nodes)
-    removed = remove_unread(g, pattern_nodes)
-    return {"normalizations_matched": norms_matched, "normalizations_shared": shared,
-            "adain_matched": adain_matched, "adain_rewritten": len(plans), "adain_requantized": requantized,
-            "skipped": dict(sorted(skipped.items())),
-            "nodes_removed": removed, "nodes_before": nodes_before, "nodes_after": len(g.node)}
+            rs = ir.node("Reshape", [scale, flat], name=fresh(f"{base}/kopt_adain_scale/Reshape"),
+                         outputs=[ir.Value(name=s)])
+            rb = ir.node("Reshape", [bias, flat], name=fresh(f"{base}/kopt_adain_bias/Reshape"),
+                         outputs=[ir.Value(name=b)])
+            inorm = ir.node("InstanceNormalization", [norm.x, rs.outputs[0], rb.outputs[0]], {"epsilon": norm.eps},
+                            name=fresh(f"{base}/kopt_adain/InstanceNormalization"))
+            # the InstanceNormalization takes the final Add's place and its output's name
+            ir.convenience.replace_nodes_and_values(g, final, [final], [rs, rb, inorm],
+                                                    [final.outputs[0]], [inorm.outputs[0]])
+        # the normalizations, Mul(gamma1, n) and their constants go when nothing else reads them
+        nodes_rewired = len(g)
+        RemoveUnusedNodesPass()(irm)
+        nodes_removed = nodes_rewired - len(g)
+        model = ir.serde.serialize_model(irm)
+    return model, {"normalizations_matched": norms_matched, "normalizations_shared": shared,
+                   "adain_matched": adain_matched, "adain_rewritten": len(plans), "adain_requantized": requantized,
+                   "skipped": dict(sorted(skipped.items())),
+                   "nodes_removed": nodes_removed, "nodes_before": nodes_before, "nodes_after": len(model.graph.node)}
 
 
 @register
@@ -263,7 +273,7 @@ class Adain(Pass):
     tolerance = 1e-4
 
     def run(self, model: onnx.ModelProto, ctx: PassContext) -> PassResult:
-        report = rewrite_adain(model)
+        model, report = rewrite_adain(model)
         if report["adain_requantized"]:
             raise ModelError(
                 f"{ctx.input_path or '<model>'}: {report['adain_requantized']} of the AdaINs this pass would rewrite "

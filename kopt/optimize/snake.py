@@ -42,12 +42,8 @@ from onnx_ir.passes.common import RemoveUnusedNodesPass
 from pydantic import Field
 
 from kopt.core.errors import ModelError
-from kopt.core.graph import ONNX_DOMAINS, const_value, feeds_a_quantizer, name_allocator
+from kopt.core.graph import const_value, feeds_a_quantizer, is_onnx_op, name_allocator, other_input
 from kopt.core.passes import Pass, PassConfig, PassContext, PassResult, register
-
-
-def _is(n: ir.Node | None, op: str) -> bool:
-    return n is not None and n.op_type == op and n.domain in ONNX_DOMAINS
 
 
 def _only_reader(v: ir.Value) -> ir.Node | None:
@@ -56,21 +52,13 @@ def _only_reader(v: ir.Value) -> ir.Node | None:
     return next(iter(readers.values())) if len(readers) == 1 and not v.is_graph_output() else None
 
 
-def _other(n: ir.Node, v: ir.Value) -> ir.Value | None:
-    """The second input of a binary node, given one (None when ``v`` is not exactly one of them)."""
-    ins = list(n.inputs)
-    if len(ins) != 2 or (ins[0] is v) == (ins[1] is v):
-        return None
-    return ins[1] if ins[0] is v else ins[0]
-
-
 def _reciprocal(v: ir.Value | None) -> np.ndarray | None:
     """The value of a constant, or of ``Reciprocal(constant)`` computed as onnxruntime does (1 / a in float32)."""
     c = const_value(v)
     if c is not None:
         return c
     p = v.producer() if v is not None else None
-    if _is(p, "Reciprocal"):
+    if is_onnx_op(p, "Reciprocal"):
         a = const_value(p.inputs[0])
         if a is not None and a.dtype == np.float32:
             return (np.float32(1.0) / a).astype(np.float32)
@@ -89,7 +77,7 @@ class _Snake:
 def match_snake(sin: ir.Node) -> _Snake | str:
     """The Snake around ``sin``, or the reason it is left alone."""
     mul_a = sin.inputs[0].producer() if sin.inputs[0] is not None else None
-    if not _is(mul_a, "Mul"):
+    if not is_onnx_op(mul_a, "Mul"):
         return "Sin does not read Mul(alpha, x)"
     x = alpha = None
     for a, b in (mul_a.inputs, reversed(mul_a.inputs)):
@@ -108,22 +96,22 @@ def match_snake(sin: ir.Node) -> _Snake | str:
         return "alpha * x has other readers"
     sq = _only_reader(sin.outputs[0])
     s = sin.outputs[0]
-    if _is(sq, "Pow"):
+    if is_onnx_op(sq, "Pow"):
         p = const_value(sq.inputs[1]) if sq.inputs[0] is s else None
         if p is None or p.size != 1 or float(p.reshape(-1)[0]) != 2.0:
             return "sin is not squared (Pow exponent is not a constant 2)"
-    elif not (_is(sq, "Mul") and sq.inputs[0] is s and sq.inputs[1] is s):
+    elif not (is_onnx_op(sq, "Mul") and sq.inputs[0] is s and sq.inputs[1] is s):
         return "sin is not squared (no Pow(s, 2) or Mul(s, s))"
     mul_inv = _only_reader(sq.outputs[0])
-    if not _is(mul_inv, "Mul"):
+    if not is_onnx_op(mul_inv, "Mul"):
         return "sin^2 is not scaled by a Mul"
-    inv = _reciprocal(_other(mul_inv, sq.outputs[0]))
+    inv = _reciprocal(other_input(mul_inv, sq.outputs[0]))
     if inv is None or inv.shape != alpha.shape or inv.dtype != np.float32:
         return "sin^2 is not scaled by 1/alpha"
     if not np.allclose(inv.astype(np.float64) * alpha, 1.0, rtol=0, atol=4e-7):
         return "the scale of sin^2 is not 1/alpha"
     add = _only_reader(mul_inv.outputs[0])
-    if not _is(add, "Add") or _other(add, mul_inv.outputs[0]) is not x:
+    if not is_onnx_op(add, "Add") or other_input(add, mul_inv.outputs[0]) is not x:
         return "sin^2 / alpha is not added to x"
     return _Snake(x, alpha.reshape(-1), inv.reshape(-1), [mul_a, sin, sq, mul_inv, add], add.outputs[0])
 
@@ -131,7 +119,7 @@ def match_snake(sin: ir.Node) -> _Snake | str:
 def _absorbing_norm(sn: _Snake) -> ir.Node | None:
     """The InstanceNormalization producing x, when the Snake's Mul and Add are its only readers."""
     p = sn.x.producer()
-    if not _is(p, "InstanceNormalization") or len(p.inputs) != 3 or sn.x.is_graph_output():
+    if not is_onnx_op(p, "InstanceNormalization") or len(p.inputs) != 3 or sn.x.is_graph_output():
         return None
     readers = {id(u.node) for u in sn.x.uses()}
     return p if readers == {id(sn.nodes[0]), id(sn.nodes[4])} and len(list(sn.x.uses())) == 2 else None
@@ -140,7 +128,7 @@ def _absorbing_norm(sn: _Snake) -> ir.Node | None:
 def _absorbing_conv(sn: _Snake) -> ir.Node | None:
     """The one float Conv reading y as its input, with constant float32 weights of matching channels."""
     conv = _only_reader(sn.y)
-    if not _is(conv, "Conv") or conv.inputs[0] is not sn.y:
+    if not is_onnx_op(conv, "Conv") or conv.inputs[0] is not sn.y:
         return None
     w = const_value(conv.inputs[1]) if len(conv.inputs) > 1 else None
     if w is None or w.dtype != np.float32 or w.ndim < 3:
@@ -165,7 +153,7 @@ def rewrite_snake(model: onnx.ModelProto, into_conv: bool = True) -> tuple[onnx.
     skipped: Counter[str] = Counter()
     snakes: list[_Snake] = []
     for n in list(g):
-        if not _is(n, "Sin"):
+        if not is_onnx_op(n, "Sin"):
             continue
         sn = match_snake(n)
         if isinstance(sn, str):

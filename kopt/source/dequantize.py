@@ -9,7 +9,13 @@ Rewrites, each exact on the weights (w = scale * (q - zero_point), computed in f
 - Gather(int8 table) -> DequantizeLinear                           => Gather(float table)
 - DequantizeLinear(constant)                                       => float initializer
 - QuantizeLinear -> DequantizeLinear on activations (QDQ graphs)   => pass-through
-Nodes left without consumers (the activation quantizers, bias quantization) are removed.
+
+The rewrite runs on onnx-ir. Every pattern is matched on the untouched graph first (its use-def
+chains: an integer op's scale chain must be read by nothing else); then each replacement takes its
+node's place and the readers of the value it stands for are rewired to it, under that value's name.
+onnx-ir's dead-code pass then removes what nothing reads any more: the integer ops and their scale
+chains, the activation quantizers, bias quantization, the quantized weights (like stft-conv, it
+also drops unread optional outputs, such as an LSTM's Y_h and Y_c).
 """
 
 from __future__ import annotations
@@ -17,13 +23,15 @@ from __future__ import annotations
 import hashlib
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Iterable
 
 import numpy as np
 import onnx
-from onnx import helper, numpy_helper
+import onnx_ir as ir
+from onnx_ir.passes.common import RemoveUnusedNodesPass
 
 from kopt.core.errors import ModelError
-from kopt.core.graph import GraphIndex, remove_unread
+from kopt.core.graph import const_value, only_consumer
 
 QUANT_OPS = {"MatMulInteger", "ConvInteger", "DynamicQuantizeLSTM", "DequantizeLinear", "QuantizeLinear",
              "DynamicQuantizeLinear", "QLinearConv", "QLinearMatMul", "MatMulNBits", "DynamicQuantizeMatMul"}
@@ -54,22 +62,35 @@ def precision_of(model: onnx.ModelProto) -> str:
     return "fp32"
 
 
-class _Graph(GraphIndex):
-    """The shared use-def index (kopt.core.graph) plus this rewrite's state: new float initializers,
-    shared weights, and the nodes to replace or drop."""
+class _Replacement:
+    """One node (``op_type`` over ``inputs``, a Value or the name of a new float initializer) whose
+    outputs take the place of ``replaces``, the values it stands for, under their names."""
 
-    def __init__(self, model: onnx.ModelProto):
-        super().__init__(model.graph)
-        self.model = model
+    def __init__(self, op_type: str, inputs: list[ir.Value | str | None], replaces: list[ir.Value], name: str,
+                 attributes: Iterable[ir.Attr] = ()):
+        self.op_type, self.inputs, self.replaces, self.name = op_type, inputs, replaces, name
+        self.attributes = [ir.Attr(a.name, a.type, a.value) for a in attributes]
+
+
+class _Rewrite:
+    """This rewrite's state over the onnx-ir graph: new float initializers, shared weights, and
+    what replaces or drops which node. Matching reads the graph only; ``apply`` changes it."""
+
+    def __init__(self, g: ir.Graph):
+        self.g = g
+        self.taken = set(g.initializers) | {v.name for v in g.inputs} | \
+            {v.name for n in g for v in n.outputs if v.name}
         self.new_inits: dict[str, np.ndarray] = {}
         self.memo: dict[tuple, str] = {}  # shared quantized weights stay shared once dequantized
-        self.replace: dict[int, list[onnx.NodeProto]] = {}  # id(node) -> replacement nodes
-        self.drop: set[int] = set()
+        self.replace: dict[ir.Node, _Replacement] = {}
+        self.as_init: dict[ir.Value, str] = {}  # a constant DequantizeLinear's output -> its float initializer
+        self.bypass: dict[ir.Node, ir.Node] = {}  # an activation's DequantizeLinear -> its QuantizeLinear
+        self.drop: set[ir.Node] = set()
 
     def add_init(self, base: str, arr: np.ndarray) -> str:
         name = base
         k = 0
-        while name in self.inits or name in self.inputs or name in self.new_inits or name in self.prod:
+        while name in self.taken or name in self.new_inits:
             k += 1
             name = f"{base}_{k}"
         self.new_inits[name] = arr
@@ -81,21 +102,48 @@ class _Graph(GraphIndex):
             self.memo[memo_key] = self.add_init(base, make())
         return self.memo[memo_key]
 
-    def find_float_const_upstream(self, name: str, numel: int, depth: int = 6) -> np.ndarray | None:
-        """Walk producers of ``name`` looking for a float constant with ``numel`` elements."""
-        frontier, seen = [name], set()
+    def apply(self) -> None:
+        """Add the float initializers, put each replacement in its node's place, rewire the readers
+        of what it replaces (onnx-ir's use-def chains); what nothing reads any more stays for the
+        dead-code pass."""
+        g = self.g
+        inits = {}
+        for name, arr in self.new_inits.items():
+            inits[name] = ir.Value(name=name, const_value=ir.tensor(arr, name=name))
+            g.register_initializer(inits[name])
+        # every new node exists before any rewiring, so rewiring reaches its inputs too
+        new = {n: ir.node(r.op_type, [inits[i] if isinstance(i, str) else i for i in r.inputs],
+                          {a.name: a for a in r.attributes}, num_outputs=len(r.replaces), name=r.name)
+               for n, r in self.replace.items()}
+        for n in list(g):
+            if n in new:
+                ir.convenience.replace_nodes_and_values(g, n, [], [new[n]], self.replace[n].replaces,
+                                                        list(new[n].outputs))
+            elif n in self.bypass:
+                src, out = self.bypass[n].inputs[0], n.outputs[0]  # the Q's input as rewired so far
+                if out.is_graph_output():
+                    keep = ir.node("Identity", [src], name=n.name + "_bypass")
+                    ir.convenience.replace_nodes_and_values(g, n, [], [keep], [out], list(keep.outputs))
+                else:
+                    out.replace_all_uses_with(src)
+        for v, name in self.as_init.items():
+            v.replace_all_uses_with(inits[name], replace_graph_outputs=True)
+
+    def find_float_const_upstream(self, v: ir.Value, numel: int, depth: int = 6) -> np.ndarray | None:
+        """Walk the producers of ``v`` looking for a float constant with ``numel`` elements."""
+        frontier, seen = [v], set()
         for _ in range(depth):
             nxt = []
             for x in frontier:
                 if x in seen:
                     continue
                 seen.add(x)
-                c = self.const(x)
+                c = const_value(x)
                 if c is not None and c.dtype.kind == "f" and c.size == numel:
                     return c
-                p = self.prod.get(x)
+                p = x.producer()
                 if p is not None:
-                    nxt.extend(i for i in p.input if i)
+                    nxt.extend(i for i in p.inputs if i is not None)
             frontier = nxt
         return None
 
@@ -119,111 +167,120 @@ def _dq(q: np.ndarray, scale: np.ndarray, zp: np.ndarray | None, axis: int | Non
     return ((qf - z) * s).astype(np.float32)
 
 
-def _scale_chain(G: _Graph, node: onnx.NodeProto, x_scale: str) -> tuple[list[onnx.NodeProto], str, np.ndarray] | None:
+def _input(n: ir.Node, i: int) -> ir.Value | None:
+    """``n``'s input ``i``; None when absent or empty."""
+    return n.inputs[i] if len(n.inputs) > i else None
+
+
+def _name(v: ir.Value | ir.Node | None) -> str:
+    return (v.name or "") if v is not None else ""
+
+
+def _scale_chain(n: ir.Node, x_scale: ir.Value) -> tuple[list[ir.Node], ir.Value, np.ndarray] | None:
     """From an integer op's output: [Add(bias)] -> Cast -> Mul(scale). Returns
-    (chain nodes, final output name, weight scale) or None."""
+    (chain nodes, final output, weight scale) or None."""
     chain = []
-    out = node.output[0]
-    add = G.only_reader(out, "Add")
+    out = n.outputs[0]
+    add = only_consumer(out, "Add")
     if add is not None:
         chain.append(add)
-        out = add.output[0]
-    cast = G.only_reader(out, "Cast")
+        out = add.outputs[0]
+    cast = only_consumer(out, "Cast")
     if cast is None:
         return None
     chain.append(cast)
-    mul = G.only_reader(cast.output[0], "Mul")
+    mul = only_consumer(cast.outputs[0], "Mul")
     if mul is None:
         return None
     chain.append(mul)
-    other = mul.input[1] if mul.input[0] == cast.output[0] else mul.input[0]
-    w_scale = G.const(other)
+    other = mul.inputs[1] if mul.inputs[0] is cast.outputs[0] else mul.inputs[0]
+    w_scale = const_value(other)
     if w_scale is None:
-        sp = G.prod.get(other)
+        sp = other.producer() if other is not None else None
         if sp is None or sp.op_type != "Mul":
             return None
-        cands = [G.const(i) for i in sp.input if i != x_scale]
+        cands = [const_value(i) for i in sp.inputs if i is not x_scale]
         cands = [c for c in cands if c is not None]
         if len(cands) != 1:
             return None
         w_scale = cands[0]
-    return chain, mul.output[0], w_scale
+    return chain, mul.outputs[0], w_scale
 
 
-def _rewrite_matmul_integer(G: _Graph, n: onnx.NodeProto) -> bool:
-    dql = G.prod.get(n.input[0])
-    w = G.const(n.input[1])
+def _rewrite_matmul_integer(R: _Rewrite, n: ir.Node) -> bool:
+    dql = n.inputs[0].producer() if n.inputs[0] is not None else None
+    w = const_value(_input(n, 1))
     if dql is None or dql.op_type != "DynamicQuantizeLinear" or w is None:
         return False
-    zp = G.const(n.input[3]) if len(n.input) > 3 and n.input[3] else None
-    found = _scale_chain(G, n, dql.output[1])
+    zp = const_value(_input(n, 3))
+    found = _scale_chain(n, dql.outputs[1])
     if found is None:
         return False
     chain, out, scale = found
     if chain[0].op_type == "Add":
         return False  # MatMulInteger never carries an int bias in ORT's output; refuse to guess
-    key = ("matmul", n.input[1], _digest(scale), _digest(zp))
+    wq = _name(n.inputs[1])
+    key = ("matmul", wq, _digest(scale), _digest(zp))
     # per-column scale/zp broadcast over the last axis
-    wname = G.shared_init(key, n.input[1].replace("_quantized", "") or "W", lambda: _dq(w, scale, zp))
-    G.replace[id(n)] = [helper.make_node("MatMul", [dql.input[0], wname], [out], name=n.name.replace("_quant", ""))]
-    G.drop.update(id(c) for c in chain)
+    wname = R.shared_init(key, wq.replace("_quantized", "") or "W", lambda: _dq(w, scale, zp))
+    R.replace[n] = _Replacement("MatMul", [dql.inputs[0], wname], [out], _name(n).replace("_quant", ""))
+    R.drop.update(chain)
     return True
 
 
-def _rewrite_conv_integer(G: _Graph, n: onnx.NodeProto) -> bool:
-    dql = G.prod.get(n.input[0])
-    w = G.const(n.input[1])
+def _rewrite_conv_integer(R: _Rewrite, n: ir.Node) -> bool:
+    dql = n.inputs[0].producer() if n.inputs[0] is not None else None
+    w = const_value(_input(n, 1))
     if dql is None or dql.op_type != "DynamicQuantizeLinear" or w is None:
         return False
-    zp = G.const(n.input[3]) if len(n.input) > 3 and n.input[3] else None
-    found = _scale_chain(G, n, dql.output[1])
+    zp = const_value(_input(n, 3))
+    found = _scale_chain(n, dql.outputs[1])
     if found is None:
         return False
     chain, out, scale = found
-    key = ("conv", n.input[1], _digest(scale), _digest(zp))
-    wname = G.shared_init(key, n.input[1].replace("_quantized", "") or "W", lambda: _dq(w, scale, zp, axis=0))
-    inputs = [dql.input[0], wname]
+    wq = _name(n.inputs[1])
+    key = ("conv", wq, _digest(scale), _digest(zp))
+    wname = R.shared_init(key, wq.replace("_quantized", "") or "W", lambda: _dq(w, scale, zp, axis=0))
+    inputs: list[ir.Value | str | None] = [dql.inputs[0], wname]
     if chain[0].op_type == "Add":
         add = chain[0]
-        bias_in = add.input[1] if add.input[0] == n.output[0] else add.input[0]
-        bias = G.find_float_const_upstream(bias_in, w.shape[0])
+        bias_in = add.inputs[1] if add.inputs[0] is n.outputs[0] else add.inputs[0]
+        bias = R.find_float_const_upstream(bias_in, w.shape[0]) if bias_in is not None else None
         if bias is None:
             return False
         b = bias.astype(np.float32).reshape(-1)
-        inputs.append(G.shared_init(("bias", _digest(b)), f"{n.name}_bias", lambda: b))
+        inputs.append(R.shared_init(("bias", _digest(b)), f"{_name(n)}_bias", lambda: b))
     else:
         # Newer onnxruntime: ConvInteger -> Cast -> Mul(scale) -> Add(Reshape(float bias)) in float.
-        add = G.only_reader(out, "Add")
+        add = only_consumer(out, "Add")
         if add is not None:
-            other = add.input[1] if add.input[0] == out else add.input[0]
-            bias = _const_through_reshape(G, other)
+            other = add.inputs[1] if add.inputs[0] is out else add.inputs[0]
+            bias = _const_through_reshape(other)
             if bias is not None and bias.size == w.shape[0] and bias.dtype.kind == "f":
                 b = bias.astype(np.float32).reshape(-1)
-                inputs.append(G.shared_init(("bias", _digest(b)), f"{n.name}_bias", lambda: b))
-                G.drop.add(id(add))
-                out = add.output[0]
-    conv = helper.make_node("Conv", inputs, [out], name=n.name.replace("_quant", ""))
-    conv.attribute.extend(n.attribute)
-    G.replace[id(n)] = [conv]
-    G.drop.update(id(c) for c in chain)
+                inputs.append(R.shared_init(("bias", _digest(b)), f"{_name(n)}_bias", lambda: b))
+                R.drop.add(add)
+                out = add.outputs[0]
+    R.replace[n] = _Replacement("Conv", inputs, [out], _name(n).replace("_quant", ""), n.attributes.values())
+    R.drop.update(chain)
     return True
 
 
-def _const_through_reshape(G: _Graph, name: str) -> np.ndarray | None:
+def _const_through_reshape(v: ir.Value | None) -> np.ndarray | None:
     """A constant, or a Reshape/Unsqueeze of one (the bias of a dynamically quantized Conv)."""
-    c = G.const(name)
+    c = const_value(v)
     if c is not None:
         return c
-    p = G.prod.get(name)
-    if p is not None and p.op_type in ("Reshape", "Unsqueeze") and G.const(p.input[0]) is not None:
-        return G.const(p.input[0])
+    p = v.producer() if v is not None else None
+    if p is not None and p.op_type in ("Reshape", "Unsqueeze"):
+        return const_value(p.inputs[0])
     return None
 
 
-def _rewrite_dq_lstm(G: _Graph, n: onnx.NodeProto) -> bool:
-    ins = list(n.input) + [""] * (12 - len(n.input))
-    wq, rq = G.const(ins[1]), G.const(ins[2])
-    ws, wz, rs, rz = (G.const(ins[i]) for i in (8, 9, 10, 11))
+def _rewrite_dq_lstm(R: _Rewrite, n: ir.Node) -> bool:
+    ins = list(n.inputs) + [None] * (12 - len(n.inputs))
+    wq, rq = const_value(ins[1]), const_value(ins[2])
+    ws, wz, rs, rz = (const_value(ins[i]) for i in (8, 9, 10, 11))
     if wq is None or rq is None or ws is None or rs is None:
         return False
 
@@ -238,41 +295,43 @@ def _rewrite_dq_lstm(G: _Graph, n: onnx.NodeProto) -> bool:
         f = (q.astype(np.float64) - z) * s
         return np.ascontiguousarray(f.transpose(0, 2, 1)).astype(np.float32)  # -> [dirs, 4H, in]
 
-    wname = G.shared_init(("lstm", ins[1], _digest(ws), _digest(wz)), ins[1].replace("_quantized", "") + "_W",
+    w_in, r_in = _name(ins[1]), _name(ins[2])
+    wname = R.shared_init(("lstm", w_in, _digest(ws), _digest(wz)), w_in.replace("_quantized", "") + "_W",
                           lambda: deq(wq, ws, wz))
-    rname = G.shared_init(("lstm", ins[2], _digest(rs), _digest(rz)), ins[2].replace("_quantized", "") + "_R",
+    rname = R.shared_init(("lstm", r_in, _digest(rs), _digest(rz)), r_in.replace("_quantized", "") + "_R",
                           lambda: deq(rq, rs, rz))
     new_in = [ins[0], wname, rname, *ins[3:8]]
-    while new_in and not new_in[-1]:
+    while new_in and new_in[-1] is None:
         new_in.pop()
-    lstm = helper.make_node("LSTM", new_in, list(n.output), name=n.name.replace("_quant", ""))
-    lstm.attribute.extend(n.attribute)
-    G.replace[id(n)] = [lstm]
+    R.replace[n] = _Replacement("LSTM", new_in, list(n.outputs), _name(n).replace("_quant", ""),
+                                n.attributes.values())
     return True
 
 
-def _rewrite_dequantize_linear(G: _Graph, n: onnx.NodeProto) -> bool:
-    scale = G.const(n.input[1])
-    zp = G.const(n.input[2]) if len(n.input) > 2 and n.input[2] else None
-    axis = next((a.i for a in n.attribute if a.name == "axis"), 1)
-    x = G.const(n.input[0])
+def _rewrite_dequantize_linear(R: _Rewrite, n: ir.Node) -> bool:
+    scale = const_value(_input(n, 1))
+    zp = const_value(_input(n, 2))
+    axis = n.attributes.get_int("axis", 1)
+    x = const_value(n.inputs[0])
     if x is not None and scale is not None:
-        G.new_inits[n.output[0]] = _dq(x, scale, zp, axis=axis if np.ndim(scale) else None)
-        G.drop.add(id(n))
+        out = n.outputs[0]
+        R.new_inits[out.name] = _dq(x, scale, zp, axis=axis if np.ndim(scale) else None)
+        R.as_init[out] = out.name
+        R.drop.add(n)
         return True
-    p = G.prod.get(n.input[0])
+    p = n.inputs[0].producer() if n.inputs[0] is not None else None
     if p is not None and p.op_type == "Gather" and scale is not None and np.ndim(scale) == 0:
-        table = G.const(p.input[0])
-        if table is not None and len(G.readers(p.output[0])) == 1:
-            tname = G.shared_init(("gather", p.input[0], _digest(scale), _digest(zp)),
-                                  p.input[0].replace("_quantized", ""), lambda: _dq(table, scale, zp))
-            gather = helper.make_node("Gather", [tname, p.input[1]], [n.output[0]], name=p.name.replace("_quant", ""))
-            gather.attribute.extend(p.attribute)
-            G.replace[id(n)] = [gather]
-            G.drop.add(id(p))
+        table = const_value(p.inputs[0])
+        if table is not None and len(p.outputs[0].uses()) == 1:
+            t_in = _name(p.inputs[0])
+            tname = R.shared_init(("gather", t_in, _digest(scale), _digest(zp)),
+                                  t_in.replace("_quantized", ""), lambda: _dq(table, scale, zp))
+            R.replace[n] = _Replacement("Gather", [tname, p.inputs[1]], [n.outputs[0]],
+                                        _name(p).replace("_quant", ""), p.attributes.values())
+            R.drop.add(p)
             return True
     if p is not None and p.op_type == "QuantizeLinear":  # activation Q -> DQ pair
-        G.replace[id(n)] = [helper.make_node("Identity", [p.input[0]], [n.output[0]], name=n.name + "_bypass")]
+        R.bypass[n] = p
         return True
     return False
 
@@ -288,61 +347,32 @@ _REWRITES = {
 def dequantize(model: onnx.ModelProto, source: str = "<model>") -> tuple[onnx.ModelProto, DequantReport]:
     """Return a float copy of ``model`` and what was rewritten. Raises ModelError if an integer op
     is left that kopt cannot rewrite (naming the op), so no half-float model is produced."""
-    m = onnx.ModelProto()
-    m.CopyFrom(model)
-    G = _Graph(m)
+    irm = ir.serde.deserialize_model(model)
+    g = irm.graph
+    R = _Rewrite(g)
     rep = DequantReport()
     failed: Counter = Counter()
-    for n in list(G.g.node):
+    nodes = list(g)
+    for n in nodes:
         fn = _REWRITES.get(n.op_type)
-        if fn is None or id(n) in G.drop:
+        if fn is None or n in R.drop:
             continue
-        if fn(G, n):
+        if fn(R, n):
             rep.rewritten[n.op_type] += 1
         else:
             failed[n.op_type] += 1
-    new_nodes = []
-    for n in G.g.node:
-        if id(n) in G.drop:
-            continue
-        new_nodes.extend(G.replace.get(id(n), [n]))
-    del G.g.node[:]
-    G.g.node.extend(new_nodes)
-    for name, arr in G.new_inits.items():
-        G.g.initializer.append(numpy_helper.from_array(arr, name))
-    before = len(new_nodes)
-    _bypass_identities(G.g)
-    remove_unread(G.g)
-    rep.removed_nodes = before - len(G.g.node)
-    left = Counter(n.op_type for n in G.g.node if n.op_type in QUANT_OPS)
+    R.apply()
+    before = sum(n not in R.drop for n in nodes)  # each replaced node by one, the dropped ones gone
+    # the integer ops, the activation quantizers, their chains and the quantized weights nothing reads
+    RemoveUnusedNodesPass()(irm)
+    irm.producer_name = "kopt.reference"
+    m = ir.serde.serialize_model(irm)
+    rep.removed_nodes = before - len(m.graph.node)
+    left = Counter(n.op_type for n in m.graph.node if n.op_type in QUANT_OPS)
     rep.remaining_quant_ops = dict(left)
     if left:
         ops = ", ".join(f"{k} x{v}" for k, v in sorted(left.items()))
         raise ModelError(f"{source}: cannot rebuild an fp32 reference: unsupported quantized pattern(s) left ({ops})")
-    rep.float_params = sum(int(np.prod(t.dims)) for t in G.g.initializer
+    rep.float_params = sum(int(np.prod(t.dims)) for t in m.graph.initializer
                            if t.data_type in (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16))
-    m.producer_name = "kopt.reference"
     return m, rep
-
-
-def _bypass_identities(g: onnx.GraphProto) -> None:
-    outputs = {o.name for o in g.output}
-    rename = {}
-    keep = []
-    for n in g.node:
-        if n.op_type == "Identity" and n.name.endswith("_bypass") and n.output[0] not in outputs:
-            rename[n.output[0]] = n.input[0]
-        else:
-            keep.append(n)
-
-    def resolve(x: str) -> str:
-        while x in rename:
-            x = rename[x]
-        return x
-
-    for n in keep:
-        for i, x in enumerate(n.input):
-            if x in rename:
-                n.input[i] = resolve(x)
-    del g.node[:]
-    g.node.extend(keep)

@@ -183,6 +183,14 @@ def test_unknown_channel_count_is_not_matched(tmp_path):
     _unchanged(tmp_path, b.model([y], x_shape=(1, "C", "T")), "channel count of x unknown")
 
 
+def test_normalization_squared_is_not_matched(tmp_path):
+    # Mul(n, n) reads the normalization twice: no gamma to scale it by
+    b = _Builder(20)
+    n = b.norm("x")
+    src, out = _unchanged(tmp_path, b.model([b.op("Mul", [n, n])]), "read by Mul(n, n)")
+    _same_outputs(src, out, _feeds())
+
+
 def test_adain_feeding_a_cumsum_is_left_alone(tmp_path):
     b = _Builder(20)
     y = b.adain(b.norm("x"), *b.style_affine("style"))
@@ -200,9 +208,9 @@ def test_adain_feeding_a_quantize_linear_fails_with_advice(tmp_path):
         _apply(tmp_path, model)
     # the rewrite itself leaves Q/DQ as they were
     qdq = sorted(n.SerializeToString() for n in model.graph.node if n.op_type.endswith("QuantizeLinear"))
-    rep = rewrite_adain(model)
+    out, rep = rewrite_adain(model)
     assert rep["adain_rewritten"] == rep["adain_requantized"] == 1
-    assert sorted(n.SerializeToString() for n in model.graph.node if n.op_type.endswith("QuantizeLinear")) == qdq
+    assert sorted(n.SerializeToString() for n in out.graph.node if n.op_type.endswith("QuantizeLinear")) == qdq
 
 
 def test_adain_feeding_a_dynamic_quantizer_fails_too(tmp_path):

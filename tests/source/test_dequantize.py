@@ -104,3 +104,68 @@ def test_float_model_passes_through_untouched():
     fm, rep = dequantize(m)
     assert sum(rep.rewritten.values()) == 0
     assert [n.op_type for n in fm.graph.node] == [n.op_type for n in m.graph.node]
+
+
+def _qdq_model():
+    """x -> Q -> DQ -> Q -> DQ -> MatMul(., DQ(int8 W)) -> y; x -> Q -> DQ -> xq, a graph output."""
+    from onnx import TensorProto, helper
+
+    rng = np.random.default_rng(3)
+    wq = rng.integers(-127, 128, (4, 3)).astype(np.int8)
+    inits = [numpy_helper.from_array(wq, "w_q"), numpy_helper.from_array(np.array(0.02, np.float32), "w_s"),
+             numpy_helper.from_array(np.array(3, np.int8), "w_zp"),
+             numpy_helper.from_array(np.array(0.05, np.float32), "a_s"),
+             numpy_helper.from_array(np.array(128, np.uint8), "a_zp")]
+    nodes = [helper.make_node("DequantizeLinear", ["w_q", "w_s", "w_zp"], ["W"], name="w/DQ"),
+             helper.make_node("QuantizeLinear", ["x", "a_s", "a_zp"], ["q1"], name="a/Q1"),
+             helper.make_node("DequantizeLinear", ["q1", "a_s", "a_zp"], ["d1"], name="a/DQ1"),
+             helper.make_node("QuantizeLinear", ["d1", "a_s", "a_zp"], ["q2"], name="a/Q2"),
+             helper.make_node("DequantizeLinear", ["q2", "a_s", "a_zp"], ["d2"], name="a/DQ2"),
+             helper.make_node("MatMul", ["d2", "W"], ["y"], name="mm"),
+             helper.make_node("QuantizeLinear", ["x", "a_s", "a_zp"], ["q3"], name="o/Q"),
+             helper.make_node("DequantizeLinear", ["q3", "a_s", "a_zp"], ["xq"], name="o/DQ")]
+    g = helper.make_graph(nodes, "qdq", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 4])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 3]),
+                           helper.make_tensor_value_info("xq", TensorProto.FLOAT, [2, 4])], inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 9
+    onnx.checker.check_model(m)
+    return m, wq
+
+
+def test_qdq_graph_gets_float_weights_and_loses_its_activation_pairs(tmp_path):
+    from tests.graphs import run_outputs
+
+    m, wq = _qdq_model()
+    fm, rep = dequantize(m)
+    onnx.checker.check_model(fm)
+    assert rep.rewritten == {"DequantizeLinear": 4} and rep.remaining_quant_ops == {}
+    # the weight's DQ became the float initializer W; the chained pairs went, the one writing a graph
+    # output stays an Identity of x
+    assert sorted(n.op_type for n in fm.graph.node) == ["Identity", "MatMul"]
+    assert rep.removed_nodes == 5  # the 3 Q and 2 bypassed DQ (W's DQ, now an initializer, is not counted)
+    mm = next(n for n in fm.graph.node if n.op_type == "MatMul")
+    assert list(mm.input) == ["x", "W"]
+    want = ((wq.astype(np.float64) - 3) * np.float64(np.float32(0.02))).astype(np.float32)
+    np.testing.assert_array_equal(_inits(fm)["W"], want)
+    onnx.save(fm, str(tmp_path / "f.onnx"))
+    x = np.random.default_rng(4).standard_normal((2, 4)).astype(np.float32)
+    out = run_outputs(tmp_path / "f.onnx", {"x": x})
+    np.testing.assert_array_equal(out["xq"], x)
+    np.testing.assert_allclose(out["y"], x @ want, rtol=1e-6, atol=1e-6)
+
+
+def test_unrewritable_integer_op_fails_naming_it():
+    # a MatMulInteger whose input no DynamicQuantizeLinear quantizes: no scale to dequantize with
+    from onnx import TensorProto, helper
+
+    from kopt.core.errors import ModelError
+
+    g = helper.make_graph(
+        [helper.make_node("MatMulInteger", ["a", "b"], ["y"])], "mmi",
+        [helper.make_tensor_value_info("a", TensorProto.UINT8, [2, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.INT32, [2, 3])],
+        [numpy_helper.from_array(np.ones((4, 3), np.uint8), "b")])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    with pytest.raises(ModelError, match="MatMulInteger x1"):
+        dequantize(m, "m.onnx")
