@@ -20,6 +20,10 @@ def sensitivity_cmd(
     out: Path = typer.Option(Path("artifacts/sensitivity"), "--out", help="Folder for sensitivity.json/.png."),
     group: Optional[List[str]] = typer.Option(None, "--group", "-g", help="Candidate group (repeatable; default: all)."),
     budget: float = typer.Option(4.0, "--budget", help="Mean aligned PESQ-wb the combined model must keep."),
+    margin: float = typer.Option(0.1, "--margin", help="Headroom above the budget: the search accepts a set "
+                                 "only at budget + margin or more."),
+    case_floor: float = typer.Option(3.9, "--case-floor", help="No check sentence of an accepted set may score "
+                                     "below this (0: no floor)."),
     case: Optional[List[str]] = typer.Option(None, "--case", help="Check-set sentences: short, medium, long."),
     method: str = typer.Option("MinMax", "--method", help="Calibration: MinMax, Entropy or Percentile."),
     no_search: bool = typer.Option(False, "--no-search", help="Rank only; skip the budget search."),
@@ -36,7 +40,7 @@ def sensitivity_cmd(
     from kopt.core.runner import resolve_input
     from kopt.quality.sensitivity import SensitivityConfig, run_sensitivity, write_precision_map
 
-    fields: dict = {"budget": budget, "calibrate_method": method, "search": not no_search, "threads": threads,
+    fields: dict = {"budget": budget, "margin": margin, "case_floor": case_floor or None, "calibrate_method": method, "search": not no_search, "threads": threads,
                     "balance": not no_balance}
     if group:
         fields["groups"] = tuple(group)

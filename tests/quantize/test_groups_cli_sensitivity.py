@@ -119,13 +119,13 @@ def test_sensitivity_ranks_and_bisects(tmp_path, named_path, monkeypatch):
     def fake_score(c, path):
         groups = json.loads(path.read_text())
         s = 4.5 - sum(penalty[g] for g in groups)
-        return {"score": s, "metric": "pesq_wb_aligned", "pesq_wb_natural": s, "issues": []}
+        return {"score": s, "metric": "pesq_wb_aligned", "min": s - 0.3, "pesq_wb_natural": s, "issues": []}
 
     monkeypatch.setattr(qs, "ReferenceScorer", FakeScorer)
     monkeypatch.setattr(S, "_quantize", fake_quantize)
     monkeypatch.setattr(S, "_score", fake_score)
     monkeypatch.setattr("kopt.quality.align.instrumented", lambda p, accept_input, cache_dir=None: p)
-    cfg = S.SensitivityConfig(groups=tuple(penalty) + ("predictor.F0",), budget=4.2,
+    cfg = S.SensitivityConfig(groups=tuple(penalty) + ("predictor.F0",), budget=4.2, margin=0, case_floor=None,
                               op_types=("Conv", "ConvTranspose", "MatMul"))
     res = S.run_sensitivity(named_path, tmp_path / "out", cfg, voices={"v": __import__("numpy").zeros((510, 1, 256), "float32")})
     assert res["skipped_groups"] == ["predictor.F0"]  # no weight node in the tiny graph
@@ -144,7 +144,8 @@ def test_sensitivity_ranks_and_bisects(tmp_path, named_path, monkeypatch):
     # a second run reuses the alone-scores of the first for the same settings: only new groups and the
     # search probes quantize again
     calls.clear()
-    cfg2 = S.SensitivityConfig(groups=tuple(penalty), budget=4.2, op_types=("Conv", "ConvTranspose", "MatMul"),
+    cfg2 = S.SensitivityConfig(groups=tuple(penalty), budget=4.2, margin=0, case_floor=None,
+                               op_types=("Conv", "ConvTranspose", "MatMul"),
                                reuse=str(tmp_path / "out" / "sensitivity.json"))
     res2 = S.run_sensitivity(named_path, tmp_path / "out2", cfg2,
                              voices={"v": __import__("numpy").zeros((510, 1, 256), "float32")})
@@ -158,3 +159,45 @@ def test_sensitivity_ranks_and_bisects(tmp_path, named_path, monkeypatch):
     with pytest.raises(KoptError, match="calib_seed"):
         S.run_sensitivity(named_path, tmp_path / "out3", cfg3,
                           voices={"v": __import__("numpy").zeros((510, 1, 256), "float32")})
+
+
+@pytest.mark.parametrize("margin,floor,chosen", [
+    (0.0, None, {"op:MatMul", "decoder.decode.0", "decoder.decode.1"}),   # 4.30 >= 4.2: grazes the budget
+    (0.15, None, {"op:MatMul", "decoder.decode.0"}),                      # three: 4.30 < 4.35; two: 4.40
+    (0.0, 4.05, {"op:MatMul", "decoder.decode.0"}),                       # three: worst sentence 4.00 < 4.05
+])
+def test_search_keeps_a_margin_and_a_case_floor(tmp_path, named_path, monkeypatch, margin, floor, chosen):
+    """The same damage table: a margin above the budget, or a floor under the worst sentence, gives
+    up the set that only grazes the budget."""
+    import numpy as np
+
+    import kopt.quality.score as qs
+    from kopt.quality import sensitivity as S
+
+    penalty = {"decoder.decode.0": 0.05, "decoder.decode.1": 0.1, "generator.ups": 0.2, "op:MatMul": 0.05}
+
+    class FakeScorer:
+        aligned, align_reason = True, None
+
+        def __init__(self, *a, **k):
+            pass
+
+    def fake_quantize(c, model, include, tag):
+        p = tmp_path / f"{tag}.onnx"
+        p.write_text(json.dumps(list(include)))
+        return p
+
+    def fake_score(c, path):
+        s = round(4.5 - sum(penalty[g] for g in json.loads(path.read_text())), 4)
+        return {"score": s, "metric": "pesq_wb_aligned", "min": round(s - 0.3, 4), "pesq_wb_natural": s, "issues": []}
+
+    monkeypatch.setattr(qs, "ReferenceScorer", FakeScorer)
+    monkeypatch.setattr(S, "_quantize", fake_quantize)
+    monkeypatch.setattr(S, "_score", fake_score)
+    monkeypatch.setattr("kopt.quality.align.instrumented", lambda p, accept_input, cache_dir=None: p)
+    cfg = S.SensitivityConfig(groups=tuple(penalty), budget=4.2, margin=margin, case_floor=floor,
+                              op_types=("Conv", "ConvTranspose", "MatMul"))
+    res = S.run_sensitivity(named_path, tmp_path / "out", cfg, voices={"v": np.zeros((510, 1, 256), "float32")})
+    assert set(res["int8_groups"]) == chosen
+    m = json.loads(S.write_precision_map(res, tmp_path / "map.json").read_text())
+    assert m["made_by"]["margin"] == margin and m["made_by"]["case_floor"] == floor
