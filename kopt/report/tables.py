@@ -136,13 +136,13 @@ def _threads(n: int) -> str:
 
 def scaling_frame(metrics_by_variant: Sequence[tuple[str, str, dict[str, Any]]]):
     """Thread scaling, one row per (variant, key, metrics): the RTF median at every thread count measured, and
-    the speed-up over 1 thread (RTF at 1 / RTF at n); a count that failed reads "failed". None when no
-    variant has the figures (records from before scaling, providers other than CPU)."""
+    the speed-up over 1 thread (RTF at 1 / RTF at n); a count that failed reads "failed". None when fewer
+    than two counts were measured (records from before scaling, providers other than CPU, scaling off)."""
     import pandas as pd
 
     have = [(v, k, m) for v, k, m in metrics_by_variant if scaling_counts(m)]
     counts = sorted({n for _, _, m in have for n in scaling_counts(m)})
-    if not counts:
+    if len(counts) < 2:
         return None
     out = []
     for variant, key, m in have:

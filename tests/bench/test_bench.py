@@ -193,6 +193,29 @@ def test_cli_bench_and_unknown_provider(tmp_path, voices_npz):
     assert "unknown provider 'warp-drive'" in str(r.exception) + r.output
 
 
+def test_cli_bench_prints_and_records_thread_scaling(tmp_path, voices_npz):
+    from kopt.cli.main import app
+
+    model = tiny_kokoro(tmp_path / "t.onnx")
+    out = tmp_path / "r.jsonl"
+    common = ["--artifacts", str(tmp_path / "art"), "bench", str(model), "-p", "cpu", "--voices", str(voices_npz),
+              "--repeats", "1", "--warmup", "0", "--ttfa-repeats", "0", "--text", "short-1", "--no-partition",
+              "--threads", "2", "--out", str(out)]
+    r = CliRunner().invoke(app, common + ["--scaling-threads", "1", "--scaling-repeats", "1"])
+    assert r.exit_code == 0, r.output
+    assert "thread scaling (cpu)" in r.output and "RTF 1 thread" in r.output and "speed-up 2 threads" in r.output
+    (rec,) = read_records(out)
+    assert rec["metrics"]["rtf_threads_1_median"] > 0 and rec["extra"]["thread_scaling"]["1"]["n"] == 1
+    out.unlink()
+    r = CliRunner().invoke(app, common + ["--no-scaling"])
+    assert r.exit_code == 0, r.output
+    (rec,) = read_records(out)
+    assert "thread scaling" not in r.output and "thread_scaling" not in rec.get("extra", {})
+    assert not any(k.startswith("rtf_threads_") for k in rec["metrics"])
+    r = CliRunner().invoke(app, ["bench", "--help"])
+    assert "--scaling-threads" in r.output and "--no-scaling" in r.output
+
+
 def test_peak_rss_is_the_workers_own_not_the_parents():
     """ru_maxrss survives fork+exec on Linux, so a worker started by a large parent would report the
     parent's peak; the worker reports VmHWM of its own address space instead."""
