@@ -154,7 +154,7 @@ def scaling_frame(metrics_by_variant: Sequence[tuple[str, str, dict[str, Any]]])
         for n in counts:
             if n != 1 and 1 in counts:
                 ok = is_number(rtf[1]) and is_number(rtf[n]) and rtf[n] > 0
-                rec[f"speed-up {_threads(n)}"] = fmt(rtf[1] / rtf[n]) + "x" if ok else ""
+                rec[f"speed-up {_threads(n)}"] = f"{rtf[1] / rtf[n]:.2f}x" if ok else ""
         out.append(rec)
     return pd.DataFrame(out)
 

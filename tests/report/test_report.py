@@ -164,7 +164,7 @@ def test_thread_scaling_table_only_when_recorded(tmp_path):
     for col in ("RTF 1 thread", "RTF 2 threads", "RTF 4 threads", "speed-up 2 threads", "speed-up 4 threads"):
         assert col in section, col
     int8 = next(ln for ln in section.splitlines() if ln.startswith("| int8"))
-    assert "0.4" in int8 and "0.2" in int8 and "2x" in int8 and "3.2x" in int8
+    assert "0.4" in int8 and "0.2" in int8 and "2.00x" in int8 and "3.20x" in int8
     int4 = next(ln for ln in section.splitlines() if ln.startswith("| int4"))
     assert "failed" in int4
     assert "broken" not in section  # a failed cell has no scaling row
