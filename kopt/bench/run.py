@@ -6,6 +6,13 @@ inference. Then warm-up, then ``repeats`` rounds; each round visits every live c
 order) and times every text once, so a noisy machine hits all cells alike. Then TTFA rounds, node
 placement and peak RSS. A worker that crashes, hangs or runs out of memory fails only its own cell.
 Ratios are against the baseline variant on the same provider config, within this one run.
+
+Thread scaling comes last, after the main workers are closed (so memory never holds two sets): for
+each extra count of ``scaling_threads`` (the main ``threads`` is one of the figures already; counts
+above the machine's cores are recorded as skipped), fresh workers load every CPU-provider cell that
+is still ok with that many intra-op threads, then warm-up and ``scaling_repeats`` interleaved
+rounds, exactly as above. Other providers are left out: intra-op threads only size the CPU
+provider's pool. A cell that fails at an extra count records why there; its main figures stand.
 """
 
 from __future__ import annotations
@@ -19,8 +26,9 @@ from kopt.bench.stats import ratio, summary
 from kopt.bench.textset import TextItem, load_textset
 from kopt.bench.variants import Variant
 from kopt.core.contract import SAMPLE_RATE
+from kopt.core.env import machine
 from kopt.core.progress import NullProgress
-from kopt.core.providers import ProviderConfig, availability, available_providers, get_many
+from kopt.core.providers import CPU, ProviderConfig, availability, available_providers, get_many
 from kopt.core.results import make_record
 
 
@@ -38,6 +46,7 @@ class Cell:
     ttfa_error: str | None = None
     partition: dict[str, Any] | None = None
     stats: dict[str, Any] = field(default_factory=dict)
+    scaling: dict[int, "Cell"] = field(default_factory=dict)  # extra thread count -> its own cell (worker, runs)
 
     @property
     def live(self) -> bool:
@@ -63,17 +72,9 @@ def run_bench(variants: Sequence[Variant], settings: BenchSettings, *, voices_pa
         ok, why = availability(c.provider, avail)
         if not ok:
             c.status, c.reason = "skipped", why
-    texts = [[it.id, it.ids] for it in items]
-    live = [c for c in cells if c.status == "ok"]
+    job = _Job(settings, voices_path, vocab, voice, tuple(items), worker_argv)
     try:
-        with progress.task("loading cells", total=len(live)) as t:
-            for c in live:
-                _start(c, settings, voices_path, vocab, voice, items[0], worker_argv)
-                t.advance()
-        _rounds(cells, "warm-up", settings.warmup, lambda c: c.worker.request(
-            "run", texts=texts, voice=voice, speed=settings.speed), None, progress)
-        _rounds(cells, "timing", settings.repeats, lambda c: c.worker.request(
-            "run", texts=texts, voice=voice, speed=settings.speed), lambda c, r: c.runs.extend(r["runs"]), progress)
+        _timed(cells, job, settings.threads, settings.repeats, "", progress)
         if settings.ttfa_repeats:
             _ttfa(cells, settings, textset.ttfa_text, voice, progress)
         for c in cells:
@@ -87,11 +88,72 @@ def run_bench(variants: Sequence[Variant], settings: BenchSettings, *, voices_pa
             except CellFailed as e:
                 c.fail(str(e))
     finally:
-        for c in cells:
-            if c.worker is not None:
-                c.worker.close()
+        _close(cells)
+    _scaling(cells, job, progress)
     records = [_record(c, cells, variants, settings, textset, items, voice, run_id) for c in cells]
     return records
+
+
+@dataclass(frozen=True)
+class _Job:
+    """What every worker of one run loads and runs, at whatever thread count."""
+
+    settings: BenchSettings
+    voices_path: str
+    vocab: dict[str, int]
+    voice: str
+    items: tuple[TextItem, ...]
+    argv: Sequence[str] | None
+
+    @property
+    def texts(self) -> list[list[Any]]:
+        return [[it.id, it.ids] for it in self.items]
+
+
+def _timed(cells: list[Cell], job: _Job, threads: int, repeats: int, label: str, progress) -> None:
+    """Start a worker per ok cell with ``threads`` intra-op threads, then warm-up and ``repeats`` timed
+    rounds, interleaved; the runs land in each cell's ``runs``."""
+    s, texts = job.settings, job.texts
+    live = [c for c in cells if c.status == "ok"]
+    with progress.task("loading cells" + label, total=len(live)) as t:
+        for c in live:
+            _start(c, s, job.voices_path, job.vocab, job.voice, job.items[0], job.argv, threads)
+            t.advance()
+
+    def run(c: Cell) -> dict[str, Any]:
+        return c.worker.request("run", texts=texts, voice=job.voice, speed=s.speed)
+
+    _rounds(cells, "warm-up" + label, s.warmup, run, None, progress)
+    _rounds(cells, "timing" + label, repeats, run, lambda c, r: c.runs.extend(r["runs"]), progress)
+
+
+def _close(cells: Sequence[Cell]) -> None:
+    for c in cells:
+        if c.worker is not None:
+            c.worker.close()
+
+
+def scaling_plan(s: BenchSettings, cores: int) -> tuple[list[int], dict[int, str]]:
+    """(extra thread counts to measure, {count: why it is skipped}): the ``scaling_threads`` other than the
+    main ``threads``; those above the machine's ``cores`` are skipped."""
+    extra = sorted(set(s.scaling_threads) - {s.threads})
+    skipped = {n: f"more threads than the machine's {cores} cores" for n in extra if n > cores}
+    return [n for n in extra if n not in skipped], skipped
+
+
+def _scaling(cells: list[Cell], job: _Job, progress) -> None:
+    """Time every ok CPU-provider cell again at each extra thread count, in fresh workers (one count at a
+    time, the cells interleaved); a failure is kept in that count's cell, never the main one."""
+    counts, _ = scaling_plan(job.settings, int(machine()["cores"]))
+    cpu = [c for c in cells if c.status == "ok" and c.provider.ep == CPU]
+    for n in counts if cpu else ():
+        shadows = [Cell(c.variant, c.provider) for c in cpu]
+        for c, sh in zip(cpu, shadows):
+            c.scaling[n] = sh
+        try:
+            _timed(shadows, job, n, job.settings.scaling_repeats, f" ({n} thread{'s' if n > 1 else ''})", progress)
+        finally:
+            _close(shadows)
 
 
 def _first_voice(voices_path: str) -> str:
@@ -102,11 +164,11 @@ def _first_voice(voices_path: str) -> str:
 
 
 def _start(c: Cell, s: BenchSettings, voices_path: str, vocab: dict[str, int], voice: str, first_item: TextItem,
-           argv: Sequence[str] | None) -> None:
+           argv: Sequence[str] | None, threads: int) -> None:
     c.worker = WorkerHandle(argv, memory_mb=s.memory_limit_mb, timeout_s=s.timeout_s)
     try:
         c.load = c.worker.request("load", model=str(c.variant.path), voices=str(voices_path), vocab=vocab,
-                                  providers=c.provider.ort_providers(), ep=c.provider.ep, threads=s.threads,
+                                  providers=c.provider.ort_providers(), ep=c.provider.ep, threads=threads,
                                   voice=voice)
         c.first = c.worker.request("run", texts=[[first_item.id, first_item.ids]], voice=voice,
                                    speed=s.speed)["runs"][0]
@@ -147,9 +209,16 @@ def _ttfa(cells: list[Cell], s: BenchSettings, text: str, voice: str, progress) 
     _rounds(cells, "TTFA", s.ttfa_repeats, call, lambda c, r: r is not None and c.ttfa.append(r["seconds"]), progress)
 
 
+_SPREAD = ("p10", "p90", "min", "max", "std", "n")  # what a record's spread keeps of a summary
+
+
+def _rtf(runs: Sequence[dict[str, Any]]) -> list[float]:
+    return [r["seconds"] / (r["samples"] / SAMPLE_RATE) for r in runs if r["samples"]]
+
+
 def _metrics(c: Cell, items: Sequence[TextItem]) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
     cat = {it.id: it.category for it in items}
-    rtf = [r["seconds"] / (r["samples"] / SAMPLE_RATE) for r in c.runs if r["samples"]]
+    rtf = _rtf(c.runs)
     m: dict[str, Any] = {"size_mb": c.variant.size_mb, "load_s": c.load.get("load_s"),
                          "first_infer_s": c.first.get("seconds")}
     rs = summary(rtf)
@@ -171,10 +240,39 @@ def _metrics(c: Cell, items: Sequence[TextItem]) -> tuple[dict[str, Any], dict[s
     m["rss_loaded_mb"] = c.load.get("rss_mb")
     spread = {}
     if rs["n"]:
-        spread["rtf"] = {k: rs[k] for k in ("p10", "p90", "min", "max", "std", "n")}
+        spread["rtf"] = {k: rs[k] for k in _SPREAD}
     if ts["n"]:
-        spread["ttfa_ms"] = {k: ts[k] for k in ("p10", "p90", "min", "max", "std", "n")}
+        spread["ttfa_ms"] = {k: ts[k] for k in _SPREAD}
     return m, spread, per_text
+
+
+def _scaling_figures(c: Cell, s: BenchSettings) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """Metrics ``rtf_threads_<n>_median`` (null where that count failed), their spread ``rtf_threads_<n>``,
+    and ``extra["thread_scaling"]``: {"<n>": {status, rtf_median, rtf_p90, n, repeats, speedup_vs_1, main}}
+    or {status: failed|skipped, reason}, for the main count (when set) and every scaling count."""
+    if c.provider.ep != CPU or c.status != "ok" or not s.scaling_threads:
+        return {}, {}, {}
+    _, skipped = scaling_plan(s, int(machine()["cores"]))
+    cells = {**c.scaling, **({s.threads: c} if s.threads >= 1 else {})}
+    rtf = {n: summary(_rtf(x.runs)) for n, x in cells.items() if x.status == "ok"}
+    m: dict[str, Any] = {}
+    spread: dict[str, Any] = {}
+    table: dict[str, Any] = {}
+    for n in sorted({*cells, *skipped}):
+        if n in skipped:
+            table[str(n)] = {"status": "skipped", "reason": skipped[n]}
+        elif n not in rtf:
+            m[f"rtf_threads_{n}_median"] = None
+            table[str(n)] = {"status": "failed", "reason": cells[n].reason}
+        else:
+            rs = rtf[n]
+            m[f"rtf_threads_{n}_median"] = rs["median"]
+            if rs["n"]:
+                spread[f"rtf_threads_{n}"] = {k: rs[k] for k in _SPREAD}
+            table[str(n)] = {"status": "ok", "rtf_median": rs["median"], "rtf_p90": rs["p90"], "n": rs["n"],
+                             "repeats": s.repeats if cells[n] is c else s.scaling_repeats, "main": cells[n] is c,
+                             "speedup_vs_1": ratio(rtf[1]["median"], rs["median"]) if 1 in rtf else None}
+    return m, spread, {"thread_scaling": table}
 
 
 def _record(c: Cell, cells: list[Cell], variants: Sequence[Variant], s: BenchSettings, textset, items, voice: str,
@@ -202,6 +300,10 @@ def _record(c: Cell, cells: list[Cell], variants: Sequence[Variant], s: BenchSet
     }
     if c.ttfa_error:
         extra["ttfa_error"] = c.ttfa_error
+    sm, sspread, sextra = _scaling_figures(c, s)
+    m.update(sm)
+    spread.update(sspread)
+    extra.update(sextra)
     if c.partition:
         extra["partition"] = c.partition
     if c.stats.get("vm_hwm_mb") is not None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Annotated, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -33,6 +33,13 @@ class BenchSettings(BaseModel):
     memory_limit_mb: int = Field(16384, ge=0, description="Address-space cap (RLIMIT_AS) per worker; 0 = none.")
     partition: bool = Field(True, description="Record which provider runs each node (ORT profiler), and whether "
                             "the session builds with CPU fallback disabled.")
+    scaling_threads: tuple[Annotated[int, Field(ge=1)], ...] = Field(
+        (1,), description="Thread scaling: further intra-op thread counts to time RTF at, in fresh workers after the "
+        "main measurement, on CPU-provider cells only (threads only change the CPU provider). The main count "
+        "(threads) is always among the figures; counts above the machine's cores are recorded as skipped; "
+        "empty: no scaling.")
+    scaling_repeats: int = Field(2, ge=1, description="Timed rounds at each scaling thread count (after the same "
+                                 "warm-up as the main measurement); fewer than repeats keeps the extra time small.")
 
     @field_validator("providers")
     @classmethod

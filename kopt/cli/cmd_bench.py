@@ -33,6 +33,13 @@ def bench_cmd(
     timeout: Optional[float] = typer.Option(None, "--timeout", help="Seconds a worker may take per request."),
     memory_mb: Optional[int] = typer.Option(None, "--memory-mb", help="Address-space cap per worker (MB; 0 = none)."),
     no_partition: bool = typer.Option(False, "--no-partition", help="Skip recording node placement."),
+    scaling_threads: Optional[List[int]] = typer.Option(None, "--scaling-threads", help="Thread scaling: a further "
+                                                        "intra-op thread count to time RTF at on CPU cells "
+                                                        "(repeatable; default 1; counts above the cores are "
+                                                        "skipped)."),
+    scaling_repeats: Optional[int] = typer.Option(None, "--scaling-repeats", help="Timed rounds per scaling "
+                                                  "thread count (default 2)."),
+    no_scaling: bool = typer.Option(False, "--no-scaling", help="Time at the main thread count only."),
     voices: Optional[Path] = typer.Option(None, "--voices", help="Voice pack (.npz); default: the base artifact's."),
     out: Optional[Path] = typer.Option(None, "--out", help="Results JSONL (default artifacts/results/<run_id>.jsonl)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the settings and cells; measure nothing."),
@@ -49,9 +56,12 @@ def bench_cmd(
     values = read_section(recipe, "bench")
     values.update(state.overrides(variants=variants, providers=provider, threads=threads, repeats=repeats, warmup=warmup,
                              ttfa_repeats=ttfa_repeats, categories=category, texts=text, voice=voice,
-                             baseline=baseline, timeout_s=timeout, memory_limit_mb=memory_mb))
+                             baseline=baseline, timeout_s=timeout, memory_limit_mb=memory_mb,
+                             scaling_threads=scaling_threads, scaling_repeats=scaling_repeats))
     if no_partition:
         values["partition"] = False
+    if no_scaling:
+        values["scaling_threads"] = ()
     settings = validate(BenchSettings, values, str(recipe) if recipe else "kopt bench")
     if not settings.variants:
         raise KoptError("no variants: pass VARIANT arguments (paths, artifact keys or ref names) or a recipe "
@@ -74,6 +84,8 @@ def bench_cmd(
     path = append_records(state.results_path(out, run_id), records)
     if not state.S.quiet:
         state.console().print(bench_table(records))
+        for t in scaling_tables(records):
+            state.console().print(t)
         reasons: dict[str, str] = {}
         for r in records:
             if r["provider"]["status"] != "ok":
@@ -105,6 +117,31 @@ def bench_table(records: list[dict]):
                   _f(m.get("ttfa_ms_median"), ".0f"), _f(m.get("rss_peak_mb"), ".0f"),
                   _f(m.get("speedup_vs_baseline"), ".2f") + ("x" if m.get("speedup_vs_baseline") else ""))
     return t
+
+
+def scaling_tables(records: list[dict]) -> list:
+    """One rich table per provider config whose records carry thread-scaling figures (the report's table)."""
+    from rich.table import Table
+
+    from kopt.report.tables import scaling_frame
+
+    by: dict[str, list[tuple[str, str, dict]]] = {}
+    for r in records:
+        if r["provider"]["status"] == "ok":
+            by.setdefault(r["provider"]["config"], []).append((r["variant"]["name"], str(r["variant"].get("key")),
+                                                               r["metrics"]))
+    out = []
+    for prov, rows in by.items():
+        df = scaling_frame(rows)
+        if df is None:
+            continue
+        t = Table(title=f"thread scaling ({prov}): RTF median per intra-op thread count", show_lines=False)
+        for col in df.columns:
+            t.add_column(str(col), justify="left" if col in ("variant", "key") else "right")
+        for row in df.itertuples(index=False):
+            t.add_row(*(str(v) for v in row))
+        out.append(t)
+    return out
 
 
 def providers_cmd() -> None:

@@ -25,7 +25,11 @@ Metric names by kind (all optional; a reader must accept missing or null ones):
               rtf_p90, rtf_{short,medium,long}_median, ttfa_ms_median, ttfa_ms_p90, rss_peak_mb,
               rss_loaded_mb, and against the run's baseline variant on the same provider config:
               speedup_vs_baseline (baseline RTF / this RTF), size_ratio_vs_baseline,
-              rss_ratio_vs_baseline, ttfa_ratio_vs_baseline. spread: rtf, ttfa_ms.
+              rss_ratio_vs_baseline, ttfa_ratio_vs_baseline; on CPU-provider cells, thread scaling:
+              rtf_threads_<n>_median for the main thread count and each settings.scaling_threads count
+              (null where that count failed). spread: rtf, ttfa_ms, rtf_threads_<n>.
+              extra.thread_scaling: {"<n>": {status, rtf_median, rtf_p90, n, repeats, main, speedup_vs_1}
+              or {status: failed|skipped, reason}}.
               inputs: model_sha256, text_set, text_set_version, text_set_sha256, texts, voice, speed.
   quality     <metric>_aligned / <metric>_natural for pesq_wb, stoi, estoi, log_mel_db, mrstft(_sc,_logmag),
               mcd_db (means over cases; pesq_wb_*_min too); dnsmos_{ovrl,sig,bak,p808} of the variant's

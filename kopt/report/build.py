@@ -328,6 +328,11 @@ def _tables_sections(r: _Report, variants) -> None:
                            + [f"{x.variant} on {x.provider}: quality figures from machine {x.quality_from[:8]}"
                               for x in r.rows if x.quality_from]))
     r.page.add("Variants per provider", "".join(body))
+    scaling = [(t.title, df) for t in r.tabs if t.measured and (df := tables.group_scaling_frame(t)) is not None]
+    if scaling:
+        r.page.add("Thread scaling", "".join(
+            f"<h3>{html.esc(title)}</h3>" + html.table(df, numeric=tuple(c for c in df.columns if c not in (
+                "variant", "key")), mono=("key",)) for title, df in scaling) + html.notes([tables.SCALING_NOTE]))
     r.page.add("Why each variant won or lost",
                "".join(f"<h3>{html.esc(t.title)}</h3>" + html.table(tables.group_selection_frame(t), mono=("key",))
                        for t in r.tabs if t.measured) or '<p class="meta">(nothing measured)</p>')

@@ -1,11 +1,12 @@
 """Tables: every (machine, variant, provider) row with its figures and the selection verdict, as a
 pandas DataFrame written to CSV (every metric, machine-readable names) and, for people, one table per
 provider (measured rows first; a provider where nothing was measured is one line with its reason) in
-Markdown, HTML and the CLI summary."""
+Markdown, HTML and the CLI summary; and, where bench measured it, each provider's thread scaling."""
 
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -121,6 +122,54 @@ def provider_frame(table: ProviderTable, columns: Sequence[str] | None = None):
     return pd.DataFrame(out)
 
 
+_SCALING = re.compile(r"rtf_threads_(\d+)_median")
+
+
+def scaling_counts(metrics: dict[str, Any]) -> list[int]:
+    """The thread counts a bench record (or row) has RTF figures for, ascending."""
+    return sorted(int(m.group(1)) for k in metrics if (m := _SCALING.fullmatch(k)))
+
+
+def _threads(n: int) -> str:
+    return f"{n} thread{'s' if n != 1 else ''}"
+
+
+def scaling_frame(metrics_by_variant: Sequence[tuple[str, str, dict[str, Any]]]):
+    """Thread scaling, one row per (variant, key, metrics): the RTF median at every thread count measured, and
+    the speed-up over 1 thread (RTF at 1 / RTF at n); a count that failed reads "failed". None when fewer
+    than two counts were measured (records from before scaling, providers other than CPU, scaling off)."""
+    import pandas as pd
+
+    have = [(v, k, m) for v, k, m in metrics_by_variant if scaling_counts(m)]
+    counts = sorted({n for _, _, m in have for n in scaling_counts(m)})
+    if len(counts) < 2:
+        return None
+    out = []
+    for variant, key, m in have:
+        rec: dict[str, Any] = {"variant": variant, "key": key[:KEY_CHARS]}
+        rtf = {n: m.get(f"rtf_threads_{n}_median") for n in counts}
+        for n in counts:
+            name = f"rtf_threads_{n}_median"
+            rec[f"RTF {_threads(n)}"] = fmt(rtf[n]) if rtf[n] is not None else ("failed" if name in m else "")
+        for n in counts:
+            if n != 1 and 1 in counts:
+                ok = is_number(rtf[1]) and is_number(rtf[n]) and rtf[n] > 0
+                rec[f"speed-up {_threads(n)}"] = f"{rtf[1] / rtf[n]:.2f}x" if ok else ""
+        out.append(rec)
+    return pd.DataFrame(out)
+
+
+def group_scaling_frame(table: ProviderTable):
+    """``scaling_frame`` of one measured group's ok rows, in the group's order (fastest first)."""
+    return scaling_frame([(r.variant, r.variant_key, r.metrics) for r in table.rows if r.status == "ok"])
+
+
+SCALING_NOTE = ("RTF median at each intra-op thread count, CPU provider only (threads size its pool); counts "
+                "other than the main one are timed in fewer rounds (bench scaling_repeats), in fresh workers; "
+                "speed-up = RTF at 1 thread / RTF at n threads; per-count n and spread in the records "
+                "(extra.thread_scaling)")
+
+
 def row_classes(table: ProviderTable) -> list[str]:
     out = []
     for r in table.rows:
@@ -234,6 +283,10 @@ def markdown_report(selection: Selection, title: str, speed: str | None,
     for t in tabs:
         if t.measured:
             out.append(f"## {t.title}\n\n" + to_markdown(provider_frame(t)))
+    for t in tabs:
+        df = group_scaling_frame(t) if t.measured else None
+        if df is not None:
+            out.append(f"## Thread scaling: {t.title}\n\n" + to_markdown(df) + f"\n{SCALING_NOTE}.\n")
     skipped = not_measured_lines(tabs)
     if skipped:
         out.append("## Not measured\n\n" + "".join(f"- {s}\n" for s in skipped))

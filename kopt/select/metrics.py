@@ -4,12 +4,14 @@ Each entry says which way is better (``higher``, ``lower``, or ``zero`` for sign
 zero is better), what it measures (``speed``/``memory`` depend on the machine; ``quality``/``size`` do
 not), its unit and a default regression threshold (``rel`` fraction for machine-dependent figures,
 ``abs`` for quality). Settings can add or override entries, so a new metric from bench/quality needs a
-line here or in a recipe, never code.
+line here or in a recipe, never code. Names with a number in them (bench's ``rtf_threads_<n>_median``,
+one per thread count) are one line of ``FAMILIES``: a pattern, its fields and a label with the number.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, replace
 from typing import Any, Literal, Mapping
 
@@ -112,6 +114,21 @@ WATCH_ONLY = frozenset({"load_s", "first_inference_s", "first_infer_s", "rtf_p90
 CATALOG: dict[str, Metric] = {n: Metric(n, d, k, lab, u, r, a, n not in WATCH_ONLY)
                               for n, (d, k, lab, u, r, a) in _TABLE.items()}
 
+# pattern: (direction, kind, label with {} for the number, unit, rel, abs); watch-only, like the per-category
+# medians: the scaling counts are timed in fewer rounds than the main figure (bench's scaling_repeats)
+FAMILIES: dict[str, tuple[Direction, Kind, str, str, float | None, float | None]] = {
+    r"rtf_threads_(\d+)_median": ("lower", "speed", "RTF median, {} threads", "", 0.10, None),
+}
+
+
+def family(name: str) -> Metric | None:
+    """The catalogue entry of a numbered name (``rtf_threads_4_median``), or None."""
+    for pattern, (d, k, lab, u, r, a) in FAMILIES.items():
+        m = re.fullmatch(pattern, name)
+        if m:
+            return Metric(name, d, k, lab.format(*m.groups()), u, r, a, gate=False)
+    return None
+
 
 class Catalog:
     """The built-in table plus overrides (from settings); unknown names give None, not a guess."""
@@ -120,8 +137,9 @@ class Catalog:
         self._m = dict(CATALOG)
         for name, fields in (overrides or {}).items():
             fields = {k: v for k, v in dict(fields).items() if v is not None}
-            if name in self._m:
-                self._m[name] = replace(self._m[name], **fields)
+            known = self._m.get(name) or family(name)
+            if known is not None:
+                self._m[name] = replace(known, **fields)
             else:
                 if "direction" not in fields:
                     raise ValueError(f"metric {name!r} is not in the catalogue: give its direction (higher/lower/zero)")
@@ -130,10 +148,10 @@ class Catalog:
                 self._m[name] = Metric(name=name, **fields)
 
     def get(self, name: str) -> Metric | None:
-        return self._m.get(name)
+        return self._m.get(name) or family(name)
 
     def require(self, name: str) -> Metric:
-        m = self._m.get(name)
+        m = self.get(name)
         if m is None:
             from kopt.core.errors import KoptError
 
@@ -145,7 +163,7 @@ class Catalog:
         return list(self._m)
 
     def __contains__(self, name: str) -> bool:
-        return name in self._m
+        return self.get(name) is not None
 
 
 def is_number(v: Any) -> bool:

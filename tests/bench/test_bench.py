@@ -97,6 +97,67 @@ def test_misbehaving_worker_fails_its_cell_only(tmp_path, voices_npz, mode, reas
     assert recs[1]["metrics"]["rtf_median"] > 0
 
 
+def test_thread_scaling_records_rtf_at_every_count(tmp_path, voices_npz):
+    """Main measurement at 2 threads, scaling at 1 (and at a count no machine has: skipped); only the CPU
+    cell scales. No timing is compared: only that the figures exist, with the right counts."""
+    a = variant(tiny_kokoro(tmp_path / "a.onnx", seed=0), "a")
+    b = variant(tiny_kokoro(tmp_path / "b.onnx", seed=1), "b")
+    s = BenchSettings(**{**QUICK, "threads": 2, "scaling_threads": (1, 2, 4096), "scaling_repeats": 1,
+                         "ttfa_repeats": 0, "partition": False})
+    recs = run_bench([a, b], s, voices_path=str(voices_npz), vocab=default_vocab(), run_id="r")
+    by = {(r["variant"]["name"], r["provider"]["config"]): r for r in recs}
+    for name in ("a", "b"):
+        r = by[(name, "cpu")]
+        assert r["provider"]["status"] == "ok", r["provider"]
+        m, ts = r["metrics"], r["extra"]["thread_scaling"]
+        assert m["rtf_threads_1_median"] > 0 and m["rtf_threads_2_median"] == m["rtf_median"]
+        assert "rtf_threads_4096_median" not in m
+        assert set(ts) == {"1", "2", "4096"}
+        assert ts["1"]["status"] == "ok" and ts["1"]["n"] == 1 * 2 and ts["1"]["repeats"] == 1  # 1 round x 2 texts
+        assert ts["2"]["main"] and ts["2"]["n"] == 2 * 2 and ts["2"]["repeats"] == 2
+        assert ts["1"]["speedup_vs_1"] == 1.0 and ts["2"]["speedup_vs_1"] > 0
+        assert ts["4096"]["status"] == "skipped" and "cores" in ts["4096"]["reason"]
+        assert r["spread"]["rtf_threads_1"]["n"] == 2 and r["spread"]["rtf_threads_2"]["n"] == 4
+        assert r["threads"] == 2
+    skipped = by[("a", "cuda")]
+    assert "thread_scaling" not in (skipped.get("extra") or {})
+    assert not any(k.startswith("rtf_threads_") for k in skipped["metrics"])
+
+
+def test_scaling_failure_keeps_the_main_figures(tmp_path, voices_npz, monkeypatch):
+    """The worker started for the extra thread count crashes: the cell's main record stays ok, and the
+    scaling entry says why that count has no figure."""
+    from kopt.bench import run as runmod
+
+    real, started = runmod.WorkerHandle, []
+
+    def handle(argv, memory_mb, timeout_s):
+        started.append(1)  # the first worker is the main one; the second, at 1 thread, misbehaves
+        return real([sys.executable, FAKE, "crash"] if len(started) == 2 else None, memory_mb, timeout_s)
+
+    monkeypatch.setattr(runmod, "WorkerHandle", handle)
+    good = variant(tiny_kokoro(tmp_path / "good.onnx"), "good")
+    s = BenchSettings(**{**QUICK, "providers": ("cpu",), "threads": 2, "scaling_threads": (1,), "ttfa_repeats": 0,
+                         "partition": False, "timeout_s": 30})
+    rec = run_bench([good], s, voices_path=str(voices_npz), vocab=default_vocab(), run_id="r")[0]
+    assert len(started) == 2
+    assert rec["provider"]["status"] == "ok" and rec["metrics"]["rtf_median"] > 0
+    assert rec["metrics"]["rtf_threads_1_median"] is None and rec["metrics"]["rtf_threads_2_median"] > 0
+    one = rec["extra"]["thread_scaling"]["1"]
+    assert one["status"] == "failed" and "SIGABRT" in one["reason"]
+
+
+@pytest.mark.parametrize("bad", [{"scaling_threads": (1, 0)}, {"scaling_repeats": 0}])
+def test_scaling_settings_are_validated(bad):
+    from kopt.core.errors import KoptError
+    from kopt.core.recipe import validate
+
+    with pytest.raises(KoptError) as e:
+        validate(BenchSettings, bad, "r.toml")
+    msg = str(e.value)
+    assert "\n" not in msg and msg.startswith("r.toml: " + next(iter(bad))), msg
+
+
 def test_memory_limit_kills_only_that_cell(tmp_path, voices_npz):
     m = variant(tiny_kokoro(tmp_path / "m.onnx"), "m")
     s = BenchSettings(**{**QUICK, "providers": ("cpu",), "memory_limit_mb": 40, "timeout_s": 60})
@@ -130,6 +191,29 @@ def test_cli_bench_and_unknown_provider(tmp_path, voices_npz):
     r = CliRunner().invoke(app, ["bench", str(model), "-p", "warp-drive", "--voices", str(voices_npz)])
     assert r.exit_code != 0
     assert "unknown provider 'warp-drive'" in str(r.exception) + r.output
+
+
+def test_cli_bench_prints_and_records_thread_scaling(tmp_path, voices_npz):
+    from kopt.cli.main import app
+
+    model = tiny_kokoro(tmp_path / "t.onnx")
+    out = tmp_path / "r.jsonl"
+    common = ["--artifacts", str(tmp_path / "art"), "bench", str(model), "-p", "cpu", "--voices", str(voices_npz),
+              "--repeats", "1", "--warmup", "0", "--ttfa-repeats", "0", "--text", "short-1", "--no-partition",
+              "--threads", "2", "--out", str(out)]
+    r = CliRunner().invoke(app, common + ["--scaling-threads", "1", "--scaling-repeats", "1"])
+    assert r.exit_code == 0, r.output
+    assert "thread scaling (cpu)" in r.output and "RTF 1 thread" in r.output and "speed-up 2 threads" in r.output
+    (rec,) = read_records(out)
+    assert rec["metrics"]["rtf_threads_1_median"] > 0 and rec["extra"]["thread_scaling"]["1"]["n"] == 1
+    out.unlink()
+    r = CliRunner().invoke(app, common + ["--no-scaling"])
+    assert r.exit_code == 0, r.output
+    (rec,) = read_records(out)
+    assert "thread scaling" not in r.output and "thread_scaling" not in rec.get("extra", {})
+    assert not any(k.startswith("rtf_threads_") for k in rec["metrics"])
+    r = CliRunner().invoke(app, ["bench", "--help"])
+    assert "--scaling-threads" in r.output and "--no-scaling" in r.output
 
 
 def test_peak_rss_is_the_workers_own_not_the_parents():

@@ -30,6 +30,16 @@ def test_ci_recipe_builds_publishes_and_reuses(real_store, tmp_path):
     recs = [json.loads(x) for x in open(d["results"])]
     skipped = [x for x in recs if x["kind"] == "bench" and x["provider"]["status"] == "skipped"]
     assert skipped and all("not in this onnxruntime build" in x["provider"]["reason"] for x in skipped)
+    # thread scaling (ci.toml: main 2 threads, scaling at 1, one round): on every measured CPU cell
+    cpu = [x for x in recs if x["kind"] == "bench" and x["provider"]["config"] == "cpu"
+           and x["provider"]["status"] == "ok"]
+    assert cpu
+    for x in cpu:
+        ts = x["extra"]["thread_scaling"]
+        assert x["threads"] == 2 and ts["2"]["main"] and x["metrics"]["rtf_threads_2_median"] == x["metrics"]["rtf_median"]
+        assert ts["1"]["status"] == "ok" and ts["1"]["repeats"] == 1 and x["metrics"]["rtf_threads_1_median"] > 0
+        assert ts["1"]["n"] == len(x["inputs"]["texts"])  # one round of every text
+    assert "Thread scaling" in Path(d["report"]).read_text()
     assert Path(d["report"]).is_file() and Path(d["tarball"]).is_file()
     manifest = json.loads((Path(d["bundle"]) / "manifest.json").read_text())
     assert manifest["base_model_sha256"] == base.sha256("model.onnx")

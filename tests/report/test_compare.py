@@ -131,3 +131,28 @@ def test_watched_metrics_are_reported_but_do_not_gate():
     assert not c.regression and [(x.metric, x.outcome) for x in c.worse] == [("load_s", "worse")]
     gated = compare(standard("r1"), slow_load, CompareSettings(thresholds={"load_s": Threshold(rel=0.5)}))
     assert [x.metric for x in gated.regressions] == ["load_s"]
+
+
+def test_thread_scaling_figures_are_watched_not_gating():
+    """rtf_threads_<n>_median (one per thread count bench's scaling measured) is a catalogued speed metric:
+    compared within a machine, reported as worse, never failing the gate unless a threshold is set."""
+    from kopt.select.metrics import Catalog
+
+    m = Catalog().require("rtf_threads_4_median")
+    assert (m.kind, m.direction, m.gate, m.label) == ("speed", "lower", False, "RTF median, 4 threads")
+    assert Catalog().get("rtf_threads_x_median") is None
+
+    def run(name, rtf1):
+        recs = standard(name)
+        for r in recs:
+            if r["kind"] == "bench" and r["provider"]["config"] == CPU and r["metrics"]["rtf_median"]:
+                r["metrics"].update(rtf_threads_1_median=rtf1, rtf_threads_2_median=r["metrics"]["rtf_median"])
+        return recs
+
+    c = compare(run("r1", 0.3), run("r2", 0.6))
+    assert not c.regression
+    assert {(x.metric, x.outcome) for x in c.worse} == {("rtf_threads_1_median", "worse")}
+    gated = compare(run("r1", 0.3), run("r2", 0.6), CompareSettings(thresholds={"rtf_threads_1_median": Threshold(rel=0.2)}))
+    assert {x.metric for x in gated.regressions} == {"rtf_threads_1_median"}
+    old = compare(standard("r1"), run("r2", 0.3))  # records from before scaling: newly measured, not compared
+    assert not old.regression

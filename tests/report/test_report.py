@@ -142,3 +142,34 @@ def test_sensitivity_ranking_from_a_json_file(tmp_path):
     res = CliRunner().invoke(app, ["report", str(p), "--out", str(tmp_path / "rep"), "--sensitivity", str(f)])
     assert res.exit_code == 0, res.output
     assert (tmp_path / "rep" / "sensitivity.csv").read_text().splitlines()[1].startswith("1,/b,")
+
+
+def _with_scaling(recs):
+    """standard() with bench's thread-scaling figures on the CPU cells: 2 threads main, 1 and 4 extra; int4
+    failed at 4 threads (a null figure)."""
+    for r in recs:
+        m = r["metrics"]
+        if r["kind"] == "bench" and r["provider"]["name"] == CPU and m.get("rtf_median"):
+            m.update(rtf_threads_1_median=2 * m["rtf_median"], rtf_threads_2_median=m["rtf_median"],
+                     rtf_threads_4_median=None if r["variant"]["name"] == "int4" else m["rtf_median"] / 1.6)
+    return recs
+
+
+def test_thread_scaling_table_only_when_recorded(tmp_path):
+    write_report([("a", _with_scaling(standard()))], tmp_path / "new")
+    md = (tmp_path / "new" / "results.md").read_text()
+    html = (tmp_path / "new" / "index.html").read_text()
+    assert "## Thread scaling: CPU" in md and "Thread scaling: CUDA" not in md
+    section = md.split("## Thread scaling: CPU", 1)[1].split("\n## ", 1)[0]
+    for col in ("RTF 1 thread", "RTF 2 threads", "RTF 4 threads", "speed-up 2 threads", "speed-up 4 threads"):
+        assert col in section, col
+    int8 = next(ln for ln in section.splitlines() if ln.startswith("| int8"))
+    assert "0.4" in int8 and "0.2" in int8 and "2.00x" in int8 and "3.20x" in int8
+    int4 = next(ln for ln in section.splitlines() if ln.startswith("| int4"))
+    assert "failed" in int4
+    assert "broken" not in section  # a failed cell has no scaling row
+    assert "<h2>Thread scaling</h2>" in html and "RTF 4 threads" in html
+    # records from before thread scaling: no section, the rest as before
+    write_report([("a", standard())], tmp_path / "old")
+    assert "Thread scaling" not in (tmp_path / "old" / "results.md").read_text()
+    assert "Thread scaling" not in (tmp_path / "old" / "index.html").read_text()
