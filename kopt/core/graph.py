@@ -79,6 +79,22 @@ def only_consumer(v: ir.Value, op: str) -> ir.Node | None:
     return node if node.op_type == op else None
 
 
+def upstream_of(g: ir.Graph, ops: set[str] | frozenset[str]) -> set[ir.Value]:
+    """Every value some node of ``g`` of a type in ``ops`` (any domain) depends on, through its
+    producers (onnx-ir's use-def chains)."""
+    seen: set[ir.Value] = set()
+    stack = [i for n in g if n.op_type in ops for i in n.inputs if i is not None]
+    while stack:
+        v = stack.pop()
+        if v in seen:
+            continue
+        seen.add(v)
+        p = v.producer()
+        if p is not None:
+            stack.extend(i for i in p.inputs if i is not None)
+    return seen
+
+
 # --- on onnx protobufs ---
 
 def is_op(n: onnx.NodeProto | None, op: str) -> bool:

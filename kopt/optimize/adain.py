@@ -64,6 +64,7 @@ from kopt.core.graph import (
     is_onnx_op,
     name_allocator,
     other_input,
+    upstream_of,
 )
 from kopt.core.passes import Pass, PassConfig, PassContext, PassResult, register
 
@@ -140,22 +141,6 @@ def match_norm(shapes: Shapes, div: ir.Node) -> _Norm | str:
     if not isinstance(shape[1], int) or shape[1] < 1:
         return "channel count of x unknown"
     return _Norm(x, float(eps.reshape(-1)[0]), shape[1])
-
-
-def upstream_of(g: ir.Graph, ops: set[str] | frozenset[str]) -> set[ir.Value]:
-    """Every value some node of ``g`` of a type in ``ops`` (any domain) depends on, through its
-    producers (onnx-ir's use-def chains)."""
-    seen: set[ir.Value] = set()
-    stack = [i for n in g if n.op_type in ops for i in n.inputs if i is not None]
-    while stack:
-        v = stack.pop()
-        if v in seen:
-            continue
-        seen.add(v)
-        p = v.producer()
-        if p is not None:
-            stack.extend(i for i in p.inputs if i is not None)
-    return seen
 
 
 def _per_channel(shapes: Shapes, v: ir.Value, channels: int) -> bool:

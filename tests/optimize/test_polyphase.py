@@ -93,3 +93,12 @@ def test_weights_given_as_an_input_are_left_alone():
     m.graph.input.append(helper.make_tensor_value_info("W", TensorProto.FLOAT, [6, 4, 4]))
     _, rep = rewrite_polyphase(m)
     assert rep["skipped"] == {"weights are not a float32 constant": 1}
+
+
+def test_conv_transpose_feeding_a_cumsum_is_left_alone(tmp_path):
+    m, _ = _model()
+    m.graph.node.append(helper.make_node("CumSum", ["y", "axis"], ["phase"], name="/g/CumSum"))
+    m.graph.initializer.append(numpy_helper.from_array(np.array(2, np.int64), "axis"))
+    m.graph.output.append(helper.make_tensor_value_info("phase", TensorProto.FLOAT, [1, 4, "T"]))
+    _, rep = rewrite_polyphase(m)
+    assert rep["rewritten"] == 0 and rep["skipped"] == {"feeds a CumSum, which would accumulate its rounding change": 1}
