@@ -1,5 +1,6 @@
 import numpy as np
 import onnx
+import onnx_ir as ir
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
@@ -188,14 +189,15 @@ def test_int8_bucket_equal_to_a_channel_count(tmp_path):
 def test_token_axes_are_symbolic():
     """Every axis that runs over the tokens, by the inferred dim, not by size: the attention
     scores [1, T, T] have two; a tensor of the style only has none."""
-    m = duration_kokoro_model()
-    by_out = {n.output[0]: n for n in m.graph.node}
-    got = token_axes(m, "tokens", {t: by_out[t] for t in ("emb", "qk", "h0t", "tcs", "ly", "feat")})
+    m = ir.serde.deserialize_model(duration_kokoro_model())
+    by_out = {n.outputs[0].name: n for n in m.graph}
+    wanted = {by_out[t].outputs[0]: by_out[t] for t in ("emb", "qk", "h0t", "tcs", "ly", "feat")}
+    got = {v.name: axes for v, axes in token_axes(m, "tokens", wanted).items()}
     assert got == {"emb": (3, (1,)), "qk": (3, (1, 2)), "h0t": (3, (2,)), "tcs": (3, (0,)), "ly": (4, (0,)),
                    "feat": (3, (1,))}
     with pytest.raises(ModelError, match=r"token axis of 'sty3', input of Add '/encoder/predictor/Add': "
                                          r"its inferred shape is \[1, 1, 16\]"):
-        token_axes(m, "tokens", {"sty3": by_out["feat"]})
+        token_axes(m, "tokens", {by_out["sty3"].outputs[0]: by_out["feat"]})
 
 
 def test_token_axes_failure_is_one_error_and_writes_nothing_here(tmp_path, monkeypatch):
@@ -210,7 +212,8 @@ def test_token_axes_failure_is_one_error_and_writes_nothing_here(tmp_path, monke
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ModelError, match=r"cannot find the token axis of 'y', input of Mystery 'mystery': its "
                                          r"inferred shape is unknown \(symbolic shape inference failed"):
-        token_axes(m, "tokens", {"y": m.graph.node[1]})
+        irm = ir.serde.deserialize_model(m)
+        token_axes(irm, "tokens", {irm.graph[1].outputs[0]: irm.graph[1]})
     assert list(tmp_path.iterdir()) == []
 
 
