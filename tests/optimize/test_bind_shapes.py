@@ -12,7 +12,7 @@ from kopt.core.passes import PassContext, get_pass, make_config
 from kopt.core.recipe import one_variant
 from kopt.core.runner import Runner
 from kopt.optimize._kokoro import token_axes
-from tests.graphs import FRAME, VOCAB, duration_kokoro_model, run_outputs, tiny_kokoro_model
+from tests.graphs import EMB, FRAME, VOCAB, duration_kokoro_model, run_outputs, tiny_kokoro_model
 
 
 def _apply(tmp_path, model, **cfg):
@@ -279,3 +279,45 @@ def test_bucket_refuses_a_quantizer_input_without_token_axis(tmp_path, through, 
     with pytest.raises(ModelError, match=rf"token axis of 'y', input of DynamicQuantizeLinear "
                                          rf"'/encoder/head/QuantizeLinear': its inferred shape is {shape}"):
         _apply(tmp_path, _quantizer_probe(through), bucket=64)
+
+
+# -- refusals, and what the pass leaves in and around the graph -------------------------------------
+
+def test_bucket_refuses_an_lstm_that_has_sequence_lens(tmp_path):
+    m = duration_kokoro_model()
+    lstm = next(n for n in m.graph.node if n.op_type == "LSTM")
+    lstm.input.append("given_lens")
+    m.graph.initializer.append(numpy_helper.from_array(np.array([5], np.int32), "given_lens"))
+    with pytest.raises(ModelError, match=r"LSTM '/encoder/predictor/lstm/LSTM' already has sequence_lens"):
+        _apply(tmp_path, m, bucket=64)
+
+
+def test_bucket_refuses_durations_that_are_a_graph_output(tmp_path):
+    m = duration_kokoro_model()
+    m.graph.output.append(helper.make_tensor_value_info("dur", TensorProto.INT64, None))
+    with pytest.raises(ModelError, match="'dur' is a graph output; cannot rewire it"):
+        _apply(tmp_path, m, bucket=64)
+
+
+def test_int8_bucket_refuses_a_conv_integer_fed_by_no_quantizer(tmp_path):
+    m = _int8_model(tmp_path)
+    conv = next(n for n in m.graph.node if n.op_type == "ConvInteger")
+    x = conv.input[0]
+    m.graph.node.append(helper.make_node("Identity", [x], [x + "_copy"], name="copy"))
+    conv.input[0] = x + "_copy"
+    topo_sort(m.graph)
+    with pytest.raises(ModelError, match=r"ConvInteger '.*' over tokens is not fed by a DynamicQuantizeLinear"):
+        _apply(tmp_path, m, bucket=64)
+
+
+def test_input_model_untouched_and_shapes_inferred_afresh(tmp_path):
+    """The pass edits a copy (onnx-ir's); a stale value_info is dropped and inferred again, and no
+    value_info names an initializer (onnx-ir would write one per initializer)."""
+    m = duration_kokoro_model()
+    m.graph.value_info.append(helper.make_tensor_value_info("emb", TensorProto.FLOAT, [7, 7, 7]))
+    before = m.SerializeToString()
+    _, res = _apply(tmp_path, m, bucket=64)
+    assert m.SerializeToString() == before
+    vi = {v.name: v for v in res.model.graph.value_info}
+    assert _dims(vi["emb"]) == [1, 64, EMB]
+    assert not {t.name for t in res.model.graph.initializer} & set(vi)
