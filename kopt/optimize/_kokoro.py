@@ -1,36 +1,44 @@
-"""Finding Kokoro's landmarks in a graph (shared by the optimization passes).
+"""Finding Kokoro's landmarks in a graph, and the edits the Kokoro passes share; on onnx-ir.
 
 Durations: the predictor's per-token durations flow ``Sigmoid -> ReduceSum -> Div(speed) -> Round
 -> Clip(min 1) -> Cast(int64) -> Gather(0)`` into the ``CumSum`` that builds the alignment
 (``/encoder/CumSum`` in Kokoro v1.0). The tensor that CumSum reads is "the durations as used for
 expansion": int64, shape [seq], frames per token.
+
+Edits: ``Builder`` adds named constants and one-output nodes to a graph, ``rewire`` moves a value's
+readers to another value (found through onnx-ir's use-def chains), ``downstream`` follows them,
+``forget_shapes`` drops what shape inference would redo, and ``to_proto`` serializes. The token
+axes (``token_axes``) come from onnxruntime's symbolic shape inference, whose public entry point
+takes a protobuf model: a probe built from the nodes the wanted tensors depend on.
 """
 
 from __future__ import annotations
 
 import contextlib
 import tempfile
+from typing import Collection
 
+import numpy as np
 import onnx
+import onnx_ir as ir
 from onnx import helper
 
 from kokoro_runtime.errors import first_line
 from kopt.core.errors import ModelError
-from kopt.core.graph import node_id, producers, unique_name
+from kopt.core.graph import node_id
 
 _CHAIN_OPS = {"Gather", "Cast", "Clip", "Squeeze", "Reshape", "Mul", "Identity"}
 
 
-def duration_cumsum(g: onnx.GraphProto, where: str = "<model>") -> onnx.NodeProto:
+def duration_cumsum(g: ir.Graph, where: str = "<model>") -> ir.Node:
     """The CumSum that turns per-token durations into frame boundaries; ModelError if none or several."""
-    prod = producers(g)
     found = []
-    for n in g.node:
+    for n in g:
         if n.op_type != "CumSum":
             continue
-        x = n.input[0]
+        x = n.inputs[0] if n.inputs else None
         for _ in range(6):
-            p = prod.get(x)
+            p = x.producer() if x is not None else None
             if p is None:
                 break
             if p.op_type == "Round":
@@ -38,48 +46,94 @@ def duration_cumsum(g: onnx.GraphProto, where: str = "<model>") -> onnx.NodeProt
                 break
             if p.op_type not in _CHAIN_OPS:
                 break
-            x = p.input[0]
+            x = p.inputs[0] if p.inputs else None
     if len(found) != 1:
         raise ModelError(f"{where}: cannot find Kokoro's duration chain (Round -> Clip -> Cast -> CumSum): "
                          f"found {len(found)} candidates; is this a Kokoro graph?")
     return found[0]
 
 
-def duration_tensor(g: onnx.GraphProto, where: str = "<model>") -> str:
-    """Name of the int64 [seq] durations tensor the alignment is built from."""
-    return duration_cumsum(g, where).input[0]
+# -- edits -----------------------------------------------------------------------------------------
+
+def fresh_names(g: ir.Graph):
+    """A ``fresh(base)`` that returns ``base``, ``base_1``, ... whichever no node, value or initializer
+    of ``g`` has (nor an earlier call), like ``kopt.core.graph.name_allocator`` on a protobuf graph."""
+    taken = {v.name for v in g.inputs} | set(g.initializers) | {n.name for n in g} | \
+        {v.name for n in g for v in n.outputs}
+
+    def fresh(base: str) -> str:
+        name, k = base, 0
+        while name in taken:
+            k += 1
+            name = f"{base}_{k}"
+        taken.add(name)
+        return name
+
+    return fresh
 
 
-def rewire(g: onnx.GraphProto, old: str, new: str, skip: set[str] | None = None) -> int:
-    """Point every consumer of ``old`` at ``new``, except nodes producing a tensor named in ``skip``."""
-    skip = skip or set()
-    n_ = 0
-    for n in g.node:
-        if skip.intersection(n.output):
-            continue
-        for k, i in enumerate(n.input):
-            if i == old:
-                n.input[k] = new
-                n_ += 1
-    for o in g.output:
-        if o.name == old:
-            raise ModelError(f"tensor {old!r} is a graph output; cannot rewire it")
-    return n_
+class Builder:
+    """Appends named constants and one-output nodes to ``g``: a node built from ``base`` writes the
+    value ``base`` and is named ``base/<op>``, each made fresh (``fresh_names``)."""
+
+    def __init__(self, g: ir.Graph):
+        self.g = g
+        self.fresh = fresh_names(g)
+
+    def const(self, base: str, arr: np.ndarray) -> ir.Value:
+        name = self.fresh(base)
+        v = ir.Value(name=name, const_value=ir.tensor(np.asarray(arr), name=name))
+        self.g.register_initializer(v)
+        return v
+
+    def node(self, op: str, inputs: list[ir.Value | None], base: str, **attrs) -> ir.Value:
+        out = ir.Value(name=self.fresh(base))
+        self.g.append(ir.node(op, inputs, attrs, name=self.fresh(f"{base}/{op}"), outputs=[out]))
+        return out
 
 
-def const_i64(g: onnx.GraphProto, base: str, values) -> str:
-    import numpy as np
-    from onnx import numpy_helper
+def rewire(old: ir.Value, new: ir.Value, keep: Collection[ir.Node] = ()) -> int:
+    """Make every node that reads ``old`` (onnx-ir's uses) read ``new`` instead, except the nodes in
+    ``keep`` (those that compute ``new`` from ``old``); how many inputs moved. ModelError if ``old``
+    is a graph output."""
+    if old.is_graph_output():
+        raise ModelError(f"tensor {old.name!r} is a graph output; cannot rewire it")
+    moved = 0
+    for use in list(old.uses()):
+        if use.node not in keep:
+            use.node.replace_input_with(use.idx, new)
+            moved += 1
+    return moved
 
-    name = unique_name(g, base)
-    g.initializer.append(numpy_helper.from_array(np.asarray(values, np.int64), name))
-    return name
+
+def downstream(v: ir.Value) -> set[ir.Node]:
+    """Every node downstream of ``v``, through onnx-ir's use-def chains."""
+    seen: set[ir.Node] = set()
+    stack = [v]
+    while stack:
+        for n in stack.pop().consumers():
+            if n not in seen:
+                seen.add(n)
+                stack.extend(n.outputs)
+    return seen
 
 
-def node(g: onnx.GraphProto, op: str, inputs: list[str], base: str, **attrs) -> str:
-    out = unique_name(g, base)
-    g.node.append(helper.make_node(op, inputs, [out], name=unique_name(g, base + "/" + op), **attrs))
-    return out
+def forget_shapes(g: ir.Graph) -> None:
+    """Unset the type and shape of every value that is no graph input or output (what a protobuf
+    graph keeps in ``value_info``), for shape inference to find afresh."""
+    for v in [*g.initializers.values(), *(o for n in g for o in n.outputs)]:
+        if not (v.is_graph_input() or v.is_graph_output()):
+            v.type, v.shape = None, None
+
+
+def to_proto(model: ir.Model) -> onnx.ModelProto:
+    """``ir.serde.serialize_model``, without a ``value_info`` for each initializer: onnx-ir writes
+    one for every initializer whose type it knows (all of them, after deserializing), which a
+    protobuf graph does not carry and nothing reads. Unsets those initializers' types in ``model``."""
+    for v in model.graph.initializers.values():
+        if not (v.is_graph_input() or v.is_graph_output()):
+            v.type, v.shape = None, None
+    return ir.serde.serialize_model(model)
 
 
 # -- where the token axis is -----------------------------------------------------------------------
@@ -130,46 +184,50 @@ def _shape_proxies(n: onnx.NodeProto) -> list[onnx.NodeProto]:
     return [*pre, stand_in]
 
 
-def token_axes(model: onnx.ModelProto, tok: str, wanted: dict[str, onnx.NodeProto],
-               where: str = "<model>") -> dict[str, tuple[int, tuple[int, ...]]]:
-    """For each tensor in ``wanted`` (tensor -> the node that reads it, for messages): its rank and
+def token_axes(model: ir.Model, tok: str, wanted: dict[ir.Value, ir.Node],
+               where: str = "<model>") -> dict[ir.Value, tuple[int, tuple[int, ...]]]:
+    """For each value in ``wanted`` (value -> the node that reads it, for messages): its rank and
     the axes that run over the token positions.
 
     Found symbolically, never from sizes (a bucket of 128 or 256 equals channel counts): the token
-    input gets the dimension ``[1, kopt_token_length]``, onnxruntime's symbolic shape inference runs
-    over the nodes the wanted tensors depend on, and an axis is a token axis when its inferred dim
-    is exactly that symbol. Broadcasts of two different symbolic dims are merged (``auto_merge``),
-    e.g. Kokoro's position embeddings ``Min(512, tokens)`` with ``tokens``: true for every bucket
-    up to 512. ModelError naming the node when a tensor's shape is unknown or has no token axis.
+    input ``tok`` gets the dimension ``[1, kopt_token_length]``, onnxruntime's symbolic shape
+    inference runs over the nodes the wanted values depend on (their producers, back through
+    onnx-ir's use-def chains), and an axis is a token axis when its inferred dim is exactly that
+    symbol. That inference takes a protobuf model: the probe is those nodes serialized, with stand-ins
+    for the ops it does not follow. Broadcasts of two different symbolic dims are merged
+    (``auto_merge``), e.g. Kokoro's position embeddings ``Min(512, tokens)`` with ``tokens``: true for
+    every bucket up to 512. ModelError naming the node when a value's shape is unknown or has no token
+    axis.
     """
     from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference
 
     g = model.graph
-    prod = producers(g)
-    need: set[str] = set()
+    need: set[ir.Node] = set()
     stack = list(wanted)
     while stack:
-        t = stack.pop()
-        p = prod.get(t)
-        if p is None or node_id(p) in need:
+        p = stack.pop().producer()
+        if p is None or p in need:
             continue
-        need.add(node_id(p))
-        stack.extend(i for i in p.input if i)
-    kept = [n for n in g.node if node_id(n) in need]
+        need.add(p)
+        stack.extend(i for i in p.inputs if i is not None)
+    kept = [n for n in g if n in need]
+    used = {i for n in kept for i in n.inputs if i is not None}
 
     sub = helper.make_graph([], "kopt_token_axes", [], [])
-    used = {i for n in kept for i in n.input}
-    inits = {i.name for i in g.initializer}
-    for vi in g.input:
-        if vi.name == tok:
-            sub.input.append(helper.make_tensor_value_info(tok, vi.type.tensor_type.elem_type, [1, _TOKEN_SYMBOL]))
-        elif vi.name in used and vi.name not in inits:
-            sub.input.append(vi)
-    sub.initializer.extend(i for i in g.initializer if i.name in used)
+    for v in g.inputs:
+        if v.name == tok:
+            sub.input.append(helper.make_tensor_value_info(tok, int(v.dtype), [1, _TOKEN_SYMBOL]))
+        elif v in used and not v.is_initializer():
+            sub.input.append(ir.serde.serialize_value(v))
+    for v in g.initializers.values():
+        if v in used:
+            t = ir.serde.serialize_tensor(v.const_value)
+            t.name = v.name
+            sub.initializer.append(t)
     for n in kept:
-        sub.node.extend(_shape_proxies(n))
-    sub.output.extend(helper.make_tensor_value_info(t, onnx.TensorProto.FLOAT, None) for t in wanted)
-    probe = helper.make_model(sub, opset_imports=list(model.opset_import))
+        sub.node.extend(_shape_proxies(ir.serde.serialize_node(n)))
+    sub.output.extend(helper.make_tensor_value_info(v.name, onnx.TensorProto.FLOAT, None) for v in wanted)
+    probe = helper.make_model(sub, opset_imports=[helper.make_opsetid(d, k) for d, k in model.opset_imports.items()])
     probe.ir_version = model.ir_version
 
     # The public entry point only. On an incomplete inference it saves a debug model into the
@@ -185,15 +243,15 @@ def token_axes(model: onnx.ModelProto, tok: str, wanted: dict[str, onnx.NodeProt
     graph = inferred_model.graph if inferred_model is not None else None
     inferred = {vi.name: vi for vi in [*graph.value_info, *graph.output]} if graph is not None else {}
 
-    out: dict[str, tuple[int, tuple[int, ...]]] = {}
-    for t, n in wanted.items():
-        vi = inferred.get(t)
+    out: dict[ir.Value, tuple[int, tuple[int, ...]]] = {}
+    for v, n in wanted.items():
+        vi = inferred.get(v.name)
         shape = vi.type.tensor_type.shape if vi is not None and vi.type.tensor_type.HasField("shape") else None
         axes = tuple(k for k, d in enumerate(shape.dim) if d.dim_param == _TOKEN_SYMBOL) if shape else ()
         if not axes:
             got = ("unknown" if shape is None else
                    "[" + ", ".join(d.dim_param or str(d.dim_value) for d in shape.dim) + "]")
-            raise ModelError(f"{where}: cannot find the token axis of {t!r}, input of {n.op_type} {n.name!r}: "
-                             f"its inferred shape is {got}{failure}")
-        out[t] = (len(shape.dim), axes)
+            raise ModelError(f"{where}: cannot find the token axis of {v.name!r}, input of {n.op_type} "
+                             f"{n.name or ''!r}: its inferred shape is {got}{failure}")
+        out[v] = (len(shape.dim), axes)
     return out

@@ -27,19 +27,24 @@ real ones, so the audio equals the unpadded input's:
 A bucket pays off where the runtime wants static shapes (CoreML, NNAPI, some GPU EPs compile one
 graph per shape); on CPU ORT it usually does not (measure: `kopt bench` or the slow test figures).
 Assumes token id 0 is used only as boundary/pad, as Kokoro's vocabulary does.
+
+The edit runs on onnx-ir: what is token level and what reads the tokens come from its use-def
+chains, the durations' readers move with them (``_kokoro.rewire``), and its topological sort puts
+the added nodes in place; ONNX shape inference then runs on the serialized model.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import onnx
-from onnx import TensorProto, numpy_helper
+import onnx_ir as ir
+from onnx import TensorProto
+from onnx_ir.passes.common import TopologicalSortPass
 from pydantic import Field
 
 from kopt.core.errors import ModelError
-from kopt.core.graph import consumers, node_id, producers, topo_sort, unique_name
 from kopt.core.passes import Pass, PassConfig, PassContext, PassResult, register
-from kopt.optimize._kokoro import duration_cumsum, node, rewire, token_axes
+from kopt.optimize._kokoro import Builder, downstream, duration_cumsum, forget_shapes, rewire, to_proto, token_axes
 
 MAX_BUCKET = 512  # 510 phoneme tokens + 2 boundary pads
 # Ops that quantize an activation at run time with one scale for the whole tensor: input index.
@@ -53,147 +58,117 @@ class BindShapesConfig(PassConfig):
                     "None: keep the token length dynamic and bind batch/style/speed only.")
 
 
-def _set_dims(vi: onnx.ValueInfoProto, dims: list) -> None:
-    shape = vi.type.tensor_type.shape
-    del shape.dim[:]
-    for d in dims:
-        dd = shape.dim.add()
-        if isinstance(d, int):
-            dd.dim_value = d
-        else:
-            dd.dim_param = d
-
-
-def _dim_param(vi: onnx.ValueInfoProto, k: int, default: str) -> int | str:
-    dims = vi.type.tensor_type.shape.dim
-    if len(dims) > k:
-        return dims[k].dim_value if dims[k].HasField("dim_value") else (dims[k].dim_param or default)
+def _dim(v: ir.Value, k: int, default: str) -> int | str:
+    """Dim ``k`` of ``v``'s shape: its size, else its symbol, else ``default``."""
+    if v.shape is not None and len(v.shape) > k:
+        d = v.shape[k]
+        return d if isinstance(d, int) else (d.value or default)
     return default
 
 
-def _init(g: onnx.GraphProto, base: str, arr: np.ndarray) -> str:
-    name = unique_name(g, base)
-    g.initializer.append(numpy_helper.from_array(arr, name))
-    return name
-
-
-def _downstream(g: onnx.GraphProto, start: str) -> set[str]:
-    """Ids (``node_id``) of every node downstream of tensor ``start``."""
-    cons = consumers(g)
-    seen: set[str] = set()
-    frontier = [start]
-    while frontier:
-        nxt = []
-        for t in frontier:
-            for n in cons.get(t, []):
-                if node_id(n) not in seen:
-                    seen.add(node_id(n))
-                    nxt.extend(o for o in n.output if o)
-        frontier = nxt
-    return seen
-
-
-def bind(model: onnx.ModelProto, bucket: int | None, where: str = "<model>") -> dict:
+def bind(model: ir.Model, bucket: int | None, where: str = "<model>") -> dict:
+    """Bind the inputs' shapes (and, with ``bucket``, mask the pads) in ``model``, in place; drops the
+    shapes of every other value (shape inference finds them afresh) and sorts the nodes."""
     g = model.graph
-    inits = {i.name for i in g.initializer}
-    ins = {i.name: i for i in g.input if i.name not in inits}
+    ins = {v.name: v for v in g.inputs if not v.is_initializer()}
     tok = "tokens" if "tokens" in ins else "input_ids" if "input_ids" in ins else None
     if tok is None or "style" not in ins or "speed" not in ins:
         raise ModelError(f"{where}: not a Kokoro graph (inputs {sorted(ins)})")
-    _set_dims(ins[tok], [1, bucket if bucket else _dim_param(ins[tok], 1, "sequence_length")])
-    _set_dims(ins["style"], [1, 256])
-    _set_dims(ins["speed"], [1])
+    ins[tok].shape = ir.Shape([1, bucket if bucket else _dim(ins[tok], 1, "sequence_length")])
+    ins["style"].shape = ir.Shape([1, 256])
+    ins["speed"].shape = ir.Shape([1])
     report: dict = {"bucket": bucket}
     if bucket:
-        report["masked"] = _mask_pads(model, tok, bucket, where)
-    del g.value_info[:]
-    topo_sort(g)
+        report["masked"] = _mask_pads(model, ins[tok], bucket, where)
+    forget_shapes(g)
+    TopologicalSortPass()(model)
     return report
 
 
-def _mask_pads(model: onnx.ModelProto, tok: str, L: int, where: str) -> dict:
+def _mask_pads(model: ir.Model, tok: ir.Value, L: int, where: str) -> dict:
     g = model.graph
     cs = duration_cumsum(g, where)
-    frame_level = _downstream(g, cs.output[0]) | {node_id(cs)}
-    token_nodes = [n for n in g.node if node_id(n) not in frame_level]
-    prod = producers(g)
+    frame_level = downstream(cs.outputs[0]) | {cs}
+    token_nodes = [n for n in g if n not in frame_level]
     # quantizer inputs that depend on the tokens (the style-only ones have no pads) and their token axes
-    tok_level = _downstream(g, tok)
-    from_tokens = {o for n in g.node if node_id(n) in tok_level for o in n.output}
+    tok_level = downstream(tok)
     quant = [(n, PER_TENSOR_QUANT[n.op_type]) for n in token_nodes
-             if n.op_type in PER_TENSOR_QUANT and n.input[PER_TENSOR_QUANT[n.op_type]] in from_tokens]
-    axes = token_axes(model, tok, {n.input[k]: n for n, k in quant}, where) if quant else {}
+             if n.op_type in PER_TENSOR_QUANT and (x := n.inputs[PER_TENSOR_QUANT[n.op_type]]) is not None
+             and x.producer() in tok_level]
+    axes = token_axes(model, tok.name, {n.inputs[k]: n for n, k in quant}, where) if quant else {}
 
     # valid length = last non-zero position + 2 (the closing boundary pad), at most L
-    zero = _init(g, "kopt/pad/zero_i64", np.array(0, np.int64))
-    pos1 = _init(g, "kopt/pad/pos1", np.arange(1, L + 1, dtype=np.int64))
-    pos0 = _init(g, "kopt/pad/pos0", np.arange(0, L, dtype=np.int64))
-    one = _init(g, "kopt/pad/one", np.array(1, np.int64))
-    cap = _init(g, "kopt/pad/L", np.array(L, np.int64))
-    is_pad = node(g, "Equal", [tok, zero], "kopt/pad/is_zero")
-    nz = node(g, "Cast", [node(g, "Not", [is_pad], "kopt/pad/nonzero")], "kopt/pad/nonzero_i64", to=TensorProto.INT64)
-    last = node(g, "ReduceMax", [node(g, "Mul", [nz, pos1], "kopt/pad/pos_if_real")], "kopt/pad/last", keepdims=0)
-    valid = node(g, "Min", [node(g, "Add", [last, one], "kopt/pad/last_plus_1"), cap], "kopt/pad/valid_len")
-    mask_b = node(g, "Less", [pos0, valid], "kopt/pad/mask")
-    mask_i = node(g, "Cast", [mask_b], "kopt/pad/mask_i64", to=TensorProto.INT64)
-    mask_f = node(g, "Cast", [mask_b], "kopt/pad/mask_f", to=TensorProto.FLOAT)
-    shape1 = _init(g, "kopt/pad/shape1", np.array([1], np.int64))
-    seq_lens = node(g, "Cast", [node(g, "Reshape", [valid, shape1], "kopt/pad/valid_1")], "kopt/pad/seq_lens",
-                    to=TensorProto.INT32)
-    att_add = node(g, "Where", [mask_b, _init(g, "kopt/pad/zero_f", np.array(0.0, np.float32)),
-                                _init(g, "kopt/pad/neg_f", np.array(-1e9, np.float32))], "kopt/pad/att_add")
+    b = Builder(g)
+    zero = b.const("kopt/pad/zero_i64", np.array(0, np.int64))
+    pos1 = b.const("kopt/pad/pos1", np.arange(1, L + 1, dtype=np.int64))
+    pos0 = b.const("kopt/pad/pos0", np.arange(0, L, dtype=np.int64))
+    one = b.const("kopt/pad/one", np.array(1, np.int64))
+    cap = b.const("kopt/pad/L", np.array(L, np.int64))
+    is_pad = b.node("Equal", [tok, zero], "kopt/pad/is_zero")
+    nz = b.node("Cast", [b.node("Not", [is_pad], "kopt/pad/nonzero")], "kopt/pad/nonzero_i64", to=TensorProto.INT64)
+    last = b.node("ReduceMax", [b.node("Mul", [nz, pos1], "kopt/pad/pos_if_real")], "kopt/pad/last", keepdims=0)
+    valid = b.node("Min", [b.node("Add", [last, one], "kopt/pad/last_plus_1"), cap], "kopt/pad/valid_len")
+    mask_b = b.node("Less", [pos0, valid], "kopt/pad/mask")
+    mask_i = b.node("Cast", [mask_b], "kopt/pad/mask_i64", to=TensorProto.INT64)
+    mask_f = b.node("Cast", [mask_b], "kopt/pad/mask_f", to=TensorProto.FLOAT)
+    shape1 = b.const("kopt/pad/shape1", np.array([1], np.int64))
+    seq_lens = b.node("Cast", [b.node("Reshape", [valid, shape1], "kopt/pad/valid_1")], "kopt/pad/seq_lens",
+                      to=TensorProto.INT32)
+    att_add = b.node("Where", [mask_b, b.const("kopt/pad/zero_f", np.array(0.0, np.float32)),
+                               b.const("kopt/pad/neg_f", np.array(-1e9, np.float32))], "kopt/pad/att_add")
 
     counts = {"softmax": 0, "conv": 0, "lstm": 0, "quantized": 0, "durations": 0}
     for n in token_nodes:
+        name = n.name or ""
         if n.op_type == "Softmax":
-            x = n.input[0]
-            n.input[0] = node(g, "Add", [x, node(g, "CastLike", [att_add, x], f"{n.name}/pad_add")],
-                              f"{n.name}/pad_masked")
+            x = n.inputs[0]
+            n.replace_input_with(0, b.node("Add", [x, b.node("CastLike", [att_add, x], f"{name}/pad_add")],
+                                           f"{name}/pad_masked"))
             counts["softmax"] += 1
         elif n.op_type == "Conv":
-            x = n.input[0]
-            n.input[0] = node(g, "Mul", [x, node(g, "CastLike", [mask_f, x], f"{n.name}/pad_mask")],
-                              f"{n.name}/pad_zeroed")
+            x = n.inputs[0]
+            n.replace_input_with(0, b.node("Mul", [x, b.node("CastLike", [mask_f, x], f"{name}/pad_mask")],
+                                           f"{name}/pad_zeroed"))
             counts["conv"] += 1
         elif n.op_type == "ConvInteger":
             # its input is zeroed before its quantizer, below, like every run-time quantizer's
-            p = prod.get(n.input[0])
+            p = n.inputs[0].producer() if n.inputs[0] is not None else None
             if p is None or p.op_type != "DynamicQuantizeLinear":
-                raise ModelError(f"{where}: ConvInteger {n.name!r} over tokens is not fed by a "
+                raise ModelError(f"{where}: ConvInteger {name!r} over tokens is not fed by a "
                                  "DynamicQuantizeLinear; cannot mask its padded positions")
-            counts["conv"] += int(p.input[0] in axes)
+            counts["conv"] += int(p.inputs[0] in axes)
         elif n.op_type in ("LSTM", "GRU", "RNN", "DynamicQuantizeLSTM"):
-            while len(n.input) < 5:
-                n.input.append("")
-            if n.input[4]:
-                raise ModelError(f"{where}: {n.op_type} {n.name!r} already has sequence_lens; cannot bucket it")
-            n.input[4] = seq_lens
+            if len(n.inputs) < 5:
+                n.resize_inputs(5)
+            if n.inputs[4] is not None:
+                raise ModelError(f"{where}: {n.op_type} {name!r} already has sequence_lens; cannot bucket it")
+            n.replace_input_with(4, seq_lens)
             counts["lstm"] += 1
-    counts["quantized"] = _zero_quantizer_inputs(g, quant, axes, mask_f, L)
-    dur = cs.input[0]
-    masked = node(g, "Mul", [dur, mask_i], "kopt/pad/durations_masked")
-    counts["durations"] = rewire(g, dur, masked, skip={masked})
+    counts["quantized"] = _zero_quantizer_inputs(b, quant, axes, mask_f, L)
+    dur = cs.inputs[0]
+    masked = b.node("Mul", [dur, mask_i], "kopt/pad/durations_masked")
+    counts["durations"] = rewire(dur, masked, keep={masked.producer()})
     # the durations pass's output (an Identity on the duration tensor) now reports masked ones too
     if counts["softmax"] == 0 and counts["lstm"] == 0 and counts["conv"] == 0:
         raise ModelError(f"{where}: found no token-level attention, convolution or LSTM to mask")
     return counts
 
 
-def _zero_quantizer_inputs(g: onnx.GraphProto, quant: list[tuple[onnx.NodeProto, int]],
-                           axes: dict[str, tuple[int, tuple[int, ...]]], mask_f: str, L: int) -> int:
+def _zero_quantizer_inputs(b: Builder, quant: list[tuple[ir.Node, int]],
+                           axes: dict[ir.Value, tuple[int, tuple[int, ...]]], mask_f: ir.Value, L: int) -> int:
     """Multiply each run-time quantizer's input by the [L] pad mask laid along its token axes
     (Reshape to [1, .., L, .., 1]; one Mul per token axis, e.g. two for a [1, T, T] tensor)."""
-    mask_at: dict[tuple[int, int], str] = {}
+    mask_at: dict[tuple[int, int], ir.Value] = {}
     for n, k in quant:
-        x = n.input[k]
+        x = n.inputs[k]
         rank, token_axes_ = axes[x]
         for a in token_axes_:
             if (rank, a) not in mask_at:
-                shape = _init(g, f"kopt/pad/mask_shape_{rank}d_axis{a}",
-                              np.array([L if i == a else 1 for i in range(rank)], np.int64))
-                mask_at[rank, a] = node(g, "Reshape", [mask_f, shape], f"kopt/pad/mask_{rank}d_axis{a}")
-            x = node(g, "Mul", [x, mask_at[rank, a]], f"{n.name}/pad_zeroed")
-        n.input[k] = x
+                shape = b.const(f"kopt/pad/mask_shape_{rank}d_axis{a}",
+                                np.array([L if i == a else 1 for i in range(rank)], np.int64))
+                mask_at[rank, a] = b.node("Reshape", [mask_f, shape], f"kopt/pad/mask_{rank}d_axis{a}")
+            x = b.node("Mul", [x, mask_at[rank, a]], f"{n.name or ''}/pad_zeroed")
+        n.replace_input_with(k, x)
     return len(quant)
 
 
@@ -212,7 +187,9 @@ class BindShapes(Pass):
 
     def run(self, model: onnx.ModelProto, ctx: PassContext) -> PassResult:
         bucket = self.config.bucket  # type: ignore[attr-defined]
-        rep = bind(model, bucket, str(ctx.input_path or "<model>"))
+        irm = ir.serde.deserialize_model(model)
+        rep = bind(irm, bucket, str(ctx.input_path or "<model>"))
+        model = to_proto(irm)
         onnx.checker.check_model(model)
         inferred = onnx.shape_inference.infer_shapes(model, data_prop=True)
         known = sum(1 for v in inferred.graph.value_info

@@ -11,19 +11,22 @@ Shared contract (kopt.quality feeds reference durations through these exact name
   so the output echoes what was fed; the predictions come from an ``accept_input = false`` copy).
 
 The audio output is unchanged when nothing is fed (the pass is checked for equivalence, exactly).
+The edit runs on onnx-ir: the duration tensor's readers, found through its use-def chains, move to
+the chosen durations (``_kokoro.rewire``), and its topological sort puts the added nodes in place.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import onnx
-from onnx import TensorProto, helper
+import onnx_ir as ir
+from onnx_ir.passes.common import TopologicalSortPass
 from pydantic import Field
 
 from kopt.core.errors import ModelError
-from kopt.core.graph import topo_sort
 from kopt.core.kokoro import DURATIONS
 from kopt.core.passes import Pass, PassConfig, PassContext, PassResult, register
-from kopt.optimize._kokoro import const_i64, duration_cumsum, node, rewire
+from kopt.optimize._kokoro import Builder, duration_cumsum, rewire, to_proto
 
 NAME = DURATIONS  # the name kokoro_runtime.feed feeds and reads
 PUBLISHED = "duration"  # the output name kokoro-onnx reads
@@ -35,28 +38,36 @@ class DurationsConfig(PassConfig):
                            "(empty array: use the predicted ones) instead of the 'durations' output.")
 
 
-def expose_durations(model: onnx.ModelProto, accept_input: bool, where: str = "<model>",
+def _int64(name: str, dim: str) -> ir.Value:
+    return ir.Value(name=name, type=ir.TensorType(ir.DataType.INT64), shape=ir.Shape([dim]))
+
+
+def expose_durations(model: ir.Model, accept_input: bool, where: str = "<model>",
                      output_name: str = NAME) -> dict:
+    """Add the durations output (or, ``accept_input``, the input and its echo) to ``model``, in place."""
     g = model.graph
-    taken = {i.name for i in g.input} | {o.name for o in g.output}
+    taken = {v.name for v in g.inputs} | {v.name for v in g.outputs}
     if taken & {NAME, output_name}:
         raise ModelError(f"{where}: the model already has a {NAME!r} or {output_name!r} input or output; "
                          "apply the pass once")
     cs = duration_cumsum(g, where)
-    dur = cs.input[0]
+    dur = cs.inputs[0]
     if not accept_input:
-        g.node.append(helper.make_node("Identity", [dur], [output_name], name="kopt/durations/Identity"))
-        g.output.append(helper.make_tensor_value_info(output_name, TensorProto.INT64, ["sequence_length"]))
-        return {"durations_tensor": dur, "added": "output", "output": output_name}
-    g.input.append(helper.make_tensor_value_info(NAME, TensorProto.INT64, ["durations_length"]))
-    both = node(g, "Concat", [NAME, dur], "kopt/durations/concat", axis=0)
-    ends = node(g, "Shape", [dur], "kopt/durations/seq")
-    starts = const_i64(g, "kopt/durations/zero", [0])
-    chosen = node(g, "Slice", [both, starts, ends], "kopt/durations/chosen")
-    rewire(g, dur, chosen, skip={chosen, both, ends})
-    g.output.append(helper.make_tensor_value_info(NAME, TensorProto.INT64, ["durations_length"]))
-    topo_sort(g)
-    return {"durations_tensor": dur, "added": "input+output(echo)"}
+        out = _int64(output_name, "sequence_length")
+        g.append(ir.node("Identity", [dur], name="kopt/durations/Identity", outputs=[out]))
+        g.outputs.append(out)
+        return {"durations_tensor": dur.name, "added": "output", "output": output_name}
+    fed = _int64(NAME, "durations_length")
+    g.inputs.append(fed)
+    b = Builder(g)
+    both = b.node("Concat", [fed, dur], "kopt/durations/concat", axis=0)
+    ends = b.node("Shape", [dur], "kopt/durations/seq")
+    starts = b.const("kopt/durations/zero", np.array([0], np.int64))
+    chosen = b.node("Slice", [both, starts, ends], "kopt/durations/chosen")
+    rewire(dur, chosen, keep={both.producer(), ends.producer()})
+    g.outputs.append(fed)  # ONNX names one value once: the output echoes the input
+    TopologicalSortPass()(model)
+    return {"durations_tensor": dur.name, "added": "input+output(echo)"}
 
 
 @register
@@ -70,14 +81,16 @@ class Durations(Pass):
     tolerance = 0.0  # the audio path is untouched: bit-exact
 
     def run(self, model: onnx.ModelProto, ctx: PassContext) -> PassResult:
-        rep = expose_durations(model, self.config.accept_input, str(ctx.input_path or "<model>"))  # type: ignore[attr-defined]
+        irm = ir.serde.deserialize_model(model)
+        rep = expose_durations(irm, self.config.accept_input, str(ctx.input_path or "<model>"))  # type: ignore[attr-defined]
+        model = to_proto(irm)
         onnx.checker.check_model(model)
         return PassResult(model=model, report=rep)
 
 
 def duration_chain_problem(path) -> str | None:
     """Why the timings/durations passes cannot apply to the model at ``path``, or None if they can."""
-    m = onnx.load(str(path), load_external_data=False)
+    m = ir.serde.deserialize_model(onnx.load(str(path), load_external_data=False))
     try:
         duration_cumsum(m.graph, str(path))
     except ModelError as e:
@@ -102,6 +115,8 @@ class Timings(Pass):
     tolerance = 0.0
 
     def run(self, model: onnx.ModelProto, ctx: PassContext) -> PassResult:
-        rep = expose_durations(model, False, str(ctx.input_path or "<model>"), output_name=PUBLISHED)
+        irm = ir.serde.deserialize_model(model)
+        rep = expose_durations(irm, False, str(ctx.input_path or "<model>"), output_name=PUBLISHED)
+        model = to_proto(irm)
         onnx.checker.check_model(model)
         return PassResult(model=model, report=rep)

@@ -1,5 +1,6 @@
 import numpy as np
 import onnx
+import onnx_ir as ir
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
@@ -11,7 +12,7 @@ from kopt.core.passes import PassContext, get_pass, make_config
 from kopt.core.recipe import one_variant
 from kopt.core.runner import Runner
 from kopt.optimize._kokoro import token_axes
-from tests.graphs import FRAME, VOCAB, duration_kokoro_model, run_outputs, tiny_kokoro_model
+from tests.graphs import EMB, FRAME, VOCAB, duration_kokoro_model, run_outputs, tiny_kokoro_model
 
 
 def _apply(tmp_path, model, **cfg):
@@ -188,14 +189,15 @@ def test_int8_bucket_equal_to_a_channel_count(tmp_path):
 def test_token_axes_are_symbolic():
     """Every axis that runs over the tokens, by the inferred dim, not by size: the attention
     scores [1, T, T] have two; a tensor of the style only has none."""
-    m = duration_kokoro_model()
-    by_out = {n.output[0]: n for n in m.graph.node}
-    got = token_axes(m, "tokens", {t: by_out[t] for t in ("emb", "qk", "h0t", "tcs", "ly", "feat")})
+    m = ir.serde.deserialize_model(duration_kokoro_model())
+    by_out = {n.outputs[0].name: n for n in m.graph}
+    wanted = {by_out[t].outputs[0]: by_out[t] for t in ("emb", "qk", "h0t", "tcs", "ly", "feat")}
+    got = {v.name: axes for v, axes in token_axes(m, "tokens", wanted).items()}
     assert got == {"emb": (3, (1,)), "qk": (3, (1, 2)), "h0t": (3, (2,)), "tcs": (3, (0,)), "ly": (4, (0,)),
                    "feat": (3, (1,))}
     with pytest.raises(ModelError, match=r"token axis of 'sty3', input of Add '/encoder/predictor/Add': "
                                          r"its inferred shape is \[1, 1, 16\]"):
-        token_axes(m, "tokens", {"sty3": by_out["feat"]})
+        token_axes(m, "tokens", {by_out["sty3"].outputs[0]: by_out["feat"]})
 
 
 def test_token_axes_failure_is_one_error_and_writes_nothing_here(tmp_path, monkeypatch):
@@ -210,7 +212,8 @@ def test_token_axes_failure_is_one_error_and_writes_nothing_here(tmp_path, monke
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ModelError, match=r"cannot find the token axis of 'y', input of Mystery 'mystery': its "
                                          r"inferred shape is unknown \(symbolic shape inference failed"):
-        token_axes(m, "tokens", {"y": m.graph.node[1]})
+        irm = ir.serde.deserialize_model(m)
+        token_axes(irm, "tokens", {irm.graph[1].outputs[0]: irm.graph[1]})
     assert list(tmp_path.iterdir()) == []
 
 
@@ -276,3 +279,45 @@ def test_bucket_refuses_a_quantizer_input_without_token_axis(tmp_path, through, 
     with pytest.raises(ModelError, match=rf"token axis of 'y', input of DynamicQuantizeLinear "
                                          rf"'/encoder/head/QuantizeLinear': its inferred shape is {shape}"):
         _apply(tmp_path, _quantizer_probe(through), bucket=64)
+
+
+# -- refusals, and what the pass leaves in and around the graph -------------------------------------
+
+def test_bucket_refuses_an_lstm_that_has_sequence_lens(tmp_path):
+    m = duration_kokoro_model()
+    lstm = next(n for n in m.graph.node if n.op_type == "LSTM")
+    lstm.input.append("given_lens")
+    m.graph.initializer.append(numpy_helper.from_array(np.array([5], np.int32), "given_lens"))
+    with pytest.raises(ModelError, match=r"LSTM '/encoder/predictor/lstm/LSTM' already has sequence_lens"):
+        _apply(tmp_path, m, bucket=64)
+
+
+def test_bucket_refuses_durations_that_are_a_graph_output(tmp_path):
+    m = duration_kokoro_model()
+    m.graph.output.append(helper.make_tensor_value_info("dur", TensorProto.INT64, None))
+    with pytest.raises(ModelError, match="'dur' is a graph output; cannot rewire it"):
+        _apply(tmp_path, m, bucket=64)
+
+
+def test_int8_bucket_refuses_a_conv_integer_fed_by_no_quantizer(tmp_path):
+    m = _int8_model(tmp_path)
+    conv = next(n for n in m.graph.node if n.op_type == "ConvInteger")
+    x = conv.input[0]
+    m.graph.node.append(helper.make_node("Identity", [x], [x + "_copy"], name="copy"))
+    conv.input[0] = x + "_copy"
+    topo_sort(m.graph)
+    with pytest.raises(ModelError, match=r"ConvInteger '.*' over tokens is not fed by a DynamicQuantizeLinear"):
+        _apply(tmp_path, m, bucket=64)
+
+
+def test_input_model_untouched_and_shapes_inferred_afresh(tmp_path):
+    """The pass edits a copy (onnx-ir's); a stale value_info is dropped and inferred again, and no
+    value_info names an initializer (onnx-ir would write one per initializer)."""
+    m = duration_kokoro_model()
+    m.graph.value_info.append(helper.make_tensor_value_info("emb", TensorProto.FLOAT, [7, 7, 7]))
+    before = m.SerializeToString()
+    _, res = _apply(tmp_path, m, bucket=64)
+    assert m.SerializeToString() == before
+    vi = {v.name: v for v in res.model.graph.value_info}
+    assert _dims(vi["emb"]) == [1, 64, EMB]
+    assert not {t.name for t in res.model.graph.initializer} & set(vi)

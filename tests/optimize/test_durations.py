@@ -83,3 +83,30 @@ def test_applying_twice_is_refused(tmp_path):
     m = cls().run(m, PassContext(workdir=tmp_path)).model
     with pytest.raises(ModelError, match="already has"):
         cls().run(m, PassContext(workdir=tmp_path))
+
+
+@pytest.mark.parametrize("accept_input", [False, True])
+def test_input_model_untouched_and_no_value_info_for_initializers(tmp_path, accept_input):
+    m = duration_kokoro_model()
+    before = m.SerializeToString()
+    cls = get_pass("durations")
+    out = cls(make_config(cls, {"accept_input": accept_input})).run(m, PassContext(workdir=tmp_path)).model
+    assert m.SerializeToString() == before
+    assert not {t.name for t in out.graph.initializer} & {v.name for v in out.graph.value_info}
+
+
+def test_accepting_durations_that_are_a_graph_output_is_refused(tmp_path):
+    m = duration_kokoro_model()
+    m.graph.output.append(onnx.helper.make_tensor_value_info("dur", onnx.TensorProto.INT64, None))
+    with pytest.raises(ModelError, match="'dur' is a graph output; cannot rewire it"):
+        _apply(tmp_path, m, accept_input=True)
+
+
+def test_duration_chain_problem(tmp_path):
+    from kopt.optimize.durations import duration_chain_problem
+
+    ok, bad = tmp_path / "ok.onnx", tmp_path / "bad.onnx"
+    onnx.save(duration_kokoro_model(), str(ok))
+    onnx.save(tiny_kokoro_model(), str(bad))
+    assert duration_chain_problem(ok) is None
+    assert "cannot find Kokoro's duration chain" in duration_chain_problem(bad)

@@ -19,11 +19,13 @@ TEXT = "The cat sat on the mat. The dog ran to the park, and it was sunny."
 
 def timed_model(path: Path) -> Path:
     """A tiny Kokoro with the real duration machinery and the published `duration` output."""
+    import onnx_ir as ir
+
     from kopt.optimize.durations import expose_durations
 
-    m = duration_kokoro_model()
+    m = ir.serde.deserialize_model(duration_kokoro_model())
     expose_durations(m, False, output_name="duration")
-    onnx.save(m, str(path))
+    onnx.save(ir.serde.serialize_model(m), str(path))
     return path
 
 
