@@ -54,7 +54,10 @@ def expose_durations(model: ir.Model, accept_input: bool, where: str = "<model>"
     dur = cs.inputs[0]
     if not accept_input:
         out = _int64(output_name, "sequence_length")
-        g.append(ir.node("Identity", [dur], name="kopt/durations/Identity", outputs=[out]))
+        # one node name per output: a published model (``duration``, from timings) is instrumented again
+        # for scoring (``durations``), and onnxruntime refuses two nodes of one name
+        node_name = "kopt/durations/Identity" if output_name == NAME else f"kopt/durations/Identity_{output_name}"
+        g.append(ir.node("Identity", [dur], name=node_name, outputs=[out]))
         g.outputs.append(out)
         return {"durations_tensor": dur.name, "added": "output", "output": output_name}
     fed = _int64(NAME, "durations_length")

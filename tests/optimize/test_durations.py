@@ -110,3 +110,22 @@ def test_duration_chain_problem(tmp_path):
     onnx.save(tiny_kokoro_model(), str(bad))
     assert duration_chain_problem(ok) is None
     assert "cannot find Kokoro's duration chain" in duration_chain_problem(bad)
+
+
+@pytest.mark.parametrize("accept_input", [False, True])
+def test_a_published_model_with_timings_can_be_scored_aligned(tmp_path, accept_input):
+    """A bundle's model carries the timings pass's `duration` output; kopt quality instruments it
+    again (predicted durations, then accept_input): two passes of this module on one graph. Before the
+    onnx-ir port both named a node kopt/durations/Identity and onnxruntime refused the model."""
+    cls = get_pass("timings")
+    timed = cls(make_config(cls, {})).run(duration_kokoro_model(), PassContext(workdir=tmp_path)).model
+    out = _apply(tmp_path, timed, accept_input=accept_input)
+    m = onnx.load(str(out))
+    names = [n.name for n in m.graph.node if n.name]
+    assert len(names) == len(set(names))
+    tok = sentence_tokens()
+    own = run_outputs(_apply(tmp_path, duration_kokoro_model()), _feeds(tok))
+    feeds = {**_feeds(tok), "durations": own["durations"]} if accept_input else _feeds(tok)
+    got = run_outputs(out, feeds)
+    np.testing.assert_array_equal(got["audio"], own["audio"])
+    np.testing.assert_array_equal(got["durations"], own["durations"])
