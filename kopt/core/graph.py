@@ -1,6 +1,13 @@
-"""Graph plumbing every pass shares, written once: who produces and who reads a tensor, which
-tensors are constants, fresh names, topological order, removal of what nothing reads, and ONNX
-shape inference on a weightless copy. Passes ask this module, never a private index of their own.
+"""Graph plumbing every pass shares, written once. Passes ask this module, never a private index.
+
+On onnx-ir (every graph rewrite: adain, snake, stft-conv, polyphase, bind-shapes, durations,
+dequantize): the constant rule, use-def questions (who reads a value, what is up- or downstream),
+fresh names, a builder for constants and nodes, rewiring readers, and serializing back
+(``to_proto``). Dead code and topological order are onnx-ir's own passes.
+
+On protobufs, for the passes that edit onnxruntime's quantizer output in place (balance, fp16):
+producers and consumers, fresh names, topological order and removal of what nothing reads. And
+ONNX shape inference on a weightless copy, which every pass that needs shapes uses.
 
 One rule for constants: an initializer is a constant unless a graph input of the same name can
 override it (ONNX's rule), and so is the value of a ``Constant`` node.
@@ -9,12 +16,14 @@ override it (ONNX's rule), and so is the value of a ``Constant`` node.
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Iterable
+from typing import Collection, Iterable
 
 import numpy as np
 import onnx
 import onnx_ir as ir
 from onnx import helper, numpy_helper
+
+from kopt.core.errors import ModelError
 
 ONNX_DOMAINS = ("", "ai.onnx")
 _SMALL = 64  # initializers up to this many elements keep their values in the shape-inference copy
@@ -44,17 +53,7 @@ def const_int(v: ir.Value | None) -> int | None:
 
 def feeds_a_quantizer(v: ir.Value) -> bool:
     """Does any node downstream of ``v`` (through its uses, onnx-ir's use-def chains) quantize?"""
-    seen: set[int] = set()
-    stack = [v]
-    while stack:
-        for node in stack.pop().consumers():
-            if id(node) in seen:
-                continue
-            seen.add(id(node))
-            if node.op_type in QUANTIZERS:
-                return True
-            stack.extend(node.outputs)
-    return False
+    return any(n.op_type in QUANTIZERS for n in downstream(v))
 
 
 def is_onnx_op(n: ir.Node | None, op: str) -> bool:
@@ -95,6 +94,87 @@ def upstream_of(g: ir.Graph, ops: set[str] | frozenset[str]) -> set[ir.Value]:
     return seen
 
 
+def fresh_names(g: ir.Graph):
+    """A ``fresh(base)`` that returns ``base``, ``base_1``, ... whichever no node, value or initializer
+    of ``g`` has (nor an earlier call), like ``name_allocator`` on a protobuf graph."""
+    taken = {v.name for v in g.inputs} | set(g.initializers) | {n.name for n in g} | \
+        {v.name for n in g for v in n.outputs}
+
+    def fresh(base: str) -> str:
+        name, k = base, 0
+        while name in taken:
+            k += 1
+            name = f"{base}_{k}"
+        taken.add(name)
+        return name
+
+    return fresh
+
+
+class Builder:
+    """Appends named constants and one-output nodes to ``g``: a node built from ``base`` writes the
+    value ``base`` and is named ``base/<op>``, each made fresh (``fresh_names``)."""
+
+    def __init__(self, g: ir.Graph):
+        self.g = g
+        self.fresh = fresh_names(g)
+
+    def const(self, base: str, arr: np.ndarray) -> ir.Value:
+        name = self.fresh(base)
+        v = ir.Value(name=name, const_value=ir.tensor(np.asarray(arr), name=name))
+        self.g.register_initializer(v)
+        return v
+
+    def node(self, op: str, inputs: list[ir.Value | None], base: str, **attrs) -> ir.Value:
+        out = ir.Value(name=self.fresh(base))
+        self.g.append(ir.node(op, inputs, attrs, name=self.fresh(f"{base}/{op}"), outputs=[out]))
+        return out
+
+
+def rewire(old: ir.Value, new: ir.Value, keep: Collection[ir.Node] = ()) -> int:
+    """Make every node that reads ``old`` (onnx-ir's uses) read ``new`` instead, except the nodes in
+    ``keep`` (those that compute ``new`` from ``old``); how many inputs moved. ModelError if ``old``
+    is a graph output."""
+    if old.is_graph_output():
+        raise ModelError(f"tensor {old.name!r} is a graph output; cannot rewire it")
+    moved = 0
+    for use in list(old.uses()):
+        if use.node not in keep:
+            use.node.replace_input_with(use.idx, new)
+            moved += 1
+    return moved
+
+
+def downstream(v: ir.Value) -> set[ir.Node]:
+    """Every node downstream of ``v``, through onnx-ir's use-def chains."""
+    seen: set[ir.Node] = set()
+    stack = [v]
+    while stack:
+        for n in stack.pop().consumers():
+            if n not in seen:
+                seen.add(n)
+                stack.extend(n.outputs)
+    return seen
+
+
+def forget_shapes(g: ir.Graph) -> None:
+    """Unset the type and shape of every value that is no graph input or output (what a protobuf
+    graph keeps in ``value_info``), for shape inference to find afresh."""
+    for v in [*g.initializers.values(), *(o for n in g for o in n.outputs)]:
+        if not (v.is_graph_input() or v.is_graph_output()):
+            v.type, v.shape = None, None
+
+
+def to_proto(model: ir.Model) -> onnx.ModelProto:
+    """``ir.serde.serialize_model``, without a ``value_info`` for each initializer: onnx-ir writes
+    one for every initializer whose type it knows (all of them, after deserializing), which a
+    protobuf graph does not carry and nothing reads. Unsets those initializers' types in ``model``."""
+    for v in model.graph.initializers.values():
+        if not (v.is_graph_input() or v.is_graph_output()):
+            v.type, v.shape = None, None
+    return ir.serde.serialize_model(model)
+
+
 # --- on onnx protobufs ---
 
 def is_op(n: onnx.NodeProto | None, op: str) -> bool:
@@ -118,57 +198,6 @@ def consumers(g: onnx.GraphProto) -> dict[str, list[onnx.NodeProto]]:
             if i:
                 out[i].append(n)
     return out
-
-
-class GraphIndex:
-    """Use-def lookups over one graph: producers, readers, graph outputs and constants."""
-
-    def __init__(self, g: onnx.GraphProto):
-        self.g = g
-        self.prod = producers(g)
-        self.cons = consumers(g)
-        self.outputs = {o.name for o in g.output}
-        self.inputs = {i.name for i in g.input}
-        self.inits = {t.name: t for t in g.initializer if t.name not in self.inputs}
-
-    def const(self, name: str) -> np.ndarray | None:
-        """The value of ``name`` when it is a constant (see the module's rule), else None."""
-        if not name:
-            return None
-        if name in self.inits:
-            return numpy_helper.to_array(self.inits[name])
-        p = self.prod.get(name)
-        if is_op(p, "Constant") and len(p.attribute) == 1 and p.attribute[0].name == "value":
-            return numpy_helper.to_array(p.attribute[0].t)
-        return None
-
-    def readers(self, name: str) -> list[onnx.NodeProto]:
-        return self.cons.get(name, [])
-
-    def is_output(self, name: str) -> bool:
-        return name in self.outputs
-
-    def only_reader(self, name: str, op: str) -> onnx.NodeProto | None:
-        """The one node reading ``name`` when it is an ``op`` and ``name`` is no graph output."""
-        cs = self.readers(name)
-        return cs[0] if len(cs) == 1 and cs[0].op_type == op and not self.is_output(name) else None
-
-    @staticmethod
-    def other(n: onnx.NodeProto, name: str) -> str | None:
-        """The second input of a binary node, given one (None if ``name`` is not an input)."""
-        if len(n.input) != 2 or name not in n.input:
-            return None
-        return n.input[1] if n.input[0] == name else n.input[0]
-
-
-def unique_name(g: onnx.GraphProto, base: str) -> str:
-    taken = {o for n in g.node for o in n.output} | {i.name for i in g.input} | {i.name for i in g.initializer}
-    taken |= {n.name for n in g.node}
-    name, k = base, 0
-    while name in taken:
-        k += 1
-        name = f"{base}_{k}"
-    return name
 
 
 def name_allocator(g: onnx.GraphProto):

@@ -5,9 +5,8 @@ Durations: the predictor's per-token durations flow ``Sigmoid -> ReduceSum -> Di
 (``/encoder/CumSum`` in Kokoro v1.0). The tensor that CumSum reads is "the durations as used for
 expansion": int64, shape [seq], frames per token.
 
-Edits: ``Builder`` adds named constants and one-output nodes to a graph, ``rewire`` moves a value's
-readers to another value (found through onnx-ir's use-def chains), ``downstream`` follows them,
-``forget_shapes`` drops what shape inference would redo, and ``to_proto`` serializes. The token
+The edits (``Builder``, ``rewire``, ``downstream``, ``forget_shapes``, ``to_proto``) are kopt's
+shared onnx-ir plumbing, in ``kopt.core.graph``. The token
 axes (``token_axes``) come from onnxruntime's symbolic shape inference, whose public entry point
 takes a protobuf model: a probe built from the nodes the wanted tensors depend on.
 """
@@ -16,9 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import tempfile
-from typing import Collection
 
-import numpy as np
 import onnx
 import onnx_ir as ir
 from onnx import helper
@@ -51,89 +48,6 @@ def duration_cumsum(g: ir.Graph, where: str = "<model>") -> ir.Node:
         raise ModelError(f"{where}: cannot find Kokoro's duration chain (Round -> Clip -> Cast -> CumSum): "
                          f"found {len(found)} candidates; is this a Kokoro graph?")
     return found[0]
-
-
-# -- edits -----------------------------------------------------------------------------------------
-
-def fresh_names(g: ir.Graph):
-    """A ``fresh(base)`` that returns ``base``, ``base_1``, ... whichever no node, value or initializer
-    of ``g`` has (nor an earlier call), like ``kopt.core.graph.name_allocator`` on a protobuf graph."""
-    taken = {v.name for v in g.inputs} | set(g.initializers) | {n.name for n in g} | \
-        {v.name for n in g for v in n.outputs}
-
-    def fresh(base: str) -> str:
-        name, k = base, 0
-        while name in taken:
-            k += 1
-            name = f"{base}_{k}"
-        taken.add(name)
-        return name
-
-    return fresh
-
-
-class Builder:
-    """Appends named constants and one-output nodes to ``g``: a node built from ``base`` writes the
-    value ``base`` and is named ``base/<op>``, each made fresh (``fresh_names``)."""
-
-    def __init__(self, g: ir.Graph):
-        self.g = g
-        self.fresh = fresh_names(g)
-
-    def const(self, base: str, arr: np.ndarray) -> ir.Value:
-        name = self.fresh(base)
-        v = ir.Value(name=name, const_value=ir.tensor(np.asarray(arr), name=name))
-        self.g.register_initializer(v)
-        return v
-
-    def node(self, op: str, inputs: list[ir.Value | None], base: str, **attrs) -> ir.Value:
-        out = ir.Value(name=self.fresh(base))
-        self.g.append(ir.node(op, inputs, attrs, name=self.fresh(f"{base}/{op}"), outputs=[out]))
-        return out
-
-
-def rewire(old: ir.Value, new: ir.Value, keep: Collection[ir.Node] = ()) -> int:
-    """Make every node that reads ``old`` (onnx-ir's uses) read ``new`` instead, except the nodes in
-    ``keep`` (those that compute ``new`` from ``old``); how many inputs moved. ModelError if ``old``
-    is a graph output."""
-    if old.is_graph_output():
-        raise ModelError(f"tensor {old.name!r} is a graph output; cannot rewire it")
-    moved = 0
-    for use in list(old.uses()):
-        if use.node not in keep:
-            use.node.replace_input_with(use.idx, new)
-            moved += 1
-    return moved
-
-
-def downstream(v: ir.Value) -> set[ir.Node]:
-    """Every node downstream of ``v``, through onnx-ir's use-def chains."""
-    seen: set[ir.Node] = set()
-    stack = [v]
-    while stack:
-        for n in stack.pop().consumers():
-            if n not in seen:
-                seen.add(n)
-                stack.extend(n.outputs)
-    return seen
-
-
-def forget_shapes(g: ir.Graph) -> None:
-    """Unset the type and shape of every value that is no graph input or output (what a protobuf
-    graph keeps in ``value_info``), for shape inference to find afresh."""
-    for v in [*g.initializers.values(), *(o for n in g for o in n.outputs)]:
-        if not (v.is_graph_input() or v.is_graph_output()):
-            v.type, v.shape = None, None
-
-
-def to_proto(model: ir.Model) -> onnx.ModelProto:
-    """``ir.serde.serialize_model``, without a ``value_info`` for each initializer: onnx-ir writes
-    one for every initializer whose type it knows (all of them, after deserializing), which a
-    protobuf graph does not carry and nothing reads. Unsets those initializers' types in ``model``."""
-    for v in model.graph.initializers.values():
-        if not (v.is_graph_input() or v.is_graph_output()):
-            v.type, v.shape = None, None
-    return ir.serde.serialize_model(model)
 
 
 # -- where the token axis is -----------------------------------------------------------------------

@@ -60,10 +60,11 @@ from kopt.core.graph import (
     QUANTIZERS,
     Shape,
     const_value,
+    fresh_names,
     infer_shapes,
     is_onnx_op,
-    name_allocator,
     other_input,
+    to_proto,
     upstream_of,
 )
 from kopt.core.passes import Pass, PassConfig, PassContext, PassResult, register
@@ -215,7 +216,7 @@ def rewrite_adain(model: onnx.ModelProto) -> tuple[onnx.ModelProto, dict]:
 
     nodes_removed = 0
     if plans:
-        fresh = name_allocator(model.graph)
+        fresh = fresh_names(g)
         flat_name = fresh("kopt/adain/flat")
         flat = ir.Value(name=flat_name, const_value=ir.tensor(np.array([-1], np.int64), name=flat_name))
         g.register_initializer(flat)
@@ -236,7 +237,7 @@ def rewrite_adain(model: onnx.ModelProto) -> tuple[onnx.ModelProto, dict]:
         nodes_rewired = len(g)
         RemoveUnusedNodesPass()(irm)
         nodes_removed = nodes_rewired - len(g)
-        model = ir.serde.serialize_model(irm)
+        model = to_proto(irm)
     return model, {"normalizations_matched": norms_matched, "normalizations_shared": shared,
                    "adain_matched": adain_matched, "adain_rewritten": len(plans), "adain_requantized": requantized,
                    "skipped": dict(sorted(skipped.items())),

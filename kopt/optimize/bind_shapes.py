@@ -43,8 +43,9 @@ from onnx_ir.passes.common import TopologicalSortPass
 from pydantic import Field
 
 from kopt.core.errors import ModelError
+from kopt.core.graph import Builder, downstream, forget_shapes, rewire, to_proto
 from kopt.core.passes import Pass, PassConfig, PassContext, PassResult, register
-from kopt.optimize._kokoro import Builder, downstream, duration_cumsum, forget_shapes, rewire, to_proto, token_axes
+from kopt.optimize._kokoro import duration_cumsum, token_axes
 
 MAX_BUCKET = 512  # 510 phoneme tokens + 2 boundary pads
 # Ops that quantize an activation at run time with one scale for the whole tensor: input index.

@@ -24,9 +24,10 @@ from onnx_ir.passes.common import TopologicalSortPass
 from pydantic import Field
 
 from kopt.core.errors import ModelError
+from kopt.core.graph import Builder, rewire, to_proto
 from kopt.core.kokoro import DURATIONS
 from kopt.core.passes import Pass, PassConfig, PassContext, PassResult, register
-from kopt.optimize._kokoro import Builder, duration_cumsum, rewire, to_proto
+from kopt.optimize._kokoro import duration_cumsum
 
 NAME = DURATIONS  # the name kokoro_runtime.feed feeds and reads
 PUBLISHED = "duration"  # the output name kokoro-onnx reads

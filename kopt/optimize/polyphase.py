@@ -36,7 +36,7 @@ import onnx
 import onnx_ir as ir
 from onnx_ir.passes.common import RemoveUnusedNodesPass
 
-from kopt.core.graph import const_value, is_onnx_op, name_allocator, upstream_of
+from kopt.core.graph import const_value, fresh_names, is_onnx_op, to_proto, upstream_of
 from kopt.core.passes import Pass, PassConfig, PassContext, PassResult, register
 
 # Kokoro's sine source integrates F0 into a phase (CumSum): a rounding change upstream of it grows into a
@@ -128,7 +128,7 @@ def rewrite_polyphase(model: onnx.ModelProto) -> tuple[onnx.ModelProto, dict]:
             plans.append(plan)
     rewritten = []
     if plans:
-        fresh = name_allocator(model.graph)
+        fresh = fresh_names(g)
         for plan in plans:
             n = plan.node
             new = _replacement(g, plan, fresh)
@@ -136,7 +136,7 @@ def rewrite_polyphase(model: onnx.ModelProto) -> tuple[onnx.ModelProto, dict]:
             rewritten.append({"node": n.name, "stride": plan.stride, "kernel": int(plan.w.shape[2]),
                               "taps": plan.taps, "group": plan.group})
         RemoveUnusedNodesPass()(irm)
-        model = ir.serde.serialize_model(irm)
+        model = to_proto(irm)
     return model, {"convtranspose_found": len(plans) + sum(skipped.values()), "rewritten": len(rewritten),
                    "nodes": rewritten, "skipped": dict(sorted(skipped.items())),
                    "nodes_before": nodes_before, "nodes_after": len(model.graph.node)}

@@ -42,7 +42,7 @@ from onnx_ir.passes.common import RemoveUnusedNodesPass
 from pydantic import Field
 
 from kopt.core.errors import ModelError
-from kopt.core.graph import const_value, feeds_a_quantizer, is_onnx_op, name_allocator, other_input
+from kopt.core.graph import const_value, feeds_a_quantizer, fresh_names, is_onnx_op, other_input, to_proto
 from kopt.core.passes import Pass, PassConfig, PassContext, PassResult, register
 
 
@@ -163,14 +163,14 @@ def rewrite_snake(model: onnx.ModelProto, into_conv: bool = True) -> tuple[onnx.
     requantized = sum(feeds_a_quantizer(sn.y) for sn in snakes)
     folded_norm = folded_conv = 0
     if snakes and not requantized:
-        fresh = name_allocator(model.graph)
+        fresh = fresh_names(g)
         for sn in snakes:
             sn.norm, sn.conv = _absorbing_norm(sn), _absorbing_conv(sn) if into_conv else None
             _rewrite(g, sn, fresh)
             folded_norm += sn.norm is not None
             folded_conv += sn.conv is not None
         RemoveUnusedNodesPass()(irm)
-        model = ir.serde.serialize_model(irm)
+        model = to_proto(irm)
     return model, {"sin_found": sum(skipped.values()) + len(snakes), "snake_rewritten": 0 if requantized else len(snakes),
                    "snake_requantized": requantized, "alpha_into_norm": folded_norm,
                    "reciprocal_into_conv": folded_conv, "skipped": dict(sorted(skipped.items())),

@@ -53,7 +53,15 @@ from onnx import TensorProto
 from onnx_ir.passes.common import RemoveUnusedNodesPass
 
 from kopt.core.errors import ModelError
-from kopt.core.graph import ONNX_DOMAINS, const_int, const_value, feeds_a_quantizer, infer_shapes, name_allocator
+from kopt.core.graph import (
+    ONNX_DOMAINS,
+    const_int,
+    const_value,
+    feeds_a_quantizer,
+    fresh_names,
+    infer_shapes,
+    to_proto,
+)
 from kopt.core.passes import Pass, PassConfig, PassContext, PassResult, register
 
 # Sign given to the DC and Nyquist bins' imaginary parts, exact zeros (their weight rows are zeros),
@@ -154,7 +162,7 @@ def rewrite_stft(model: onnx.ModelProto) -> tuple[onnx.ModelProto, dict]:
     rewritten, requantized = [], 0
     if plans:
         requantized = sum(feeds_a_quantizer(p.node.outputs[0]) for p in plans)
-        fresh = name_allocator(model.graph)
+        fresh = fresh_names(g)
         for plan in plans:
             n = plan.node
             new_nodes = _replacement(g, plan, fresh)
@@ -164,7 +172,7 @@ def rewrite_stft(model: onnx.ModelProto) -> tuple[onnx.ModelProto, dict]:
                               "bins": n_fft // 2 + 1 if plan.onesided else n_fft, "onesided": plan.onesided})
         # the replaced STFTs' frame_step, window and frame_length go when nothing else reads them
         RemoveUnusedNodesPass()(irm)
-        model = ir.serde.serialize_model(irm)
+        model = to_proto(irm)
     return model, {"stft_found": len(stfts), "rewritten": len(rewritten), "stft_requantized": requantized,
                    "nodes": rewritten, "skipped": dict(sorted(skipped.items())),
                    "nodes_before": nodes_before, "nodes_after": len(model.graph.node)}

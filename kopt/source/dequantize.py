@@ -31,7 +31,7 @@ import onnx_ir as ir
 from onnx_ir.passes.common import RemoveUnusedNodesPass
 
 from kopt.core.errors import ModelError
-from kopt.core.graph import const_value, only_consumer
+from kopt.core.graph import const_value, only_consumer, to_proto
 
 QUANT_OPS = {"MatMulInteger", "ConvInteger", "DynamicQuantizeLSTM", "DequantizeLinear", "QuantizeLinear",
              "DynamicQuantizeLinear", "QLinearConv", "QLinearMatMul", "MatMulNBits", "DynamicQuantizeMatMul"}
@@ -366,7 +366,7 @@ def dequantize(model: onnx.ModelProto, source: str = "<model>") -> tuple[onnx.Mo
     # the integer ops, the activation quantizers, their chains and the quantized weights nothing reads
     RemoveUnusedNodesPass()(irm)
     irm.producer_name = "kopt.reference"
-    m = ir.serde.serialize_model(irm)
+    m = to_proto(irm)
     rep.removed_nodes = before - len(m.graph.node)
     left = Counter(n.op_type for n in m.graph.node if n.op_type in QUANT_OPS)
     rep.remaining_quant_ops = dict(left)

@@ -1,4 +1,5 @@
-"""kopt.core.graph: the one use-def index and the one dead-code removal every pass uses."""
+"""kopt.core.graph: the one constant rule and the use-def helpers on onnx-ir, and the protobuf dead-code
+removal and topological sort the remaining protobuf passes (balance, fp16) use."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import onnx
 import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 
-from kopt.core.graph import GraphIndex, remove_unread, topo_sort
+from kopt.core.graph import remove_unread, topo_sort
 
 
 def _model() -> onnx.ModelProto:
@@ -40,16 +41,23 @@ def _run(m: onnx.ModelProto) -> np.ndarray:
     return s.run(None, {"x": np.array([1.0, -3.0], np.float32), "w": np.array([0.5, 0.5], np.float32)})[0]
 
 
-def test_one_rule_for_constants():
-    gi = GraphIndex(_model().graph)
-    assert gi.const("a").tolist() == [1.0, 2.0]
-    assert float(gi.const("c")) == 3.0  # a Constant node's value
-    assert gi.const("w") is None  # graph input w can override the initializer: not a constant
-    assert gi.const("xa") is None
-    assert [n.name for n in gi.readers("x")] == ["add", "dead_add"]
-    assert gi.only_reader("xa", "Mul").name == "mul" and gi.only_reader("xa", "Add") is None
-    assert gi.only_reader("y0", "Add").name == "add_w"
-    assert gi.is_output("y") and not gi.is_output("y0")
+def test_one_rule_for_constants_and_use_def_on_onnx_ir():
+    import onnx_ir as ir
+
+    from kopt.core.graph import const_int, const_value, downstream, only_consumer, other_input
+
+    g = ir.serde.deserialize_model(_model()).graph
+    v = {o.name: o for n in g for o in n.outputs} | {i.name: i for i in g.inputs} | dict(g.initializers)
+    assert const_value(v["a"]).tolist() == [1.0, 2.0]
+    assert float(const_value(v["c"])) == 3.0  # a Constant node's value
+    assert const_value(v["w"]) is None  # graph input w can override the initializer: not a constant
+    assert const_value(v["xa"]) is None and const_int(v["c"]) is None  # a float is no integer
+    assert sorted(n.name for n in v["x"].consumers()) == ["add", "dead_add"]
+    assert only_consumer(v["xa"], "Mul").name == "mul" and only_consumer(v["xa"], "Add") is None
+    add_w = only_consumer(v["y0"], "Add")
+    assert add_w.name == "add_w" and other_input(add_w, v["y0"]) is v["w"]
+    assert {n.name for n in downstream(v["xa"])} == {"mul", "add_w"}
+    assert v["y"].is_graph_output() and not v["y0"].is_graph_output()
 
 
 def test_full_dead_code_removal_keeps_the_maths():
