@@ -102,3 +102,26 @@ def test_conv_transpose_feeding_a_cumsum_is_left_alone(tmp_path):
     m.graph.output.append(helper.make_tensor_value_info("phase", TensorProto.FLOAT, [1, 4, "T"]))
     _, rep = rewrite_polyphase(m)
     assert rep["rewritten"] == 0 and rep["skipped"] == {"feeds a CumSum, which would accumulate its rounding change": 1}
+
+
+@pytest.mark.slow
+def test_polyphase_real(real_store):
+    """On the real fp32 reference, through the runner: the generator's upsamplers, the iSTFT and two
+    pools become Convs, the F0 pool (upstream of the sine source's CumSum) stays, the new nodes stay
+    in their module's node group, and the audio is within the pass's tolerance (observed 2.8e-6)."""
+    from kopt.core.recipe import one_variant
+    from kopt.core.runner import Runner
+    from kopt.quantize.groups import assign
+
+    st, _, ref = real_store
+    res = Runner(st).run(one_variant(ref.key, [("polyphase", {})], name="polyphase"))[0]
+    assert res.status in ("ok", "cached"), res.reason
+    rep = res.steps[-1].report
+    assert rep["convtranspose_found"] == 6 and rep["rewritten"] == 5
+    assert rep["skipped"] == {"feeds a CumSum, which would accumulate its rounding change": 1}
+    m = onnx.load(res.model_path, load_external_data=False)
+    assert [n.name for n in m.graph.node if n.op_type == "ConvTranspose"] == ["/encoder/F0.1/pool/ConvTranspose"]
+    groups = assign(m)
+    ups = [n.name for n in m.graph.node if n.name.startswith("/decoder/decoder/generator/ups.")]
+    assert len(ups) == 10 and {groups[n] for n in ups} == {"generator.ups.0", "generator.ups.1"}
+    assert st.get(res.key).record["extra"]["equivalence"]["max_abs_diff"] <= get_pass("polyphase").tolerance
