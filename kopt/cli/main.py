@@ -27,7 +27,7 @@ STAGES: dict[str, tuple[str, ...]] = {
     "acquire": ("fetch", "reference", "check"),
     "optimize": ("passes", "optimize"),
     "quantize": ("quantize", "sensitivity"),
-    "measure": ("bench", "providers", "quality"),
+    "measure": ("bench", "profile", "providers", "quality"),
     "decide": ("select", "report", "compare", "history"),
     "ship": ("publish", "bundle-bench", "voices", "tokencache"),
     "whole pipeline": ("build", "artifacts"),
