@@ -37,6 +37,7 @@ def sensitivity_cmd(
     """Quantize one node group at a time, score each against the fp32 reference, rank, and search."""
     import json
 
+    from kopt.core.recipe import validate
     from kopt.core.runner import resolve_input
     from kopt.quality.sensitivity import SensitivityConfig, run_sensitivity, write_precision_map
 
@@ -48,7 +49,7 @@ def sensitivity_cmd(
         fields["reuse"] = str(reuse)
     if case:
         fields["cases"] = tuple(case)
-    cfg = SensitivityConfig(**fields)
+    cfg = validate(SensitivityConfig, fields, "kopt sensitivity")
     if dry_run:
         typer.echo(json.dumps({"model": model, "out": str(out), **cfg.model_dump(mode="json")}, indent=2))
         raise typer.Exit(0)

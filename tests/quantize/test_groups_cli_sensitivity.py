@@ -201,3 +201,15 @@ def test_search_keeps_a_margin_and_a_case_floor(tmp_path, named_path, monkeypatc
     assert set(res["int8_groups"]) == chosen
     m = json.loads(S.write_precision_map(res, tmp_path / "map.json").read_text())
     assert m["made_by"]["margin"] == margin and m["made_by"]["case_floor"] == floor
+
+
+@pytest.mark.parametrize("args,field", [(["--margin", "-1"], "margin"), (["--threads", "x"], "threads")])
+def test_sensitivity_bad_option_is_one_line(args, field):
+    from typer.testing import CliRunner
+
+    from kopt.cli.main import app
+
+    r = CliRunner().invoke(app, ["sensitivity", "--dry-run", *args])
+    assert r.exit_code != 0
+    msg = str(r.exception) + r.output
+    assert field in msg and "Traceback" not in msg
