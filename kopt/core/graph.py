@@ -97,9 +97,13 @@ def upstream_of(g: ir.Graph, ops: set[str] | frozenset[str]) -> set[ir.Value]:
 def fresh_names(g: ir.Graph):
     """A ``fresh(base)`` that returns ``base``, ``base_1``, ... whichever no node, value or initializer
     of ``g`` has (nor an earlier call), like ``name_allocator`` on a protobuf graph."""
-    taken = {v.name for v in g.inputs} | set(g.initializers) | {n.name for n in g} | \
-        {v.name for n in g for v in n.outputs}
+    return _allocator({v.name for v in g.inputs} | set(g.initializers) | {n.name for n in g} |
+                      {v.name for n in g for v in n.outputs})
 
+
+def _allocator(taken: set[str]):
+    """``fresh(base)``: ``base``, else ``base_1``, ``base_2``, ... the first not in ``taken``, which
+    it joins (the one numbering rule of ``fresh_names`` and ``name_allocator``)."""
     def fresh(base: str) -> str:
         name, k = base, 0
         while name in taken:
@@ -112,8 +116,9 @@ def fresh_names(g: ir.Graph):
 
 
 class Builder:
-    """Appends named constants and one-output nodes to ``g``: a node built from ``base`` writes the
-    value ``base`` and is named ``base/<op>``, each made fresh (``fresh_names``)."""
+    """Named constants and one-output nodes for ``g``, every name made fresh (``fresh_names``).
+    ``make`` returns a node for the caller to place (replacing nodes, or inserting it); ``node``
+    appends one whose value is named ``base`` and itself ``base/<op>``."""
 
     def __init__(self, g: ir.Graph):
         self.g = g
@@ -125,10 +130,16 @@ class Builder:
         self.g.register_initializer(v)
         return v
 
+    def make(self, op: str, inputs: list[ir.Value | None], name: str, output: str, **attrs) -> ir.Node:
+        """A node ``op`` named ``name`` writing one value named ``output`` (both made fresh), not yet
+        in the graph."""
+        out = ir.Value(name=self.fresh(output))
+        return ir.node(op, inputs, attrs or None, name=self.fresh(name), outputs=[out])
+
     def node(self, op: str, inputs: list[ir.Value | None], base: str, **attrs) -> ir.Value:
-        out = ir.Value(name=self.fresh(base))
-        self.g.append(ir.node(op, inputs, attrs, name=self.fresh(f"{base}/{op}"), outputs=[out]))
-        return out
+        n = self.make(op, inputs, f"{base}/{op}", base, **attrs)
+        self.g.append(n)
+        return n.outputs[0]
 
 
 def rewire(old: ir.Value, new: ir.Value, keep: Collection[ir.Node] = ()) -> int:
@@ -202,20 +213,9 @@ def consumers(g: onnx.GraphProto) -> dict[str, list[onnx.NodeProto]]:
 
 def name_allocator(g: onnx.GraphProto):
     """A ``fresh(base)`` that returns names unused in ``g`` (nodes, tensors, initializers, inputs), and
-    remembers what it handed out: for passes that add many nodes, where ``unique_name``'s full scan
-    per call would be quadratic."""
-    taken = {o for n in g.node for o in n.output} | {n.name for n in g.node} | \
-        {i.name for i in g.input} | {i.name for i in g.initializer}
-
-    def fresh(base: str) -> str:
-        name, k = base, 0
-        while name in taken:
-            k += 1
-            name = f"{base}_{k}"
-        taken.add(name)
-        return name
-
-    return fresh
+    remembers what it handed out (``fresh_names`` on a protobuf graph)."""
+    return _allocator({o for n in g.node for o in n.output} | {n.name for n in g.node} |
+                      {i.name for i in g.input} | {i.name for i in g.initializer})
 
 
 def topo_sort(g: onnx.GraphProto) -> None:

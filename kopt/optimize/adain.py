@@ -58,9 +58,9 @@ from onnx_ir.passes.common import RemoveUnusedNodesPass
 from kopt.core.errors import ModelError
 from kopt.core.graph import (
     QUANTIZERS,
+    Builder,
     Shape,
     const_value,
-    fresh_names,
     infer_shapes,
     is_onnx_op,
     other_input,
@@ -216,20 +216,15 @@ def rewrite_adain(model: onnx.ModelProto) -> tuple[onnx.ModelProto, dict]:
 
     nodes_removed = 0
     if plans:
-        fresh = fresh_names(g)
-        flat_name = fresh("kopt/adain/flat")
-        flat = ir.Value(name=flat_name, const_value=ir.tensor(np.array([-1], np.int64), name=flat_name))
-        g.register_initializer(flat)
+        b = Builder(g)
+        flat = b.const("kopt/adain/flat", np.array([-1], np.int64))
         for final in [n for n in g if n in plans]:  # in graph order, so fresh names number as they did
             norm, scale, bias = plans[final]
             base = final.name or final.outputs[0].name
-            s, b = fresh(f"{base}/kopt_adain_scale"), fresh(f"{base}/kopt_adain_bias")
-            rs = ir.node("Reshape", [scale, flat], name=fresh(f"{base}/kopt_adain_scale/Reshape"),
-                         outputs=[ir.Value(name=s)])
-            rb = ir.node("Reshape", [bias, flat], name=fresh(f"{base}/kopt_adain_bias/Reshape"),
-                         outputs=[ir.Value(name=b)])
+            rs = b.make("Reshape", [scale, flat], f"{base}/kopt_adain_scale/Reshape", f"{base}/kopt_adain_scale")
+            rb = b.make("Reshape", [bias, flat], f"{base}/kopt_adain_bias/Reshape", f"{base}/kopt_adain_bias")
             inorm = ir.node("InstanceNormalization", [norm.x, rs.outputs[0], rb.outputs[0]], {"epsilon": norm.eps},
-                            name=fresh(f"{base}/kopt_adain/InstanceNormalization"))
+                            name=b.fresh(f"{base}/kopt_adain/InstanceNormalization"))
             # the InstanceNormalization takes the final Add's place and its output's name
             ir.convenience.replace_nodes_and_values(g, final, [final], [rs, rb, inorm],
                                                     [final.outputs[0]], [inorm.outputs[0]])

@@ -36,7 +36,7 @@ import onnx
 import onnx_ir as ir
 from onnx_ir.passes.common import RemoveUnusedNodesPass
 
-from kopt.core.graph import const_value, fresh_names, is_onnx_op, to_proto, upstream_of
+from kopt.core.graph import Builder, const_value, is_onnx_op, to_proto, upstream_of
 from kopt.core.passes import Pass, PassConfig, PassContext, PassResult, register
 
 # Kokoro's sine source integrates F0 into a phase (CumSum): a rounding change upstream of it grows into a
@@ -128,10 +128,10 @@ def rewrite_polyphase(model: onnx.ModelProto) -> tuple[onnx.ModelProto, dict]:
             plans.append(plan)
     rewritten = []
     if plans:
-        fresh = fresh_names(g)
+        builder = Builder(g)
         for plan in plans:
             n = plan.node
-            new = _replacement(g, plan, fresh)
+            new = _replacement(builder, plan)
             ir.convenience.replace_nodes_and_values(g, n, [n], new, [n.outputs[0]], [new[-1].outputs[0]])
             rewritten.append({"node": n.name, "stride": plan.stride, "kernel": int(plan.w.shape[2]),
                               "taps": plan.taps, "group": plan.group})
@@ -142,7 +142,7 @@ def rewrite_polyphase(model: onnx.ModelProto) -> tuple[onnx.ModelProto, dict]:
                    "nodes_before": nodes_before, "nodes_after": len(model.graph.node)}
 
 
-def _replacement(g: ir.Graph, plan: _Plan, fresh) -> list[ir.Node]:
+def _replacement(b: Builder, plan: _Plan) -> list[ir.Node]:
     n = plan.node
     s, m = plan.stride, plan.taps
     c_out = plan.w.shape[1] * plan.group
@@ -150,15 +150,10 @@ def _replacement(g: ir.Graph, plan: _Plan, fresh) -> list[ir.Node]:
     # ConvTranspose's node group (kopt/quantize/groups.py)
     path = f"{n.name.rsplit('/', 1)[0]}/Poly" if n.name and "/" in n.name else "Poly"
 
-    def init(base: str, arr: np.ndarray) -> ir.Value:
-        name = fresh(base)
-        v = ir.Value(name=name, const_value=ir.tensor(arr, name=name))
-        g.register_initializer(v)
-        return v
+    init = b.const
 
     def node(op: str, inputs: list[ir.Value], **attrs) -> ir.Node:
-        return ir.node(op, inputs, attrs or None, name=fresh(f"{path}{op}"),
-                       outputs=[ir.Value(name=fresh(f"{path}{op}_output_0"))])
+        return b.make(op, inputs, f"{path}{op}", f"{path}{op}_output_0", **attrs)
 
     conv = node("Conv", [n.inputs[0], init(f"{path}/weight", polyphase_weights(plan.w, s, plan.group)),
                          init(f"{path}/bias", np.repeat(plan.b.astype(np.float32), s))],

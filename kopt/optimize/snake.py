@@ -42,7 +42,7 @@ from onnx_ir.passes.common import RemoveUnusedNodesPass
 from pydantic import Field
 
 from kopt.core.errors import ModelError
-from kopt.core.graph import const_value, feeds_a_quantizer, fresh_names, is_onnx_op, other_input, to_proto
+from kopt.core.graph import Builder, const_value, feeds_a_quantizer, is_onnx_op, other_input, to_proto
 from kopt.core.passes import Pass, PassConfig, PassContext, PassResult, register
 
 
@@ -163,10 +163,10 @@ def rewrite_snake(model: onnx.ModelProto, into_conv: bool = True) -> tuple[onnx.
     requantized = sum(feeds_a_quantizer(sn.y) for sn in snakes)
     folded_norm = folded_conv = 0
     if snakes and not requantized:
-        fresh = fresh_names(g)
+        builder = Builder(g)
         for sn in snakes:
             sn.norm, sn.conv = _absorbing_norm(sn), _absorbing_conv(sn) if into_conv else None
-            _rewrite(g, sn, fresh)
+            _rewrite(builder, sn)
             folded_norm += sn.norm is not None
             folded_conv += sn.conv is not None
         RemoveUnusedNodesPass()(irm)
@@ -177,23 +177,18 @@ def rewrite_snake(model: onnx.ModelProto, into_conv: bool = True) -> tuple[onnx.
                    "nodes_before": nodes_before, "nodes_after": len(model.graph.node)}
 
 
-def _rewrite(g: ir.Graph, sn: _Snake, fresh) -> None:
+def _rewrite(b: Builder, sn: _Snake) -> None:
     mul_a, sin, _sq, _mul_inv, add = sn.nodes
     path = sin.name.rsplit("/", 1)[0] if sin.name and "/" in sin.name else ""
     # "<module path>/Snake<Op>": the exporter's "<path>/<Op>" form, so kopt's node groups keep these
     # nodes in their resblock's group (kopt/quantize/groups.py)
     base = f"{path}/Snake"
 
-    def init(base_name: str, arr: np.ndarray) -> ir.Value:
-        name = fresh(base_name)
-        v = ir.Value(name=name, const_value=ir.tensor(arr, name=name))
-        g.register_initializer(v)
-        return v
+    init = b.const
 
     def node(op: str, inputs: list[ir.Value], **attrs) -> ir.Node:
-        out = ir.Value(name=fresh(f"{base}{op}_output_0"))
-        n = ir.node(op, inputs, attrs or None, name=fresh(f"{base}{op}"), outputs=[out])
-        g.insert_before(add, n)
+        n = b.make(op, inputs, f"{base}{op}", f"{base}{op}_output_0", **attrs)
+        b.g.insert_before(add, n)
         return n
 
     new: list[ir.Node] = []
