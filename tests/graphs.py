@@ -268,6 +268,21 @@ def duration_kokoro_model(seed: int = 0, opset: int = 17) -> onnx.ModelProto:
     return model
 
 
+def apply_pass(tmp_path: Path, name: str, model: onnx.ModelProto, **cfg):
+    """Run registered pass ``name`` (config ``cfg``) as the runner would, from a saved input: returns
+    (input path, output path, PassResult)."""
+    from kopt.core.passes import PassContext, get_pass, make_config
+
+    src = tmp_path / "in.onnx"
+    onnx.save(model, str(src))
+    (tmp_path / "w").mkdir(exist_ok=True)
+    cls = get_pass(name)
+    res = cls(make_config(cls, cfg)).run(onnx.load(str(src)), PassContext(workdir=tmp_path / "w", input_path=src))
+    out = tmp_path / "out.onnx"
+    onnx.save(res.model, str(out))
+    return src, out, res
+
+
 def run_outputs(model_path: str | Path, feeds: dict, disable_opt: bool = True) -> dict[str, np.ndarray]:
     """All outputs of a model by name (CPU, ORT optimizations off unless asked)."""
     import onnxruntime as ort

@@ -13,9 +13,8 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from kopt.core.errors import ModelError
-from kopt.core.passes import PassContext, get_pass
 from kopt.optimize.adain import rewrite_adain
-from tests.graphs import run_outputs
+from tests.graphs import apply_pass, run_outputs
 
 C, T, S = 4, 40, 8  # channels, time steps, style size
 ATOL = 1e-5
@@ -86,13 +85,7 @@ def _feeds(batch=1, seed=1):
 
 
 def _apply(tmp_path, model):
-    src = tmp_path / "in.onnx"
-    onnx.save(model, str(src))
-    (tmp_path / "w").mkdir(exist_ok=True)
-    cls = get_pass("adain")
-    res = cls().run(onnx.load(str(src)), PassContext(workdir=tmp_path / "w", input_path=src))
-    out = tmp_path / "out.onnx"
-    onnx.save(res.model, str(out))
+    src, out, res = apply_pass(tmp_path, "adain", model)
     return src, out, res.report
 
 

@@ -5,19 +5,12 @@ import pytest
 from kopt.core.contract import default_style
 from kopt.core.contract import test_tokens as sentence_tokens
 from kopt.core.errors import RecipeError
-from kopt.core.passes import PassContext, get_pass, make_config
-from tests.graphs import foldable_kokoro_model, run, tiny_kokoro_model
+from kopt.core.passes import get_pass, make_config
+from tests.graphs import apply_pass, foldable_kokoro_model, run, tiny_kokoro_model
 
 
 def _apply(tmp_path, model, **cfg):
-    cls = get_pass("fuse")
-    src = tmp_path / "in.onnx"
-    onnx.save(model, str(src))
-    (tmp_path / "w").mkdir()
-    res = cls(make_config(cls, cfg)).run(onnx.load(str(src)), PassContext(workdir=tmp_path / "w", input_path=src))
-    out = tmp_path / "out.onnx"
-    onnx.save(res.model, str(out))
-    return src, out, res
+    return apply_pass(tmp_path, "fuse", model, **cfg)
 
 
 def _ops(path):

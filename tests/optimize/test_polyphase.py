@@ -9,9 +9,9 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from kopt.core.passes import PassContext, get_pass
+from kopt.core.passes import get_pass
 from kopt.optimize.polyphase import rewrite_polyphase
-from tests.graphs import run_outputs
+from tests.graphs import apply_pass, run_outputs
 
 ATOL = 1e-5
 NAME = "/decoder/decoder/generator/ups.0/ConvTranspose"
@@ -37,12 +37,7 @@ def _model(c_in=6, c_out=4, k=4, s=2, pads=(1, 1), out_pad=0, group=1, bias=True
 
 
 def _apply(tmp_path, model):
-    src = tmp_path / "in.onnx"
-    onnx.save(model, str(src))
-    (tmp_path / "w").mkdir(exist_ok=True)
-    res = get_pass("polyphase")().run(onnx.load(str(src)), PassContext(workdir=tmp_path / "w", input_path=src))
-    out = tmp_path / "out.onnx"
-    onnx.save(res.model, str(out))
+    src, out, res = apply_pass(tmp_path, "polyphase", model)
     return src, out, res.report
 
 

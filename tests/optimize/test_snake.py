@@ -12,9 +12,9 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from kopt.core.errors import ModelError
-from kopt.core.passes import PassContext, get_pass
+from kopt.core.passes import get_pass
 from kopt.optimize.snake import rewrite_snake
-from tests.graphs import run_outputs
+from tests.graphs import apply_pass, run_outputs
 
 C, T, K = 6, 50, 3
 ATOL = 2e-5
@@ -77,12 +77,7 @@ def _model(norm=True, square="pow", inv="reciprocal", extra_reader=False, conv=T
 
 
 def _apply(tmp_path, model):
-    src = tmp_path / "in.onnx"
-    onnx.save(model, str(src))
-    (tmp_path / "w").mkdir(exist_ok=True)
-    res = get_pass("snake")().run(onnx.load(str(src)), PassContext(workdir=tmp_path / "w", input_path=src))
-    out = tmp_path / "out.onnx"
-    onnx.save(res.model, str(out))
+    src, out, res = apply_pass(tmp_path, "snake", model)
     return src, out, res.report
 
 

@@ -13,9 +13,9 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from kopt.core.errors import ModelError
-from kopt.core.passes import PassContext, get_pass
+from kopt.core.passes import get_pass
 from kopt.optimize.stft_conv import rewrite_stft
-from tests.graphs import run_outputs
+from tests.graphs import apply_pass, run_outputs
 
 N_FFT, HOP = 20, 5
 ATOL_ORT = 1e-4
@@ -58,12 +58,7 @@ def _model(signal_shape=(1, "N"), onesided=1, window=True, frame_length=True, st
 
 
 def _apply(tmp_path, model):
-    src = tmp_path / "in.onnx"
-    onnx.save(model, str(src))
-    (tmp_path / "w").mkdir(exist_ok=True)
-    res = get_pass("stft-conv")().run(onnx.load(str(src)), PassContext(workdir=tmp_path / "w", input_path=src))
-    out = tmp_path / "out.onnx"
-    onnx.save(res.model, str(out))
+    src, out, res = apply_pass(tmp_path, "stft-conv", model)
     return src, out, res.report
 
 
