@@ -225,7 +225,7 @@ def _metrics(c: Cell, items: Sequence[TextItem]) -> tuple[dict[str, Any], dict[s
     m["rtf_median"], m["rtf_p90"] = rs["median"], rs["p90"]
     per_text: dict[str, Any] = {}
     for category in ("short", "medium", "long"):
-        vals = [r["seconds"] / (r["samples"] / SAMPLE_RATE) for r in c.runs if cat.get(r["id"]) == category and r["samples"]]
+        vals = _rtf([r for r in c.runs if cat.get(r["id"]) == category])
         if vals:
             m[f"rtf_{category}_median"] = summary(vals)["median"]
     for it in items:
