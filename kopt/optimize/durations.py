@@ -24,7 +24,7 @@ from onnx_ir.passes.common import TopologicalSortPass
 from pydantic import Field
 
 from kopt.core.errors import ModelError
-from kopt.core.graph import Builder, rewire, to_proto
+from kopt.core.graph import Builder, fresh_names, rewire, to_proto
 from kopt.core.kokoro import DURATIONS
 from kopt.core.passes import Pass, PassConfig, PassContext, PassResult, register
 from kopt.optimize._kokoro import duration_cumsum
@@ -55,10 +55,9 @@ def expose_durations(model: ir.Model, accept_input: bool, where: str = "<model>"
     dur = cs.inputs[0]
     if not accept_input:
         out = _int64(output_name, "sequence_length")
-        # one node name per output: a published model (``duration``, from timings) is instrumented again
-        # for scoring (``durations``), and onnxruntime refuses two nodes of one name
-        node_name = "kopt/durations/Identity" if output_name == NAME else f"kopt/durations/Identity_{output_name}"
-        g.append(ir.node("Identity", [dur], name=node_name, outputs=[out]))
+        # a fresh node name: a published model (``duration``, from timings) is instrumented again for
+        # scoring (``durations``), and onnxruntime refuses two nodes of one name
+        g.append(ir.node("Identity", [dur], name=fresh_names(g)("kopt/durations/Identity"), outputs=[out]))
         g.outputs.append(out)
         return {"durations_tensor": dur.name, "added": "output", "output": output_name}
     fed = _int64(NAME, "durations_length")
