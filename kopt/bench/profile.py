@@ -14,6 +14,7 @@ import os
 import tempfile
 import time
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -40,7 +41,7 @@ def profile_variant(v: Variant, item: TextItem, style: np.ndarray, threads: int 
             t0 = time.perf_counter()
             sess.run(None, feeds)
             walls.append(time.perf_counter() - t0)
-        events = json.loads(open(sess.end_profiling(), encoding="utf-8").read())
+        events = json.loads(Path(sess.end_profiling()).read_text(encoding="utf-8"))
     run_starts = [e["ts"] for e in events if e.get("name") == "model_run"]
     start = run_starts[-runs]
     by_op: Counter[str] = Counter()
