@@ -14,10 +14,11 @@ ConvTranspose's length ``(L-1)*s + k - pads[0] - pads[1] + output_padding`` exac
 group by group (each output channel's s phases stay inside its group).
 
 Why: onnxruntime's CPU ConvTranspose is a GEMM followed by a col2im scatter; the Conv is one GEMM
-over the input and a transpose. Measured on Kokoro's two generator upsamplers (onnxruntime 1.32,
-2 threads, shared machine): ups.1 [1, 256, 8533] -> [1, 128, 51198] 66 -> 55 ms, ups.0 [1, 512,
-853] -> [1, 256, 8530] 40 -> 32 ms, max abs diff 3e-6. And a Conv can be int8 (QLinearConv), which
-onnxruntime's CPU EP never does for ConvTranspose (it runs QDQ ConvTranspose in float).
+over the input and a transpose. On Kokoro's two generator upsamplers (onnxruntime 1.32, 2 threads,
+docs/measurements/kernels.py on a shared machine) the timings were mixed: ups.1 [1, 256, 8533] ->
+[1, 128, 51198] 66 -> 55 ms in one run, 35.7 -> 40.0 ms in another; ups.0 40 -> 32 and 26.1 -> 24.1
+ms; max abs diff 3e-6. The sure gain is that a Conv can be int8 (QLinearConv), which onnxruntime's
+CPU EP never does for ConvTranspose (it runs QDQ ConvTranspose in float).
 
 Left alone: ConvTransposes a CumSum depends on (Kokoro's F0 predictor pool: the sine source
 integrates F0 into a phase, so float rounding there becomes a phase drift; audio diff 0.044).

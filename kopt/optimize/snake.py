@@ -16,7 +16,8 @@ function is ``y = (z + sin^2 z) / alpha``, and every factor can go where it cost
 
 So each matched Snake loses both full-size Muls and its Pow becomes a Mul: 5 ops over [1, C, T]
 (Mul, Sin, Pow, Mul, Add) become 3 (Sin, Mul, Add), measured on onnxruntime 1.32 CPU over
-[1, 128, 41760] at 2 threads: Mul 0.50 ms, Pow(., 2) 0.72 ms, Sin 6.7 ms (Sin is what remains).
+[1, 128, 41760] at 2 threads (docs/measurements/kernels.py): Mul 0.50 ms, Pow(., 2) 0.72 ms, Sin 6.7 ms
+(Sin is what remains).
 Where ``x`` has other readers or another producer, ``z`` keeps its Mul; where ``y`` is not read by
 one float Conv, ``1 / alpha`` stays a Mul; the report counts each.
 

@@ -1,0 +1,100 @@
+"""Single-op timings behind the README's kernel figures (issue 14): onnxruntime CPU EP, 2 intra-op
+threads, the best of 20 runs of one-node graphs on Kokoro's generator shapes.
+
+    .venv/bin/python docs/measurements/kernels.py
+
+Prints: Sin / Cos / Pow(x, 2) / Mul / Add over [1, 128, 41760]; QuantizeLinear and
+DequantizeLinear per tensor, per channel along axis 1 and per channel along the last axis
+([1, 128, 51200] vs [1, 51200, 128]); and each generator upsampler as ConvTranspose vs the
+polyphase pass's Conv. Not a test: figures move with the machine and its load.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from onnx import TensorProto as T
+from onnx import helper as h
+from onnx import numpy_helper as nh
+
+from kopt.optimize.polyphase import rewrite_polyphase
+
+RNG = np.random.default_rng(0)
+
+
+def best_ms(model: onnx.ModelProto, feeds: dict, runs: int = 20) -> float:
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 2
+    s = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    s.run(None, feeds)
+    best = float("inf")
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        s.run(None, feeds)
+        best = min(best, time.perf_counter() - t0)
+    return best * 1000
+
+
+def one_node(node, x_type, x_shape, inits=()) -> onnx.ModelProto:
+    g = h.make_graph([node], "k", [h.make_tensor_value_info("x", x_type, x_shape)],
+                     [h.make_tensor_value_info("y", T.FLOAT if node.op_type != "QuantizeLinear" else T.UINT8, None)],
+                     list(inits))
+    return h.make_model(g, opset_imports=[h.make_opsetid("", 19)])
+
+
+def elementwise() -> None:
+    shape = [1, 128, 41760]
+    x = {"x": RNG.normal(0, 1, shape).astype(np.float32)}
+    cases = {
+        "Sin": (h.make_node("Sin", ["x"], ["y"]), []),
+        "Cos": (h.make_node("Cos", ["x"], ["y"]), []),
+        "Pow(x, 2)": (h.make_node("Pow", ["x", "two"], ["y"]), [nh.from_array(np.array(2.0, np.float32), "two")]),
+        "Mul(x, x)": (h.make_node("Mul", ["x", "x"], ["y"]), []),
+        "Mul(x, [1,C,1])": (h.make_node("Mul", ["x", "a"], ["y"]),
+                            [nh.from_array(RNG.random((1, 128, 1)).astype(np.float32), "a")]),
+        "Add(x, x)": (h.make_node("Add", ["x", "x"], ["y"]), []),
+    }
+    for name, (node, inits) in cases.items():
+        print(f"{name:18s} {shape}: {best_ms(one_node(node, T.FLOAT, shape, inits), x):6.2f} ms")
+
+
+def qdq() -> None:
+    for op in ("QuantizeLinear", "DequantizeLinear"):
+        for shape, axis, per_channel in (([1, 128, 51200], 1, False), ([1, 128, 51200], 1, True),
+                                         ([1, 51200, 128], 2, True)):
+            c = shape[axis]
+            if per_channel:
+                inits = [nh.from_array((RNG.random(c) * 0.1 + 0.01).astype(np.float32), "s"),
+                         nh.from_array(np.full(c, 128, np.uint8), "z")]
+            else:
+                inits = [nh.from_array(np.array(0.05, np.float32), "s"), nh.from_array(np.array(128, np.uint8), "z")]
+            node = h.make_node(op, ["x", "s", "z"], ["y"], **({"axis": axis} if per_channel else {}))
+            quant = op == "QuantizeLinear"
+            x = RNG.normal(0, 1, shape).astype(np.float32) if quant else RNG.integers(0, 255, shape).astype(np.uint8)
+            ms = best_ms(one_node(node, T.FLOAT if quant else T.UINT8, shape, inits), {"x": x})
+            kind = f"per channel, axis {axis}" if per_channel else "per tensor"
+            print(f"{op:16s} {shape} {kind:20s}: {ms:7.2f} ms")
+
+
+def upsamplers() -> None:
+    for name, (ci, co, s, k, p, L) in {"ups.1": (256, 128, 6, 12, 3, 8533), "ups.0": (512, 256, 10, 20, 5, 853)}.items():
+        w = nh.from_array(RNG.normal(0, 0.05, (ci, co, k)).astype(np.float32), "W")
+        b = nh.from_array(RNG.normal(0, 0.1, co).astype(np.float32), "B")
+        node = h.make_node("ConvTranspose", ["x", "W", "B"], ["y"], strides=[s], kernel_shape=[k], pads=[p, p],
+                           name=f"/decoder/decoder/generator/{name}/ConvTranspose")
+        g = h.make_graph([node], "k", [h.make_tensor_value_info("x", T.FLOAT, [1, ci, L])],
+                         [h.make_tensor_value_info("y", T.FLOAT, [1, co, "T"])], [w, b])
+        m = h.make_model(g, opset_imports=[h.make_opsetid("", 17)])
+        poly, _ = rewrite_polyphase(m)
+        x = {"x": RNG.normal(0, 1, (1, ci, L)).astype(np.float32)}
+        print(f"{name} [1, {ci}, {L}] -> [1, {co}, ~{L * s}]: ConvTranspose {best_ms(m, x, 10):6.1f} ms, "
+              f"polyphase Conv {best_ms(poly, x, 10):6.1f} ms")
+
+
+if __name__ == "__main__":
+    elementwise()
+    qdq()
+    upsamplers()
