@@ -6,7 +6,8 @@ from pydantic import ValidationError
 from kopt.core.errors import KoptError, RecipeError
 from kopt.core.passes import PassConfig, get_pass, make_config, registry
 
-EXPECTED_OPTIMIZE = {"fold", "fuse", "ort-format", "bind-shapes", "durations", "adain", "stft-conv"}
+EXPECTED_OPTIMIZE = {"fold", "fuse", "ort-format", "bind-shapes", "durations", "adain", "stft-conv", "snake",
+                     "polyphase", "quant-scale"}
 
 
 def test_registry_holds_the_optimization_passes():
