@@ -15,8 +15,8 @@ override it (ONNX's rule), and so is the value of a ``Constant`` node.
 
 from __future__ import annotations
 
-from collections import defaultdict
-from typing import Collection, Iterable
+from collections import Counter, defaultdict
+from typing import Callable, Collection, Iterable, TypeVar
 
 import numpy as np
 import onnx
@@ -29,6 +29,7 @@ ONNX_DOMAINS = ("", "ai.onnx")
 _SMALL = 64  # initializers up to this many elements keep their values in the shape-inference copy
 
 Shape = tuple[int | str | None, ...]  # static, symbolic or unknown dims
+M = TypeVar("M")
 # Ops that round a float activation to integers (ONNX and com.microsoft): a float rewrite upstream
 # of one changes its rounding and flips quantization steps.
 QUANTIZERS = frozenset({"QuantizeLinear", "DynamicQuantizeLinear", "DynamicQuantizeMatMul", "DynamicQuantizeLSTM"})
@@ -92,6 +93,21 @@ def upstream_of(g: ir.Graph, ops: set[str] | frozenset[str]) -> set[ir.Value]:
         if p is not None:
             stack.extend(i for i in p.inputs if i is not None)
     return seen
+
+
+def match_each(nodes: Iterable[ir.Node], op: str, match: Callable[[ir.Node], M | str]) -> tuple[list[M], Counter[str]]:
+    """``match`` on every standard-domain ``op`` node of ``nodes`` (a graph, in its order): what
+    matched, and how many were left alone for each reason (a ``str`` result), for a pass's report."""
+    found: list[M] = []
+    skipped: Counter[str] = Counter()
+    for n in list(nodes):
+        if is_onnx_op(n, op):
+            m = match(n)
+            if isinstance(m, str):
+                skipped[m] += 1
+            else:
+                found.append(m)
+    return found, skipped
 
 
 def fresh_names(g: ir.Graph):

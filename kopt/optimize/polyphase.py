@@ -30,14 +30,12 @@ inside the computed samples (``e >= 0``). Anything else is left as it is and cou
 
 from __future__ import annotations
 
-from collections import Counter
-
 import numpy as np
 import onnx
 import onnx_ir as ir
 from onnx_ir.passes.common import RemoveUnusedNodesPass
 
-from kopt.core.graph import Builder, const_value, is_onnx_op, to_proto, upstream_of
+from kopt.core.graph import Builder, const_value, match_each, to_proto, upstream_of
 from kopt.core.passes import Pass, PassConfig, PassContext, PassResult, register
 
 # Kokoro's sine source integrates F0 into a phase (CumSum): a rounding change upstream of it grows into a
@@ -116,17 +114,8 @@ def rewrite_polyphase(model: onnx.ModelProto) -> tuple[onnx.ModelProto, dict]:
     irm = ir.serde.deserialize_model(model)
     g = irm.graph
     nodes_before = len(g)
-    skipped: Counter[str] = Counter()
-    plans: list[_Plan] = []
     accumulated = upstream_of(g, {"CumSum"})
-    for n in list(g):
-        if not is_onnx_op(n, "ConvTranspose"):
-            continue
-        plan = match(n) if n.outputs[0] not in accumulated else ACCUMULATED
-        if isinstance(plan, str):
-            skipped[plan] += 1
-        else:
-            plans.append(plan)
+    plans, skipped = match_each(g, "ConvTranspose", lambda n: match(n) if n.outputs[0] not in accumulated else ACCUMULATED)
     rewritten = []
     if plans:
         builder = Builder(g)

@@ -30,14 +30,12 @@ judged as every quantized variant is, by the quality metrics against the fp32 re
 
 from __future__ import annotations
 
-from collections import Counter
-
 import numpy as np
 import onnx
 import onnx_ir as ir
 from onnx_ir.passes.common import RemoveUnusedNodesPass
 
-from kopt.core.graph import Builder, const_value, infer_shapes, is_onnx_op, to_proto
+from kopt.core.graph import Builder, const_value, infer_shapes, is_onnx_op, match_each, to_proto
 from kopt.core.passes import Pass, PassContext, PassResult, register
 
 
@@ -114,16 +112,7 @@ def rewrite_quant_scale(model: onnx.ModelProto) -> tuple[onnx.ModelProto, dict]:
     irm = ir.serde.deserialize_model(model)
     g = irm.graph
     nodes_before = len(g)
-    skipped: Counter[str] = Counter()
-    folds: list[_Fold] = []
-    for n in list(g):
-        if not is_onnx_op(n, "QuantizeLinear"):
-            continue
-        f = match_fold(n, ranks)
-        if isinstance(f, str):
-            skipped[f] += 1
-        else:
-            folds.append(f)
+    folds, skipped = match_each(g, "QuantizeLinear", lambda q: match_fold(q, ranks))
     per_axis = 0
     if folds:
         b = Builder(g)

@@ -34,8 +34,6 @@ the int8 recipes quantize the folded Conv weights and calibrate the new Conv inp
 
 from __future__ import annotations
 
-from collections import Counter
-
 import numpy as np
 import onnx
 import onnx_ir as ir
@@ -43,7 +41,7 @@ from onnx_ir.passes.common import RemoveUnusedNodesPass
 from pydantic import Field
 
 from kopt.core.errors import ModelError
-from kopt.core.graph import Builder, const_value, feeds_a_quantizer, is_onnx_op, other_input, to_proto
+from kopt.core.graph import Builder, const_value, feeds_a_quantizer, is_onnx_op, match_each, other_input, to_proto
 from kopt.core.passes import Pass, PassConfig, PassContext, PassResult, register
 
 
@@ -151,16 +149,7 @@ def rewrite_snake(model: onnx.ModelProto, into_conv: bool = True) -> tuple[onnx.
     irm = ir.serde.deserialize_model(model)
     g = irm.graph
     nodes_before = len(g)
-    skipped: Counter[str] = Counter()
-    snakes: list[_Snake] = []
-    for n in list(g):
-        if not is_onnx_op(n, "Sin"):
-            continue
-        sn = match_snake(n)
-        if isinstance(sn, str):
-            skipped[sn] += 1
-        else:
-            snakes.append(sn)
+    snakes, skipped = match_each(g, "Sin", match_snake)
     requantized = sum(feeds_a_quantizer(sn.y) for sn in snakes)
     folded_norm = folded_conv = 0
     if snakes and not requantized:

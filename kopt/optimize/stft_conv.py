@@ -33,12 +33,16 @@ Shapes come from ONNX shape inference (kopt.core.graph.infer_shapes).
 
 Shapes downstream become known (ONNX infers no STFT output for a symbolic signal length). On a
 float graph that is harmless. On a QDQ graph it lets onnxruntime's NhwcTransformer, which skips a
-QLinearConv of unknown input rank, turn Kokoro's noise convs channels-last too; the layout then
-spreads through the generator, and onnxruntime 1.31's per-channel QuantizeLinear along the last
-axis is ~100x slower (alone, 1 thread: 1.0 ms over [1, 128, 41761] axis 1, 119 ms over [1, 41761,
-128] axis 2).
-Measured on Kokoro int8 (cd7c231, channel-balanced QDQ, medium utterance, 2 threads): 2.3 s -> 5.4 s
-at ORT defaults; with the NhwcTransformer disabled, 2.14 s -> 2.07 s (the STFT's 90 ms gone).
+QLinearConv of unknown input rank, turn the int8 convs channels-last, with Transposes around them.
+How much that costs depends on where the per-channel QuantizeLinears end up: per channel along the
+last axis is ~100x slower than along axis 1 (1.0 vs 119 ms over [1, 128, 41761] / [1, 41761, 128]).
+- onnxruntime 1.31, the channel-balanced int8 of cd7c231 (medium utterance, 2 threads): 2.3 s ->
+  5.4 s at ORT defaults; 2.14 s -> 2.07 s with the NhwcTransformer disabled.
+- onnxruntime 1.32, the hybrid recipe's graph (adain, snake, stft-conv, hybrid; ``kopt profile``,
+  medium-1, 2 threads): all 72 QLinearConvs run channels-last and 5 of 73 QuantizeLinears end up on
+  the last axis (small tensors); the STFT's 89 ms go, QLinearConv 312 -> 276 ms, Transpose 8 ->
+  46 ms; end to end 1.79x -> 1.93x the fp32 reference (six short and medium sentences, with
+  ``quant-scale`` 1.97x). So the hybrid recipe applies it, to the float model before quantizing.
 """
 
 from __future__ import annotations
@@ -53,12 +57,13 @@ from onnx_ir.passes.common import RemoveUnusedNodesPass
 
 from kopt.core.errors import ModelError
 from kopt.core.graph import (
-    ONNX_DOMAINS,
     Builder,
     const_int,
     const_value,
     feeds_a_quantizer,
     infer_shapes,
+    is_onnx_op,
+    match_each,
     to_proto,
 )
 from kopt.core.passes import Pass, PassConfig, PassContext, PassResult, register
@@ -147,17 +152,11 @@ def rewrite_stft(model: onnx.ModelProto) -> tuple[onnx.ModelProto, dict]:
     irm = ir.serde.deserialize_model(model)
     g = irm.graph
     nodes_before = len(g)
-    stfts = [n for n in g if n.op_type == "STFT" and n.domain in ONNX_DOMAINS]
-    skipped: Counter[str] = Counter()
     plans: list[_Plan] = []
-    if stfts:
+    skipped: Counter[str] = Counter()
+    if any(is_onnx_op(n, "STFT") for n in g):
         shapes = infer_shapes(model)  # ONNX shape inference, with onnxruntime's STFT output shape as a hint
-        for n in stfts:
-            plan = match_stft(shapes, n)
-            if isinstance(plan, str):
-                skipped[plan] += 1
-            else:
-                plans.append(plan)
+        plans, skipped = match_each(g, "STFT", lambda n: match_stft(shapes, n))
     rewritten, requantized = [], 0
     if plans:
         requantized = sum(feeds_a_quantizer(p.node.outputs[0]) for p in plans)
@@ -172,7 +171,7 @@ def rewrite_stft(model: onnx.ModelProto) -> tuple[onnx.ModelProto, dict]:
         # the replaced STFTs' frame_step, window and frame_length go when nothing else reads them
         RemoveUnusedNodesPass()(irm)
         model = to_proto(irm)
-    return model, {"stft_found": len(stfts), "rewritten": len(rewritten), "stft_requantized": requantized,
+    return model, {"stft_found": len(plans) + sum(skipped.values()), "rewritten": len(rewritten), "stft_requantized": requantized,
                    "nodes": rewritten, "skipped": dict(sorted(skipped.items())),
                    "nodes_before": nodes_before, "nodes_after": len(model.graph.node)}
 
