@@ -3,7 +3,8 @@ threads, the best of 20 runs of one-node graphs on Kokoro's generator shapes.
 
     .venv/bin/python docs/measurements/kernels.py
 
-Prints: Sin / Cos / Pow(x, 2) / Mul / Add over [1, 128, 41760]; QuantizeLinear and
+Prints: Sin / Cos / Pow(x, 2) / Mul / Add / InstanceNormalization over [1, 128, 41760], at 2 threads
+and at 1 (Sin, Cos and InstanceNormalization run on one thread either way); QuantizeLinear and
 DequantizeLinear per tensor, per channel along axis 1 and per channel along the last axis
 ([1, 128, 51200] vs [1, 51200, 128]); and each generator upsampler as ConvTranspose vs the
 polyphase pass's Conv. Not a test: figures move with the machine and its load.
@@ -25,9 +26,9 @@ from kopt.optimize.polyphase import rewrite_polyphase
 RNG = np.random.default_rng(0)
 
 
-def best_ms(model: onnx.ModelProto, feeds: dict, runs: int = 20) -> float:
+def best_ms(model: onnx.ModelProto, feeds: dict, runs: int = 20, threads: int = 2) -> float:
     so = ort.SessionOptions()
-    so.intra_op_num_threads = 2
+    so.intra_op_num_threads = threads
     s = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
     s.run(None, feeds)
     best = float("inf")
@@ -56,9 +57,13 @@ def elementwise() -> None:
         "Mul(x, [1,C,1])": (h.make_node("Mul", ["x", "a"], ["y"]),
                             [nh.from_array(RNG.random((1, 128, 1)).astype(np.float32), "a")]),
         "Add(x, x)": (h.make_node("Add", ["x", "x"], ["y"]), []),
+        "InstanceNorm": (h.make_node("InstanceNormalization", ["x", "g", "b"], ["y"]),
+                         [nh.from_array(RNG.random(128).astype(np.float32), "g"),
+                          nh.from_array(RNG.random(128).astype(np.float32), "b")]),
     }
     for name, (node, inits) in cases.items():
-        print(f"{name:18s} {shape}: {best_ms(one_node(node, T.FLOAT, shape, inits), x):6.2f} ms")
+        m = one_node(node, T.FLOAT, shape, inits)
+        print(f"{name:18s} {shape}: {best_ms(m, x):6.2f} ms (1 thread: {best_ms(m, x, threads=1):6.2f} ms)")
 
 
 def qdq() -> None:

@@ -38,11 +38,12 @@ How much that costs depends on where the per-channel QuantizeLinears end up: per
 last axis is ~100x slower than along axis 1 (1.0 vs 119 ms over [1, 128, 41761] / [1, 41761, 128]).
 - onnxruntime 1.31, the channel-balanced int8 of cd7c231 (medium utterance, 2 threads): 2.3 s ->
   5.4 s at ORT defaults; 2.14 s -> 2.07 s with the NhwcTransformer disabled.
-- onnxruntime 1.32, the hybrid recipe's graph (adain, snake, stft-conv, hybrid; ``kopt profile``,
-  medium-1, 2 threads): all 72 QLinearConvs run channels-last and 5 of 73 QuantizeLinears end up on
-  the last axis (small tensors); the STFT's 89 ms go, QLinearConv 312 -> 276 ms, Transpose 8 ->
-  46 ms; end to end 1.79x -> 1.93x the fp32 reference (six short and medium sentences, with
-  ``quant-scale`` 1.97x). So the hybrid recipe applies it, to the float model before quantizing.
+- onnxruntime 1.32, the hybrid recipe's graph (adain, snake, stft-conv, hybrid, quant-scale;
+  ``kopt profile 040f700eb8 66e19b3695``, medium sentence, 2 threads, against the same recipe
+  without stft-conv and quant-scale): all 72 QLinearConvs run channels-last, 5 of 73
+  QuantizeLinears end up on the last axis (small tensors); the STFT's 84 ms go, QLinearConv 320 ->
+  273 ms, Transpose 5 -> 47 ms. So the hybrid recipe applies it, to the float model before
+  quantizing (README, issue 14).
 """
 
 from __future__ import annotations
