@@ -79,6 +79,13 @@ def only_consumer(v: ir.Value, op: str) -> ir.Node | None:
     return node if node.op_type == op else None
 
 
+def only_reader(v: ir.Value) -> ir.Node | None:
+    """The one node reading ``v`` (in one input slot or several, as Mul(v, v) does) when ``v`` is no
+    graph output."""
+    readers = {id(u.node): u.node for u in v.uses()}
+    return next(iter(readers.values())) if len(readers) == 1 and not v.is_graph_output() else None
+
+
 def upstream_of(g: ir.Graph, ops: set[str] | frozenset[str]) -> set[ir.Value]:
     """Every value some node of ``g`` of a type in ``ops`` (any domain) depends on, through its
     producers (onnx-ir's use-def chains)."""

@@ -63,6 +63,7 @@ from kopt.core.graph import (
     const_value,
     infer_shapes,
     is_onnx_op,
+    only_consumer,
     other_input,
     to_proto,
     upstream_of,
@@ -158,9 +159,8 @@ def match_affine(shapes: Shapes, norm_out: ir.Value, mul: ir.Node,
     if scale is None or scale is norm_out:
         return "normalization read by Mul(n, n)"
     m = mul.outputs[0]
-    uses = m.uses()
-    add = next(iter(uses)).node if len(uses) == 1 else None
-    if add is None or m.is_graph_output() or not is_onnx_op(add, "Add"):
+    add = only_consumer(m, "Add")
+    if not is_onnx_op(add, "Add"):
         return "Mul(gamma, n) is not read by one Add only"
     bias = other_input(add, m)
     if bias is None or bias is m:

@@ -35,16 +35,15 @@ import onnx
 import onnx_ir as ir
 from onnx_ir.passes.common import RemoveUnusedNodesPass
 
-from kopt.core.graph import Builder, const_value, infer_shapes, is_onnx_op, match_each, to_proto
+from kopt.core.graph import Builder, const_value, infer_shapes, is_onnx_op, match_each, only_reader, to_proto
 from kopt.core.passes import Pass, PassContext, PassResult, register
 
 
 class _Fold:
     """A matched Mul -> QuantizeLinear: the Mul's other input, and the quantizer's new parameters."""
 
-    def __init__(self, mul: ir.Node, q: ir.Node, x: ir.Value, scale: np.ndarray, zero: np.ndarray | None,
-                 axis: int | None):
-        self.mul, self.q, self.x, self.scale, self.zero, self.axis = mul, q, x, scale, zero, axis
+    def __init__(self, q: ir.Node, x: ir.Value, scale: np.ndarray, zero: np.ndarray | None, axis: int | None):
+        self.q, self.x, self.scale, self.zero, self.axis = q, x, scale, zero, axis
 
 
 def _channel_axis(c: np.ndarray, rank: int | None) -> int | None | str:
@@ -73,8 +72,7 @@ def match_fold(q: ir.Node, ranks: dict[str, int]) -> _Fold | str:
     mul = q.inputs[0].producer() if q.inputs[0] is not None else None
     if not is_onnx_op(mul, "Mul"):
         return "input not a Mul"
-    out = mul.outputs[0]
-    if out.is_graph_output() or len({id(u.node) for u in out.uses()}) != 1:
+    if only_reader(mul.outputs[0]) is not q:
         return "Mul has other readers"
     consts = [const_value(v) for v in mul.inputs]
     if sum(c is not None for c in consts) != 1:
@@ -103,7 +101,7 @@ def match_fold(q: ir.Node, ranks: dict[str, int]) -> _Fold | str:
     new_s = new_s.astype(np.float32)
     if not np.all(np.isfinite(new_s)) or not np.all(new_s >= np.finfo(np.float32).tiny):
         return "new scale not a normal float32"
-    return _Fold(mul, q, x, new_s, new_z, new_axis)
+    return _Fold(q, x, new_s, new_z, new_axis)
 
 
 def rewrite_quant_scale(model: onnx.ModelProto) -> tuple[onnx.ModelProto, dict]:

@@ -41,14 +41,17 @@ from onnx_ir.passes.common import RemoveUnusedNodesPass
 from pydantic import Field
 
 from kopt.core.errors import ModelError
-from kopt.core.graph import Builder, const_value, feeds_a_quantizer, is_onnx_op, match_each, other_input, to_proto
+from kopt.core.graph import (
+    Builder,
+    const_value,
+    feeds_a_quantizer,
+    is_onnx_op,
+    match_each,
+    only_reader,
+    other_input,
+    to_proto,
+)
 from kopt.core.passes import Pass, PassConfig, PassContext, PassResult, register
-
-
-def _only_reader(v: ir.Value) -> ir.Node | None:
-    """The one node reading ``v`` (once, or twice as in Mul(v, v)), when ``v`` is no graph output."""
-    readers = {id(u.node): u.node for u in v.uses()}
-    return next(iter(readers.values())) if len(readers) == 1 and not v.is_graph_output() else None
 
 
 def _reciprocal(v: ir.Value | None) -> np.ndarray | None:
@@ -91,9 +94,9 @@ def match_snake(sin: ir.Node) -> _Snake | str:
         return "alpha is not float32 [1, C, 1] or [C, 1]"
     if not (np.isfinite(alpha).all() and (alpha != 0).all()):
         return "alpha has a zero or non-finite element"
-    if _only_reader(mul_a.outputs[0]) is not sin:
+    if only_reader(mul_a.outputs[0]) is not sin:
         return "alpha * x has other readers"
-    sq = _only_reader(sin.outputs[0])
+    sq = only_reader(sin.outputs[0])
     s = sin.outputs[0]
     if is_onnx_op(sq, "Pow"):
         p = const_value(sq.inputs[1]) if sq.inputs[0] is s else None
@@ -101,7 +104,7 @@ def match_snake(sin: ir.Node) -> _Snake | str:
             return "sin is not squared (Pow exponent is not a constant 2)"
     elif not (is_onnx_op(sq, "Mul") and sq.inputs[0] is s and sq.inputs[1] is s):
         return "sin is not squared (no Pow(s, 2) or Mul(s, s))"
-    mul_inv = _only_reader(sq.outputs[0])
+    mul_inv = only_reader(sq.outputs[0])
     if not is_onnx_op(mul_inv, "Mul"):
         return "sin^2 is not scaled by a Mul"
     inv = _reciprocal(other_input(mul_inv, sq.outputs[0]))
@@ -109,7 +112,7 @@ def match_snake(sin: ir.Node) -> _Snake | str:
         return "sin^2 is not scaled by 1/alpha"
     if not np.allclose(inv.astype(np.float64) * alpha, 1.0, rtol=0, atol=4e-7):
         return "the scale of sin^2 is not 1/alpha"
-    add = _only_reader(mul_inv.outputs[0])
+    add = only_reader(mul_inv.outputs[0])
     if not is_onnx_op(add, "Add") or other_input(add, mul_inv.outputs[0]) is not x:
         return "sin^2 / alpha is not added to x"
     return _Snake(x, alpha.reshape(-1), inv.reshape(-1), [mul_a, sin, sq, mul_inv, add], add.outputs[0])
@@ -126,7 +129,7 @@ def _absorbing_norm(sn: _Snake) -> ir.Node | None:
 
 def _absorbing_conv(sn: _Snake) -> ir.Node | None:
     """The one float Conv reading y as its input, with constant float32 weights of matching channels."""
-    conv = _only_reader(sn.y)
+    conv = only_reader(sn.y)
     if not is_onnx_op(conv, "Conv") or conv.inputs[0] is not sn.y:
         return None
     w = const_value(conv.inputs[1]) if len(conv.inputs) > 1 else None
@@ -205,7 +208,7 @@ def _rewrite(b: Builder, sn: _Snake) -> None:
         inv = init(f"{base}/reciprocal", sn.inv.reshape((1, -1, 1)).astype(np.float32))
         y = node("Mul", [w, inv]).outputs[0]
         ir.convenience.replace_all_uses_with(sn.y, y)
-        if sn.y.is_graph_output():  # not matched (see _only_reader); kept for safety
+        if sn.y.is_graph_output():  # not matched (see only_reader); kept for safety
             raise ModelError("snake: a Snake output is a graph output")
 
 
