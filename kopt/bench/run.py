@@ -61,11 +61,13 @@ class Cell:
 def run_bench(variants: Sequence[Variant], settings: BenchSettings, *, voices_path: str, vocab: dict[str, int],
               run_id: str, progress=None, worker_argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     """Measure every cell and return one result record per cell (ok, skipped or failed)."""
+    from kopt.core.voicepack import pack_voice
+
     progress = progress or NullProgress()
     _baseline(variants, settings)  # fail fast on a baseline that is not among the variants
     textset = load_textset(settings.text_set)
     items = textset.select(settings.categories, settings.texts)
-    voice = settings.voice or _first_voice(voices_path)
+    voice = settings.voice or pack_voice(voices_path)[0]
     avail = available_providers()
     cells = [Cell(v, p) for p in get_many(settings.providers) for v in variants]
     for c in cells:
@@ -154,13 +156,6 @@ def _scaling(cells: list[Cell], job: _Job, progress) -> None:
             _timed(shadows, job, n, job.settings.scaling_repeats, f" ({n} thread{'s' if n > 1 else ''})", progress)
         finally:
             _close(shadows)
-
-
-def _first_voice(voices_path: str) -> str:
-    import numpy as np
-
-    with np.load(voices_path, allow_pickle=False) as z:
-        return sorted(z.files)[0]
 
 
 def _start(c: Cell, s: BenchSettings, voices_path: str, vocab: dict[str, int], voice: str, first_item: TextItem,

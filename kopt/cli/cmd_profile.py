@@ -28,25 +28,20 @@ def profile_cmd(
     out: Optional[Path] = typer.Option(None, "--out", help="Results JSONL (default artifacts/results/<run_id>.jsonl)."),
 ) -> None:
     """Profile variants on the CPU EP: kernel time per op type and the slowest nodes."""
-    import numpy as np
-
     from kopt.bench.profile import compare, profile_variant
     from kopt.bench.textset import load_textset
     from kopt.bench.variants import default_voices, resolve_variant
-    from kopt.core.errors import KoptError
     from kopt.core.kokoro import style_of
     from kopt.core.results import append_records, make_record, new_run_id
+    from kopt.core.voicepack import pack_voice
 
     store = state.store()
     vs = [resolve_variant(store, s) for s in variants]
     ts = load_textset()
     item = ts.select(ids=[text])[0] if text else ts.select(["medium"])[0]
     voices_path, _ = default_voices(store, voices)
-    with np.load(voices_path, allow_pickle=False) as z:
-        name = voice or sorted(z.files)[0]
-        if name not in z.files:
-            raise KoptError(f"--voice: {name!r} is not in {voices_path}; it has {', '.join(sorted(z.files)[:5])}, ...")
-        style = style_of(z[name], len(item.tokens) - 2)
+    name, pack = pack_voice(voices_path, voice)
+    style = style_of(pack, len(item.tokens) - 2)
     run_id = new_run_id()
     records, profiles = [], []
     with state.progress().task("profiling", total=len(vs)) as t:

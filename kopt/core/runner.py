@@ -103,8 +103,9 @@ def style_pack(store: ArtifactStore) -> np.ndarray | None:
         path = base.file("voices.npz")  # written by `kopt fetch`: validated, one [510, 1, 256] array per voice
     except KoptError:
         return None
-    with np.load(path, allow_pickle=False) as z:
-        return np.asarray(z[sorted(z.files)[0]])
+    from kopt.core.voicepack import pack_voice
+
+    return pack_voice(path)[1]
 
 
 def _fixed_token_len(m, name: str) -> int | None:
