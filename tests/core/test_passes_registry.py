@@ -7,7 +7,7 @@ from kopt.core.errors import KoptError, RecipeError
 from kopt.core.passes import PassConfig, get_pass, make_config, registry
 
 EXPECTED_OPTIMIZE = {"fold", "fuse", "ort-format", "bind-shapes", "durations", "adain", "stft-conv", "snake",
-                     "polyphase", "quant-scale"}
+                     "polyphase", "quant-scale", "snake-lut"}
 
 
 def test_registry_holds_the_optimization_passes():

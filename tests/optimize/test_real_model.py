@@ -99,17 +99,33 @@ def test_bucket_audio_equals_dynamic_int8_real(real_store):
     assert masked == {"softmax": 12, "conv": 3, "lstm": 5, "quantized": 59, "durations": 1}
 
 
-def test_quant_scale_real(real_store):
-    """On a real int8 hybrid (snake's 1/alpha kept as a Mul before each int8 conv, 4 calibration
-    sentences): the Muls go into their quantizers' scales, none with a positive factor is left in
-    front of a quantizer, the model passes the runner's contract, and it speaks as the unfolded one
-    does (PESQ-wb of one against the other on a real style; a wrong scale is noise, PESQ < 2)."""
+# a real int8 hybrid as the default recipe quantizes it (adain, snake's 1/alpha kept as a Mul before
+# each int8 conv), with 4 calibration sentences: built once, shared by the int8 passes' tests
+HYBRID_CHAIN = [("adain", {}), ("snake", {"into_conv": False}), ("hybrid", {"calib_sentences": 4})]
+
+
+def _speaks_alike(st, before, after, floor: float = 4.0) -> None:
+    """``after`` speaks as ``before`` does: the same length, PESQ-wb of one against the other on a
+    real style at ``floor`` or more (a wrong scale or table is noise, PESQ < 2)."""
     from kopt.core.equivalence import model_io, session, token_sequences
     from kopt.core.kokoro import style_of
     from kopt.core.runner import style_pack
     from kopt.quality.intrusive import pesq_wb
 
-    chain = [("snake", {"into_conv": False}), ("hybrid", {"calib_sentences": 4})]
+    tok = token_sequences()[2]
+    style = style_of(style_pack(st), tok.size)
+    a, b = (session(r.model_path) for r in (before, after))
+    ya = a.run(None, model_io(a, before.model_path).feeds(tok, style))[0]
+    yb = b.run(None, model_io(b, after.model_path).feeds(tok, style))[0]
+    assert ya.shape == yb.shape and np.isfinite(yb).all()
+    assert pesq_wb(ya, yb, 24000)["pesq_wb"] >= floor
+
+
+def test_quant_scale_real(real_store):
+    """On the real int8 hybrid: the 1/alpha Muls go into their quantizers' scales, none with a
+    positive factor is left in front of a quantizer, the model passes the runner's contract, and it
+    speaks as the unfolded one does."""
+    chain = HYBRID_CHAIN
     st, before = _build(real_store, "reference", chain, "hybrid-unfolded")
     _, after = _build(real_store, "reference", [*chain, ("quant-scale", {})], "hybrid-quant-scale")
     rep = after.steps[-1].report
@@ -121,10 +137,28 @@ def test_quant_scale_real(real_store):
             and (m := producer.get(q.input[0])) is not None and m.op_type == "Mul"
             and any(i in consts and np.all(consts[i] > 0) for i in m.input)]
     assert left == []
-    tok = token_sequences()[2]
-    style = style_of(style_pack(st), tok.size)
-    a, b = (session(r.model_path) for r in (before, after))
-    ya = a.run(None, model_io(a, before.model_path).feeds(tok, style))[0]
-    yb = b.run(None, model_io(b, after.model_path).feeds(tok, style))[0]
-    assert ya.shape == yb.shape
-    assert pesq_wb(ya, yb, 24000)["pesq_wb"] >= 4.0
+    _speaks_alike(st, before, after)
+
+
+def test_snake_lut_real(real_store, tmp_path):
+    """On the real int8 hybrid: every Snake in front of an int8 conv becomes a table (the ones before
+    float convs keep their Sin, as does the sine source), onnxruntime still fuses every int8 conv
+    (the same QLinearConv count in its optimized model), and it speaks as the Sin graph does."""
+    import onnxruntime as ort
+
+    st, before = _build(real_store, "reference", HYBRID_CHAIN, "hybrid-unfolded")
+    _, after = _build(real_store, "reference", [*HYBRID_CHAIN, ("snake-lut", {})], "hybrid-snake-lut")
+    rep = after.steps[-1].report
+    assert rep["snake_tabled"] >= 40 and rep["sin_found"] - rep["snake_tabled"] <= 8
+    assert 0.05 < rep["bins_with_a_step"] < 0.2
+
+    def fused(res, tag):
+        so = ort.SessionOptions()
+        so.optimized_model_filepath = str(tmp_path / f"optimized-{tag}.onnx")
+        ort.InferenceSession(res.model_path, so, providers=["CPUExecutionProvider"])
+        ops = [n.op_type for n in onnx.load(so.optimized_model_filepath, load_external_data=False).graph.node]
+        return ops.count("QLinearConv"), ops.count("Sin")
+
+    (conv_before, sin_before), (conv_after, sin_after) = fused(before, "sin"), fused(after, "lut")
+    assert conv_after == conv_before >= 40 and sin_after == sin_before - rep["snake_tabled"]
+    _speaks_alike(st, before, after)
