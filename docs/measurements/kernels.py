@@ -4,7 +4,9 @@ threads, the best of 20 runs of one-node graphs on Kokoro's generator shapes.
     .venv/bin/python docs/measurements/kernels.py
 
 Prints: Sin / Cos / Pow(x, 2) / Mul / Add / InstanceNormalization over [1, 128, 41760], at 2 threads
-and at 1 (Sin, Cos and InstanceNormalization run on one thread either way); QuantizeLinear and
+and at 1 (Sin, Cos and InstanceNormalization run on one thread either way); a quantized Snake's
+tail (Sin, Mul, Add, per-channel QuantizeLinear) against the snake-lut pass's table read (Clip, Cast
+to int32, GatherElements from a [1, 128, 2048] uint8 table), whole and op by op; QuantizeLinear and
 DequantizeLinear per tensor, per channel along axis 1 and per channel along the last axis
 ([1, 128, 51200] vs [1, 51200, 128]); and each generator upsampler as ConvTranspose vs the
 polyphase pass's Conv. Not a test: figures move with the machine and its load.
@@ -66,6 +68,38 @@ def elementwise() -> None:
         print(f"{name:18s} {shape}: {best_ms(m, x):6.2f} ms (1 thread: {best_ms(m, x, threads=1):6.2f} ms)")
 
 
+def snake_table() -> None:
+    shape, bins = [1, 128, 41760], 2048
+    z = {"x": RNG.normal(0, 2, shape).astype(np.float32)}
+    u = {"x": RNG.uniform(-50, bins + 50, shape).astype(np.float32)}
+    scale = nh.from_array((RNG.random(128) * 0.05 + 0.01).astype(np.float32), "qs")
+    zero = nh.from_array(np.full(128, 128, np.uint8), "qz")
+    table = nh.from_array(RNG.integers(0, 256, (1, 128, bins)).astype(np.uint8), "table")
+    first, last = nh.from_array(np.array(0, np.float32), "first"), nh.from_array(np.array(bins - 1, np.float32), "last")
+
+    def graph(nodes, inits, out_type, x_type=T.FLOAT) -> onnx.ModelProto:
+        g = h.make_graph(nodes, "k", [h.make_tensor_value_info("x", x_type, shape)],
+                         [h.make_tensor_value_info("y", out_type, None)], inits)
+        return h.make_model(g, opset_imports=[h.make_opsetid("", 19)])
+
+    sin_tail = graph([h.make_node("Sin", ["x"], ["s"]), h.make_node("Mul", ["s", "s"], ["p"]),
+                      h.make_node("Add", ["x", "p"], ["a"]),
+                      h.make_node("QuantizeLinear", ["a", "qs", "qz"], ["y"], axis=1)], [scale, zero], T.UINT8)
+    lut = graph([h.make_node("Clip", ["x", "first", "last"], ["c"]), h.make_node("Cast", ["c"], ["i"], to=T.INT32),
+                 h.make_node("GatherElements", ["table", "i"], ["y"], axis=2)], [table, first, last], T.UINT8)
+    print(f"Snake tail: Sin, Mul, Add, QuantizeLinear  {shape}: {best_ms(sin_tail, z):6.2f} ms "
+          f"(1 thread: {best_ms(sin_tail, z, threads=1):6.2f} ms)")
+    print(f"snake-lut: Clip, Cast, GatherElements    {shape}: {best_ms(lut, u):6.2f} ms "
+          f"(1 thread: {best_ms(lut, u, threads=1):6.2f} ms)")
+    index = {"x": np.clip(u["x"], 0, bins - 1).astype(np.int32)}
+    for name, m, feeds in (
+            ("  Clip", graph([h.make_node("Clip", ["x", "first", "last"], ["y"])], [first, last], T.FLOAT), u),
+            ("  Cast to int32", graph([h.make_node("Cast", ["x"], ["y"], to=T.INT32)], [], T.INT32), u),
+            ("  GatherElements", graph([h.make_node("GatherElements", ["table", "x"], ["y"], axis=2)], [table],
+                                       T.UINT8, T.INT32), index)):
+        print(f"{name:40s} {best_ms(m, feeds):6.2f} ms (1 thread: {best_ms(m, feeds, threads=1):6.2f} ms)")
+
+
 def qdq() -> None:
     for op in ("QuantizeLinear", "DequantizeLinear"):
         for shape, axis, per_channel in (([1, 128, 51200], 1, False), ([1, 128, 51200], 1, True),
@@ -101,5 +135,6 @@ def upsamplers() -> None:
 
 if __name__ == "__main__":
     elementwise()
+    snake_table()
     qdq()
     upsamplers()
