@@ -268,6 +268,38 @@ def duration_kokoro_model(seed: int = 0, opset: int = 17) -> onnx.ModelProto:
     return model
 
 
+def checked_model(nodes: list, name: str, inputs: list, outputs: list[str], inits: dict[str, np.ndarray],
+                  opset: int, out_types: dict[str, int] | None = None) -> onnx.ModelProto:
+    """A checked opset-``opset`` model (IR 9) of ``nodes``: ``inputs`` value infos, ``outputs`` named
+    rank-3 tensors (float unless ``out_types`` says), ``inits`` as initializers."""
+    types = out_types or {}
+    g = helper.make_graph(nodes, name, inputs,
+                          [helper.make_tensor_value_info(o, types.get(o, TensorProto.FLOAT), ["d0", "d1", "d2"])
+                           for o in outputs],
+                          [numpy_helper.from_array(v, k) for k, v in inits.items()])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)])
+    m.ir_version = 9
+    onnx.checker.check_model(m)
+    return m
+
+
+def int8_conv_group(rng: np.random.Generator, x: str, channels: int, out: str, prefix: str,
+                    out_scale: float) -> tuple[list, dict[str, np.ndarray]]:
+    """The QDQ group onnxruntime fuses into QLinearConv, reading the float ``x`` ([1, channels, T],
+    a DequantizeLinear's output): int8 per-channel weights [4, channels, 3] (seeded by ``rng``),
+    Conv, then QuantizeLinear / DequantizeLinear on a uint8 grid of step ``out_scale`` into ``out``.
+    Its nodes and initializers."""
+    w = rng.normal(0, 0.3, (4, channels, 3)).astype(np.float32)
+    ws = (np.abs(w).max(axis=(1, 2)) / 127).astype(np.float32)
+    inits = {"wq": np.round(w / ws[:, None, None]).astype(np.int8), "ws": ws, "wz": np.zeros(4, np.int8),
+             "os": np.array(out_scale, np.float32), "oz": np.array(128, np.uint8)}
+    nodes = [helper.make_node("DequantizeLinear", ["wq", "ws", "wz"], ["wd"], axis=0, name=f"{prefix}/DQw"),
+             helper.make_node("Conv", [x, "wd"], ["cy"], kernel_shape=[3], pads=[1, 1], name=f"{prefix}/Conv"),
+             helper.make_node("QuantizeLinear", ["cy", "os", "oz"], ["cq"], name=f"{prefix}/Qy"),
+             helper.make_node("DequantizeLinear", ["cq", "os", "oz"], [out], name=f"{prefix}/DQy")]
+    return nodes, inits
+
+
 def apply_pass(tmp_path: Path, name: str, model: onnx.ModelProto, **cfg):
     """Run registered pass ``name`` (config ``cfg``) as the runner would, from a saved input: returns
     (input path, output path, PassResult)."""

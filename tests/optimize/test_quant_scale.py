@@ -16,7 +16,7 @@ from onnx import TensorProto, helper, numpy_helper
 from kopt.core.graph import infer_shapes
 from kopt.core.passes import get_pass
 from kopt.optimize.quant_scale import rewrite_quant_scale
-from tests.graphs import apply_pass, run_outputs
+from tests.graphs import apply_pass, checked_model, int8_conv_group, run_outputs
 
 C, T = 6, 400
 RNG_SEED = 0
@@ -41,26 +41,12 @@ def _model(factor=None, per_axis_q=False, extra_reader=False, factor_shape=(1, C
         nodes.append(helper.make_node("Neg", ["m"], ["negm"], name="/gen/Neg"))
         outputs.append("negm")
     if conv:  # the int8 conv group onnxruntime fuses into QLinearConv
-        w = rng.normal(0, 0.3, (4, C, 3)).astype(np.float32)
-        ws = (np.abs(w).max(axis=(1, 2)) / 127).astype(np.float32)
-        inits["wq"] = np.round(w / ws[:, None, None]).astype(np.int8)
-        inits["ws"], inits["wz"] = ws, np.zeros(4, np.int8)
-        inits["os"], inits["oz"] = np.array(0.05, np.float32), np.array(128, np.uint8)
-        nodes += [helper.make_node("DequantizeLinear", ["q", "ds", "dz"], ["xd"], name="/gen/DQ"),
-                  helper.make_node("DequantizeLinear", ["wq", "ws", "wz"], ["wd"], axis=0, name="/gen/DQw"),
-                  helper.make_node("Conv", ["xd", "wd"], ["y"], kernel_shape=[3], pads=[1, 1], name="/gen/Conv"),
-                  helper.make_node("QuantizeLinear", ["y", "os", "oz"], ["yq"], name="/gen/Qy"),
-                  helper.make_node("DequantizeLinear", ["yq", "os", "oz"], ["out"], name="/gen/DQy")]
+        group, more = int8_conv_group(rng, "xd", C, "out", "/gen", 0.05)
+        nodes += [helper.make_node("DequantizeLinear", ["q", "ds", "dz"], ["xd"], name="/gen/DQ"), *group]
+        inits.update(more)
         outputs = ["out"]
-    g = helper.make_graph(nodes, "quant_scale_test", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, C, T])],
-                          [helper.make_tensor_value_info(o, TensorProto.UINT8 if o == "q" else TensorProto.FLOAT,
-                                                         ["d0", "d1", "d2"])
-                           for o in outputs],
-                          [numpy_helper.from_array(v, k) for k, v in inits.items()])
-    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 19)])
-    m.ir_version = 9
-    onnx.checker.check_model(m)
-    return m
+    return checked_model(nodes, "quant_scale_test", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, C, T])],
+                         outputs, inits, 19, {"q": TensorProto.UINT8})
 
 
 def _feeds():

@@ -14,7 +14,7 @@ from onnx import TensorProto, helper, numpy_helper
 from kopt.core.errors import ModelError
 from kopt.core.passes import get_pass
 from kopt.optimize.snake import rewrite_snake
-from tests.graphs import apply_pass, run_outputs
+from tests.graphs import apply_pass, checked_model, run_outputs
 
 C, T, K = 6, 50, 3
 ATOL = 2e-5
@@ -67,13 +67,8 @@ def _model(norm=True, square="pow", inv="reciprocal", extra_reader=False, conv=T
         nodes.append(helper.make_node("DequantizeLinear", ["q", "qs", "qz"], ["dq"], name=f"{PATH}/DQ"))
         outputs = ["dq"]
     src = "in" if norm else "x"
-    g = helper.make_graph(nodes, "snake_test", [helper.make_tensor_value_info(src, TensorProto.FLOAT, [1, C, T])],
-                          [helper.make_tensor_value_info(o, TensorProto.FLOAT, ["d0", "d1", "d2"]) for o in outputs],
-                          [numpy_helper.from_array(v, k) for k, v in inits.items()])
-    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
-    m.ir_version = 9
-    onnx.checker.check_model(m)
-    return m
+    return checked_model(nodes, "snake_test", [helper.make_tensor_value_info(src, TensorProto.FLOAT, [1, C, T])],
+                         outputs, inits, 17)
 
 
 def _apply(tmp_path, model):

@@ -12,12 +12,12 @@ channel or with a wrong interval moves most values by many steps.
 import numpy as np
 import onnx
 import pytest
-from onnx import TensorProto, helper, numpy_helper
+from onnx import TensorProto, helper
 
 from kopt.core.errors import KoptError
 from kopt.core.passes import get_pass, make_config
 from kopt.optimize.snake_lut import build_table, inverse_f, rewrite_snake_lut, snake_f
-from tests.graphs import apply_pass, run_outputs
+from tests.graphs import apply_pass, checked_model, int8_conv_group, run_outputs
 
 C, T = 5, 3000
 
@@ -63,26 +63,14 @@ def _model(per_channel=True, zero_dtype=np.uint8, factor=None, const_affine=Fals
                                    **({"axis": 1} if per_channel else {})),
                   helper.make_node("DequantizeLinear", ["q", "ds", "dz"], ["out"], name="/gen/res/DQ")]
     if conv:   # the int8 conv group onnxruntime fuses into QLinearConv
-        w = rng.normal(0, 0.3, (4, C, 3)).astype(np.float32)
-        ws = (np.abs(w).max(axis=(1, 2)) / 127).astype(np.float32)
-        inits["wq"] = np.round(w / ws[:, None, None]).astype(np.int8)
-        inits["ws"], inits["wz"] = ws, np.zeros(4, np.int8)
-        inits["os"], inits["oz"] = np.array(0.5, np.float32), np.array(128, np.uint8)
-        nodes += [helper.make_node("DequantizeLinear", ["wq", "ws", "wz"], ["wd"], axis=0, name="/gen/res/DQw"),
-                  helper.make_node("Conv", ["out", "wd"], ["cy"], kernel_shape=[3], pads=[1, 1], name="/gen/res/Conv"),
-                  helper.make_node("QuantizeLinear", ["cy", "os", "oz"], ["cq"], name="/gen/res/Qy"),
-                  helper.make_node("DequantizeLinear", ["cq", "os", "oz"], ["cout"], name="/gen/res/DQy")]
+        group, more = int8_conv_group(rng, "out", C, "cout", "/gen/res", 0.5)
+        nodes += group
+        inits.update(more)
         outputs = ["cout"]
     if extra_reader:
         nodes.append(helper.make_node("Neg", [z], ["negz"], name="/gen/res/Neg"))
         outputs.append("negz")
-    g = helper.make_graph(nodes, "snake_lut_test", ins,
-                          [helper.make_tensor_value_info(o, TensorProto.FLOAT, ["d0", "d1", "d2"]) for o in outputs],
-                          [numpy_helper.from_array(v, k) for k, v in inits.items()])
-    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 19)])
-    m.ir_version = 9
-    onnx.checker.check_model(m)
-    return m
+    return checked_model(nodes, "snake_lut_test", ins, outputs, inits, 19)
 
 
 def _affine():
