@@ -3,13 +3,14 @@ threads, the best of 20 runs of one-node graphs on Kokoro's generator shapes.
 
     .venv/bin/python docs/measurements/kernels.py
 
-Prints: Sin / Cos / Pow(x, 2) / Mul / Add / InstanceNormalization over [1, 128, 41760], at 2 threads
-and at 1 (Sin, Cos and InstanceNormalization run on one thread either way); a quantized Snake's
-tail (Sin, Mul, Add, per-channel QuantizeLinear) against the snake-lut pass's table read (Clip, Cast
-to int32, GatherElements from a [1, 128, 2048] uint8 table), whole and op by op; QuantizeLinear and
-DequantizeLinear per tensor, per channel along axis 1 and per channel along the last axis
-([1, 128, 51200] vs [1, 51200, 128]); and each generator upsampler as ConvTranspose vs the
-polyphase pass's Conv. Not a test: figures move with the machine and its load.
+Prints: Sin / Cos / Pow(x, 2) / Mul / Add / InstanceNormalization, and LayerNormalization with a
+per-channel [1, C, 1] scale and bias (what InstanceNormalization computes), over [1, 128, 41760] at
+2 threads and at 1 (Sin, Cos and InstanceNormalization run on one thread either way); a quantized
+Snake's tail (Sin, Mul, Add, per-channel QuantizeLinear) against the snake-lut pass's table read
+(Clip, Cast to int32, GatherElements from a [1, 128, 2048] uint8 table), whole and op by op;
+QuantizeLinear and DequantizeLinear per tensor, per channel along axis 1 and per channel along the
+last axis ([1, 128, 51200] vs [1, 51200, 128]); and each generator upsampler as ConvTranspose vs
+the polyphase pass's Conv. Not a test: figures move with the machine and its load.
 """
 
 from __future__ import annotations
@@ -62,6 +63,10 @@ def elementwise() -> None:
         "InstanceNorm": (h.make_node("InstanceNormalization", ["x", "g", "b"], ["y"]),
                          [nh.from_array(RNG.random(128).astype(np.float32), "g"),
                           nh.from_array(RNG.random(128).astype(np.float32), "b")]),
+        # the same values: onnxruntime broadcasts a [1, C, 1] scale and bias over the last axis
+        "LayerNorm [1,C,1]": (h.make_node("LayerNormalization", ["x", "g", "b"], ["y"], axis=-1),
+                              [nh.from_array(RNG.random((1, 128, 1)).astype(np.float32), "g"),
+                               nh.from_array(RNG.random((1, 128, 1)).astype(np.float32), "b")]),
     }
     for name, (node, inits) in cases.items():
         m = one_node(node, T.FLOAT, shape, inits)
