@@ -315,6 +315,19 @@ def apply_pass(tmp_path: Path, name: str, model: onnx.ModelProto, **cfg):
     return src, out, res
 
 
+def ort_optimized(model_path: str | Path, saved: str | Path, extended_only: bool = False):
+    """A CPU session of ``model_path`` at onnxruntime's default level (``extended_only``: EXTENDED),
+    and the op types of the optimized graph it writes to ``saved`` (what its kernels run)."""
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    if extended_only:
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+    so.optimized_model_filepath = str(saved)
+    sess = ort.InferenceSession(str(model_path), so, providers=["CPUExecutionProvider"])
+    return sess, [n.op_type for n in onnx.load(str(saved), load_external_data=False).graph.node]
+
+
 def run_outputs(model_path: str | Path, feeds: dict, disable_opt: bool = True) -> dict[str, np.ndarray]:
     """All outputs of a model by name (CPU, ORT optimizations off unless asked)."""
     import onnxruntime as ort

@@ -16,7 +16,7 @@ from onnx import TensorProto, helper, numpy_helper
 from kopt.core.graph import infer_shapes
 from kopt.core.passes import get_pass
 from kopt.optimize.quant_scale import rewrite_quant_scale
-from tests.graphs import apply_pass, checked_model, int8_conv_group, run_outputs
+from tests.graphs import apply_pass, checked_model, int8_conv_group, ort_optimized, run_outputs
 
 C, T = 6, 400
 RNG_SEED = 0
@@ -99,14 +99,11 @@ def test_scalar_factor_keeps_a_per_tensor_scale(tmp_path):
 def test_the_fused_conv_still_fuses_and_agrees(tmp_path):
     """After the fold, onnxruntime still fuses DQ -> Conv -> Q into QLinearConv (its optimized model
     shows it), and the int8 conv's output agrees with the unfolded graph within one output step."""
-    import onnxruntime as ort
 
     src, out, res = apply_pass(tmp_path, "quant-scale", _model(per_axis_q=True, conv=True))
     assert res.report["folded"] == 1 and "Mul" not in _ops(out)
-    so = ort.SessionOptions()
-    so.optimized_model_filepath = str(tmp_path / "optimized.onnx")
-    sess = ort.InferenceSession(str(out), so, providers=["CPUExecutionProvider"])
-    assert "QLinearConv" in _ops(tmp_path / "optimized.onnx")
+    sess, optimized = ort_optimized(out, tmp_path / "optimized.onnx")
+    assert "QLinearConv" in optimized
     got = sess.run(None, _feeds())[0]
     want = run_outputs(src, _feeds(), disable_opt=False)["out"]
     assert np.abs(got - want).max() <= 0.05 * 1.01      # one step of the output grid (os = 0.05)

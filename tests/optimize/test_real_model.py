@@ -10,6 +10,7 @@ import pytest
 
 from kopt.core.recipe import one_variant
 from kopt.core.runner import Runner
+from tests.graphs import ort_optimized
 
 pytestmark = pytest.mark.slow
 
@@ -125,9 +126,8 @@ def test_quant_scale_real(real_store):
     """On the real int8 hybrid: the 1/alpha Muls go into their quantizers' scales, none with a
     positive factor is left in front of a quantizer, the model passes the runner's contract, and it
     speaks as the unfolded one does."""
-    chain = HYBRID_CHAIN
-    st, before = _build(real_store, "reference", chain, "hybrid-unfolded")
-    _, after = _build(real_store, "reference", [*chain, ("quant-scale", {})], "hybrid-quant-scale")
+    st, before = _build(real_store, "reference", HYBRID_CHAIN, "hybrid-unfolded")
+    _, after = _build(real_store, "reference", [*HYBRID_CHAIN, ("quant-scale", {})], "hybrid-quant-scale")
     rep = after.steps[-1].report
     assert rep["folded"] >= 40 and rep["nodes_after"] == rep["nodes_before"] - rep["folded"]
     g = onnx.load(after.model_path, load_external_data=False).graph
@@ -144,8 +144,6 @@ def test_snake_lut_real(real_store, tmp_path):
     """On the real int8 hybrid: every Snake in front of an int8 conv becomes a table (the ones before
     float convs keep their Sin, as does the sine source), onnxruntime still fuses every int8 conv
     (the same QLinearConv count in its optimized model), and it speaks as the Sin graph does."""
-    import onnxruntime as ort
-
     st, before = _build(real_store, "reference", HYBRID_CHAIN, "hybrid-unfolded")
     _, after = _build(real_store, "reference", [*HYBRID_CHAIN, ("snake-lut", {})], "hybrid-snake-lut")
     rep = after.steps[-1].report
@@ -153,10 +151,7 @@ def test_snake_lut_real(real_store, tmp_path):
     assert 0.05 < rep["bins_with_a_step"] < 0.2
 
     def fused(res, tag):
-        so = ort.SessionOptions()
-        so.optimized_model_filepath = str(tmp_path / f"optimized-{tag}.onnx")
-        ort.InferenceSession(res.model_path, so, providers=["CPUExecutionProvider"])
-        ops = [n.op_type for n in onnx.load(so.optimized_model_filepath, load_external_data=False).graph.node]
+        ops = ort_optimized(res.model_path, tmp_path / f"optimized-{tag}.onnx")[1]
         return ops.count("QLinearConv"), ops.count("Sin")
 
     (conv_before, sin_before), (conv_after, sin_after) = fused(before, "sin"), fused(after, "lut")

@@ -17,7 +17,7 @@ from onnx import TensorProto, helper
 from kopt.core.errors import KoptError
 from kopt.core.passes import get_pass, make_config
 from kopt.optimize.snake_lut import build_table, inverse_f, rewrite_snake_lut, snake_f
-from tests.graphs import apply_pass, checked_model, int8_conv_group, run_outputs
+from tests.graphs import apply_pass, checked_model, int8_conv_group, ort_optimized, run_outputs
 
 C, T = 5, 3000
 
@@ -137,13 +137,9 @@ def test_the_int8_conv_still_fuses_and_agrees(tmp_path):
     """onnxruntime still fuses DequantizeLinear -> Conv -> QuantizeLinear into QLinearConv after the
     table (its optimized model shows it), and the conv's output agrees within one output step on all
     but the values a moved input reaches."""
-    import onnxruntime as ort
 
     src, out, _ = apply_pass(tmp_path, "snake-lut", _model(conv=True))
-    so = ort.SessionOptions()
-    so.optimized_model_filepath = str(tmp_path / "optimized.onnx")
-    sess = ort.InferenceSession(str(out), so, providers=["CPUExecutionProvider"])
-    optimized = _ops(tmp_path / "optimized.onnx")
+    sess, optimized = ort_optimized(out, tmp_path / "optimized.onnx")
     assert "QLinearConv" in optimized and "GatherElements" in optimized and "Sin" not in optimized
     feeds = _feeds(onnx.load(str(src)))
     got = sess.run(None, feeds)[0]

@@ -13,7 +13,7 @@ from onnx import TensorProto, helper, numpy_helper
 from kopt.core.passes import PassContext, get_pass, make_config
 from kopt.quantize.balance import shared_zero_point
 from kopt.quantize.checkset import check_set
-from tests.graphs import run
+from tests.graphs import ort_optimized, run
 
 C, V = 16, 180
 NAME = "/decoder/decoder/generator/resblocks.3/convs{}.0/Conv"
@@ -74,13 +74,7 @@ def _snr_db(src: Path, q: Path) -> float:
 
 
 def _fused_qlinearconv(path: Path, tmp_path: Path) -> int:
-    import onnxruntime as ort
-
-    so = ort.SessionOptions()
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
-    so.optimized_model_filepath = str(tmp_path / (path.stem + ".opt.onnx"))
-    ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
-    return sum(n.op_type == "QLinearConv" for n in onnx.load(so.optimized_model_filepath).graph.node)
+    return ort_optimized(path, tmp_path / (path.stem + ".opt.onnx"), extended_only=True)[1].count("QLinearConv")
 
 
 def test_balanced_qdq_keeps_small_channels_and_still_fuses(tmp_path):
