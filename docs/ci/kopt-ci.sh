@@ -47,7 +47,7 @@ case "$cmd" in
     settings="$out/select.json"
     "$PY" - "$recipe" "$settings" <<'PYEOF'
 import json, sys
-from kopt.build.recipe import load_build_recipe
+from kopt.pipeline.recipe import load_build_recipe
 r = load_build_recipe(sys.argv[1])
 json.dump({"select": r.select.model_dump(mode="json"), "compare": r.compare.settings.model_dump(mode="json"),
            "provider": r.publish.provider, "name": r.name}, open(sys.argv[2], "w"))

@@ -33,7 +33,7 @@ def build_cmd(
     Exit codes: 0 built; 1 invalid recipe or other error; 2 usage error; 3 the regression gate
     tripped; 4 no variant meets the constraints for the publish provider. Every step is cached by
     content: a re-run redoes only what changed."""
-    from kopt.build.recipe import load_build_recipe
+    from kopt.pipeline.recipe import load_build_recipe
 
     r = load_build_recipe(recipe)
     if provider:
@@ -58,7 +58,7 @@ def build_cmd(
         else:
             typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
         return
-    from kopt.build.pipeline import run_build
+    from kopt.pipeline.pipeline import run_build
 
     res = run_build(r, state.store(), recipe_path=recipe, shard=shard, baseline=baseline,
                     publish=not no_publish, progress=state.progress())

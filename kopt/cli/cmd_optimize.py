@@ -38,7 +38,7 @@ def optimize_cmd(
     if recipe is not None:
         if model is not None or pass_names:
             raise RecipeError("use either --recipe FILE or MODEL --pass NAME, not both")
-        from kopt.build.recipe import load_build_recipe
+        from kopt.pipeline.recipe import load_build_recipe
 
         r = load_build_recipe(recipe)  # a build recipe's variants run as well
         if input_ is not None:

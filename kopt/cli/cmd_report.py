@@ -54,7 +54,7 @@ def report_cmd(
     """Write a report folder from one or more results files: tables, plots, history and one HTML page."""
     from kopt.cli.cmd_select import select_settings
     from kopt.core.errors import KoptError
-    from kopt.report.build import write_report
+    from kopt.report.page import write_report
 
     s = select_settings(settings_file, mins, maxs)
     sources = _sources(results)

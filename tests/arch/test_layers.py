@@ -15,7 +15,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 LAYERS = [("kokoro_runtime",), ("kopt",), ("kopt.core",), ("kopt.source",), ("kopt.optimize", "kopt.quantize"),
-          ("kopt.bench", "kopt.quality"), ("kopt.select", "kopt.report", "kopt.publish"), ("kopt.build",),
+          ("kopt.bench", "kopt.quality"), ("kopt.select", "kopt.report", "kopt.publish"), ("kopt.pipeline",),
           ("kopt.cli",)]
 
 

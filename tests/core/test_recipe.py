@@ -19,7 +19,7 @@ def test_recipes_folder_is_not_empty():
 
 @pytest.mark.parametrize("path", RECIPES, ids=lambda p: p.name)
 def test_every_recipe_loads(path):
-    from kopt.build.recipe import BuildRecipe, load_build_recipe
+    from kopt.pipeline.recipe import BuildRecipe, load_build_recipe
 
     r = load_build_recipe(path)  # build recipes (default, ci) and pass-only ones (optimize)
     assert r.variants

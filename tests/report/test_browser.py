@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from kopt.report.build import write_report
+from kopt.report.page import write_report
 from tests.report.chromium import check_page, find_chromium
 from tests.report.test_listen import built, flac  # noqa: F401,F811  (fixtures used by name)
 from tests.select.factory import standard

@@ -17,7 +17,7 @@ import pytest
 from typer.testing import CliRunner
 
 from kopt.cli.main import app
-from tests.build.test_build_tiny import RECIPE
+from tests.pipeline.test_pipeline_tiny import RECIPE
 from tests.graphs import tiny_kokoro, tiny_voices
 
 REPO = Path(__file__).resolve().parents[2]

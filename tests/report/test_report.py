@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from kopt.cli.main import app
 from kopt.core.results import append_records, make_record
-from kopt.report.build import write_report
+from kopt.report.page import write_report
 from kopt.select.shard import ShardSpec, shard
 from tests.select.factory import CPU, standard
 

@@ -2,7 +2,7 @@
 
 from kopt.core.results import make_record
 from kopt.publish.measure import bundle_metrics
-from kopt.report.build import write_report
+from kopt.report.page import write_report
 from tests.select.factory import standard
 
 

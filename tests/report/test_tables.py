@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 
 from kopt.report import tables
-from kopt.report.build import write_report
+from kopt.report.page import write_report
 from kopt.select.frontier import select
 from kopt.select.rows import build_rows
 from kopt.select.settings import SelectSettings
@@ -89,7 +89,7 @@ def test_plain_rows_are_one_line_each():
 
 
 def test_build_summary_without_a_terminal_is_plain_rows(capsys):
-    from kopt.build.pipeline import BuildResult
+    from kopt.pipeline.pipeline import BuildResult
     from kopt.cli import cmd_build, state
 
     sel, s = _selection(_records())
@@ -112,7 +112,7 @@ def test_build_summary_without_a_terminal_is_plain_rows(capsys):
 
 
 def test_providers_skipped_for_the_same_reason_share_one_line(tmp_path, capsys):
-    from kopt.build.pipeline import BuildResult
+    from kopt.pipeline.pipeline import BuildResult
     from kopt.cli import cmd_build, state
 
     recs = _records()

@@ -114,7 +114,7 @@ def test_build_publish_rerun_and_change_one_variant(env):
 
 
 def test_interrupted_build_resumes(env, monkeypatch):
-    from kopt.build import measure
+    from kopt.pipeline import measure
 
     recipe = write_recipe(env)
     real = measure.quality

@@ -15,8 +15,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from kopt.build import measure
-from kopt.build.recipe import BuildRecipe
+from kopt.pipeline import measure
+from kopt.pipeline.recipe import BuildRecipe
 from kopt.core.errors import KoptError
 from kopt.core.exits import ExitCode
 from kopt.core.hashing import canonical_json, content_key
@@ -247,7 +247,7 @@ def _ship(b: _Build, publish: bool) -> None:
 
 def _report(b: _Build) -> None:
     """7. The report, last: it shows the published bundle's figures too."""
-    from kopt.report.build import write_report
+    from kopt.report.page import write_report
     from kopt.report.listen import ListenSettings
 
     recipe = b.recipe
