@@ -15,13 +15,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from kopt.pipeline import measure
-from kopt.pipeline.recipe import BuildRecipe
 from kopt.core.errors import KoptError
 from kopt.core.exits import ExitCode
 from kopt.core.hashing import canonical_json, content_key
 from kopt.core.progress import NullProgress
 from kopt.core.results import append_records, new_run_id, read_records
+from kopt.pipeline import measure
+from kopt.pipeline.recipe import BuildRecipe
 
 EXIT_OK, EXIT_NO_WINNER, EXIT_REGRESSION = int(ExitCode.OK), int(ExitCode.NO_WINNER), int(ExitCode.REGRESSION)
 
@@ -247,8 +247,8 @@ def _ship(b: _Build, publish: bool) -> None:
 
 def _report(b: _Build) -> None:
     """7. The report, last: it shows the published bundle's figures too."""
-    from kopt.report.page import write_report
     from kopt.report.listen import ListenSettings
+    from kopt.report.page import write_report
 
     recipe = b.recipe
     with b.progress.task("report"):

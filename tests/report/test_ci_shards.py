@@ -17,8 +17,8 @@ import pytest
 from typer.testing import CliRunner
 
 from kopt.cli.main import app
-from tests.pipeline.test_pipeline_tiny import RECIPE
 from tests.graphs import tiny_kokoro, tiny_voices
+from tests.pipeline.test_pipeline_tiny import RECIPE
 
 REPO = Path(__file__).resolve().parents[2]
 CI = REPO / "docs" / "ci"

@@ -17,11 +17,11 @@ from typer.testing import CliRunner
 from kopt.cli.main import app
 from kopt.core.results import append_records, read_records
 from kopt.core.store import ArtifactStore
-from kopt.report.page import write_report
 from kopt.report.listen import DEFAULT_TEXTS, ListenSettings
+from kopt.report.page import write_report
 from kopt.select.settings import SelectSettings
-from tests.pipeline.test_pipeline_tiny import RECIPE
 from tests.graphs import tiny_kokoro, tiny_voices
+from tests.pipeline.test_pipeline_tiny import RECIPE
 
 SETTINGS = SelectSettings(quality="log_mel_db_natural", constraints={})
 

@@ -89,8 +89,8 @@ def test_plain_rows_are_one_line_each():
 
 
 def test_build_summary_without_a_terminal_is_plain_rows(capsys):
-    from kopt.pipeline.pipeline import BuildResult
     from kopt.cli import cmd_build, state
+    from kopt.pipeline.pipeline import BuildResult
 
     sel, s = _selection(_records())
     res = BuildResult("default", "r1", "/b", "/b/runs/r1.jsonl", seconds=1.0,
@@ -112,8 +112,8 @@ def test_build_summary_without_a_terminal_is_plain_rows(capsys):
 
 
 def test_providers_skipped_for_the_same_reason_share_one_line(tmp_path, capsys):
-    from kopt.pipeline.pipeline import BuildResult
     from kopt.cli import cmd_build, state
+    from kopt.pipeline.pipeline import BuildResult
 
     recs = _records()
     for name in ("fp32", "int8"):
