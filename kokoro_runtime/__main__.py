@@ -18,7 +18,7 @@ from pathlib import Path
 
 from .errors import KokoroError
 
-COMMANDS = ("serve", "say", "status", "stop")
+COMMANDS = ("serve", "wyoming", "say", "status", "stop")
 
 
 class Parser(argparse.ArgumentParser):
@@ -237,6 +237,10 @@ def main(argv: list[str] | None = None) -> int:
             from .server.run import main as serve_main
 
             return serve_main(argv[1:], _default_bundle())
+        if argv and argv[0] == "wyoming":
+            from .server.wyoming import main as wyoming_main
+
+            return wyoming_main(argv[1:], _default_bundle())
         command = {"say": say, "status": status, "stop": stop}.get(argv[0] if argv else "", oneshot)
         return command(argv[1:] if command is not oneshot else argv)
     except KokoroError as e:
