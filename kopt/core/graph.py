@@ -1,13 +1,10 @@
 """Graph plumbing every pass shares, written once. Passes ask this module, never a private index.
 
-On onnx-ir (every graph rewrite: adain, snake, stft-conv, polyphase, bind-shapes, durations,
-dequantize): the constant rule, use-def questions (who reads a value, what is up- or downstream),
-fresh names, a builder for constants and nodes, rewiring readers, and serializing back
-(``to_proto``). Dead code and topological order are onnx-ir's own passes.
-
-On protobufs, for the passes that edit onnxruntime's quantizer output in place (balance, fp16):
-producers and consumers, fresh names, topological order and removal of what nothing reads. And
-ONNX shape inference on a weightless copy, which every pass that needs shapes uses.
+Every graph rewrite works on onnx-ir: the constant rule, use-def questions (who reads a value,
+what is up- or downstream), fresh names, a builder for constants and nodes, rewiring readers,
+dropping the initializers a rewrite released, and serializing back (``to_proto``). Dead code,
+topological order and constant lifting are onnx-ir's own passes (``onnx_ir.passes.common``).
+And ONNX shape inference on a weightless copy, which every pass that needs shapes uses.
 
 One rule for constants: an initializer is a constant unless a graph input of the same name can
 override it (ONNX's rule), and so is the value of a ``Constant`` node.
@@ -15,7 +12,7 @@ override it (ONNX's rule), and so is the value of a ``Constant`` node.
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import Counter
 from typing import Callable, Collection, Iterable, TypeVar
 
 import numpy as np
@@ -118,15 +115,11 @@ def match_each(nodes: Iterable[ir.Node], op: str, match: Callable[[ir.Node], M |
 
 
 def fresh_names(g: ir.Graph):
-    """A ``fresh(base)`` that returns ``base``, ``base_1``, ... whichever no node, value or initializer
-    of ``g`` has (nor an earlier call), like ``name_allocator`` on a protobuf graph."""
-    return _allocator({v.name for v in g.inputs} | set(g.initializers) | {n.name for n in g} |
-                      {v.name for n in g for v in n.outputs})
+    """A ``fresh(base)`` that returns ``base``, else ``base_1``, ``base_2``, ... the first that no
+    node, value or initializer of ``g`` has (nor an earlier call)."""
+    taken = {v.name for v in g.inputs} | set(g.initializers) | {n.name for n in g} | \
+        {v.name for n in g for v in n.outputs}
 
-
-def _allocator(taken: set[str]):
-    """``fresh(base)``: ``base``, else ``base_1``, ``base_2``, ... the first not in ``taken``, which
-    it joins (the one numbering rule of ``fresh_names`` and ``name_allocator``)."""
     def fresh(base: str) -> str:
         name, k = base, 0
         while name in taken:
@@ -199,6 +192,19 @@ def forget_shapes(g: ir.Graph) -> None:
             v.type, v.shape = None, None
 
 
+def drop_unread_initializers(g: ir.Graph, values: Iterable[ir.Value]) -> int:
+    """Remove the initializers among ``values`` that nothing reads any more (no node, no graph
+    input or output): what a rewrite released by pointing its nodes at new constants. The rest of
+    the graph is left as it is. Returns how many went."""
+    gone = 0
+    for v in {id(v): v for v in values}.values():
+        if v.is_initializer() and not (v.uses() or v.is_graph_input() or v.is_graph_output()) \
+                and g.initializers.get(v.name) is v:
+            del g.initializers[v.name]
+            gone += 1
+    return gone
+
+
 def to_proto(model: ir.Model) -> onnx.ModelProto:
     """``ir.serde.serialize_model``, without a ``value_info`` for each initializer: onnx-ir writes
     one for every initializer whose type it knows (all of them, after deserializing), which a
@@ -209,134 +215,7 @@ def to_proto(model: ir.Model) -> onnx.ModelProto:
     return ir.serde.serialize_model(model)
 
 
-# --- on onnx protobufs ---
-
-def is_op(n: onnx.NodeProto | None, op: str) -> bool:
-    """``n`` is the standard-domain ``op``."""
-    return n is not None and n.op_type == op and n.domain in ONNX_DOMAINS
-
-
-def producers(g: onnx.GraphProto) -> dict[str, onnx.NodeProto]:
-    return {o: n for n in g.node for o in n.output if o}
-
-
-def node_id(n: onnx.NodeProto) -> str:
-    """A node's identity: its first non-empty output (names are optional and need not be unique)."""
-    return next((o for o in n.output if o), n.name)
-
-
-def consumers(g: onnx.GraphProto) -> dict[str, list[onnx.NodeProto]]:
-    out: dict[str, list[onnx.NodeProto]] = defaultdict(list)
-    for n in g.node:
-        for i in n.input:
-            if i:
-                out[i].append(n)
-    return out
-
-
-def name_allocator(g: onnx.GraphProto):
-    """A ``fresh(base)`` that returns names unused in ``g`` (nodes, tensors, initializers, inputs), and
-    remembers what it handed out (``fresh_names`` on a protobuf graph)."""
-    return _allocator({o for n in g.node for o in n.output} | {n.name for n in g.node} |
-                      {i.name for i in g.input} | {i.name for i in g.initializer})
-
-
-def topo_sort(g: onnx.GraphProto) -> None:
-    """Reorder nodes so each comes after its inputs' producers (appended nodes land where they belong)."""
-    have = {i.name for i in g.input} | {i.name for i in g.initializer} | {""}
-    nodes = list(g.node)
-    prod_idx = {o: k for k, n in enumerate(nodes) for o in n.output}
-    deps = [[prod_idx[i] for i in n.input if i not in have and i in prod_idx] for n in nodes]
-    order, state = [], [0] * len(nodes)
-    for start in range(len(nodes)):
-        if state[start]:
-            continue
-        stack = [(start, 0)]
-        while stack:
-            k, j = stack.pop()
-            if j == 0:
-                if state[k]:
-                    continue
-                state[k] = 1
-            if j < len(deps[k]):
-                stack.append((k, j + 1))
-                d = deps[k][j]
-                if not state[d]:
-                    stack.append((d, 0))
-            else:
-                state[k] = 2
-                order.append(nodes[k])
-    del g.node[:]
-    g.node.extend(order)
-
-
-def _subgraph_reads(sg: onnx.GraphProto) -> set[str]:
-    names: set[str] = set()
-    for n in sg.node:
-        names.update(i for i in n.input if i)
-        for a in n.attribute:
-            if a.type == onnx.AttributeProto.GRAPH:
-                names |= _subgraph_reads(a.g)
-            elif a.type == onnx.AttributeProto.GRAPHS:
-                for s in a.graphs:
-                    names |= _subgraph_reads(s)
-    return names
-
-
-def _reads(g: onnx.GraphProto) -> set[str]:
-    """Every name a node (or a subgraph of one: If/Loop/Scan read outer names) or the graph's
-    outputs read."""
-    return {o.name for o in g.output} | _subgraph_reads(g)
-
-
-def remove_unread(g: onnx.GraphProto, nodes: Iterable[onnx.NodeProto] | None = None,
-                  initializers: Iterable[str] = ()) -> int:
-    """Remove what nothing reads any more; the one dead-code removal of kopt. Returns nodes removed.
-
-    Nodes whose outputs nothing reads (no node, subgraph or graph output) go, repeatedly: any node
-    when ``nodes`` is None, else only those (and the Constant nodes feeding them). Then initializers
-    nothing reads: every one when ``nodes`` is None, else those the removed nodes read and those
-    named in ``initializers``. Last, the value_info of what was removed (of every name nothing
-    reads, when ``nodes`` is None)."""
-    def key(n: onnx.NodeProto) -> tuple[str, ...]:  # survives protobuf's copies, unlike id()
-        return tuple(n.output)
-
-    cand: set[tuple[str, ...]] | None = None
-    if nodes is not None:
-        nodes = list(nodes)
-        prod = producers(g)
-        cand = {key(n) for n in nodes}
-        cand |= {key(p) for n in nodes for i in n.input if is_op(p := prod.get(i), "Constant")}
-    released = set(initializers)
-    gone: set[str] = set()
-    removed = 0
-    while True:
-        read = _reads(g)
-        dead = [n for n in g.node if (cand is None or key(n) in cand) and not any(o in read for o in n.output if o)]
-        if not dead:
-            break
-        dead_keys = {key(n) for n in dead}
-        for n in dead:
-            released.update(n.input)
-            gone.update(n.output)
-        keep = [n for n in g.node if key(n) not in dead_keys]
-        removed += len(dead)
-        del g.node[:]
-        g.node.extend(keep)
-    read = _reads(g)
-    inputs = {i.name for i in g.input}
-    inits = [t for t in g.initializer if t.name in read or t.name in inputs
-             or (nodes is not None and t.name not in released)]
-    if len(inits) != len(g.initializer):
-        gone |= {t.name for t in g.initializer} - {t.name for t in inits}
-        del g.initializer[:]
-        g.initializer.extend(inits)
-    vis = [v for v in g.value_info if (v.name in read if nodes is None else v.name not in gone)]
-    if len(vis) != len(g.value_info):
-        del g.value_info[:]
-        g.value_info.extend(vis)
-    return removed
-
+# --- ONNX shape inference ---
 
 def infer_shapes(model: onnx.ModelProto) -> dict[str, tuple[int, Shape]]:
     """name -> (elem type, shape) for every tensor ONNX shape inference can type.
@@ -391,7 +270,7 @@ def _stft_hints(g: onnx.GraphProto, shapes: dict, start: int) -> list[onnx.Value
     small = {t.name: numpy_helper.to_array(t) for t in g.initializer}
     hints = []
     for n in g.node:
-        if not is_op(n, "STFT") or n.output[0] in shapes or n.input[0] not in shapes:
+        if not (n.op_type == "STFT" and n.domain in ONNX_DOMAINS) or n.output[0] in shapes or n.input[0] not in shapes:
             continue
         elem, sig = shapes[n.input[0]]
         length = None

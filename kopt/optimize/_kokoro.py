@@ -22,7 +22,6 @@ from onnx import helper
 
 from kokoro_runtime.errors import first_line
 from kopt.core.errors import ModelError
-from kopt.core.graph import node_id
 
 _CHAIN_OPS = {"Gather", "Cast", "Clip", "Squeeze", "Reshape", "Mul", "Identity"}
 
@@ -55,6 +54,12 @@ def duration_cumsum(g: ir.Graph, where: str = "<model>") -> ir.Node:
 _TOKEN_SYMBOL = "kopt_token_length"
 
 
+def _node_id(n: onnx.NodeProto) -> str:
+    """A probe node's identity, for the names of its stand-ins' inputs: its first non-empty output
+    (node names are optional and need not be unique)."""
+    return next((o for o in n.output if o), n.name)
+
+
 def _shape_proxies(n: onnx.NodeProto) -> list[onnx.NodeProto]:
     """Stand-ins, with the same output shapes, for ops that symbolic shape inference does not follow
     through symbolic dims (ConvInteger) or does not know (the contrib ops that onnxruntime's
@@ -67,10 +72,10 @@ def _shape_proxies(n: onnx.NodeProto) -> list[onnx.NodeProto]:
         """Input k, cast to float and/or with its last two axes swapped (whatever its rank)."""
         x = n.input[k]
         if cast:
-            pre.append(helper.make_node("Cast", [x], [f"{node_id(n)}/kopt_shape_proxy/{k}"], to=TensorProto.FLOAT))
+            pre.append(helper.make_node("Cast", [x], [f"{_node_id(n)}/kopt_shape_proxy/{k}"], to=TensorProto.FLOAT))
             x = pre[-1].output[0]
         if swap:
-            pre.append(helper.make_node("Einsum", [x], [f"{node_id(n)}/kopt_shape_proxy/{k}/swapped"],
+            pre.append(helper.make_node("Einsum", [x], [f"{_node_id(n)}/kopt_shape_proxy/{k}/swapped"],
                                         equation="...ij->...ji"))
             x = pre[-1].output[0]
         return x

@@ -12,9 +12,12 @@ from __future__ import annotations
 from typing import Literal
 
 import onnx
+import onnx_ir as ir
+from onnx_ir.passes.common import LiftConstantsToInitializersPass, RemoveUnusedNodesPass
 from pydantic import Field
 
 from kopt.core.errors import KoptError
+from kopt.core.graph import to_proto
 from kopt.core.passes import Pass, PassConfig, PassContext, PassResult, register
 
 
@@ -26,46 +29,14 @@ class FoldConfig(PassConfig):
                            "its fusions). Off: folding and dead-node removal only.")
 
 
-def constants_to_initializers(model: onnx.ModelProto) -> int:
-    """Turn tensor-valued Constant nodes into initializers; returns how many."""
-    g = model.graph
-    keep, n = [], 0
-    for node in g.node:
-        if node.op_type == "Constant" and node.domain in ("", "ai.onnx") and len(node.attribute) == 1 \
-                and node.attribute[0].name == "value":
-            t = onnx.TensorProto()
-            t.CopyFrom(node.attribute[0].t)
-            t.name = node.output[0]
-            g.initializer.append(t)
-            n += 1
-        else:
-            keep.append(node)
-    del g.node[:]
-    g.node.extend(keep)
-    return n
-
-
-def remove_dead_nodes(model: onnx.ModelProto) -> int:
-    """Remove nodes whose outputs nothing reads (repeatedly) and initializers nothing uses."""
-    g = model.graph
-    removed = 0
-    while True:
-        used = {o.name for o in g.output}
-        for node in g.node:
-            used.update(node.input)
-            for a in node.attribute:  # subgraphs read outer names
-                if a.type == onnx.AttributeProto.GRAPH:
-                    used.update(i for n2 in a.g.node for i in n2.input)
-        keep = [node for node in g.node if any(o in used for o in node.output if o)]
-        if len(keep) == len(g.node):
-            break
-        removed += len(g.node) - len(keep)
-        del g.node[:]
-        g.node.extend(keep)
-    inits = [t for t in g.initializer if t.name in used or t.name in {i.name for i in g.input}]
-    del g.initializer[:]
-    g.initializer.extend(inits)
-    return removed
+def finish(model: onnx.ModelProto) -> onnx.ModelProto:
+    """What onnxsim without its optimizer leaves undone, with onnx-ir's own passes: every
+    tensor-valued Constant node becomes an initializer (of the same name), then what nothing reads
+    goes (nodes, repeatedly, the initializers they read, and unread optional outputs)."""
+    irm = ir.serde.deserialize_model(model)
+    LiftConstantsToInitializersPass(lift_all_constants=False, size_limit=0)(irm)
+    RemoveUnusedNodesPass()(irm)
+    return to_proto(irm)
 
 
 @register
@@ -90,8 +61,7 @@ class Fold(Pass):
                 raise KoptError("onnxsim could not validate its folded model")
             # onnxsim without its optimizer leaves folded values as Constant nodes and keeps
             # nodes nothing reads: finish the job.
-            constants_to_initializers(out)
-            remove_dead_nodes(out)
+            out = finish(out)
         else:
             import onnxslim
 

@@ -25,14 +25,15 @@ rest keeps its per-tensor scale, and the report counts both.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 import onnx
-from onnx import numpy_helper
+import onnx_ir as ir
 
 from kopt.core.errors import KoptError
-from kopt.core.graph import consumers, name_allocator, producers, remove_unread
+from kopt.core.graph import Builder, drop_unread_initializers
 
 QMAX = 255  # uint8 activations
 WMAX = 127  # symmetric int8 weights
@@ -108,47 +109,69 @@ def shared_zero_point(lo: np.ndarray, hi: np.ndarray) -> tuple[int, np.ndarray]:
     return int(z[best, 0]), steps[best].astype(np.float64)
 
 
-def _index(g: onnx.GraphProto):
-    return producers(g), consumers(g), {t.name: t for t in g.initializer}
+def _scalar(v: ir.Value | None) -> bool:
+    """``v`` is a one-element initializer (a per-tensor scale or zero point)."""
+    return v is not None and v.is_initializer() and v.const_value is not None and v.const_value.size == 1
 
 
-def _scalar(inits: Mapping[str, onnx.TensorProto], name: str) -> bool:
-    return name in inits and int(np.prod(inits[name].dims or [1])) == 1
+def _producer(v: ir.Value | None) -> ir.Node | None:
+    return None if v is None else v.producer()
 
 
-def plan(qdq: onnx.ModelProto, nodes: Sequence[str]) -> tuple[list[dict[str, Any]], dict[str, str]]:
-    """For each named Conv in the QDQ model: the Q/DQ nodes around it and which sides can be balanced.
-    Returns (plans, skipped: node -> reason)."""
-    g = qdq.graph
-    prod, cons, inits = _index(g)
-    by_name = {n.name: n for n in g.node}
+def _is(n: ir.Node | None, op: str) -> bool:
+    return n is not None and n.op_type == op
+
+
+@dataclass
+class Plan:
+    """One Conv of a QDQ model and the Q/DQ nodes around it; ``q_x`` (the input side) and ``q_y``
+    with ``dq_ys`` (the output side) are set only for the sides that can be balanced."""
+
+    conv: ir.Node
+    dq_w: ir.Node
+    dq_b: ir.Node | None
+    dq_x: ir.Node
+    q_x: ir.Node | None = None
+    q_y: ir.Node | None = None
+    dq_ys: list[ir.Node] = field(default_factory=list)
+
+    def watched(self) -> list[str]:
+        """The float tensors whose per-channel ranges the balanced sides need."""
+        return ([self.q_x.inputs[0].name] if self.q_x is not None else []) + \
+            ([self.conv.outputs[0].name] if self.q_y is not None else [])
+
+
+def plan(qdq: ir.Model, nodes: Sequence[str]) -> tuple[list[Plan], dict[str, str]]:
+    """For each named Conv in the QDQ model: the Q/DQ nodes around it (found through onnx-ir's
+    use-def chains) and which sides can be balanced. Returns (plans, skipped: node -> reason)."""
+    by_name = {n.name: n for n in qdq.graph}
     plans, skipped = [], {}
     for name in nodes:
         conv = by_name.get(name)
         if conv is None or conv.op_type != "Conv":
             skipped[name] = "not a Conv in the quantized graph"
             continue
-        dq_x, dq_w = prod.get(conv.input[0]), prod.get(conv.input[1])
-        if dq_x is None or dq_x.op_type != "DequantizeLinear" or dq_w is None or dq_w.op_type != "DequantizeLinear":
+        dq_x, dq_w = _producer(conv.inputs[0]), _producer(conv.inputs[1])
+        if not (_is(dq_x, "DequantizeLinear") and _is(dq_w, "DequantizeLinear")):
             skipped[name] = "not quantized (no DequantizeLinear on its input/weight)"
             continue
-        q_x = prod.get(dq_x.input[0])
-        dq_b = prod.get(conv.input[2]) if len(conv.input) > 2 and conv.input[2] else None
-        outs = cons.get(conv.output[0], [])
-        q_y = outs[0] if len(outs) == 1 and outs[0].op_type == "QuantizeLinear" else None
-        p: dict[str, Any] = {"conv": conv, "dq_w": dq_w, "dq_b": dq_b, "dq_x": dq_x, "q_x": None, "q_y": None, "dq_ys": []}
-        src = prod.get(q_x.input[0]) if q_x is not None else None
-        in_group = src is not None and any(prod.get(i) is not None and prod[i].op_type == "DequantizeLinear"
-                                           for i in src.input if i)  # that Q is a fused op's output Q
-        if (q_x is not None and q_x.op_type == "QuantizeLinear" and len(cons[q_x.output[0]]) == 1
-                and len(cons[dq_x.output[0]]) == 1 and _scalar(inits, q_x.input[1]) and not in_group):
-            p["q_x"] = q_x
-        if q_y is not None and _scalar(inits, q_y.input[1]):
-            dq_ys = cons.get(q_y.output[0], [])
+        q_x = _producer(dq_x.inputs[0])
+        dq_b = _producer(conv.inputs[2]) if len(conv.inputs) > 2 else None
+        outs = conv.outputs[0].uses()
+        q_y = next(iter(outs)).node if len(outs) == 1 else None
+        p = Plan(conv, dq_w, dq_b, dq_x)
+        src = _producer(q_x.inputs[0]) if q_x is not None else None
+        in_group = src is not None and any(_is(_producer(i), "DequantizeLinear")
+                                           for i in src.inputs)  # that Q is a fused op's output Q
+        if (_is(q_x, "QuantizeLinear") and len(q_x.outputs[0].uses()) == 1
+                and len(dq_x.outputs[0].uses()) == 1 and _scalar(q_x.inputs[1]) and not in_group):
+            p.q_x = q_x
+        if _is(q_y, "QuantizeLinear") and _scalar(q_y.inputs[1]):
+            dq_ys = [u.node for u in q_y.outputs[0].uses()]
             if dq_ys and all(d.op_type == "DequantizeLinear" for d in dq_ys) and not any(
-                    c.op_type in _QDQ_CONSUMERS for d in dq_ys for c in cons.get(d.output[0], [])):
-                p["q_y"], p["dq_ys"] = q_y, dq_ys
-        if p["q_x"] is None and p["q_y"] is None:
+                    c.op_type in _QDQ_CONSUMERS for d in dq_ys for c in d.outputs[0].consumers()):
+                p.q_y, p.dq_ys = q_y, dq_ys
+        if p.q_x is None and p.q_y is None:
             skipped[name] = "neither side can take per-channel steps (shared Q/DQ or a QDQ consumer)"
             continue
         plans.append(p)
@@ -156,55 +179,63 @@ def plan(qdq: onnx.ModelProto, nodes: Sequence[str]) -> tuple[list[dict[str, Any
 
 
 class _Edit:
-    """What a balancing rewrite adds (new initializers under fresh names), what it replaces (names
-    that may die) and its report."""
+    """What a balancing rewrite adds (initializers under fresh names, ``Builder.const``), what it
+    releases (the constants its nodes stop reading, dropped when nothing else reads them) and its
+    report."""
 
-    def __init__(self, g: onnx.GraphProto):
-        self.fresh = name_allocator(g)
-        self.new_inits: list[onnx.TensorProto] = []
-        self.dead: set[str] = set()
+    def __init__(self, g: ir.Graph):
+        self.b = Builder(g)
+        self.released: list[ir.Value] = []
         self.report = {"inputs": 0, "outputs": 0, "max_gain_in": 1.0, "max_gain_out": 1.0}
 
-    def add(self, base: str, arr: np.ndarray) -> str:
-        name = self.fresh(base)
-        self.new_inits.append(numpy_helper.from_array(arr, name))
-        return name
+    def point(self, node: ir.Node, slot: int, base: str, arr: np.ndarray) -> ir.Value:
+        """Make input ``slot`` of ``node`` a new constant named after ``base`` (releasing the old one)."""
+        old = node.inputs[slot]
+        if old is not None:
+            self.released.append(old)
+        v = self.b.const(base, arr)
+        node.replace_input_with(slot, v)
+        return v
 
 
-def apply(qdq: onnx.ModelProto, float_model: onnx.ModelProto, plans: Sequence[dict[str, Any]],
+def _const(v: ir.Value | None) -> np.ndarray | None:
+    return None if v is None or not v.is_initializer() or v.const_value is None else v.const_value.numpy()
+
+
+def apply(qdq: ir.Model, float_model: ir.Model, plans: Sequence[Plan],
           ranges: Mapping[str, tuple[np.ndarray, np.ndarray]]) -> dict[str, Any]:
     """Rewrite the planned convs in ``qdq`` in place; weights and bias come from ``float_model``.
-    Per conv: the input side, the output side, then the weights and bias requantized."""
+    Per conv: the input side, the output side, then the weights and bias requantized; last, the
+    scales, zero points and weights nothing reads any more go."""
     g = qdq.graph
-    _prod, _cons, inits = _index(g)
-    f_inits = {t.name: t for t in float_model.graph.initializer}
-    f_nodes = {n.name: n for n in float_model.graph.node}
+    f_nodes = {n.name: n for n in float_model.graph}
     ed = _Edit(g)
     for p in plans:
-        conv = p["conv"]
+        conv = p.conv
         fconv = f_nodes.get(conv.name)
-        if fconv is None or fconv.input[1] not in f_inits:
+        w = _const(fconv.inputs[1]) if fconv is not None and len(fconv.inputs) > 1 else None
+        if w is None:
             raise KoptError(f"balance: conv {conv.name!r} has no float weight initializer in the source model")
-        W = numpy_helper.to_array(f_inits[fconv.input[1]]).astype(np.float64)
+        W = w.astype(np.float64)
         n_out = W.shape[0]
-        bias = (numpy_helper.to_array(f_inits[fconv.input[2]]).astype(np.float64)
-                if len(fconv.input) > 2 and fconv.input[2] in f_inits else np.zeros(n_out))
-        W, x_scale = _balance_input(ed, p, conv, W, ranges, inits)
-        W, bias = _balance_output(ed, p, conv, W, bias, ranges)
-        _requantize(ed, p, conv, fconv, W, bias, x_scale)
-    g.initializer.extend(ed.new_inits)
-    remove_unread(g, nodes=[], initializers=ed.dead)  # the replaced scales, zero points and weights
+        b = _const(fconv.inputs[2]) if len(fconv.inputs) > 2 else None
+        bias = b.astype(np.float64) if b is not None else np.zeros(n_out)
+        W, x_scale = _balance_input(ed, p, W, ranges)
+        W, bias = _balance_output(ed, p, W, bias, ranges)
+        _requantize(ed, p, fconv, W, bias, x_scale)
+    drop_unread_initializers(g, ed.released)
     return ed.report
 
 
-def _balance_input(ed: _Edit, p: dict[str, Any], conv: onnx.NodeProto, W: np.ndarray,
-                   ranges: Mapping[str, tuple[np.ndarray, np.ndarray]], inits) -> tuple[np.ndarray, float]:
+def _balance_input(ed: _Edit, p: Plan, W: np.ndarray,
+                   ranges: Mapping[str, tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, float]:
     """Input side: per-channel Q (steps s_c) -> per-tensor DQ (S); weights / (S / s_c). Returns the
     weights and the input's per-tensor scale."""
-    q_x, dq_x = p["q_x"], p["dq_x"]
+    q_x, dq_x, conv = p.q_x, p.dq_x, p.conv
     if q_x is None:
-        return W, float(numpy_helper.to_array(inits[dq_x.input[1]]))
-    lo, hi = ranges[q_x.input[0]]
+        return W, float(_const(dq_x.inputs[1]))
+    x = q_x.inputs[0].name
+    lo, hi = ranges[x]
     z, steps = shared_zero_point(lo, hi)
     if len(steps) != W.shape[1] * _groups(conv):
         raise KoptError(f"balance: {conv.name!r} input has {len(steps)} channels, weight expects "
@@ -215,75 +246,72 @@ def _balance_input(ed: _Edit, p: dict[str, Any], conv: onnx.NodeProto, W: np.nda
         W = W / gain.reshape([1, -1] + [1] * (W.ndim - 2))
     else:
         W = W / _grouped(gain, conv, W).reshape(W.shape[0], W.shape[1], *[1] * (W.ndim - 2))
-    ed.dead.update(q_x.input[1:3])
-    q_x.input[1] = ed.add(q_x.input[0] + "_bal_step", steps.astype(np.float32))
-    q_x.input[2] = ed.add(q_x.input[0] + "_bal_zp", np.full(len(steps), z, np.uint8))
+    ed.point(q_x, 1, x + "_bal_step", steps.astype(np.float32))
+    ed.point(q_x, 2, x + "_bal_zp", np.full(len(steps), z, np.uint8))
     _set_axis(q_x, 1)
-    dq_x.input[1] = ed.add(q_x.input[0] + "_bal_S", np.array(S, np.float32))
-    dq_x.input[2] = ed.add(q_x.input[0] + "_bal_z", np.array(z, np.uint8))
+    ed.point(dq_x, 1, x + "_bal_S", np.array(S, np.float32))
+    ed.point(dq_x, 2, x + "_bal_z", np.array(z, np.uint8))
     ed.report["inputs"] += 1
     ed.report["max_gain_in"] = max(ed.report["max_gain_in"], round(float(gain.max()), 2))
     return W, S
 
 
-def _balance_output(ed: _Edit, p: dict[str, Any], conv: onnx.NodeProto, W: np.ndarray, bias: np.ndarray,
+def _balance_output(ed: _Edit, p: Plan, W: np.ndarray, bias: np.ndarray,
                     ranges: Mapping[str, tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
     """Output side: weights and bias * (Y / t_o); per-tensor Q (Y) -> per-channel DQ (t_o)."""
-    q_y = p["q_y"]
+    q_y = p.q_y
     if q_y is None:
         return W, bias
-    lo, hi = ranges[conv.output[0]]
+    y = p.conv.outputs[0].name
+    lo, hi = ranges[y]
     zy, t = shared_zero_point(lo, hi)
     Y = float(t.max())
     u = Y / t
     W = W * u.reshape([-1] + [1] * (W.ndim - 1))
     bias = bias * u
-    ed.dead.update(q_y.input[1:3])
-    q_y.input[1] = ed.add(conv.output[0] + "_bal_Y", np.array(Y, np.float32))
-    q_y.input[2] = ed.add(conv.output[0] + "_bal_zy", np.array(zy, np.uint8))
-    step_name = ed.add(conv.output[0] + "_bal_step", t.astype(np.float32))
-    zp_name = ed.add(conv.output[0] + "_bal_zp", np.full(len(t), zy, np.uint8))
-    for d in p["dq_ys"]:
-        d.input[1], d.input[2] = step_name, zp_name
+    ed.point(q_y, 1, y + "_bal_Y", np.array(Y, np.float32))
+    ed.point(q_y, 2, y + "_bal_zy", np.array(zy, np.uint8))
+    step = ed.b.const(y + "_bal_step", t.astype(np.float32))
+    zp = ed.b.const(y + "_bal_zp", np.full(len(t), zy, np.uint8))
+    for d in p.dq_ys:
+        ed.released.extend(i for i in d.inputs[1:3] if i is not None)
+        d.replace_input_with(1, step)
+        d.replace_input_with(2, zp)
         _set_axis(d, 1)
     ed.report["outputs"] += 1
     ed.report["max_gain_out"] = max(ed.report["max_gain_out"], round(float(u.max()), 2))
     return W, bias
 
 
-def _requantize(ed: _Edit, p: dict[str, Any], conv: onnx.NodeProto, fconv: onnx.NodeProto, W: np.ndarray,
-                bias: np.ndarray, x_scale: float) -> None:
+def _requantize(ed: _Edit, p: Plan, fconv: ir.Node, W: np.ndarray, bias: np.ndarray, x_scale: float) -> None:
     """Weights: symmetric int8 per output channel from the balanced float values; bias: int32 at
     the input scale times the weight scale."""
     n_out = W.shape[0]
     flat = np.abs(W.reshape(n_out, -1)).max(axis=1)
     w_scale = np.where(flat > 0, flat / WMAX, 1.0)
     Wq = np.clip(np.round(W / w_scale.reshape([-1] + [1] * (W.ndim - 1))), -WMAX, WMAX).astype(np.int8)
-    dq_w = p["dq_w"]
-    ed.dead.update(dq_w.input[1:3])
-    ed.dead.add(dq_w.input[0])
-    dq_w.input[0] = ed.add(fconv.input[1] + "_bal_q", Wq)
-    dq_w.input[1] = ed.add(fconv.input[1] + "_bal_scale", w_scale.astype(np.float32))
-    dq_w.input[2] = ed.add(fconv.input[1] + "_bal_wzp", np.zeros(n_out, np.int8))
-    _set_axis(dq_w, 0)
-    dq_b = p["dq_b"]
-    if dq_b is not None:
+    w_name = fconv.inputs[1].name
+    ed.point(p.dq_w, 0, w_name + "_bal_q", Wq)
+    ed.point(p.dq_w, 1, w_name + "_bal_scale", w_scale.astype(np.float32))
+    ed.point(p.dq_w, 2, w_name + "_bal_wzp", np.zeros(n_out, np.int8))
+    _set_axis(p.dq_w, 0)
+    if p.dq_b is not None:
+        b_name = fconv.inputs[2].name
         b_scale = (x_scale * w_scale).astype(np.float32)
         bq = np.clip(np.round(bias / b_scale.astype(np.float64)), -(2 ** 31 - 1), 2 ** 31 - 1).astype(np.int32)
-        ed.dead.update(dq_b.input[0:3])
-        dq_b.input[0] = ed.add(fconv.input[2] + "_bal_bq", bq)
-        dq_b.input[1] = ed.add(fconv.input[2] + "_bal_bscale", b_scale)
-        dq_b.input[2] = ed.add(fconv.input[2] + "_bal_bzp", np.zeros(n_out, np.int32))
-        _set_axis(dq_b, 0)
-    elif p["q_y"] is not None and np.any(bias != 0):
-        raise KoptError(f"balance: {conv.name!r} has a float bias but no quantized bias input")
+        ed.point(p.dq_b, 0, b_name + "_bal_bq", bq)
+        ed.point(p.dq_b, 1, b_name + "_bal_bscale", b_scale)
+        ed.point(p.dq_b, 2, b_name + "_bal_bzp", np.zeros(n_out, np.int32))
+        _set_axis(p.dq_b, 0)
+    elif p.q_y is not None and np.any(bias != 0):
+        raise KoptError(f"balance: {p.conv.name!r} has a float bias but no quantized bias input")
 
 
-def _groups(conv: onnx.NodeProto) -> int:
-    return next((a.i for a in conv.attribute if a.name == "group"), 1)
+def _groups(conv: ir.Node) -> int:
+    return conv.attributes.get_int("group", 1)
 
 
-def _grouped(gain: np.ndarray, conv: onnx.NodeProto, W: np.ndarray) -> np.ndarray:
+def _grouped(gain: np.ndarray, conv: ir.Node, W: np.ndarray) -> np.ndarray:
     """Per-(output channel, input channel within its group) gains for a grouped conv."""
     g = _groups(conv)
     n_out, n_in = W.shape[0], W.shape[1]
@@ -291,9 +319,5 @@ def _grouped(gain: np.ndarray, conv: onnx.NodeProto, W: np.ndarray) -> np.ndarra
     return np.stack([gain[(o // per_group_out) * n_in:(o // per_group_out + 1) * n_in] for o in range(n_out)])
 
 
-def _set_axis(node: onnx.NodeProto, axis: int) -> None:
-    for a in node.attribute:
-        if a.name == "axis":
-            a.i = axis
-            return
-    node.attribute.append(onnx.helper.make_attribute("axis", axis))
+def _set_axis(node: ir.Node, axis: int) -> None:
+    node.attributes["axis"] = ir.Attr("axis", ir.AttributeType.INT, axis)

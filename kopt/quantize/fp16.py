@@ -10,11 +10,13 @@ set (short/medium/long) and rejected if any audio sample is NaN or inf.
 from __future__ import annotations
 
 import onnx
+import onnx_ir as ir
+from onnx_ir.passes.common import TopologicalSortPass
 from pydantic import Field
 
 from kokoro_runtime.errors import first_line
 from kopt.core.errors import KoptError
-from kopt.core.graph import topo_sort
+from kopt.core.graph import to_proto
 from kopt.core.passes import Pass, PassConfig, PassContext, PassResult, register
 from kopt.quantize import common
 from kopt.quantize.groups import FP16_FP32_ISLANDS
@@ -58,7 +60,10 @@ class Fp16(Pass):
 
 def to_fp16(model: onnx.ModelProto, block_nodes: list[str], op_block_list: tuple[str, ...] | list[str],
             keep_io_types: bool = True) -> tuple[onnx.ModelProto, dict]:
-    """onnxruntime's converter plus the repairs its output needs on Kokoro (see the helpers below)."""
+    """onnxruntime's converter plus the repairs its output needs on Kokoro (see the helpers below):
+    the duplicate-writer repair on the converter's protobuf (onnx-ir needs one writer per value),
+    then, on onnx-ir, the Cast round trips bypassed and onnx-ir's stable topological sort (the
+    converter appends its input Casts after their consumers)."""
     from onnxruntime.transformers.float16 import convert_float_to_float16
 
     m = onnx.ModelProto()
@@ -69,9 +74,11 @@ def to_fp16(model: onnx.ModelProto, block_nodes: list[str], op_block_list: tuple
     except Exception as e:
         raise KoptError(f"fp16 conversion failed: {first_line(e, 200)}") from e
     dup = _uniquify_node_names(out)
-    roundtrips = _drop_cast_roundtrips(out)
-    topo_sort(out.graph)  # the converter appends its input Casts after their consumers
-    return out, {"renamed_duplicate_nodes": dup, "removed_fp16_roundtrips": roundtrips}
+    irm = ir.serde.deserialize_model(out)
+    del out
+    roundtrips = _drop_cast_roundtrips(irm.graph)
+    TopologicalSortPass()(irm)
+    return to_proto(irm), {"renamed_duplicate_nodes": dup, "removed_fp16_roundtrips": roundtrips}
 
 
 def _uniquify_node_names(model: onnx.ModelProto) -> int:
@@ -105,35 +112,26 @@ def _uniquify_node_names(model: onnx.ModelProto) -> int:
     return fixed
 
 
-def _is_cast_to(n: onnx.NodeProto, dtype: int) -> bool:
-    return n.op_type == "Cast" and any(a.name == "to" and a.i == dtype for a in n.attribute)
+def _is_cast_to(n: ir.Node | None, dtype: ir.DataType) -> bool:
+    return n is not None and n.op_type == "Cast" and n.attributes.get_int("to") == dtype
 
 
-def _drop_cast_roundtrips(model: onnx.ModelProto) -> int:
+def _drop_cast_roundtrips(g: ir.Graph) -> int:
     """Between two fp32 nodes the converter can insert Cast(fp16) -> Cast(fp32): a lossy round trip
-    that flushes small STFT bins to 0 (0/0 = NaN in the phase). Read the fp32 value directly instead.
-    The converter only casts float tensors, so the first Cast's input is fp32. Returns pairs bypassed."""
-    g = model.graph
-    prod = {o: n for n in g.node for o in n.output}
-    rename: dict[str, str] = {}
-    for n in g.node:
-        if _is_cast_to(n, onnx.TensorProto.FLOAT):
-            p = prod.get(n.input[0])
-            if p is not None and _is_cast_to(p, onnx.TensorProto.FLOAT16):
-                rename[n.output[0]] = p.input[0]
-    if not rename:
-        return 0
-    graph_outputs = {o.name for o in g.output}
-    keep = []
-    for n in g.node:
-        if n.output and n.output[0] in rename and n.output[0] not in graph_outputs:
-            continue
-        for i, x in enumerate(n.input):
-            if x in rename:
-                n.input[i] = rename[x]
-        keep.append(n)
-    used = {x for n in keep for x in n.input} | graph_outputs
-    keep = [n for n in keep if not (n.op_type == "Cast" and n.output[0] not in used)]
-    del g.node[:]
-    g.node.extend(keep)
-    return len(rename)
+    that flushes small STFT bins to 0 (0/0 = NaN in the phase). The fp32 Cast's readers read the fp32
+    value directly instead (onnx-ir's uses); the fp32 Cast goes unless it writes a graph output, and
+    so does every Cast nothing reads afterwards. The converter only casts float tensors, so the first
+    Cast's input is fp32. Returns pairs bypassed."""
+    pairs = [n for n in g if _is_cast_to(n, ir.DataType.FLOAT) and _is_cast_to(n.inputs[0].producer(),
+                                                                               ir.DataType.FLOAT16)]
+    for n in pairs:
+        src = n.inputs[0].producer().inputs[0]
+        out = n.outputs[0]
+        for use in list(out.uses()):
+            use.node.replace_input_with(use.idx, src)
+        if not out.is_graph_output():
+            g.remove(n, safe=True)
+    if pairs:
+        dead = [n for n in g if n.op_type == "Cast" and not n.outputs[0].uses() and not n.outputs[0].is_graph_output()]
+        g.remove(dead, safe=True)
+    return len(pairs)

@@ -109,17 +109,18 @@ def quantize_static_file(src: Path, out: Path, c: Int8StaticConfig, voices: dict
 
 
 def _balance(src: Path, out: Path, utts, reader: KokoroCalibrationReader, c: Int8StaticConfig) -> dict[str, Any]:
-    """Re-scale the quantized Convs of ``out`` to per-channel activation steps (in place)."""
+    """Re-scale the quantized Convs of ``out`` to per-channel activation steps (in place), on onnx-ir."""
+    import onnx_ir as ir
+
+    from kopt.core.graph import to_proto
     from kopt.core.model import load_model, save_model
     from kopt.quantize import balance
 
-    q = load_model(out)
-    names = [n.name for n in q.graph.node if n.op_type == "Conv"]
-    plans, skipped = balance.plan(q, names)
-    plans = [p for p in plans if p["conv"].name]
+    q = ir.serde.deserialize_model(load_model(out))
+    plans, skipped = balance.plan(q, [n.name for n in q.graph if n.op_type == "Conv"])
+    plans = [p for p in plans if p.conv.name]
     skipped = {k: v for k, v in skipped.items() if not v.startswith("not quantized")}
-    tensors = sorted({t for p in plans for t in ([p["q_x"].input[0]] if p["q_x"] is not None else [])
-                      + ([p["conv"].output[0]] if p["q_y"] is not None else [])})
+    tensors = sorted({t for p in plans for t in p.watched()})
     f = load_model(src)
     cache = Path(c.calibration_cache + ".channels.npz") if c.calibration_cache else None
     ranges = balance.load_ranges(cache) if cache is not None and cache.is_file() else {}
@@ -129,9 +130,9 @@ def _balance(src: Path, out: Path, utts, reader: KokoroCalibrationReader, c: Int
         ranges.update(balance.channel_ranges(f, todo, list(reader)))
         if cache is not None:
             balance.save_ranges(cache, ranges)
-    rep = balance.apply(q, f, plans, ranges)
+    rep = balance.apply(q, ir.serde.deserialize_model(f), plans, ranges)
     del f
-    save_model(q, out)
+    save_model(to_proto(q), out)
     return {**rep, "convs": len(plans), "skipped": len(skipped),
             "skipped_examples": dict(list(skipped.items())[:3])}
 

@@ -1,14 +1,17 @@
-"""kopt.core.graph: the one constant rule and the use-def helpers on onnx-ir, and the protobuf dead-code
-removal and topological sort the remaining protobuf passes (balance, fp16) use."""
+"""kopt.core.graph: the one constant rule and the use-def helpers on onnx-ir, dropping the
+initializers a rewrite released, and onnx-ir's own dead-code removal and topological sort as kopt's
+passes use them (outer names read inside a subgraph are kept)."""
 
 from __future__ import annotations
 
 import numpy as np
 import onnx
+import onnx_ir as ir
 import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
+from onnx_ir.passes.common import RemoveUnusedNodesPass, TopologicalSortPass
 
-from kopt.core.graph import remove_unread, topo_sort
+from kopt.core.graph import Builder, drop_unread_initializers, to_proto
 
 
 def _model() -> onnx.ModelProto:
@@ -42,8 +45,6 @@ def _run(m: onnx.ModelProto) -> np.ndarray:
 
 
 def test_one_rule_for_constants_and_use_def_on_onnx_ir():
-    import onnx_ir as ir
-
     from kopt.core.graph import const_int, const_value, downstream, only_consumer, other_input
 
     g = ir.serde.deserialize_model(_model()).graph
@@ -63,26 +64,32 @@ def test_one_rule_for_constants_and_use_def_on_onnx_ir():
 def test_full_dead_code_removal_keeps_the_maths():
     m = _model()
     want = _run(m)
-    assert remove_unread(m.graph) == 4  # dead_relu, dead_mul, dead_add, then the Constant c
-    assert [n.name for n in m.graph.node] == ["add", "mul", "add_w"]
-    assert sorted(t.name for t in m.graph.initializer) == ["a", "two", "w"]
-    assert [v.name for v in m.graph.value_info] == ["xa"]
-    onnx.checker.check_model(m)
-    np.testing.assert_array_equal(_run(m), want)
+    irm = ir.serde.deserialize_model(m)
+    RemoveUnusedNodesPass()(irm)
+    out = to_proto(irm)
+    assert [n.name for n in out.graph.node] == ["add", "mul", "add_w"]  # the dead chain and its Constant c
+    assert sorted(t.name for t in out.graph.initializer) == ["a", "two", "w"]
+    assert [v.name for v in out.graph.value_info] == ["xa"]
+    onnx.checker.check_model(out)
+    np.testing.assert_array_equal(_run(out), want)
 
 
-def test_candidates_only_leaves_other_dead_nodes():
+def test_released_initializers_go_only_when_unread():
     m = _model()
-    relu = next(n for n in m.graph.node if n.name == "dead_relu")
-    mul = next(n for n in m.graph.node if n.name == "dead_mul")
-    # dead_mul's Constant c dies with it; dead_add is no candidate and stays (its xb is still read by nobody)
-    assert remove_unread(m.graph, [relu, mul]) == 3
-    assert [n.name for n in m.graph.node] == ["add", "dead_add", "mul", "add_w"]
-    assert "b" in {t.name for t in m.graph.initializer}
-    assert [v.name for v in m.graph.value_info] == ["xa", "xb"]
-    # released initializers go when unread; a graph input's initializer and a read one stay
-    assert remove_unread(m.graph, nodes=[], initializers={"a", "w"}) == 0
-    assert {"a", "w"} <= {t.name for t in m.graph.initializer}
+    irm = ir.serde.deserialize_model(m)
+    g = irm.graph
+    nodes = {n.name: n for n in g}
+    a, two, w = g.initializers["a"], g.initializers["two"], g.initializers["w"]
+    new_two = Builder(g).const("two", np.array([2.0, 2.0], np.float32))
+    assert new_two.name == "two_1"
+    nodes["mul"].replace_input_with(1, new_two)
+    # two is unread now and goes; a is still read and w is a graph input's: both stay
+    assert drop_unread_initializers(g, [two, a, w, two]) == 1
+    assert list(g.initializers) == ["a", "b", "w", "two_1"]
+    out = to_proto(irm)
+    assert not {v.name for v in out.graph.value_info} & set(g.initializers)  # no value_info per initializer
+    onnx.checker.check_model(out)
+    np.testing.assert_array_equal(_run(out), _run(m))
 
 
 def test_subgraph_reads_keep_outer_names():
@@ -93,8 +100,12 @@ def test_subgraph_reads_keep_outer_names():
                                [helper.make_tensor_value_info("e", TensorProto.FLOAT, [2])])
     cond = numpy_helper.from_array(np.array(False), "cond")
     m.graph.initializer.append(cond)
-    m.graph.node.append(helper.make_node("If", ["cond"], ["iy"], name="if", then_branch=then_g, else_branch=else_g))
+    m.graph.node.insert(0, helper.make_node("If", ["cond"], ["iy"], name="if", then_branch=then_g, else_branch=else_g))
     m.graph.output.append(helper.make_tensor_value_info("iy", TensorProto.FLOAT, [2]))
-    assert remove_unread(m.graph) == 0  # z is read inside the If's branch
-    topo_sort(m.graph)
-    onnx.checker.check_model(m)
+    irm = ir.serde.deserialize_model(m)
+    RemoveUnusedNodesPass()(irm)
+    assert len(irm.graph) == 8  # z is read inside the If's branch: nothing is dead
+    TopologicalSortPass()(irm)
+    names = [n.name for n in irm.graph]
+    assert names.index("if") > names.index("dead_relu") and names.index("if") > names.index("mul")
+    onnx.checker.check_model(to_proto(irm))

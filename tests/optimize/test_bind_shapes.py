@@ -7,7 +7,6 @@ from onnx import TensorProto, helper, numpy_helper
 from kopt.core.contract import default_style
 from kopt.core.contract import test_tokens as sentence_tokens
 from kopt.core.errors import ModelError, RecipeError
-from kopt.core.graph import topo_sort
 from kopt.core.passes import PassContext, get_pass, make_config
 from kopt.core.recipe import one_variant
 from kopt.core.runner import Runner
@@ -21,6 +20,16 @@ def _apply(tmp_path, model, **cfg):
     out = tmp_path / f"bound-{cfg.get('bucket')}.onnx"
     onnx.save(res.model, str(out))
     return out, res
+
+
+def _sort(m: onnx.ModelProto) -> None:
+    """Put ``m``'s nodes in topological order (onnx-ir's stable sort), in place."""
+    from onnx_ir.passes.common import TopologicalSortPass
+
+    irm = ir.serde.deserialize_model(m)
+    TopologicalSortPass()(irm)
+    del m.graph.node[:]
+    m.graph.node.extend(ir.serde.serialize_node(n) for n in irm.graph)
 
 
 def _feeds(tokens):
@@ -130,7 +139,7 @@ def _int8_model(tmp_path) -> onnx.ModelProto:
         N("Gather", ["pos.weight", "pos_ids"], ["pos_emb"], name="/encoder/bert/embeddings/position_embeddings/Gather"),
         N("Add", ["emb", "pos_emb"], ["emb_pos"], name="/encoder/bert/embeddings/Add"),
     ])
-    topo_sort(g)
+    _sort(m)
     onnx.checker.check_model(m)
     src, dst = tmp_path / "f32.onnx", tmp_path / "int8.onnx"
     onnx.save(m, str(src))
@@ -305,7 +314,7 @@ def test_int8_bucket_refuses_a_conv_integer_fed_by_no_quantizer(tmp_path):
     x = conv.input[0]
     m.graph.node.append(helper.make_node("Identity", [x], [x + "_copy"], name="copy"))
     conv.input[0] = x + "_copy"
-    topo_sort(m.graph)
+    _sort(m)
     with pytest.raises(ModelError, match=r"ConvInteger '.*' over tokens is not fed by a DynamicQuantizeLinear"):
         _apply(tmp_path, m, bucket=64)
 
