@@ -1,4 +1,4 @@
-"""Numbers as words: cardinals, ordinals, years, decimals and digit strings (English)."""
+"""Numbers as words: cardinals, ordinals, years, decimals, fractions and digit strings (English)."""
 
 from __future__ import annotations
 
@@ -90,3 +90,14 @@ def decimal(s: str) -> str:
     whole, _, frac = s.partition(".")
     head = cardinal(int(whole)) + " " if whole else ""
     return f"{head}point {digits(frac)}" if frac else head.strip()
+
+
+_FRACTION_NAMES = {2: ("half", "halves"), 4: ("quarter", "quarters")}
+
+
+def fraction(num: int, den: int, mixed: bool = False) -> str:
+    """(3, 4) -> 'three quarters', (1, 3) -> 'one third'; mixed=True reads the 1/2 of '1 1/2' 'a half'."""
+    one, many = _FRACTION_NAMES.get(den) or (ordinal(den), ordinal(den) + "s")
+    if num == 1:
+        return f"{'a' if mixed else 'one'} {one}"
+    return f"{cardinal(num)} {many}"

@@ -1,7 +1,8 @@
 """Text normalization: what a listener expects to hear for numbers, money, dates and abbreviations.
 
 ``normalize(text)`` returns plain English words and a small punctuation set (. , ! ? ; : — … " ( ) ').
-Digits never survive it, so the token cache only has to know words.
+Digits never survive it, so the token cache only has to know words. English only: other languages'
+front ends do their own.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from .numbers import cardinal, decimal, digits, ordinal, plural_of, year
+from .numbers import cardinal, decimal, digits, fraction, ordinal, plural_of, year
 
 # -- unicode punctuation -----------------------------------------------------------------------
 _CHAR_MAP = {
@@ -51,7 +52,7 @@ _DOTTED = {  # written with inner dots
 _UNITS = {
     "km": "kilometer", "m": "meter", "cm": "centimeter", "mm": "millimeter", "kg": "kilogram",
     "g": "gram", "mg": "milligram", "l": "liter", "ml": "milliliter", "mph": "miles per hour",
-    "kph": "kilometers per hour", "km/h": "kilometers per hour", "ms": "millisecond", "s": "second",
+    "kph": "kilometers per hour", "ms": "millisecond", "s": "second",
     "h": "hour", "hz": "hertz", "khz": "kilohertz", "mhz": "megahertz", "ghz": "gigahertz",
     "kb": "kilobyte", "mb": "megabyte", "gb": "gigabyte", "tb": "terabyte", "kw": "kilowatt",
     "w": "watt", "v": "volt", "f": "fahrenheit", "c": "celsius",
@@ -66,6 +67,103 @@ _MAGNITUDE = {"k": "thousand", "thousand": "thousand", "m": "million", "mn": "mi
               "b": "billion", "bn": "billion", "billion": "billion", "t": "trillion", "trillion": "trillion"}
 
 _NUM = r"\d+(?:,\d{3})*(?:\.\d+)?"
+
+
+# -- read before punctuation becomes words: each rule spells its own "@ / . + - °" -------------------
+_ADDRESS_SYMBOLS = {".": "dot", "/": "slash", ":": "colon", "-": "dash", "_": "underscore", "@": "at",
+                    "?": "question mark", "=": "equals", "&": "and", "#": "hash", "%": "percent",
+                    "~": "tilde", "+": "plus"}
+_ADDRESS_SYMBOL_RE = re.compile("[" + re.escape("".join(_ADDRESS_SYMBOLS)) + "]")
+_URL_TRAILING = ".,;:!?)'\""  # sentence punctuation after an address is not part of it
+_FRACTION_DENOMINATORS = {2, 3, 4, 5, 6, 7, 8, 9, 10, 12, 16, 32, 64}
+_RATE_LENGTHS = {"km": "kilometer", "m": "meter", "cm": "centimeter", "mm": "millimeter", "mi": "mile"}
+_DATA_PREFIXES = {"": "", "k": "kilo", "m": "mega", "g": "giga", "t": "tera"}
+_PER = {"s": "second", "sec": "second", "h": "hour", "hr": "hour", "min": "minute"}
+_TEMPERATURE_SCALES = {"C": "Celsius", "F": "Fahrenheit", "K": "Kelvin"}
+
+
+def _spell_address(s: str) -> str:
+    """'jane.doe@example.com' -> 'jane dot doe at example dot com'; 'www' -> 'W W W'."""
+    s = _ADDRESS_SYMBOL_RE.sub(lambda m: f" {_ADDRESS_SYMBOLS[m.group(0)]} ", s)
+    return re.sub(r"(?i)\bwww\b", "W W W", s)
+
+
+def _url(m: re.Match) -> str:
+    """The scheme is not read ('https://example.com/docs' -> 'example dot com slash docs')."""
+    url = m.group(0)
+    body = url.rstrip(_URL_TRAILING)
+    address = re.sub(r"(?i)^https?://", "", body).rstrip("/")
+    return _spell_address(address) + url[len(body):]
+
+
+def _phone(m: re.Match) -> str:
+    """Digit by digit, a pause between groups: '555-0123' -> 'five five five, zero one two three'."""
+    groups = re.findall(r"\d+", m.group(0))
+    if sum(map(len, groups)) < 7:
+        return m.group(0)
+    return ("plus " if m.group(0).startswith("+") else "") + ", ".join(map(digits, groups))
+
+
+def _local_phone(m: re.Match) -> str:
+    """'555-0123' is a phone number, '500-1000' a range of round numbers."""
+    a, b = m.group(1), m.group(2)
+    if b[0] != "0" and int(a) < int(b) and int(a) % 10 == int(b) % 10 == 0:
+        return m.group(0)
+    return _phone(m)
+
+
+def _version_number(s: str) -> str:
+    """'2.0.1' -> 'two point zero point one', '3.11' -> 'three point eleven'."""
+    return " point ".join(digits(p) if len(p) > 1 and p[0] == "0" else cardinal(int(p)) for p in s.split("."))
+
+
+def _fraction(m: re.Match) -> str:
+    """'2/3' -> 'two thirds', '1 1/2' -> 'one and a half'; '12/25' or '24/7' stay as written."""
+    whole, num, den = m.group(1), int(m.group(2)), int(m.group(3))
+    if not 0 < num < den or den not in _FRACTION_DENOMINATORS:
+        return m.group(0)
+    if whole:
+        return f"{cardinal(int(whole))} and {fraction(num, den, mixed=True)}"
+    return fraction(num, den)
+
+
+def _rate(m: re.Match) -> str:
+    """'5 MB/s' -> '5 megabytes per second', 'km/h' -> 'kilometers per hour' (b is a bit, B a byte)."""
+    num, top, per = m.group(1), m.group(2), m.group(3) or "s"
+    unit = _RATE_LENGTHS.get(top) or _DATA_PREFIXES[top[:-1].lower()] + ("byte" if top[-1] == "B" else "bit")
+    if num != "1":
+        unit += "s"
+    return f"{num} {unit} per {_PER[per]}" if num else f"{unit} per {_PER[per]}"
+
+
+def _degrees(m: re.Match) -> str:
+    """'25°C' -> '25 degrees Celsius'; the number is read later, with its sign."""
+    num, scale = m.group(1), m.group(2)
+    words = f"{num} {'degree' if num == '1' else 'degrees'}"
+    return f"{words} {_TEMPERATURE_SCALES[scale]}" if scale else words
+
+
+_EARLY_RULES: list[tuple[re.Pattern, object]] = [
+    # e-mail before URLs, URLs before phones and versions (their digits are read as written)
+    (re.compile(r"(?<![\w.+-])[\w.%+-]{1,64}@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}(?![\w-])"),
+     lambda m: _spell_address(m.group(0))),
+    (re.compile(r"(?<![\w@/])(?:https?://|www\.)[^\s\"<>]+", re.I), _url),
+    (re.compile(r"(?<![\w@./-])(?:[A-Za-z0-9-]+\.)+(?:com|org|net|edu|gov|io|co)(?:\.[a-z]{2})?\b(?!\.\w)"
+                r"(?:/[^\s\"<>]*)?"), _url),
+    # phones: +1 555 123 4567, (555) 123-4567, 1-800-555-0199, 555-0123
+    (re.compile(r"(?<![\w+])\+\d{1,3}(?:[ .-]?\(?\d{1,4}\)?){1,5}(?![\w-]|[.,]\d)"), _phone),
+    (re.compile(r"(?<![\w+.-])(?:1[ .-])?(?:\(\d{3}\) ?\d{3}[ .-]|\d{3}([ .-])\d{3}\1)\d{4}(?![\w-]|[.,]\d)"),
+     _phone),
+    (re.compile(r"(?<![\w+.,-])(\d{3})-(\d{4})(?![\w-]|[.,]\d)"), _local_phone),
+    # versions: v2.0, version 3.11, 2.0.1
+    (re.compile(r"\b([Vv](?=\d)|[Vv]ersion )(\d+(?:\.\d+)+)(?!\w|\.\d)"),
+     lambda m: ("version " if len(m.group(1)) == 1 else m.group(1)) + _version_number(m.group(2))),
+    (re.compile(r"(?<![\w.])\d+(?:\.\d+){2,}(?!\w|\.\d)"), lambda m: _version_number(m.group(0))),
+    (re.compile(r"(?<![\w/.,])(?:(\d{1,3}) )?(\d{1,2})/(\d{1,2})(?![\w/]|[.,]\d)"), _fraction),
+    (re.compile(r"(?:(" + _NUM + r") ?)?(?<![A-Za-z/])([kKmMgGtT]?[bB]|[kcm]?m|mi)"
+                r"(?:/(s|sec|h|hr|min)|(?<=[bB])ps)(?![\w/])"), _rate),
+    (re.compile(r"(" + _NUM + r") ?°(?: ?([CFK])(?![A-Za-z]))?(?![A-Za-z])"), _degrees),
+]
 
 
 def _int(s: str) -> int:
@@ -128,6 +226,8 @@ def _unit(m: re.Match) -> str:
 def _abbrev(m: re.Match) -> str:
     word, after = m.group(1), (m.group(2) or "").strip()
     key = word.lower()
+    if m.string.endswith("dot ", 0, m.start()):  # a spelled address: 'example dot co.'
+        return m.group(0)
     if key in _TITLES and word[0].isupper():
         if key == "st" and (not after or not after[0].isupper()):
             return "street" + ("" if after else ".")  # "Main St." vs "St. Louis" (a saint)
@@ -172,9 +272,12 @@ _RULES: list[tuple[re.Pattern, object]] = [
 
 
 def normalize(text: str) -> str:
-    """Unicode, abbreviations, money, percent, times, ordinals, years, ranges, units, numbers."""
-    t = unicodedata.normalize("NFKC", text)
-    t = t.replace("...", "\u2026").replace("--", " \u2014 ").replace("\u2013", "-")
+    """Unicode, addresses, phones, versions, fractions, abbreviations, money, percent, times, ordinals,
+    years, ranges, units, numbers."""
+    t = unicodedata.normalize("NFKC", re.sub(r"(?<=\d)(?=[\u00bc-\u00be\u2150-\u215e])", " ", text))
+    t = t.replace("...", "\u2026").replace("--", " \u2014 ").replace("\u2013", "-").replace("\u2044", "/")
+    for pattern, repl in _EARLY_RULES:
+        t = pattern.sub(repl, t)
     t = _CHAR_RE.sub(lambda m: _CHAR_MAP[m.group(0)], t)
     t = re.sub(r"[^\S\n]+", " ", t)
     t = re.sub(r"(?<=[A-Za-z])(?=\d)|(?<=\d)(?=[A-Za-z]{2,})(?!(?:st|nd|rd|th|s)\b)", " ", t)
