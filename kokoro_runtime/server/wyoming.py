@@ -346,6 +346,7 @@ def serve(args: argparse.Namespace, root: Path) -> int:
     sock = None
     if scheme != "stdio":
         sock, where = bind(host, port, path)
+        sock.listen(128)                 # before the address is printed: a client may connect at once
         where = f"tcp://{host}:{sock.getsockname()[1]}" if scheme == "tcp" else f"unix://{path}"
         print(f"kokoro_runtime wyoming {where} serving {bundle.root} (modes: {', '.join(bundle.modes)}; "
               f"{len(front.voices)} voices; {settings.instances} x {settings.threads} threads)", flush=True)
@@ -372,6 +373,8 @@ async def _main(service: Service, sock, scheme: str, idle_s: float) -> None:
         connections.add(task)
         try:
             await Handler(service, reader, writer).run()
+        except ConnectionError:         # the client left; its render is already cancelled
+            pass
         finally:
             connections.discard(task)
 

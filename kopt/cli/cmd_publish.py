@@ -86,7 +86,8 @@ def bundle_bench_cmd(
     out: Optional[Path] = typer.Option(None, "--out", help="Results JSONL (default artifacts/results/<run_id>.jsonl)."),
 ) -> None:
     """Measure a bundle as its users run it: one-shot cold start and where it goes, warm TTFA, the HTTP
-    server's TTFA and throughput under 1-8 clients, and the say client with and without a daemon."""
+    server's TTFA and throughput under 1-8 clients, the Wyoming server's first audio and throughput, and
+    the say client with and without a daemon."""
     from kopt.bench.textset import load_textset
     from kopt.cli.cmd_bench import results_path
     from kopt.core.errors import KoptError
@@ -133,6 +134,16 @@ def summary_lines(res: dict) -> list[str]:
     if "http_ttfa_ms" in res:
         lines.append(f"server: HTTP TTFA {res['http_ttfa_ms']:.0f} ms, whole response {res['http_latency_ms']:.0f} ms "
                      f"(runs {res['http_ttfa_ms_runs']}); RSS after load {res.get('server_rss_mb')} MB")
+    if "wyoming_first_audio_ms" in res:
+        lines.append(f"wyoming: first audio {res['wyoming_first_audio_ms']:.0f} ms, whole response "
+                     f"{res['wyoming_latency_ms']:.0f} ms, streaming synthesis first audio "
+                     f"{res['wyoming_stream_first_audio_ms']:.0f} ms; RSS {res.get('wyoming_rss_mb')} MB")
+        for row in res.get("wyoming_load", []):
+            lines.append(f"wyoming load {row['clients']} client(s): {row['throughput_x']}x real time, first audio "
+                         f"p50 {row['ttfa_ms_p50']} / p95 {row['ttfa_ms_p95']} ms, {row['ok']}/{row['requests']} ok, "
+                         f"{row['busy']} busy, {row['errors']} errors")
+    elif res.get("wyoming_skipped"):
+        lines.append(f"wyoming: not measured ({res['wyoming_skipped']})")
     if "say_warm_ms" in res:
         cached = res.get("say_cached_ms")
         lines.append(f"say: process start to first audio {res['say_warm_ms']:.0f} ms with a warm daemon"

@@ -1,4 +1,5 @@
-"""The bundle's HTTP server under a real client: warm TTFA, then throughput and TTFA under concurrency.
+"""The bundle's HTTP server under a real client: warm TTFA, then throughput and TTFA under concurrency;
+and its Wyoming server (Home Assistant) the same way, through the wyoming package's client.
 
 The server runs from the bundle (``python -m kokoro_runtime serve --port 0``, loopback only) with its
 audio cache off, so every request is rendered. Clients are threads with their own httpx connection;
@@ -74,6 +75,156 @@ def running_server(bundle: Path, *args: str, cwd: Path | None = None, env: dict 
             proc.wait(5)
         proc.stdout.close()
         log.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def running_wyoming(bundle: Path, *args: str, cwd: Path | None = None, env: dict | None = None,
+                    timeout: float = 120) -> Iterator[tuple[int, subprocess.Popen]]:
+    """``python -m kokoro_runtime wyoming BUNDLE --uri tcp://127.0.0.1:0 ARGS`` in a subprocess (from
+    ``cwd``, default the bundle: its own runtime); yields (port, process) once it listens, and
+    terminates it on exit. The server also exits by itself after two idle minutes."""
+    log = Path(tempfile.mkstemp(prefix="kokoro-wyoming-", suffix=".log")[1])
+    cmd = [sys.executable, "-m", "kokoro_runtime", "wyoming", str(bundle), "--uri", "tcp://127.0.0.1:0",
+           "--idle-timeout", "120", *args]
+    with open(log, "wb") as err:
+        proc = subprocess.Popen(cmd, cwd=cwd or bundle, stdout=subprocess.PIPE, stderr=err,
+                                env={**os.environ, **(env or {})})
+    try:
+        line = proc.stdout.readline().decode()
+        m = re.search(r"tcp://127\.0\.0\.1:(\d+)", line)
+        if not m:
+            proc.wait(timeout)
+            raise KoptError(f"{bundle}: the Wyoming server did not start: {_tail(log)}")
+        yield int(m.group(1)), proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+        proc.stdout.close()
+        log.unlink(missing_ok=True)
+
+
+async def wyoming_request(port: int, text: str, voice: str | None, timeout: float = 120) -> dict[str, Any]:
+    """One ``synthesize`` over a new connection: seconds to the first audio-chunk and to audio-stop,
+    audio seconds, and the error event's code if one came instead."""
+    import asyncio
+
+    from wyoming.audio import AudioChunk, AudioStop
+    from wyoming.client import AsyncTcpClient
+    from wyoming.error import Error
+    from wyoming.tts import Synthesize, SynthesizeVoice
+
+    t0 = time.perf_counter()
+    first, n = None, 0
+    async with AsyncTcpClient("127.0.0.1", port) as c:
+        await c.write_event(Synthesize(text, voice=SynthesizeVoice(voice) if voice else None).event())
+        while True:
+            ev = await asyncio.wait_for(c.read_event(), timeout)
+            if ev is None or Error.is_type(ev.type):
+                code = Error.from_event(ev).code if ev is not None else "closed"
+                return {"status": code, "ttfa_s": None, "latency_s": time.perf_counter() - t0, "audio_s": 0.0}
+            if AudioChunk.is_type(ev.type):
+                first = first if first is not None else time.perf_counter() - t0
+                n += len(ev.payload or b"")
+            elif AudioStop.is_type(ev.type):
+                return {"status": "ok", "ttfa_s": first, "latency_s": time.perf_counter() - t0,
+                        "audio_s": n / BYTES_PER_S}
+
+
+async def wyoming_stream_first_audio(port: int, text: str, voice: str | None, timeout: float = 120) -> float:
+    """Streaming synthesis, the text sent word by word at once: seconds from synthesize-start to the
+    first audio-chunk (the rest is read to synthesize-stopped)."""
+    import asyncio
+
+    from wyoming.audio import AudioChunk
+    from wyoming.client import AsyncTcpClient
+    from wyoming.error import Error
+    from wyoming.tts import SynthesizeChunk, SynthesizeStart, SynthesizeStop, SynthesizeStopped, SynthesizeVoice
+
+    async with AsyncTcpClient("127.0.0.1", port) as c:
+        t0 = time.perf_counter()
+        await c.write_event(SynthesizeStart(voice=SynthesizeVoice(voice) if voice else None).event())
+        for word in text.split(" "):
+            await c.write_event(SynthesizeChunk(word + " ").event())
+        await c.write_event(SynthesizeStop().event())
+        first = None
+        while True:
+            ev = await asyncio.wait_for(c.read_event(), timeout)
+            if ev is None or Error.is_type(ev.type):
+                raise KoptError(f"Wyoming streaming synthesis failed: {ev.data if ev else 'connection closed'}")
+            if first is None and AudioChunk.is_type(ev.type):
+                first = time.perf_counter() - t0
+            if SynthesizeStopped.is_type(ev.type):
+                return first if first is not None else float("nan")
+
+
+def wyoming_load_run(port: int, texts: Sequence[str], voice: str, clients: int, requests_per_client: int,
+                     timeout: float = 300) -> dict[str, Any]:
+    """``clients`` concurrent Wyoming connections, ``requests_per_client`` synthesize each, one after another."""
+    import asyncio
+
+    async def client(k: int) -> list[dict[str, Any]]:
+        out = []
+        for j in range(requests_per_client):
+            try:
+                out.append(await wyoming_request(port, texts[(k * requests_per_client + j) % len(texts)], voice,
+                                                 timeout))
+            except (OSError, asyncio.TimeoutError) as e:
+                out.append({"status": type(e).__name__, "ttfa_s": None, "latency_s": None, "audio_s": 0.0})
+        return out
+
+    async def run() -> tuple[list[dict[str, Any]], float]:
+        t0 = time.perf_counter()
+        rows = await asyncio.gather(*(client(k) for k in range(clients)))
+        return [r for row in rows for r in row], time.perf_counter() - t0
+
+    results, wall = asyncio.run(run())
+    ok = [r for r in results if r["status"] == "ok"]
+    ttfa = sorted(r["ttfa_s"] for r in ok if r["ttfa_s"] is not None)
+    busy = sum(r["status"] == "busy" for r in results)
+    audio = sum(r["audio_s"] for r in ok)
+    return {"clients": clients, "requests": len(results), "ok": len(ok), "busy": busy,
+            "errors": len(results) - len(ok) - busy, "wall_s": round(wall, 3), "audio_s": round(audio, 3),
+            "throughput_x": round(audio / wall, 3) if wall > 0 else None,
+            "ttfa_ms_p50": _pct(ttfa, 50), "ttfa_ms_p95": _pct(ttfa, 95)}
+
+
+def measure_wyoming(bundle: Path, text: str, voice: str, repeats: int, threads: int, *, load_texts: Sequence[str],
+                    clients: Sequence[int] = (1, 4), requests_per_client: int = 2,
+                    progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """The bundle's Wyoming server (one instance, audio cache off) through the wyoming package's own
+    client: warm time to the first audio-chunk for ``synthesize`` and for streaming synthesis, then
+    throughput under ``clients`` concurrent connections; or why it was not measured."""
+    import asyncio
+    import importlib.util
+
+    if importlib.util.find_spec("wyoming") is None:
+        return {"wyoming_skipped": "the wyoming package is not installed (pip install wyoming)"}
+    say = progress or (lambda msg: None)
+    cores = threads or os.cpu_count() or 1
+    args = ("--instances", "1", "--threads", str(cores), "--queue", str(max(16, max(clients))), "--cache-mb", "0")
+    out: dict[str, Any] = {"wyoming_load": [], "wyoming_threads": cores}
+    with running_wyoming(bundle, *args) as (port, proc):
+        say(f"Wyoming first audio (1 instance x {cores} threads)")
+        asyncio.run(wyoming_request(port, text, voice))              # warm the model
+        runs = [asyncio.run(wyoming_request(port, text, voice)) for _ in range(repeats)]
+        if any(r["status"] != "ok" for r in runs):
+            raise KoptError(f"{bundle}: the Wyoming server answered {[r['status'] for r in runs]}")
+        stream = [asyncio.run(wyoming_stream_first_audio(port, text, voice)) for _ in range(repeats)]
+        out.update({"wyoming_first_audio_ms": round(statistics.median(r["ttfa_s"] for r in runs) * 1000, 1),
+                    "wyoming_first_audio_ms_runs": [round(r["ttfa_s"] * 1000, 1) for r in runs],
+                    "wyoming_latency_ms": round(statistics.median(r["latency_s"] for r in runs) * 1000, 1),
+                    "wyoming_stream_first_audio_ms": round(statistics.median(stream) * 1000, 1),
+                    "wyoming_stream_first_audio_ms_runs": [round(x * 1000, 1) for x in stream],
+                    "wyoming_audio_s": round(runs[0]["audio_s"], 3)})
+        for k in clients:
+            say(f"Wyoming load: {k} client(s)")
+            out["wyoming_load"].append(wyoming_load_run(port, load_texts, voice, k, requests_per_client))
+        out["wyoming_rss_mb"] = _rss_mb(proc.pid)
+    return out
 
 
 def one_request(client, text: str, voice: str) -> dict[str, Any]:

@@ -7,6 +7,8 @@
 - the server (``python -m kokoro_runtime serve``) through a real HTTP client: time to the first
   audio byte and to the last, warm; then throughput and TTFA under 1, 2, 4, 8 concurrent clients
   for 1 and 2 instances (kopt.publish.loadtest);
+- the Wyoming server (``python -m kokoro_runtime wyoming``, Home Assistant) through the wyoming
+  package's client: time to the first audio-chunk, plain and streaming, and throughput under load;
 - the ``say`` client: process start to first audio byte with a warm daemon, and with none.
 
 Every run starts from the bundle folder with the interpreter kopt runs under; nothing of kopt is
@@ -174,6 +176,10 @@ def measure_bundle(bundle: str | Path, text: str, voice: str | None = None, repe
     out.update(loadtest.measure_server(b, text, voice, repeats, threads, load_texts=list(load_texts) or [text],
                                        clients=clients, instances=instances,
                                        requests_per_client=requests_per_client, progress=say))
+    say("Wyoming server")
+    out.update(loadtest.measure_wyoming(b, text, voice, repeats, threads, load_texts=list(load_texts) or [text],
+                                        clients=sorted({1, max(clients)}), requests_per_client=requests_per_client,
+                                        progress=say))
     return out
 
 
@@ -182,11 +188,16 @@ def bundle_metrics(res: dict[str, Any]) -> dict[str, float]:
     m: dict[str, float] = {}
     for k in ("cold_start_s", "cold_start_first_s", "warm_ttfa_ms", "first_chunk_audio_s", "say_cold_ms",
               "say_warm_ms", "say_cached_ms", "http_ttfa_ms",
-              "http_latency_ms", "server_rss_mb", "throughput_8_vs_best_1"):
+              "http_latency_ms", "server_rss_mb", "throughput_8_vs_best_1", "wyoming_first_audio_ms",
+              "wyoming_latency_ms", "wyoming_stream_first_audio_ms", "wyoming_rss_mb"):
         if isinstance(res.get(k), (int, float)):
             m[k] = res[k]
     for k, v in (res.get("cold_breakdown_s") or {}).items():
         m[f"cold_{k}_s"] = v
+    for row in res.get("wyoming_load", []):
+        for k in ("throughput_x", "ttfa_ms_p50", "ttfa_ms_p95", "busy", "errors"):
+            if row.get(k) is not None:
+                m[f"wyoming_{k}_c{row['clients']}"] = row[k]
     for row in res.get("load", []):
         tag = f"c{row['clients']}_i{row['instances']}"
         for k in ("throughput_x", "ttfa_ms_p50", "ttfa_ms_p95", "latency_ms_p50", "latency_ms_p95", "busy_503",
