@@ -66,12 +66,16 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="voice name or blend 'a:0.7,b:0.3' / 'a(2)+b(1)' (default: the bundle's)")
     p.add_argument("--speed", type=_speed, default=1.0, help="0.25 to 4.0 (default 1.0)")
     p.add_argument("--mode", default=None, help="the bundle's quality mode (default: its default mode)")
+    p.add_argument("--lang", default=None,
+                   help="language to read the text in (ja, en-us, ... or a Kokoro letter: j, a, ...); "
+                        "default: the voice's (its name's first letter, or the bundle's manifest)")
 
 
 def _oneshot_parser() -> argparse.ArgumentParser:
     p = Parser(
         prog="python -m kokoro_runtime",
-        description="Speak English text with a Kokoro bundle (24 kHz mono). Other commands: "
+        description="Speak text with a Kokoro bundle (24 kHz mono), in the voice's language (jf_*: Japanese, "
+                    "af_*: American English, ...; --lang overrides it). Other commands: "
                     "serve (HTTP server), say (through a local daemon), status, stop; "
                     "'python -m kokoro_runtime COMMAND --help' for each.")
     p.add_argument("text", nargs="?", help="text to speak; '-' or nothing reads standard input")
@@ -87,7 +91,7 @@ def _oneshot_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-verify", action="store_true", help="skip the sha256 check of the bundle's files")
     p.add_argument("--no-session-cache", action="store_true",
                    help="do not keep onnxruntime's optimized graph in ~/.cache/kokoro_runtime (slower next start)")
-    p.add_argument("--list-voices", action="store_true", help="print the bundle's voices and exit")
+    p.add_argument("--list-voices", action="store_true", help="print the bundle's voices with their languages and exit")
     p.add_argument("--phonemes", action="store_true", help="print each chunk's phonemes and exit")
     return p
 
@@ -104,16 +108,17 @@ def oneshot(argv: list[str]) -> int:
     tts = bundle.synthesizer(args.providers, args.threads, False if args.no_graph_optimization else None,
                              mode=args.mode, fallback=args.fallback, session_cache=not args.no_session_cache)
     if args.list_voices:
-        print("\n".join(tts.voices))
+        for v, code in tts.languages.items():
+            print(f"{v}\t{code}")
         return 0
     text = _text(args.text)
-    if args.phonemes:
-        for c in tts.text_to_chunks(text, first_short=True):
-            print(c.phonemes)
-        return 0
     voice = args.voice or bundle.default_voice or tts.voices[0]
     tts.voice_array(voice)                                     # an unknown voice fails before any output
-    chunks = _chunks(tts, text)
+    chunks = _chunks(tts, text, voice, args.lang)
+    if args.phonemes:
+        for c in chunks:
+            print(c.phonemes)
+        return 0
     if args.output == "-":
         out = sys.stdout.buffer
         for r in tts.render(text, voice, args.speed, chunks=chunks):
@@ -126,8 +131,10 @@ def oneshot(argv: list[str]) -> int:
     return 0
 
 
-def _chunks(tts, text: str) -> list:
-    chunks = tts.text_to_chunks(text, first_short=True)
+def _chunks(tts, text: str, voice: str, lang: str | None) -> list:
+    """The text's chunks in the request's language; a word, script or language the runtime cannot
+    read fails here, before any output."""
+    chunks = tts.text_to_chunks(text, True, tts.resolve_language(voice, lang))
     if not chunks:
         raise KokoroError("text: nothing to speak (no words the model can say)")
     return chunks
@@ -170,7 +177,7 @@ def say(argv: list[str]) -> int:
     sink = daemon.PCMSink(args.output)
     ok = False
     try:
-        for data in daemon.speak(paths, text, args.voice, args.speed, args.mode):
+        for data in daemon.speak(paths, text, args.voice, args.speed, args.mode, args.lang):
             sink.write(data)
         ok = True
     finally:
@@ -187,7 +194,7 @@ def _say_here(root: Path, text: str, args: argparse.Namespace) -> int:
     tts = bundle.synthesizer(args.providers, args.threads, mode=args.mode)
     voice = args.voice or bundle.default_voice or tts.voices[0]
     tts.voice_array(voice)
-    chunks = _chunks(tts, text)                            # a bad word fails before the sink opens
+    chunks = _chunks(tts, text, voice, args.lang)          # a bad word fails before the sink opens
     sink = daemon.PCMSink(args.output)
     ok = False
     try:

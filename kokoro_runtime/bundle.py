@@ -5,6 +5,9 @@ manifest.json (written by kopt's bundle writer)::
     {"format": "kokoro-bundle", "version": 1, "sample_rate": 24000,
      "model": "model.onnx", "voices": "voices.npz", "vocab": "vocab.json",
      "token_cache": "token_cache.json.gz", "default_voice": "af_heart",
+     "voice_languages": {"my_voice": "ja"},     # optional: voices whose names do not say their language
+     "default_language": "en-us",               # optional: for such voices when not listed (default en-us)
+     "languages": {"ja": {"g2p": "..."}},       # written by kopt: the languages measured, G2P versions
      "runtime_options": {"graph_optimization": true},
      "modes": {"fast": {"model": "model.onnx", "variant": "hybrid"},          # optional: more than
                "quality": {"model": "modes/quality.onnx", "variant": "fused"}},  # one model, by mode
@@ -114,6 +117,18 @@ class Bundle:
         return self.manifest.get("default_voice")
 
     @property
+    def voice_languages(self) -> dict[str, str]:
+        """Languages the manifest declares per voice (for voices outside Kokoro's naming convention)."""
+        vl = self.manifest.get("voice_languages") or {}
+        if not isinstance(vl, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in vl.items()):
+            raise BundleError(f"{self.root / MANIFEST}: field 'voice_languages' must map voice names to language codes")
+        return vl
+
+    @property
+    def default_language(self) -> str:
+        return self.manifest.get("default_language") or "en-us"
+
+    @property
     def modes(self) -> dict[str, str]:
         """Mode name -> the model file the runtime loads for it (one mode, ``default``, if none are listed)."""
         modes = self.manifest.get("modes") or {}
@@ -149,6 +164,8 @@ class Bundle:
             raise BundleError(f"{vpath}: not a readable vocab JSON ({type(e).__name__})") from None
         sha = self.manifest["files"].get(model.relative_to(self.root).as_posix(), {}).get("sha256")
         kwargs.setdefault("model_sha256", sha if session_cache and self._verify else None)
+        kwargs.setdefault("voice_languages", self.voice_languages)
+        kwargs.setdefault("default_language", self.default_language)
         return Synthesizer(model, self.path("voices"), vocab=vocab,
                            token_cache=self.path("token_cache"), providers=providers, threads=threads,
                            graph_optimization=graph_optimization, **kwargs)

@@ -177,13 +177,16 @@ def _last_line(log: Path) -> str:
     return lines[-1] if lines else "no output"
 
 
-def speak(paths: Paths, text: str, voice: str | None, speed: float, mode: str | None) -> Iterator[bytes]:
+def speak(paths: Paths, text: str, voice: str | None, speed: float, mode: str | None,
+          lang: str | None = None) -> Iterator[bytes]:
     """Raw 16-bit 24 kHz mono PCM from the daemon, as it arrives."""
     body = {"input": text, "speed": speed, "response_format": "pcm", "stream_format": "audio"}
     if voice:
         body["voice"] = voice
     if mode:
         body["model"] = mode
+    if lang:
+        body["lang"] = lang
     conn = _UnixConnection(paths.socket, START_TIMEOUT_S)
     try:
         conn.request("POST", "/v1/audio/speech", body=json.dumps(body), headers={"Content-Type": "application/json"})

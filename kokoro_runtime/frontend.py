@@ -1,5 +1,8 @@
 """Text -> chunks of Kokoro token ids: normalize, split, phonemize (token cache first, G2P for
-misses), map symbols to ids, and pack clauses into chunks the model accepts (<= 510 tokens)."""
+misses), map symbols to ids, and pack clauses into chunks the model accepts (<= 510 tokens).
+
+One FrontEnd reads one language (kokoro_runtime.lang): its normalizer, sentence and clause
+splitting, G2P and word segmentation are that language's; the chunk packing is shared."""
 
 from __future__ import annotations
 
@@ -7,7 +10,8 @@ import re
 from dataclasses import dataclass
 from typing import Protocol
 
-from .errors import G2PUnavailable
+from . import lang as _lang
+from .errors import G2PUnavailable, InvalidInput
 from .lexicon import TokenCache
 from .text import is_word, join_phonemes, split_clauses, split_sentences, tokens
 from .textnorm import normalize
@@ -27,6 +31,7 @@ class Chunk:
     phonemes: str
     tokens: tuple[int, ...]
     sentence_end: bool
+    lang: str = _lang.DEFAULT_LANGUAGE
 
 
 @dataclass(frozen=True)
@@ -54,29 +59,31 @@ class _Clause:
 
 
 class FrontEnd:
-    """``cache`` may be None (every clause goes to G2P, whole-clause context); ``g2p`` is an object
-    with phonemize/phonemize_words, None to create espeak lazily when needed, or False for none."""
+    """``cache`` may be None (every clause goes to G2P, whole-clause context) and is used only by a
+    language that reads it (English); ``g2p`` is an object with phonemize/phonemize_words, None to
+    create the language's G2P lazily when needed, or False for none. ``lang``: a code or Language."""
 
     def __init__(self, vocab: dict[str, int], cache: TokenCache | None = None, g2p: G2P | None | bool = None,
-                 policy: ChunkPolicy = ChunkPolicy()) -> None:
+                 policy: ChunkPolicy = ChunkPolicy(), lang: "str | _lang.Language" = _lang.DEFAULT_LANGUAGE) -> None:
         self.vocab = vocab
-        self.cache = cache
+        self.lang = _lang.get(lang) if isinstance(lang, str) else lang
+        self.cache = cache if self.lang.token_cache else None
         self._g2p = g2p
         self.policy = policy
+        self.sep = " " if self.lang.g2p == "espeak" else ""    # between clauses of the text (none in Japanese)
 
     # -- G2P ----------------------------------------------------------------------------------
     def g2p(self, missing: list[str] | None = None) -> G2P:
-        if self._g2p is False or self._g2p is None:
+        if self._g2p is None:
             from . import g2p as g2p_mod
 
-            if self._g2p is None and g2p_mod.available():
-                self._g2p = g2p_mod.EspeakG2P()
-            else:
-                self._g2p = False
-                words = ", ".join(dict.fromkeys(missing or []))
-                what = f"words not in the token cache: {words}" if missing else "text needs G2P"
-                raise G2PUnavailable(f"{what}; install the G2P extra (pip install phonemizer espeakng-loader) "
-                                     "or rephrase")
+            # G2PUnavailable from make_g2p names the extra to install
+            self._g2p = _lang.make_g2p(self.lang) if self.lang.g2p != "espeak" or g2p_mod.available() else False
+        if self._g2p is False:
+            words = ", ".join(dict.fromkeys(missing or []))
+            what = f"words not in the token cache: {words}" if missing else "text needs G2P"
+            raise G2PUnavailable(f"{what}; install the G2P extra (pip install phonemizer espeakng-loader) "
+                                 "or rephrase")
         return self._g2p  # type: ignore[return-value]
 
     def ids(self, phonemes: str) -> list[int]:
@@ -123,11 +130,27 @@ class FrontEnd:
                 i += 1
         return out
 
+    def words(self, text: str) -> list[str]:
+        """The words of ``text`` a timestamp names, in order."""
+        if self.lang.g2p == "ja":
+            return self.g2p().words(text)  # type: ignore[attr-defined]
+        return [t for t in tokens(text) if is_word(t)]
+
     # -- chunks -------------------------------------------------------------------------------
+    def sentences(self, text: str) -> list[list[str]]:
+        """The text normalized, as sentences of clauses, by this language's rules."""
+        if self.lang.g2p == "ja":
+            from . import ja
+
+            return [ja.split_clauses(s) for s in ja.split_sentences(ja.normalize(text))]
+        return [split_clauses(s) for s in split_sentences(normalize(text))]
+
     def clauses(self, text: str) -> list[_Clause]:
+        if not isinstance(text, str):
+            raise InvalidInput("text", f"expected a string, got {type(text).__name__}")
+        _lang.check_script(text, self.lang)
         items: list[tuple[str, bool]] = []
-        for sentence in split_sentences(normalize(text)):
-            cl = split_clauses(sentence)
+        for cl in self.sentences(text):
             items += [(c, i == len(cl) - 1) for i, c in enumerate(cl)]
         phs = self.phonemize_clauses([c for c, _ in items])
         out = []
@@ -154,7 +177,7 @@ class FrontEnd:
                 first.append(cl[i])
                 i += 1
             if _count(first) > pol.first_max_tokens and len(first) == 1:
-                head, tail = _split_words(first[0], pol.first_max_tokens, self.ids)
+                head, tail = _split_words(first[0], pol.first_max_tokens, self.ids, self.lang, self.sep)
                 groups.append([head])
                 cl.insert(i, tail)
             else:
@@ -178,7 +201,7 @@ class FrontEnd:
             cur = _add_sentence(groups, cur, sentence, pol, budget)
         if cur:
             groups.append(cur)
-        return [_merge(g, self.ids) for g in groups]
+        return [_merge(g, self.ids, self.sep, self.lang.code) for g in groups]
 
 
 def _count(clauses: list[_Clause]) -> int:
@@ -206,9 +229,9 @@ def _add_sentence(groups: list[list[_Clause]], cur: list[_Clause], sentence: lis
     return cur
 
 
-def _merge(group: list[_Clause], ids) -> Chunk:
+def _merge(group: list[_Clause], ids, sep: str = " ", lang: str = _lang.DEFAULT_LANGUAGE) -> Chunk:
     ps = " ".join(c.phonemes for c in group)
-    return Chunk(" ".join(c.text for c in group), ps, tuple(ids(ps)), group[-1].sentence_end)
+    return Chunk(sep.join(c.text for c in group), ps, tuple(ids(ps)), group[-1].sentence_end, lang)
 
 
 def _split_long(ps: str, text: str, limit: int, ids) -> list[tuple[str, str]]:
@@ -248,24 +271,39 @@ def _ends_on_function_word(head: str) -> bool:
     return last in _FUNCTION_PH
 
 
-def _split_words(c: _Clause, limit: int, ids) -> tuple[_Clause, _Clause]:
-    """Cut a clause at a word boundary within ``limit`` tokens, preferring the latest boundary whose
-    head does not end on a function word."""
+# Japanese phoneme words a phrase should not start with (particles, the copula, sentence endings):
+# a cut before one strands it from the word it belongs to.
+_JA_CLITICS = {"βa", "ɡa", "o", "ɲi", "de", "to", "mo", "no", "e", "ka", "ne", "jo", "ja", "kaɾa", "made",
+               "joɾi", "desɨ", "deɕita", "da", "datta", "masɨ", "maɕita", "na", "dake", "kedo", "ɕi"}
+
+
+def _bad_cut(words: list[str], k: int, lang: "_lang.Language") -> bool:
+    """Whether cutting a clause's phoneme words before words[k] sounds wrong in this language."""
+    if lang.g2p == "ja":
+        return k < len(words) and words[k].strip(",.;:!?") in _JA_CLITICS
+    return _ends_on_function_word(" ".join(words[:k]))
+
+
+def _split_words(c: _Clause, limit: int, ids, lang: "_lang.Language" = _lang.LANGUAGES[_lang.DEFAULT_LANGUAGE],
+                 sep: str = " ") -> tuple[_Clause, _Clause]:
+    """Cut a clause at a word boundary within ``limit`` tokens, preferring the latest boundary that
+    does not strand a word (English: a head ending on a function word; Japanese: a tail starting
+    with a particle). The text is shared out by words (characters where the script has no spaces)."""
     words = c.phonemes.split(" ")
     fits = 1  # how many phoneme words fit (at least one)
     while fits < len(words) and len(ids(" ".join(words[:fits + 1]))) <= limit:
         fits += 1
     k = fits
-    while k > 1 and _ends_on_function_word(" ".join(words[:k])):
+    while k > 1 and _bad_cut(words, k, lang):
         k -= 1
-    if _ends_on_function_word(" ".join(words[:k])):
+    if _bad_cut(words, k, lang):
         k = fits  # nothing better: the longest head that fits
     head = " ".join(words[:k])
     tail = " ".join(words[k:])
-    twords = c.text.split(" ")
+    twords = c.text.split(" ") if sep else list(c.text)
     cut = max(1, round(len(twords) * k / max(1, len(words))))
-    return (_Clause(" ".join(twords[:cut]), head, ids(head), False),
-            _Clause(" ".join(twords[cut:]), tail, ids(tail), c.sentence_end))
+    return (_Clause(sep.join(twords[:cut]), head, ids(head), False),
+            _Clause(sep.join(twords[cut:]), tail, ids(tail), c.sentence_end))
 
 
 def _the_before_vowel(pieces: list[tuple[str, str | None]]) -> list[tuple[str, str]]:

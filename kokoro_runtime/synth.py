@@ -11,6 +11,7 @@ from typing import Iterator
 
 import numpy as np
 
+from . import lang as _lang
 from . import session as _session
 from . import voicepack
 from .audio import SAMPLE_RATE, JoinPolicy, fade_edges, silence, speech_bounds
@@ -32,7 +33,9 @@ class Synthesizer:
                  vocab: dict[str, int] | None = None, token_cache: "TokenCache | str | Path | dict | None" = None,
                  providers: list | None = None, threads: int = 0, graph_optimization: "bool | str" = True,
                  g2p: "G2P | bool | None" = None, policy: ChunkPolicy = ChunkPolicy(),
-                 join: JoinPolicy = JoinPolicy(), fallback: bool = False, model_sha256: str | None = None) -> None:
+                 join: JoinPolicy = JoinPolicy(), fallback: bool = False, model_sha256: str | None = None,
+                 voice_languages: dict[str, str] | None = None,
+                 default_language: str = _lang.DEFAULT_LANGUAGE) -> None:
         self.model_path = Path(model_path)
         self.load_times: dict[str, float] = {}    # seconds per loading step: where a cold start goes
         t = time.perf_counter()
@@ -47,7 +50,13 @@ class Synthesizer:
         elif isinstance(token_cache, dict):
             token_cache = TokenCache.from_json(token_cache)
         self.token_cache = token_cache
-        self.frontend = FrontEnd(self.vocab, token_cache, g2p, policy)
+        # a voice's language: declared here, else by Kokoro's naming convention, else default_language
+        self.voice_languages = {k: _lang.get(v, f"voice_languages[{k!r}]").code
+                                for k, v in (voice_languages or {}).items()}
+        self.default_language = _lang.get(default_language, "default_language").code
+        self.frontend = FrontEnd(self.vocab, token_cache, g2p, policy)     # English (en-us)
+        self._frontends = {self.frontend.lang.code: self.frontend}
+        self._policy = policy
         t = self._lap("token_cache", t)
         self.join = join
         self._providers_asked, self._threads = providers, threads
@@ -75,9 +84,35 @@ class Synthesizer:
     def voice_array(self, voice: "str | np.ndarray") -> np.ndarray:
         return voicepack.resolve(self._voices, voice)
 
+    # -- language -----------------------------------------------------------------------------
+    def language_of(self, voice: "str | np.ndarray") -> _lang.Language:
+        """A voice's language (a blend: its first voice's; a raw style array: the default language)."""
+        if not isinstance(voice, str):
+            return _lang.get(self.default_language)
+        return _lang.voice_language(voice, self.voice_languages, self.default_language)
+
+    def resolve_language(self, voice: "str | np.ndarray", lang: "str | None" = None) -> _lang.Language:
+        """The language a request speaks: ``lang`` when given (InvalidInput on ``lang`` if unknown),
+        else the voice's."""
+        return _lang.get(lang) if lang is not None else self.language_of(voice)
+
+    def frontend_for(self, lang: "str | _lang.Language | None" = None) -> FrontEnd:
+        """The front end reading ``lang`` (default: the default language), made on first use."""
+        code = (_lang.get(lang) if isinstance(lang, str) else lang or _lang.get(self.default_language)).code
+        if code not in self._frontends:
+            self._frontends[code] = FrontEnd(self.vocab, self.token_cache, None, self._policy, code)
+        return self._frontends[code]
+
+    @property
+    def languages(self) -> dict[str, str]:
+        """Voice name -> the language code it speaks."""
+        return {v: self.language_of(v).code for v in self.voices}
+
     # -- text ---------------------------------------------------------------------------------
-    def text_to_chunks(self, text: str, first_short: bool = False) -> list[Chunk]:
-        return self.frontend.chunks(text, first_short=first_short)
+    def text_to_chunks(self, text: str, first_short: bool = False,
+                       lang: "str | _lang.Language | None" = None) -> list[Chunk]:
+        """``text`` as model-sized chunks, read by ``lang``'s front end (default: the default language)."""
+        return self.frontend_for(lang).chunks(text, first_short=first_short)
 
     # -- model --------------------------------------------------------------------------------
     def run_tokens(self, token_ids: list[int], voice: "str | np.ndarray", speed: float = 1.0,
@@ -104,16 +139,17 @@ class Synthesizer:
 
     # -- speech -------------------------------------------------------------------------------
     def render(self, text: str, voice: "str | np.ndarray", speed: float = 1.0, first_short: bool = True,
-               run_options=None, chunks: "list[Chunk] | None" = None) -> Iterator["Rendered"]:
+               run_options=None, chunks: "list[Chunk] | None" = None, lang: str | None = None) -> Iterator["Rendered"]:
         """Yield each chunk's audio as soon as it is rendered, with its words' start and end times
         (seconds from the start of the whole stream; empty when the model reports no durations).
         The text front end runs first, so a word that cannot be phonemized fails before any audio.
         Each chunk carries its join (see JoinPolicy): trimmed silence, faded edges and the pause
-        that follows it. ``chunks`` skips the front end (the caller already split the text)."""
+        that follows it. ``chunks`` skips the front end (the caller already split the text). ``lang``
+        overrides the voice's language."""
         speed = check_speed(speed)
         pack = self.voice_array(voice)
         if chunks is None:
-            chunks = self.text_to_chunks(text, first_short=first_short)
+            chunks = self.text_to_chunks(text, first_short, self.resolve_language(voice, lang))
         offset = 0
         for k, chunk in enumerate(chunks):
             r = self.render_chunk(chunk, pack, speed, k, len(chunks), offset, run_options)
@@ -127,7 +163,8 @@ class Synthesizer:
         raw, dur = self.run_timed(list(chunk.tokens), pack, speed, run_options)
         start, end = speech_bounds(raw, self.join.trim_db, self.join.keep_s)
         audio = fade_edges(raw[start:end], self.join.fade_s)
-        words = [] if dur is None else _word_times(chunk, self.frontend.ids, dur, raw.size, start, audio.size, offset)
+        fe = self.frontend_for(chunk.lang)
+        words = [] if dur is None else _word_times(chunk, fe, dur, raw.size, start, audio.size, offset)
         last = index + 1 == count
         if not last:
             gap = self.join.sentence_gap_s if chunk.sentence_end else self.join.clause_gap_s
@@ -139,15 +176,15 @@ class Synthesizer:
         return voicepack.canonical(self._voices, voice)
 
     def stream(self, text: str, voice: "str | np.ndarray", speed: float = 1.0,
-               first_short: bool = True) -> Iterator[np.ndarray]:
+               first_short: bool = True, lang: str | None = None) -> Iterator[np.ndarray]:
         """Yield audio per chunk as soon as it is rendered (``render`` without the timings)."""
-        for r in self.render(text, voice, speed, first_short):
+        for r in self.render(text, voice, speed, first_short, lang=lang):
             yield r.audio
 
     def synthesize(self, text: str, voice: "str | np.ndarray", speed: float = 1.0,
-                   first_short: bool = True) -> np.ndarray:
+                   first_short: bool = True, lang: str | None = None) -> np.ndarray:
         """The whole text as one array: exactly the stream's chunks joined."""
-        parts = list(self.stream(text, voice, speed, first_short=first_short))
+        parts = list(self.stream(text, voice, speed, first_short=first_short, lang=lang))
         return np.concatenate(parts) if parts else np.zeros(0, np.float32)
 
     def spawn(self, threads: int | None = None) -> "Synthesizer":
@@ -180,10 +217,11 @@ class Rendered:
     last: bool
 
 
-def word_spans(chunk: Chunk, ids) -> list[tuple[str, int, int]]:
+def word_spans(chunk: Chunk, ids, words: "list[str] | None" = None) -> list[tuple[str, int, int]]:
     """(word, first token, end token) over the chunk's tokens (pads excluded). Phoneme words are
     the space-separated runs of its phonemes; when their count differs from the text's words (a
-    cached word pair, a number read out), text words are shared out over them in order."""
+    cached word pair, a number read out, Japanese words against their romanized runs), text words
+    are shared out over them in order. ``words``: the text's words (default: English tokens)."""
     runs: list[tuple[int, int]] = []
     pos = 0
     for piece in chunk.phonemes.split(" "):
@@ -191,7 +229,8 @@ def word_spans(chunk: Chunk, ids) -> list[tuple[str, int, int]]:
         if any(c.isalpha() for c in piece):
             runs.append((pos, pos + n))
         pos += n + len(ids(" "))
-    words = [t for t in tokens(chunk.text) if is_word(t)]
+    if words is None:
+        words = [t for t in tokens(chunk.text) if is_word(t)]
     if not runs or not words:
         return []
     out = []
@@ -204,14 +243,14 @@ def word_spans(chunk: Chunk, ids) -> list[tuple[str, int, int]]:
     return out
 
 
-def _word_times(chunk: Chunk, ids, dur: np.ndarray, n_samples: int, trim_start: int, kept: int,
+def _word_times(chunk: Chunk, fe: FrontEnd, dur: np.ndarray, n_samples: int, trim_start: int, kept: int,
                 offset: int) -> list[Word]:
     frames = np.concatenate([[0], np.cumsum(dur)]).astype(np.float64)
     if frames[-1] <= 0:
         return []
     edges = np.round(frames * (n_samples / frames[-1])).astype(np.int64)  # edges[k]: padded token k starts
     out = []
-    for word, a, b in word_spans(chunk, ids):
+    for word, a, b in word_spans(chunk, fe.ids, fe.words(chunk.text)):
         s = min(max(int(edges[a + 1]) - trim_start, 0), kept)
         e = min(max(int(edges[b + 1]) - trim_start, 0), kept)
         out.append(Word(word, round((offset + s) / SAMPLE_RATE, 3), round((offset + e) / SAMPLE_RATE, 3)))

@@ -127,7 +127,8 @@ def test_ort_format_and_no_graph_optimization(tmp_path):
 
 
 RUNTIME = REPO / "kokoro_runtime"
-_CORE = set(sys.stdlib_module_names) | {"numpy", "onnxruntime", "phonemizer", "espeakng_loader"}
+# the core, and the G2P extras it imports on use (g2p: phonemizer, espeakng-loader; ja: pyopenjtalk-plus, misaki)
+_CORE = set(sys.stdlib_module_names) | {"numpy", "onnxruntime", "phonemizer", "espeakng_loader", "pyopenjtalk", "misaki"}
 _SERVE = _CORE | {"starlette", "uvicorn", "soundfile", "prometheus_client"}
 
 
@@ -180,7 +181,7 @@ def test_cli_writes_wav_and_pcm(tmp_path):
     r = run("The cat sat on the mat.", "--voice", "voice_1", "-o", "-")
     assert r.returncode == 0 and len(r.stdout) == 2 * frames
     r = run("--list-voices")
-    assert r.stdout.decode().split() == ["voice_0", "voice_1"]
+    assert r.stdout.decode().splitlines() == ["voice_0\ten-us", "voice_1\ten-us"]  # name, then its language
     r = run("The cat sat.", "--voice", "nobody")
     assert r.returncode == 1 and r.stderr.decode().count("\n") == 1 and "unknown voice 'nobody'" in r.stderr.decode()
 
