@@ -240,6 +240,10 @@ def _ship(b: _Build, publish: bool) -> None:
     with b.progress.task("bundle: one-shot, server, load and say"):
         res.bundle_bench = _bundle_bench(b.store, bundle, recipe.bench.threads, b.progress)
     rec = bundle_record(res.bundle_bench, bundle, b.run_id, res.bundle_bench["text"])
+    if recipe.publish.deploy:
+        from kopt.publish.deploy import write_deploy
+
+        b.progress.info(f"deploy files: {write_deploy(bundle, res.bundle_bench)}")
     append_records(b.results_path, [rec])
     append_records(b.build_dir / "latest.jsonl", [rec])
     b.records.append(rec)

@@ -316,6 +316,7 @@ def measure_server(bundle: Path, text: str, voice: str, repeats: int, threads: i
                 out["load"].append({"instances": inst, "threads": per, **row})
             rss.append(_rss_mb(pid))
     out["server_rss_mb"] = max((r for r in rss if r is not None), default=None)
+    out["server_rss_mb_by_instances"] = {str(i): r for i, r in zip(instances, rss)}   # what kopt.publish.deploy sizes from
     best1 = max((r["throughput_x"] or 0 for r in out["load"] if r["clients"] == 1), default=0)
     best8 = max((r["throughput_x"] or 0 for r in out["load"] if r["clients"] == max(clients)), default=0)
     out["throughput_8_vs_best_1"] = round(best8 / best1, 3) if best1 else None

@@ -31,6 +31,9 @@ class PublishSettings(BaseModel):
                                   "name -> variant (recipe name), e.g. {fast = \"hybrid\", quality = \"fused\"}. "
                                   "The server maps OpenAI's tts-1 to 'fast' and tts-1-hd to 'quality'. Empty: one "
                                   "mode, the published winner.")
+    deploy: bool = Field(False, description="Also write deploy files beside the bundle (deploy/): a Dockerfile, "
+                         "Kubernetes manifests sized from the bundle's measured RSS and threads, a locustfile "
+                         "(kopt.publish.deploy).")
     default_mode: Optional[str] = Field(None, description="The mode used when a request names none (default: the "
                                         "mode of the published winner, else the first).")
 
