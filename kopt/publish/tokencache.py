@@ -236,7 +236,8 @@ def audio_agreement(model_path: str | Path, voices, vocab: dict[str, int], cache
         if [c.tokens for c in ca] == [c.tokens for c in cb]:
             same += 1
             continue
-        wa, wb = a.synthesize(s, voice, first_short=False), b.synthesize(s, voice, first_short=False)
+        # the cache is English: English whatever the voice's own language
+        wa, wb = (x.synthesize(s, voice, first_short=False, lang=cache.language) for x in (a, b))
         ra, rb = (resample_poly(w, 2, 3).astype(np.float32) for w in (wa, wb))
         scores.append(float(pesq(16000, rb, ra, "wb")))
     return {"sentences": len(sentences), "identical": same, "scored": len(scores),

@@ -44,12 +44,14 @@ def test_ci_recipe_builds_publishes_and_reuses(real_store, tmp_path):
     manifest = json.loads((Path(d["bundle"]) / "manifest.json").read_text())
     assert manifest["base_model_sha256"] == base.sha256("model.onnx")
     assert manifest["variant"]["key"] == win["key"]
-    # the bundle speaks ordinary prose from its token cache, in a fresh process
+    # the bundle speaks in a fresh process: Japanese (its voices' language), and English when asked for
     wav = tmp_path / "out.wav"
-    sp = subprocess.run([sys.executable, "-m", "kokoro_runtime", "The new model sounds right and ships today.",
-                         "-o", str(wav)], cwd=d["bundle"], capture_output=True, text=True)
-    assert sp.returncode == 0, sp.stderr
-    assert wav.stat().st_size > 24000 * 2  # more than a second of 16-bit audio
+    for text in (["新しいモデルは、今日から使えます。"], ["The new model sounds right and ships today.", "--lang", "en-us"]):
+        sp = subprocess.run([sys.executable, "-m", "kokoro_runtime", *text, "-o", str(wav)], cwd=d["bundle"],
+                            capture_output=True, text=True)
+        assert sp.returncode == 0, sp.stderr
+        assert wav.stat().st_size > 24000 * 2  # more than a second of 16-bit audio
+        wav.unlink()
     # nothing changed: a re-run reuses every step, measurement and the bundle
     r2 = CliRunner().invoke(app, args)
     assert r2.exit_code == 0, r2.output[-3000:]
