@@ -64,10 +64,12 @@ log = logging.getLogger("kokoro_runtime.wyoming")
 DEFAULT_URI = "tcp://127.0.0.1:10200"
 WIDTH, CHANNELS = 2, 1
 PENDING_EVENTS = 64            # events read ahead of the one being handled, per connection
+LONGEST_PENDING = 400          # streamed characters held back waiting for a sentence end
 ATTRIBUTION = Attribution(name="hexgrad (Kokoro-82M)", url="https://huggingface.co/hexgrad/Kokoro-82M")
 
-# A sentence is complete once its end mark (and any closing quote or bracket) is followed by space.
-_SENTENCE_END = re.compile(r"(?:[.!?…。！？]+[\"'”’)\]]*|\n\s*\n)\s+")
+# A sentence is complete once its end mark (and any closing quote or bracket) is followed by space;
+# a full-width one (Japanese, Chinese) needs none.
+_SENTENCE_END = re.compile(r"[.!?…]+[\"'”’)\]]*\s+|[。！？]+[」』”’）)]*\s*|\n\s*\n\s*")
 # Kokoro's voice names start with their language's letter (af_heart: American English).
 _FIRST_LETTER = {"a": "en-us", "b": "en-gb", "e": "es", "f": "fr-fr", "h": "hi", "i": "it", "j": "ja",
                  "p": "pt-br", "z": "zh"}
@@ -148,11 +150,15 @@ def error_code(e: BaseException) -> str:
             InvalidInput: "invalid_input"}.get(type(e), "invalid_request")
 
 
-def split_sentences(text: str) -> tuple[str, str]:
-    """(the complete sentences at the start of ``text``, the rest still being written)."""
+def split_sentences(text: str, longest: int = LONGEST_PENDING) -> tuple[str, str]:
+    """(the complete sentences at the start of ``text``, the rest still being written). Text that
+    runs past ``longest`` characters with no sentence end is cut at its last space instead."""
     end = 0
     for m in _SENTENCE_END.finditer(text):
         end = m.end()
+    if len(text) - end > longest:
+        space = text.rfind(" ", end, len(text) - 1)
+        end = space + 1 if space > end else end
     return text[:end], text[end:]
 
 

@@ -234,3 +234,16 @@ def test_bundle_bench_measures_the_bundles_own_wyoming_server(bundle):
                                                                                               (2, 4, 4, 0)]
     m = bundle_metrics(res)
     assert m["wyoming_first_audio_ms"] == res["wyoming_first_audio_ms"] and m["wyoming_throughput_x_c2"] > 0
+
+
+def test_streamed_text_is_cut_into_sentences_and_long_runs_at_a_space():
+    from kokoro_runtime.server.wyoming import split_sentences
+
+    assert split_sentences("One. Two! Thr") == ("One. Two! ", "Thr")
+    assert split_sentences('He said "hi." Then') == ('He said "hi." ', "Then")
+    assert split_sentences("3.5 percent") == ("", "3.5 percent")          # a decimal point is no sentence end
+    assert split_sentences("no end yet") == ("", "no end yet")
+    assert split_sentences("電車は遅れました。それで") == ("電車は遅れました。", "それで")   # no space after 。
+    assert split_sentences("「はい。」と言った") == ("「はい。」", "と言った")
+    ready, rest = split_sentences("word " * 100 + "wor", longest=40)
+    assert ready == "word " * 100 and rest == "wor"
