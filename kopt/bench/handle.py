@@ -11,7 +11,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 
 class CellFailed(Exception):
@@ -23,12 +23,13 @@ def default_argv() -> list[str]:
 
 
 class WorkerHandle:
-    def __init__(self, argv: Sequence[str] | None = None, memory_mb: int = 0, timeout_s: float = 300.0) -> None:
+    def __init__(self, argv: Sequence[str] | None = None, memory_mb: int = 0, timeout_s: float = 300.0,
+                 environ: Mapping[str, str] | None = None) -> None:
         self.timeout_s = timeout_s
         self.memory_mb = memory_mb
         self._stderr = tempfile.TemporaryFile()
         cmd = list(argv or default_argv()) + ["--memory-mb", str(memory_mb)]
-        env = dict(os.environ)
+        env = {**os.environ, **(environ or {})}
         env.setdefault("PYTHONUNBUFFERED", "1")
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr,
                                      env=env, start_new_session=True)

@@ -7,19 +7,29 @@ order) and times every text once, so a noisy machine hits all cells alike. Then 
 placement and peak RSS. A worker that crashes, hangs or runs out of memory fails only its own cell.
 Ratios are against the baseline variant on the same provider config, within this one run.
 
+A preset with its own worker environment (``ProviderConfig.env``, e.g. OpenVINO) runs its workers under
+the interpreter ``settings.worker_python`` names for it, probed first (kopt.bench.envs); without one, or
+when that build lacks the EP, its cells are skipped with the reason.
+
+The warm-up round is also kept as *first-seen* figures: each text's first run in a fresh session (the
+first text excluded: the load already ran it), and the first TTFA run. Providers that tune per input
+shape (cuDNN's conv algorithm search, TensorRT's engine builds) pay there, and the timed rounds,
+which repeat shapes they have met, never show it.
+
 Thread scaling comes last, after the main workers are closed (so memory never holds two sets): for
 each extra count of ``scaling_threads`` (the main ``threads`` is one of the figures already; counts
 above the machine's cores are recorded as skipped), fresh workers load every CPU-provider cell that
 is still ok with that many intra-op threads, then warm-up and ``scaling_repeats`` interleaved
 rounds, exactly as above. Other providers are left out: intra-op threads only size the CPU
-provider's pool. A cell that fails at an extra count records why there; its main figures stand.
+provider's pool (and the pool of an EP that sizes its own from them, ``threads_option``). A cell that fails at an extra count records why there; its main figures stand.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
+from kopt.bench.envs import WorkerEnv, cell_availability, environ, probe_all
 from kopt.bench.handle import CellFailed, WorkerHandle
 from kopt.bench.settings import BenchSettings
 from kopt.bench.stats import ratio, summary
@@ -28,7 +38,7 @@ from kopt.bench.variants import Variant
 from kopt.core.contract import SAMPLE_RATE
 from kopt.core.env import machine
 from kopt.core.progress import NullProgress
-from kopt.core.providers import CPU, ProviderConfig, availability, available_providers, get_many
+from kopt.core.providers import ProviderConfig, available_providers, get_many
 from kopt.core.results import make_record
 
 
@@ -42,6 +52,8 @@ class Cell:
     load: dict[str, Any] = field(default_factory=dict)
     first: dict[str, Any] = field(default_factory=dict)
     runs: list[dict[str, Any]] = field(default_factory=list)
+    first_seen: list[dict[str, Any]] | None = None  # the first warm-up round: each text's first run
+    ttfa_first: float | None = None  # the untimed first TTFA run
     ttfa: list[float] = field(default_factory=list)
     ttfa_error: str | None = None
     partition: dict[str, Any] | None = None
@@ -69,12 +81,15 @@ def run_bench(variants: Sequence[Variant], settings: BenchSettings, *, voices_pa
     items = textset.select(settings.categories, settings.texts)
     voice = settings.voice or pack_voice(voices_path)[0]
     avail = available_providers()
-    cells = [Cell(v, p) for p in get_many(settings.providers) for v in variants]
+    provs = get_many(settings.providers)
+    wanted = {p.env for p in provs if p.env}
+    envs = probe_all({k: v for k, v in settings.worker_python.items() if k in wanted})
+    cells = [Cell(v, p) for p in provs for v in variants]
     for c in cells:
-        ok, why = availability(c.provider, avail)
+        ok, why = cell_availability(c.provider, avail, envs)
         if not ok:
             c.status, c.reason = "skipped", why
-    job = _Job(settings, voices_path, vocab, voice, tuple(items), worker_argv)
+    job = _Job(settings, voices_path, vocab, voice, tuple(items), worker_argv, envs)
     try:
         _timed(cells, job, settings.threads, settings.repeats, "", progress)
         if settings.ttfa_repeats:
@@ -92,7 +107,7 @@ def run_bench(variants: Sequence[Variant], settings: BenchSettings, *, voices_pa
     finally:
         _close(cells)
     _scaling(cells, job, progress)
-    records = [_record(c, cells, variants, settings, textset, items, voice, run_id) for c in cells]
+    records = [_record(c, cells, variants, settings, textset, items, voice, run_id, envs) for c in cells]
     return records
 
 
@@ -106,6 +121,15 @@ class _Job:
     voice: str
     items: tuple[TextItem, ...]
     argv: Sequence[str] | None
+    envs: Mapping[str, WorkerEnv] = field(default_factory=dict)
+
+    def worker(self, provider: ProviderConfig) -> tuple[Sequence[str] | None, dict[str, str]]:
+        """(argv, extra environment) of a worker for ``provider``: its worker environment's interpreter
+        when it has one (an explicit ``argv``, a test's stand-in, wins)."""
+        env = self.envs.get(provider.env) if provider.env else None
+        if self.argv is not None or env is None:
+            return self.argv, {}
+        return env.argv(), environ()
 
     @property
     def texts(self) -> list[list[Any]]:
@@ -119,13 +143,17 @@ def _timed(cells: list[Cell], job: _Job, threads: int, repeats: int, label: str,
     live = [c for c in cells if c.status == "ok"]
     with progress.task("loading cells" + label, total=len(live)) as t:
         for c in live:
-            _start(c, s, job.voices_path, job.vocab, job.voice, job.items[0], job.argv, threads)
+            _start(c, s, job, threads)
             t.advance()
 
     def run(c: Cell) -> dict[str, Any]:
         return c.worker.request("run", texts=texts, voice=job.voice, speed=s.speed)
 
-    _rounds(cells, "warm-up" + label, s.warmup, run, None, progress)
+    def first_seen(c: Cell, rep: dict[str, Any]) -> None:
+        if c.first_seen is None:  # the first warm-up round only
+            c.first_seen = [r for r in rep["runs"] if r["id"] != job.items[0].id]
+
+    _rounds(cells, "warm-up" + label, s.warmup, run, first_seen, progress)
     _rounds(cells, "timing" + label, repeats, run, lambda c, r: c.runs.extend(r["runs"]), progress)
 
 
@@ -147,7 +175,7 @@ def _scaling(cells: list[Cell], job: _Job, progress) -> None:
     """Time every ok CPU-provider cell again at each extra thread count, in fresh workers (one count at a
     time, the cells interleaved); a failure is kept in that count's cell, never the main one."""
     counts, _ = scaling_plan(job.settings, int(machine()["cores"]))
-    cpu = [c for c in cells if c.status == "ok" and c.provider.ep == CPU]
+    cpu = [c for c in cells if c.status == "ok" and c.provider.thread_bound]
     for n in counts if cpu else ():
         shadows = [Cell(c.variant, c.provider) for c in cpu]
         for c, sh in zip(cpu, shadows):
@@ -158,14 +186,15 @@ def _scaling(cells: list[Cell], job: _Job, progress) -> None:
             _close(shadows)
 
 
-def _start(c: Cell, s: BenchSettings, voices_path: str, vocab: dict[str, int], voice: str, first_item: TextItem,
-           argv: Sequence[str] | None, threads: int) -> None:
-    c.worker = WorkerHandle(argv, memory_mb=s.memory_limit_mb, timeout_s=s.timeout_s)
+def _start(c: Cell, s: BenchSettings, job: _Job, threads: int) -> None:
+    argv, environ_ = job.worker(c.provider)
+    c.worker = WorkerHandle(argv, memory_mb=s.memory_limit_mb, timeout_s=s.timeout_s, environ=environ_)
+    first_item = job.items[0]
     try:
-        c.load = c.worker.request("load", model=str(c.variant.path), voices=str(voices_path), vocab=vocab,
-                                  providers=c.provider.ort_providers(), ep=c.provider.ep, threads=threads,
-                                  voice=voice)
-        c.first = c.worker.request("run", texts=[[first_item.id, first_item.ids]], voice=voice,
+        c.load = c.worker.request("load", model=str(c.variant.path), voices=str(job.voices_path), vocab=job.vocab,
+                                  providers=c.provider.ort_providers(threads), ep=c.provider.ep, threads=threads,
+                                  voice=job.voice)
+        c.first = c.worker.request("run", texts=[[first_item.id, first_item.ids]], voice=job.voice,
                                    speed=s.speed)["runs"][0]
     except CellFailed as e:
         c.fail(str(e))
@@ -200,7 +229,11 @@ def _ttfa(cells: list[Cell], s: BenchSettings, text: str, voice: str, progress) 
             c.ttfa_error = str(e)  # e.g. G2P not installed: TTFA is missing, the rest stands
             return None
 
-    _rounds(cells, "TTFA warm-up", 1, call, None, progress)
+    def first(c: Cell, r: dict[str, Any] | None) -> None:
+        if r is not None:
+            c.ttfa_first = r["seconds"]
+
+    _rounds(cells, "TTFA warm-up", 1, call, first, progress)
     _rounds(cells, "TTFA", s.ttfa_repeats, call, lambda c, r: r is not None and c.ttfa.append(r["seconds"]), progress)
 
 
@@ -231,6 +264,15 @@ def _metrics(c: Cell, items: Sequence[TextItem]) -> tuple[dict[str, Any], dict[s
                                "infer_s_median": sec["median"], "infer_s_p90": sec["p90"], "n": sec["n"]}
     ts = summary([x * 1000 for x in c.ttfa])
     m["ttfa_ms_median"], m["ttfa_ms_p90"] = ts["median"], ts["p90"]
+    fs = _rtf(c.first_seen or [])
+    if fs and c.first_seen:
+        m["rtf_first_seen_median"] = summary(fs)["median"]
+        m["first_seen_s_max"] = max(r["seconds"] for r in c.first_seen)
+        for r in c.first_seen:
+            if r["id"] in per_text:
+                per_text[r["id"]]["first_seen_s"] = r["seconds"]
+    if c.ttfa_first is not None:
+        m["ttfa_ms_first"] = c.ttfa_first * 1000
     m["rss_peak_mb"] = c.stats.get("rss_peak_mb")
     m["rss_loaded_mb"] = c.load.get("rss_mb")
     spread = {}
@@ -245,7 +287,7 @@ def _scaling_figures(c: Cell, s: BenchSettings) -> tuple[dict[str, Any], dict[st
     """Metrics ``rtf_threads_<n>_median`` (null where that count failed), their spread ``rtf_threads_<n>``,
     and ``extra["thread_scaling"]``: {"<n>": {status, rtf_median, rtf_p90, n, repeats, speedup_vs_1, main}}
     or {status: failed|skipped, reason}, for the main count (when set) and every scaling count."""
-    if c.provider.ep != CPU or c.status != "ok" or not s.scaling_threads:
+    if not c.provider.thread_bound or c.status != "ok" or not s.scaling_threads:
         return {}, {}, {}
     _, skipped = scaling_plan(s, int(machine()["cores"]))
     cells = {**c.scaling, **({s.threads: c} if s.threads >= 1 else {})}
@@ -271,8 +313,9 @@ def _scaling_figures(c: Cell, s: BenchSettings) -> tuple[dict[str, Any], dict[st
 
 
 def _record(c: Cell, cells: list[Cell], variants: Sequence[Variant], s: BenchSettings, textset, items, voice: str,
-            run_id: str) -> dict[str, Any]:
+            run_id: str, envs: Mapping[str, WorkerEnv]) -> dict[str, Any]:
     prov = {**c.provider.as_dict(), "status": c.status, "reason": c.reason}
+    env = envs.get(c.provider.env) if c.provider.env else None
     inputs = {"model_sha256": c.variant.sha256, **textset.as_inputs(), "texts": [it.id for it in items],
               "voice": voice, "speed": s.speed}
     if c.status == "skipped":
@@ -293,6 +336,10 @@ def _record(c: Cell, cells: list[Cell], variants: Sequence[Variant], s: BenchSet
         "memory_limit_mb": s.memory_limit_mb, "timeout_s": s.timeout_s, "interleaved": True,
         "runtime": "kokoro_runtime.Synthesizer (run_tokens for RTF, stream for TTFA)",
     }
+    if c.load.get("token_len") is not None:
+        extra["token_len"] = c.load["token_len"]
+    if env is not None:  # the worker's own onnxruntime, not the parent's (versions.onnxruntime)
+        extra["worker_env"] = env.as_dict()
     if c.ttfa_error:
         extra["ttfa_error"] = c.ttfa_error
     sm, sspread, sextra = _scaling_figures(c, s)

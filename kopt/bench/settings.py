@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from kopt.core.providers import DEFAULT_BENCH, get_many
+from kopt.core.providers import DEFAULT_BENCH, PRESETS, get_many
 
 
 class BenchSettings(BaseModel):
@@ -40,6 +40,21 @@ class BenchSettings(BaseModel):
         "empty: no scaling.")
     scaling_repeats: int = Field(2, ge=1, description="Timed rounds at each scaling thread count (after the same "
                                  "warm-up as the main measurement); fewer than repeats keeps the extra time small.")
+
+    worker_python: dict[str, str] = Field(
+        default_factory=dict, description="Worker environments: {env: python interpreter} for presets that need "
+        "an onnxruntime wheel of their own (e.g. openvino = \"/opt/ov-venv/bin/python\", a venv with "
+        "onnxruntime-openvino and numpy); their workers run under it. A preset whose environment is not named "
+        "here runs in kopt's own onnxruntime, or is skipped when that lacks it.")
+
+    @field_validator("worker_python")
+    @classmethod
+    def _known_envs(cls, v: dict[str, str]) -> dict[str, str]:
+        envs = sorted({p.env for p in PRESETS.values() if p.env})
+        unknown = [k for k in v if k not in envs]
+        if unknown:
+            raise ValueError(f"unknown worker environment {unknown[0]!r}; presets use: {', '.join(envs)}")
+        return v
 
     @field_validator("providers")
     @classmethod

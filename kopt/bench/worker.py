@@ -5,7 +5,12 @@ Run as ``python -m kopt.bench.worker --memory-mb N``. It caps its own address sp
 with one JSON reply per line on the protocol channel (the original stdout; anything else that
 writes to stdout lands on stderr, so a stray print cannot corrupt the protocol). Timing goes
 through the runtime's own code path (``kokoro_runtime.Synthesizer``): ``run_tokens`` for
-RTF, ``stream`` for time-to-first-audio.
+RTF, ``stream`` for time-to-first-audio. A model with a fixed token length (a bind-shapes bucket)
+gets its tokens padded with the pad token 0 up to that length on the way in (``Bucketed``), and its
+durations cut back to the real tokens on the way out, so the runtime's path serves it unchanged.
+
+``python -m kopt.bench.worker --probe`` prints one JSON line (onnxruntime version, device, providers,
+python) and exits: how the parent asks another interpreter's build what it offers (kopt.bench.envs).
 
 Requests (``{"cmd": ...}``) and replies (``{"ok": true, ...}`` or ``{"ok": false, "error": ...}``):
   load       model, voices, vocab, providers [(ep, options)], ep, threads -> load_s, providers, rss_mb
@@ -67,6 +72,45 @@ def _ru_maxrss_mb() -> float:
     return r / 1024 if sys.platform != "darwin" else r / (1024 * 1024)
 
 
+class Bucketed:
+    """A session whose token input has a fixed length ``token_len``: ``run`` pads the tokens feed with 0 up
+    to it (bind-shapes masks the pads; they get no frames), and trims a per-token durations output
+    back to the real length. Everything else is the session's own."""
+
+    def __init__(self, session: Any, tokens: str, token_len: int, durations_out: str | None) -> None:
+        self._session, self._tokens, self.token_len, self._durations = session, tokens, token_len, durations_out
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._session, name)
+
+    def run(self, output_names, feeds, run_options=None):
+        import numpy as np
+
+        tok = np.asarray(feeds[self._tokens])
+        n = tok.shape[-1]
+        if n > self.token_len:
+            raise ValueError(f"{n} tokens do not fit the model's fixed length {self.token_len}")
+        out = self._session.run(output_names, {**feeds, self._tokens: np.pad(tok, ((0, 0), (0, self.token_len - n)))},
+                                run_options)
+        names = list(output_names or [o.name for o in self._session.get_outputs()])
+        if self._durations in names:
+            i = names.index(self._durations)
+            out[i] = np.asarray(out[i]).reshape(-1)[:n]
+        return out
+
+
+def fixed_token_len(session: Any, tokens: str) -> int | None:
+    shape = next(i.shape for i in session.get_inputs() if i.name == tokens)
+    return shape[1] if len(shape) == 2 and isinstance(shape[1], int) else None
+
+
+def probe() -> dict[str, Any]:
+    import onnxruntime as ort
+
+    return {"onnxruntime": ort.__version__, "device": ort.get_device(), "providers": ort.get_available_providers(),
+            "python": sys.executable}
+
+
 class Worker:
     def __init__(self) -> None:
         self.synth: Any = None
@@ -84,8 +128,12 @@ class Worker:
                                  threads=int(req.get("threads", 0)))
         load_s = time.perf_counter() - t0
         self.req = req
+        sig = self.synth.signature
+        token_len = fixed_token_len(self.synth.session, sig.tokens)
+        if token_len is not None:
+            self.synth.session = Bucketed(self.synth.session, sig.tokens, token_len, sig.durations_out)
         got = list(self.synth.session.get_providers())
-        reply: dict[str, Any] = {"load_s": load_s, "providers": got, "rss_mb": _rss_now_mb()}
+        reply: dict[str, Any] = {"load_s": load_s, "providers": got, "rss_mb": _rss_now_mb(), "token_len": token_len}
         if not got or got[0] != req["ep"]:
             return {"ok": False, "error": f"session runs on {got} instead of {req['ep']} "
                     "(onnxruntime fell back silently)", **reply}
@@ -173,7 +221,11 @@ def serve(inp: BinaryIO, out: BinaryIO) -> int:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m kopt.bench.worker")
     ap.add_argument("--memory-mb", type=int, default=0)
+    ap.add_argument("--probe", action="store_true", help="Print this interpreter's onnxruntime build as JSON and exit.")
     args = ap.parse_args(argv)
+    if args.probe:
+        sys.stdout.write(json.dumps(probe()) + "\n")
+        return 0
     _limit_memory(args.memory_mb)
     proto = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # stray prints (ours or a library's) go to stderr, never into the protocol

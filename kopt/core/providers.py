@@ -7,6 +7,12 @@ build can run a config, with the reason when it cannot, so callers record it as 
 crash. ``verify_session`` confirms from ``session.get_providers()`` that a session really runs on the
 requested provider (no silent CPU fallback). ``partition`` reports which provider each node runs on,
 from ORT's profiler (the only node-placement report ORT's Python API exposes).
+
+Variants of one EP are data too: the cuDNN convolution-algorithm search (``cuda`` exhaustive,
+``cuda-heuristic``, ``cuda-default``) and OpenVINO's CPU inference precision (``openvino`` f32,
+``openvino-bf16``). A preset with an ``env`` runs in its own worker environment: onnxruntime-openvino
+replaces the onnxruntime wheel, so it lives in a venv of its own whose interpreter the bench settings
+name (``[bench] worker_python = { openvino = "/path/to/venv/bin/python" }``; kopt.bench.envs).
 """
 
 from __future__ import annotations
@@ -29,15 +35,30 @@ class ProviderConfig:
     ep: str
     options: Mapping[str, str] = field(default_factory=dict)
     summary: str = ""
+    env: str | None = None            # the worker environment it needs (a key of [bench] worker_python)
+    threads_option: str | None = None  # the EP option that takes the intra-op thread count (its own pool)
+    cpu_flags: tuple[str, ...] = ()    # any one of these /proc/cpuinfo flags is needed (e.g. bf16 hardware)
 
-    def ort_providers(self) -> list[tuple[str, dict[str, str]] | str]:
+    def ort_providers(self, threads: int | None = None) -> list[tuple[str, dict[str, str]] | str]:
         """The ``providers=`` argument for ``ort.InferenceSession``: this EP first, then CPU for the
-        nodes it cannot take (ORT always keeps CPU; ``verify_session`` checks the EP is really used)."""
-        first: tuple[str, dict[str, str]] = (self.ep, dict(self.options))
+        nodes it cannot take (ORT always keeps CPU; ``verify_session`` checks the EP is really used).
+        ``threads`` (when given, and the EP sizes its own pool) fills ``threads_option``."""
+        opts = dict(self.options)
+        if self.threads_option and threads:
+            opts.setdefault(self.threads_option, str(threads))
+        first: tuple[str, dict[str, str]] = (self.ep, opts)
         return [first] if self.ep == CPU else [first, CPU]
 
+    @property
+    def thread_bound(self) -> bool:
+        """Whether the intra-op thread count sizes this config's compute (CPU, or an EP with its own pool)."""
+        return self.ep == CPU or self.threads_option is not None
+
     def as_dict(self) -> dict[str, Any]:
-        return {"name": self.ep, "config": self.name, "options": dict(self.options)}
+        d: dict[str, Any] = {"name": self.ep, "config": self.name, "options": dict(self.options)}
+        if self.env:
+            d["env"] = self.env
+        return d
 
 
 _COREML_SUFFIX = {"ALL": "all", "CPUAndGPU": "cpu-gpu", "CPUOnly": "cpu-only", "CPUAndNeuralEngine": "ane"}
@@ -48,14 +69,44 @@ def _coreml(units: str, summary: str) -> ProviderConfig:
                           {"ModelFormat": "MLProgram", "MLComputeUnits": units}, summary)
 
 
+# cudnn_conv_algo_search -> (preset name, summary). cuDNN picks a conv algorithm per input shape the
+# first time it meets that shape: EXHAUSTIVE times every algorithm (best kernels, slow first run of every
+# new shape), HEURISTIC takes cuDNN's guess, DEFAULT takes the implicit-GEMM algorithm without asking.
+_CUDA_SEARCH = {
+    "EXHAUSTIVE": ("cuda", "NVIDIA GPU through CUDA/cuDNN; exhaustive conv algorithm search"),
+    "HEURISTIC": ("cuda-heuristic", "NVIDIA GPU through CUDA/cuDNN; heuristic conv algorithm choice (faster first "
+                  "run of each new shape)"),
+    "DEFAULT": ("cuda-default", "NVIDIA GPU through CUDA/cuDNN; cuDNN's default conv algorithm, no search"),
+}
+
+
+def _cuda(search: str) -> ProviderConfig:
+    name, summary = _CUDA_SEARCH[search]
+    return ProviderConfig(name, "CUDAExecutionProvider", {"device_id": "0", "cudnn_conv_algo_search": search}, summary)
+
+
+OPENVINO_ENV = "openvino"  # the worker environment with onnxruntime-openvino (its own venv)
+# OpenVINO's CPU inference precision -> (preset name, CPU flags it needs, summary). OpenVINO runs in bf16 by
+# default on CPUs that have bf16 hardware; the issue measured it ruining the audio (PESQ ~1.05), so
+# ``openvino`` pins f32. On a CPU without bf16 hardware the bf16 hint is ignored (f32 in disguise), so
+# ``openvino-bf16`` is skipped there.
+_OV_PRECISION = {
+    "f32": ("openvino", (), "Intel OpenVINO (onnxruntime-openvino, own venv) on the CPU, f32 inference"),
+    "bf16": ("openvino-bf16", ("avx512_bf16", "amx_bf16"),
+             "Intel OpenVINO on the CPU, bf16 inference (OpenVINO's default on bf16 hardware; breaks the audio)"),
+}
+
+
+def _openvino(precision: str) -> ProviderConfig:
+    name, flags, summary = _OV_PRECISION[precision]
+    load_config = json.dumps({"CPU": {"INFERENCE_PRECISION_HINT": precision}}, sort_keys=True)
+    return ProviderConfig(name, "OpenVINOExecutionProvider", {"device_type": "CPU", "load_config": load_config},
+                          summary, env=OPENVINO_ENV, threads_option="num_of_threads", cpu_flags=flags)
+
+
 PRESETS: dict[str, ProviderConfig] = {p.name: p for p in (
     ProviderConfig("cpu", CPU, {}, "onnxruntime's default CPU provider (threads set per run)"),
-    ProviderConfig("cuda", "CUDAExecutionProvider",
-                   {"device_id": "0", "cudnn_conv_algo_search": "EXHAUSTIVE"},
-                   "NVIDIA GPU through CUDA/cuDNN; exhaustive conv algorithm search"),
-    ProviderConfig("cuda-heuristic", "CUDAExecutionProvider",
-                   {"device_id": "0", "cudnn_conv_algo_search": "HEURISTIC"},
-                   "NVIDIA GPU through CUDA/cuDNN; heuristic conv algorithm choice (faster session start)"),
+    *(_cuda(search) for search in _CUDA_SEARCH),
     ProviderConfig("tensorrt", "TensorrtExecutionProvider",
                    {"device_id": "0", "trt_fp16_enable": "False", "trt_engine_cache_enable": "False"},
                    "NVIDIA GPU through TensorRT (nodes it cannot take fall back to CPU)"),
@@ -63,6 +114,7 @@ PRESETS: dict[str, ProviderConfig] = {p.name: p for p in (
     _coreml("CPUAndGPU", "Apple CoreML, MLProgram, CPU and GPU (the Apple GPU / MPS row)"),
     _coreml("CPUOnly", "Apple CoreML, MLProgram, CPU only"),
     _coreml("CPUAndNeuralEngine", "Apple CoreML, MLProgram, CPU and Neural Engine"),
+    *(_openvino(precision) for precision in _OV_PRECISION),
 )}
 
 # Presets that run wherever onnxruntime does; the rest need a build (or hardware) that has them.
@@ -92,16 +144,36 @@ def available_providers() -> list[str]:
     return list(ort.get_available_providers())
 
 
-def availability(cfg: ProviderConfig, available: list[str] | None = None) -> tuple[bool, str | None]:
-    """(True, None) if this build offers the config's EP, else (False, reason)."""
-    import onnxruntime as ort
+def cpu_flags() -> frozenset[str]:
+    """This CPU's feature flags (Linux ``/proc/cpuinfo``; empty where it cannot be read)."""
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return frozenset(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return frozenset()
 
-    avail = available_providers() if available is None else available
-    if cfg.ep in avail:
-        return True, None
-    device = ort.get_device()
-    return False, (f"{cfg.ep} is not in this onnxruntime build (onnxruntime {ort.__version__}, device {device}; "
-                   f"available: {', '.join(avail)})")
+
+def availability(cfg: ProviderConfig, available: list[str] | None = None, build: str | None = None,
+                 flags: frozenset[str] | None = None) -> tuple[bool, str | None]:
+    """(True, None) if the onnxruntime build offers the config's EP (and the CPU has the flags it needs),
+    else (False, reason). ``available``/``build`` describe another build (a worker environment's):
+    its providers and a description for the reason; default: this process's onnxruntime."""
+    if available is None or build is None:
+        import onnxruntime as ort
+
+        available = available_providers() if available is None else available
+        build = build or f"onnxruntime {ort.__version__}, device {ort.get_device()}"
+    if cfg.ep not in available:
+        return False, f"{cfg.ep} is not in this onnxruntime build ({build}; available: {', '.join(available)})"
+    if cfg.cpu_flags:
+        have = cpu_flags() if flags is None else flags
+        if not have & set(cfg.cpu_flags):
+            return False, (f"{cfg.name} needs a CPU with {' or '.join(cfg.cpu_flags)} (this one has neither; the "
+                           "precision hint would be ignored)")
+    return True, None
 
 
 def verify_session(session: Any, cfg: ProviderConfig) -> str | None:

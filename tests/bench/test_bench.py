@@ -82,9 +82,9 @@ def test_misbehaving_worker_fails_its_cell_only(tmp_path, voices_npz, mode, reas
     real = runmod.WorkerHandle
     calls = []
 
-    def handle(argv, memory_mb, timeout_s):
+    def handle(argv, memory_mb, timeout_s, environ=None):
         calls.append(1)
-        return real([sys.executable, FAKE, mode] if len(calls) == 1 else None, memory_mb, timeout_s)
+        return real([sys.executable, FAKE, mode] if len(calls) == 1 else None, memory_mb, timeout_s, environ)
 
     runmod.WorkerHandle = handle
     try:
@@ -131,9 +131,9 @@ def test_scaling_failure_keeps_the_main_figures(tmp_path, voices_npz, monkeypatc
 
     real, started = runmod.WorkerHandle, []
 
-    def handle(argv, memory_mb, timeout_s):
+    def handle(argv, memory_mb, timeout_s, environ=None):
         started.append(1)  # the first worker is the main one; the second, at 1 thread, misbehaves
-        return real([sys.executable, FAKE, "crash"] if len(started) == 2 else None, memory_mb, timeout_s)
+        return real([sys.executable, FAKE, "crash"] if len(started) == 2 else None, memory_mb, timeout_s, environ)
 
     monkeypatch.setattr(runmod, "WorkerHandle", handle)
     good = variant(tiny_kokoro(tmp_path / "good.onnx"), "good")
