@@ -204,7 +204,7 @@ class Handler(AsyncEventHandler):
     def __init__(self, service: Service, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         super().__init__(reader, writer)
         self.service = service
-        self.pending: asyncio.Queue[Event] = asyncio.Queue(PENDING_EVENTS)
+        self.pending: asyncio.Queue[Event | None] = asyncio.Queue(PENDING_EVENTS)
         self.stream: _Stream | None = None
         self.worker = asyncio.create_task(self._work(), name="wyoming connection")
 
@@ -219,9 +219,16 @@ class Handler(AsyncEventHandler):
         with contextlib.suppress(asyncio.CancelledError):
             await self.worker
 
+    async def finish(self) -> None:
+        """Handle the events already read, then stop (the input has ended but the output is open)."""
+        await self.pending.put(None)
+        await self.worker
+
     async def _work(self) -> None:
         while True:
             event = await self.pending.get()
+            if event is None:
+                return
             try:
                 await self._handle(event)
             except (ConnectionError, BrokenPipeError):
@@ -369,8 +376,16 @@ def serve(args: argparse.Namespace, root: Path) -> int:
 
 async def _main(service: Service, sock, scheme: str, idle_s: float) -> None:
     warm = asyncio.create_task(service.warm_up())
-    if scheme == "stdio":     # one client, Wyoming's own stdin/stdout server
-        await AsyncStdioServer().run(lambda r, w: Handler(service, r, w))
+    if scheme == "stdio":     # one client, Wyoming's own stdin/stdout server; answers everything it read
+        handlers: list[Handler] = []
+
+        def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> Handler:
+            handlers.append(Handler(service, reader, writer))
+            return handlers[-1]
+
+        await AsyncStdioServer().run(handler)
+        for h in handlers:
+            await h.finish()
         return
     connections: set[asyncio.Task] = set()
 

@@ -247,3 +247,24 @@ def test_streamed_text_is_cut_into_sentences_and_long_runs_at_a_space():
     assert split_sentences("「はい。」と言った") == ("「はい。」", "と言った")
     ready, rest = split_sentences("word " * 100 + "wor", longest=40)
     assert ready == "word " * 100 and rest == "wor"
+
+
+def test_stdio_answers_every_event_it_read(bundle):
+    """``--uri stdio://``: events on stdin, answers on stdout, exit 0 at the end of the input."""
+    import io
+    import subprocess
+    import sys
+
+    from wyoming.event import read_event, write_event
+
+    sent = io.BytesIO()
+    write_event(Describe().event(), sent)
+    write_event(Synthesize(TEXT, voice=SynthesizeVoice("voice_0")).event(), sent)
+    r = subprocess.run([sys.executable, "-m", "kokoro_runtime", "wyoming", str(bundle), "--uri", "stdio://",
+                        "--threads", "1"], input=sent.getvalue(), capture_output=True, timeout=60, cwd=REPO)
+    assert r.returncode == 0, r.stderr.decode()[-2000:]
+    out, events = io.BytesIO(r.stdout), []
+    while (ev := read_event(out)) is not None:
+        events.append(ev)
+    assert kinds(events) == ["info", "audio-start", "audio-chunk", "audio-stop"]
+    assert same(audio_of(events), pcm(bundle, TEXT))
