@@ -1,11 +1,14 @@
 """The rich implementation of the progress interface (kopt.core.progress.Progress).
 
-One live display per command: nested tasks (a build's stages, a stage's steps) are rows of the same
-display, added when they start and removed when they end."""
+On a terminal: one live display per command; nested tasks (a build's stages, a stage's steps) are
+rows of the same display, added when they start and removed when they end. In a log (CI, ``make run
+> log``) there is no display: each step a task advances and each task that ends is one plain line
+with the time since it started, so a long stage never goes silent."""
 
 from __future__ import annotations
 
 import contextlib
+import time
 from typing import Iterator
 
 from rich.console import Console
@@ -13,11 +16,20 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 
 
 class _RichTask:
-    def __init__(self, prog: Progress, tid):
-        self.prog, self.tid = prog, tid
+    def __init__(self, prog: Progress, tid, log: "Console | None" = None):
+        self.prog, self.tid, self.log = prog, tid, log
+        self.t0 = time.monotonic()
+
+    def elapsed(self) -> str:
+        return f"{time.monotonic() - self.t0:.1f} s"
 
     def advance(self, n: float = 1) -> None:
         self.prog.advance(self.tid, n)
+        if self.log is not None:
+            task = self.prog.tasks[[t.id for t in self.prog.tasks].index(self.tid)]
+            total = f"/{task.total:g}" if task.total is not None else ""
+            self.log.print(f"{task.description.strip()}: {task.completed:g}{total} ({self.elapsed()})",
+                           highlight=False, soft_wrap=True)
 
     def update(self, description: str | None = None, total: float | None = None) -> None:
         kw = {}
@@ -44,9 +56,12 @@ class RichProgress:
         prog = self._prog
         self._depth += 1
         tid = prog.add_task(("  " * (self._depth - 1)) + description, total=total)
+        task = _RichTask(prog, tid, None if self.console.is_terminal else self.console)
         try:
-            yield _RichTask(prog, tid)
+            yield task
         finally:
+            if task.log is not None:
+                task.log.print(f"{description}: done ({task.elapsed()})", highlight=False, soft_wrap=True)
             prog.remove_task(tid)
             self._depth -= 1
             if self._depth == 0:
