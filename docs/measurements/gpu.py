@@ -28,6 +28,7 @@ SKIPPED = 3  # the script's exit status when there is nothing to measure on (doc
 ORT_GPU = {12: "onnxruntime-gpu[cuda,cudnn]>=1.21,<1.26", 13: "onnxruntime-gpu[cuda,cudnn]>=1.27"}
 BASE_VARIANTS = ("fp16", "hybrid")  # built as recipes/default.toml defines them (hybrid: its winner)
 BUCKETED = ("reference", "fp16")  # and with a static token length (bind-shapes bucket), beside the dynamic ones
+BUILD_ORDER = ("fp16", "reference-b", "hybrid", "fp16-b")  # what a short time budget keeps first
 
 
 def check() -> int:
@@ -133,6 +134,8 @@ def recipes(out: Path, texts: list[str], bucket: int | None, default: Path) -> l
     for n in BUCKETED:
         passes = [] if n == "reference" else by[n]["passes"]
         variants.append({"name": f"{n}-b{size}", "passes": bind + passes})
+    variants.sort(key=lambda v: next(i for i, p in enumerate(BUILD_ORDER) if v["name"] == p
+                                     or (p.endswith("-b") and v["name"] == f"{p}{size}")))
     out.mkdir(parents=True, exist_ok=True)
     made = []
     for v in variants:
@@ -150,11 +153,24 @@ def set_refs(store: Path, optimize_json: Path) -> list[str]:
     from kopt.core.store import ArtifactStore
 
     done = []
-    for v in json.loads(optimize_json.read_text(encoding="utf-8"))["variants"]:
+    for v in _emitted(optimize_json.read_text(encoding="utf-8"))["variants"]:
         if v["status"] in ("ok", "cached") and v.get("key"):
             set_ref(ArtifactStore(store), v["name"], v["key"])
             done.append(v["name"])
     return done
+
+
+def _emitted(text: str) -> dict:
+    """The JSON object ``kopt --json`` printed, even when a library wrote lines to stdout before it."""
+    dec = json.JSONDecoder()
+    for m in re.finditer(r"(?m)^\{", text):
+        try:
+            obj, _ = dec.raw_decode(text, m.start())
+        except json.JSONDecodeError:
+            continue
+        if isinstance(obj, dict) and "variants" in obj:
+            return obj
+    raise SystemExit("gpu.py: no `kopt --json optimize` result in the output")
 
 
 COLUMNS = ("variant", "provider", "status", "load s", "1st inf s", "first-seen RTF", "RTF med", "TTFA 1st ms",

@@ -7,10 +7,10 @@
 #      only fp16 and hybrid (the default recipe's winner, as recipes/default.toml defines both) and the
 #      reference and fp16 with a static token length (bind-shapes bucket), one `kopt optimize` each;
 #   3. `kopt bench` them on cuda, cuda-heuristic and cuda-default (cudnn_conv_algo_search EXHAUSTIVE,
-#      HEURISTIC, DEFAULT) in one interleaved run, then on tensorrt (one run per variant: an engine build
-#      that runs long costs that variant only);
+#      HEURISTIC, DEFAULT; one run each, the variants interleaved), then on tensorrt (one run per
+#      variant: an engine build that runs long costs that variant only);
 #   4. print the summary table (first-seen RTF is where cuDNN's per-shape search shows).
-# Results: STORE/results/gpu-<time>/*.jsonl, kopt result records that `kopt report` and `kopt history` read.
+# Results: STORE/results/gpu-<time>/{cuda,cuda-heuristic,cuda-default,tensorrt-<variant>}.jsonl, kopt result records that `kopt report` and `kopt history` read.
 #
 #   bash docs/measurements/gpu.sh [options]
 #     --check           only check for a CUDA device and a usable onnxruntime-gpu; build and measure nothing
@@ -96,7 +96,7 @@ if [ "$INSTALL" = 1 ] && [ "$CHECK" = 0 ]; then
   say "venv $VENV: kopt[embedded,g2p] and $ORT_SPEC (driver CUDA $CUDA_MAJOR)"
   [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV" || die "python -m venv $VENV failed"
   PIP=("$VENV/bin/python" -m pip install -q --disable-pip-version-check)
-  "${PIP[@]}" -e "$ROOT[embedded,g2p]" || die "pip install kopt failed"
+  "${PIP[@]}" -e "${ROOT}[embedded,g2p]" || die "pip install kopt failed"
   # the CPU wheel and onnxruntime-gpu are one module: remove the first before the second goes in
   "$VENV/bin/python" -m pip uninstall -q -y onnxruntime >/dev/null 2>&1 || true
   "${PIP[@]}" "$ORT_SPEC" || die "pip install $ORT_SPEC failed"
@@ -126,6 +126,7 @@ fi
 [ "$CHECK" = 0 ] || exit 0
 
 # -- 3. the models ----------------------------------------------------------------------------------
+case "$STORE" in /*) ;; *) STORE="$PWD/$STORE" ;; esac  # relative to where the script was started
 cd "$ROOT" || die "cd $ROOT"
 KOPT=("$PY" -m kopt.cli.main --artifacts "$STORE")
 RUN="gpu-$(date -u +%Y%m%dT%H%M%SZ)"
@@ -156,14 +157,17 @@ say "variants: ${VARIANTS[*]} ($(( $(date +%s) - START )) s so far)"
 
 # -- 4. the measurements ----------------------------------------------------------------------------
 BENCH=(bench --threads 2 --warmup 1 --repeats 3 --ttfa-repeats 3 "${TEXT_ARGS[@]}" --no-scaling --memory-mb 0)
-room=$(( $(left) - 150 ))
-if [ "$room" -gt 30 ]; then
-  say "bench on cuda, cuda-heuristic, cuda-default (at most $room s)"
-  timeout "$room" "${KOPT[@]}" "${BENCH[@]}" "${VARIANTS[@]}" -p cuda -p cuda-heuristic -p cuda-default \
-    --timeout 120 --out "$RESULTS/cuda.jsonl" || FAILED+=("cuda bench: exit $? (killed at the budget if 124)")
-else
-  FAILED+=("cuda bench: not run (out of time budget)")
-fi
+# one run per conv-search preset (every variant interleaved in each, the reference its baseline), so a run
+# killed at the budget costs that preset only; node placement is recorded on the first
+EXTRA=()
+for p in cuda cuda-heuristic cuda-default; do
+  room=$(( $(left) - 20 ))
+  if [ "$room" -le 60 ]; then FAILED+=("$p bench: not run (out of time budget)"); continue; fi
+  say "bench ${VARIANTS[*]} on $p (at most $room s)"
+  timeout "$room" "${KOPT[@]}" "${BENCH[@]}" ${EXTRA[@]+"${EXTRA[@]}"} "${VARIANTS[@]}" -p "$p" --timeout 120 \
+    --out "$RESULTS/$p.jsonl" || FAILED+=("$p bench: exit $? (124: killed at the time budget)")
+  EXTRA=(--no-partition)
+done
 if [ "$TRT" = 1 ]; then
   for v in "${VARIANTS[@]}"; do
     case "$v" in reference|reference-b*|fp16) ;; *) continue ;; esac  # int8 (hybrid) is not TensorRT's
@@ -171,7 +175,7 @@ if [ "$TRT" = 1 ]; then
     if [ "$room" -le 40 ]; then FAILED+=("$v on tensorrt: not run (out of time budget)"); continue; fi
     say "bench $v on tensorrt (at most $room s)"
     timeout "$room" "${KOPT[@]}" "${BENCH[@]}" "$v" -p tensorrt --no-partition --timeout "$(( room < 240 ? room : 240 ))" \
-      --out "$RESULTS/tensorrt-$v.jsonl" || FAILED+=("$v on tensorrt: exit $? (killed at the budget if 124)")
+      --out "$RESULTS/tensorrt-$v.jsonl" || FAILED+=("$v on tensorrt: exit $? (124: killed at the time budget)")
   done
 fi
 
@@ -180,7 +184,7 @@ echo
 say "summary ($(( $(date +%s) - START )) s; RTF = seconds per second of audio, lower is faster; first-seen: each"
 say "text's first run in a fresh session, where per-shape tuning is paid)"
 "$PY" "$HERE/gpu.py" summary "$RESULTS"
-for f in "${FAILED[@]}"; do say "  $f"; done
+for f in ${FAILED[@]+"${FAILED[@]}"}; do say "  $f"; done
 say "results: $RESULTS"
 say "report:  ${KOPT[*]} report $RESULTS --out $STORE/report-$RUN"
 say "history: ${KOPT[*]} history $STORE/results"

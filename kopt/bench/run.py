@@ -93,7 +93,7 @@ def run_bench(variants: Sequence[Variant], settings: BenchSettings, *, voices_pa
     try:
         _timed(cells, job, settings.threads, settings.repeats, "", progress)
         if settings.ttfa_repeats:
-            _ttfa(cells, settings, textset.ttfa_text, voice, progress)
+            _ttfa(cells, settings, textset.ttfa_text, voice, textset.language, progress)
         for c in cells:
             if not c.live:
                 continue
@@ -217,12 +217,12 @@ def _rounds(cells: list[Cell], what: str, n: int, call, keep, progress) -> None:
             t.advance()
 
 
-def _ttfa(cells: list[Cell], s: BenchSettings, text: str, voice: str, progress) -> None:
+def _ttfa(cells: list[Cell], s: BenchSettings, text: str, voice: str, lang: str | None, progress) -> None:
     def call(c: Cell):
         if c.ttfa_error:
             return None
         try:
-            return c.worker.request("ttfa", text=text, voice=voice, speed=s.speed)
+            return c.worker.request("ttfa", text=text, voice=voice, speed=s.speed, lang=lang)
         except CellFailed as e:
             if c.worker.dead:  # the worker died: the cell failed
                 raise
@@ -317,7 +317,7 @@ def _record(c: Cell, cells: list[Cell], variants: Sequence[Variant], s: BenchSet
     prov = {**c.provider.as_dict(), "status": c.status, "reason": c.reason}
     env = envs.get(c.provider.env) if c.provider.env else None
     inputs = {"model_sha256": c.variant.sha256, **textset.as_inputs(), "texts": [it.id for it in items],
-              "voice": voice, "speed": s.speed}
+              "voice": voice, "speed": s.speed, "ttfa_language": textset.language}
     if c.status == "skipped":
         return make_record("bench", run_id=run_id, variant=c.variant.as_dict(), provider=prov,
                            metrics={"size_mb": c.variant.size_mb}, threads=s.threads, inputs=inputs)

@@ -42,6 +42,7 @@ class TextSet:
     items: tuple[TextItem, ...]
     ttfa_text: str
     path: str
+    language: str | None = None  # the texts' language: the TTFA paragraph is read in it, whatever the voice's
 
     def select(self, categories: tuple[str, ...] | list[str] | None = None,
                ids: tuple[str, ...] | list[str] | None = None) -> tuple[TextItem, ...]:
@@ -77,7 +78,8 @@ def load_textset(path: str | None = None) -> TextSet:
         data = json.loads(raw.decode("utf-8"))
         items = tuple(TextItem(d["id"], d["category"], d["text"], d["phonemes"], tuple(int(t) for t in d["tokens"]))
                       for d in data["items"])
-        return TextSet(data["name"], int(data["version"]), sha256_bytes(raw), items, data["ttfa"]["text"], str(p))
+        return TextSet(data["name"], int(data["version"]), sha256_bytes(raw), items, data["ttfa"]["text"], str(p),
+                       data.get("language"))
     except FileNotFoundError:
         raise KoptError(f"{p}: text set not found") from None
     except (KeyError, TypeError, ValueError) as e:

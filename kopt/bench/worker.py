@@ -15,7 +15,7 @@ python) and exits: how the parent asks another interpreter's build what it offer
 Requests (``{"cmd": ...}``) and replies (``{"ok": true, ...}`` or ``{"ok": false, "error": ...}``):
   load       model, voices, vocab, providers [(ep, options)], ep, threads -> load_s, providers, rss_mb
   run        texts [[id, ids]], voice, speed -> runs [{id, seconds, samples}]
-  ttfa       text, voice, speed -> seconds, samples (first chunk only)
+  ttfa       text, voice, speed, lang -> seconds, samples (first chunk only; lang: the text's, None = the voice's)
   partition  strict -> nodes per provider (ORT profiler), strict_error when no-CPU-fallback fails
   stats      -> rss_peak_mb (VmHWM of this process; ru_maxrss only without /proc), vm_hwm_mb, ru_maxrss_mb
   quit
@@ -150,7 +150,7 @@ class Worker:
 
     def ttfa(self, req: dict[str, Any]) -> dict[str, Any]:
         t0 = time.perf_counter()
-        gen = self.synth.stream(req["text"], req["voice"], float(req.get("speed", 1.0)))
+        gen = self.synth.stream(req["text"], req["voice"], float(req.get("speed", 1.0)), lang=req.get("lang"))
         try:
             first = next(gen)
         finally:

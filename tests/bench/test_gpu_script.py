@@ -2,6 +2,7 @@
 installing or building anything; and its helper's pure parts (the wheels, the recipes, the summary)."""
 
 import importlib.util
+import json
 import subprocess
 import sys
 import tomllib
@@ -10,6 +11,7 @@ from pathlib import Path
 import onnxruntime as ort
 import pytest
 
+from kopt.core.errors import KoptError
 from kopt.core.results import append_records, make_record
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -90,7 +92,7 @@ def test_onnxruntime_gpu_wheel_follows_the_driver_cuda():
 
 def test_recipes_take_fp16_and_hybrid_from_the_default_recipe(tmp_path):
     made = dict(gpu.recipes(tmp_path, ["short-1", "medium-1"], None, ROOT / "recipes" / "default.toml"))
-    assert list(made) == ["fp16", "hybrid", "reference-b192", "fp16-b192"]  # medium-1: 168 tokens + 2 pads
+    assert list(made) == ["fp16", "reference-b192", "hybrid", "fp16-b192"]  # medium-1: 168 tokens + 2 pads
     default = {v["name"]: v for v in tomllib.loads((ROOT / "recipes" / "default.toml").read_text())["variants"]}
     for name in ("fp16", "hybrid"):
         (v,) = tomllib.loads(made[name].read_text())["variants"]
@@ -100,6 +102,22 @@ def test_recipes_take_fp16_and_hybrid_from_the_default_recipe(tmp_path):
                            *default["fp16"]["passes"]]
     with pytest.raises(SystemExit, match="unknown text id 'nope'"):
         gpu.bucket_for(["nope"])
+
+
+def test_refs_from_optimize_output_with_stray_lines(tmp_path):
+    from kopt.core.refs import resolve
+    from kopt.core.store import ArtifactStore
+
+    store = ArtifactStore(tmp_path / "store")
+    (tmp_path / "store" / "abcdef0123456789").mkdir(parents=True)
+    out = tmp_path / "fp16.json"
+    out.write_text('a library said {hello}\n{\n  "command": "optimize",\n  "variants": [{"name": "fp16", '
+                   '"status": "ok", "key": "abcdef0123456789"}, {"name": "bad", "status": "failed", "key": null}]\n}\n')
+    assert gpu.set_refs(tmp_path / "store", out) == ["fp16"]
+    ref = json.loads((tmp_path / "store" / "refs" / "fp16.json").read_text())
+    assert ref == {"key": "abcdef0123456789"}
+    with pytest.raises(KoptError):
+        resolve(store, "bad")
 
 
 def test_summary_rows_and_reasons(tmp_path):
