@@ -8,7 +8,8 @@ waits for ``/health`` and goes on. A daemon killed with -9 leaves a socket nobod
 next client sees the refused connection and starts a new one.
 
 This module is stdlib only (no numpy, no onnxruntime), so ``say`` with a warm daemon costs little
-more than starting Python.
+more than starting Python. Where the audio goes (a player, a WAV file, stdout) is
+kokoro_runtime.playback.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ import hashlib
 import http.client
 import json
 import os
-import shutil
 import signal
 import socket
 import stat
@@ -28,17 +28,13 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import BinaryIO, Iterator
+from typing import Iterator
 
 from .errors import KokoroError
+from .playback import PCMSink, find_player  # noqa: F401  (say's sinks; kept importable from here)
 
 DEFAULT_IDLE_S = 600.0
 START_TIMEOUT_S = 120.0
-_PLAYERS = (("aplay", ["-q", "-t", "raw", "-f", "S16_LE", "-r", "24000", "-c", "1"]),
-            ("paplay", ["--raw", "--format=s16le", "--rate=24000", "--channels=1"]),
-            ("play", ["-q", "-t", "raw", "-e", "signed", "-b", "16", "-r", "24000", "-c", "1", "-"]),
-            ("ffplay", ["-loglevel", "quiet", "-autoexit", "-nodisp", "-f", "s16le", "-ar", "24000", "-ch_layout",
-                        "mono", "-i", "-"]))
 
 
 class DaemonError(KokoroError):
@@ -225,61 +221,3 @@ def stop(paths: Paths, timeout: float = 10.0) -> bool:
             return True
         time.sleep(0.05)
     raise DaemonError(f"the daemon (pid {pid}) did not stop within {timeout:.0f} s")
-
-
-def find_player() -> list[str] | None:
-    for name, args in _PLAYERS:
-        exe = shutil.which(name)
-        if exe:
-            return [exe, *args]
-    return None
-
-
-class PCMSink:
-    """Where ``say`` writes: a WAV file (written to a temporary name, renamed when complete), raw
-    PCM on stdout, or a player's stdin."""
-
-    def __init__(self, output: str | None) -> None:
-        self.output = output
-        self._wav = None
-        self._tmp: Path | None = None
-        self._proc = None
-        self._out: BinaryIO | None = None
-        if output == "-":
-            self._out = sys.stdout.buffer
-        elif output:
-            import wave
-
-            target = Path(output)
-            self._tmp = target.with_name(f".{target.name}.part")
-            self._wav = wave.open(str(self._tmp), "wb")
-            self._wav.setnchannels(1)
-            self._wav.setsampwidth(2)
-            self._wav.setframerate(24000)
-        else:
-            player = find_player()
-            if player is None:
-                raise DaemonError("no audio player found (aplay, paplay, play or ffplay); pass -o out.wav or -o -")
-            self._proc = subprocess.Popen(player, stdin=subprocess.PIPE)
-            self._out = self._proc.stdin
-
-    def write(self, data: bytes) -> None:
-        if self._wav is not None:
-            self._wav.writeframes(data)
-        else:
-            assert self._out is not None
-            self._out.write(data)
-            self._out.flush()
-
-    def close(self, ok: bool) -> None:
-        if self._wav is not None:
-            self._wav.close()
-            assert self._tmp is not None
-            if ok:
-                os.replace(self._tmp, self.output)
-            else:
-                self._tmp.unlink(missing_ok=True)
-        if self._proc is not None:
-            with contextlib.suppress(BrokenPipeError):
-                self._proc.stdin.close()
-            self._proc.wait()
