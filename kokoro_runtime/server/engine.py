@@ -7,6 +7,10 @@ load a new listener still hears audio after one short chunk, and long texts shar
 
 Admission is bounded: at most ``instances + queue`` requests are in flight per mode; one more is
 refused at once (``Busy``, HTTP 503 with Retry-After) rather than queued without end.
+
+Each request speaks one language: the one it asks for (``Request.lang``), else its voice's. Its
+text is read by that language's front end, its pieces carry the language's code, and the audio
+cache keys on it (the same text read as English or as Japanese is different audio).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from typing import Any, AsyncIterator, Callable
 
 import numpy as np
 
+from .. import lang as _lang
 from ..audio import SAMPLE_RATE, to_pcm16
 from ..bundle import Bundle
 from ..errors import InvalidInput, KokoroError
@@ -34,6 +39,8 @@ from ..synth import Synthesizer, Word
 log = logging.getLogger("kokoro_runtime.server")
 
 WARM_TEXT = "Hello there."
+# a line per language whose front end is worth loading before the first request (its G2P's dictionary)
+WARM_TEXTS = {"ja": "こんにちは。"}
 
 
 class Busy(KokoroError):
@@ -72,6 +79,7 @@ class Piece:
     seconds: float                 # audio seconds in this piece
     render_s: float                # model time spent on it
     cached: bool = False           # served from the rendered-audio cache
+    lang: str = _lang.DEFAULT_LANGUAGE   # the code of the language the text was read in
 
 
 @dataclass(frozen=True)
@@ -80,10 +88,25 @@ class Request:
     voice: str
     speed: float = 1.0
     mode: str | None = None
+    lang: str | None = None        # a language code or Kokoro letter; None: the voice's language
+
+
+@dataclass(frozen=True)
+class Checked:
+    """A request that passed validation: what admission, chunking and the cache use."""
+
+    mode: str
+    voice: str                     # the canonical spelling (a blend's weights normalised)
+    speed: float
+    lang: _lang.Language
+
+    @property
+    def key(self) -> tuple:
+        return (self.mode, self.voice, round(self.speed, 4), self.lang.code)
 
 
 class AudioCache:
-    """LRU of finished responses keyed by (mode, text, canonical voice, speed), bounded in bytes."""
+    """LRU of finished responses keyed by (mode, text, canonical voice, speed, language), bounded in bytes."""
 
     def __init__(self, max_bytes: int) -> None:
         self.max_bytes = max_bytes
@@ -205,9 +228,17 @@ class Engine:
         first-run costs (onnxruntime allocations, kernel choices)."""
         m = self.load()
         voice = self.bundle.default_voice or m.front.voices[0]
-        for inst in m.slots.items:
-            for _ in inst.render(self.settings.warm_text, voice):
+        for inst in m.slots.items:     # the warm text is English whatever the voice: it warms the model
+            for _ in inst.render(self.settings.warm_text, voice, lang=_lang.DEFAULT_LANGUAGE):
                 pass
+        lang = m.front.language_of(voice)
+        if lang.code in WARM_TEXTS:    # the default voice's front end too, so its first request is quick
+            try:
+                self._chunks(m.front, WARM_TEXTS[lang.code], lang)
+            except KokoroError as e:
+                log.warning("warm-up: the %s front end is not ready (%s); its first request will say why",
+                            lang.code, e)
+        self.last_active = time.monotonic()    # idle time counts from ready, not from start-up
         self.ready = True
 
     def mode_name(self, mode: str | None) -> str:
@@ -218,8 +249,10 @@ class Engine:
         return name
 
     # -- requests -------------------------------------------------------------------------------
-    def check(self, req: Request) -> tuple[str, str, float]:
-        """Validate before admission: (mode, canonical voice, speed); InvalidInput/VoiceNotFound."""
+    def check(self, req: Request) -> Checked:
+        """Validate before admission: InvalidInput (on input, speed, model, voice or lang) or
+        VoiceNotFound. Blocking (it may load the default mode and resolves blends): ``render``
+        runs it on a worker thread."""
         if not isinstance(req.text, str):
             raise InvalidInput("input", "must be a string: the text to speak")
         if not req.text.strip():
@@ -232,14 +265,17 @@ class Engine:
         if not isinstance(req.voice, str) or not req.voice:
             raise InvalidInput("voice", "missing; give a voice name or a blend")
         front = self.load().front          # every mode shares the bundle's voices
-        return mode, front.voice_key(req.voice), speed
+        voice = front.voice_key(req.voice)
+        return Checked(mode, voice, speed, front.resolve_language(req.voice, req.lang))
 
     async def render(self, req: Request, cancelled: Callable[[], bool] | None = None) -> AsyncIterator[Piece]:
         """Admit the request (or raise Busy), then yield its pieces as they are rendered; a cache
         hit yields at once. Closing the iterator early (a client that left) stops the model run in
-        progress and frees its instance."""
-        mode_name, voice, speed = self.check(req)
-        key = (mode_name, req.text, voice, round(speed, 4))
+        progress and frees its instance. Text with no word to say (punctuation, symbols) is an
+        InvalidInput on ``input``; text in a script the language cannot read, one on ``lang``."""
+        loop = asyncio.get_running_loop()
+        checked = await loop.run_in_executor(self._pool, self.check, req)
+        key = (req.text, *checked.key)
         self.last_active = time.monotonic()
         hit = self.cache.get(key) if self.cache.max_bytes else None
         self._observe("cache", {"hit": hit is not None})
@@ -247,10 +283,9 @@ class Engine:
             for piece in hit:
                 yield dataclasses.replace(piece, cached=True)
             return
-        loop = asyncio.get_running_loop()
-        mode = self.modes.get(mode_name)
+        mode = self.modes.get(checked.mode)
         if mode is None:
-            mode = await loop.run_in_executor(self._pool, self.load, mode_name)
+            mode = await loop.run_in_executor(self._pool, self.load, checked.mode)
         limit = self.settings.instances + self.settings.queue
         if mode.admitted >= limit:
             raise Busy(self._retry_after(mode))
@@ -261,13 +296,15 @@ class Engine:
         self._observe("queue", {"depth": self.queue_depth()})
         done: list[Piece] = []
         try:
-            chunks = await loop.run_in_executor(self._pool, self._chunks, mode.front, req.text)
-            if not chunks:
-                raise InvalidInput("input", "has nothing to speak (no words the model can say)")
-            pack = mode.front.voice_array(voice)
+            chunks = await loop.run_in_executor(self._pool, self._chunks, mode.front, req.text, checked.lang)
+            if not any(_speaks(c) for c in chunks):
+                raise InvalidInput("input", "nothing to speak (no words the model can say, only punctuation "
+                                   "or symbols)")
+            pack = await loop.run_in_executor(self._pool, mode.front.voice_array, checked.voice)
             offset = 0
             for k, chunk in enumerate(chunks):
-                piece, offset = await self._render_chunk(mode, chunk, pack, speed, k, len(chunks), offset, deadline)
+                piece, offset = await self._render_chunk(mode, chunk, pack, checked.speed, k, len(chunks), offset,
+                                                         deadline)
                 done.append(piece)
                 yield piece
             if self.cache.max_bytes:
@@ -279,9 +316,9 @@ class Engine:
             mode.recent_s = (mode.recent_s + [time.monotonic() - t0])[-20:]
             self._observe("queue", {"depth": self.queue_depth()})
 
-    def _chunks(self, front: Synthesizer, text: str) -> list:
+    def _chunks(self, front: Synthesizer, text: str, lang: "_lang.Language | None" = None) -> list:
         with self._front_lock:
-            return front.text_to_chunks(text, first_short=True)
+            return front.text_to_chunks(text, first_short=True, lang=lang)
 
     async def _render_chunk(self, mode: _Mode, chunk, pack, speed: float, k: int, n: int, offset: int,
                             deadline: float) -> tuple[Piece, int]:
@@ -308,7 +345,7 @@ class Engine:
             opts.terminate = True     # the thread's run stops within a kernel; its done-callback frees the instance
             raise
         pcm = np.frombuffer(to_pcm16(rendered.audio), "<i2")
-        piece = Piece(pcm, rendered.words, len(pcm) / SAMPLE_RATE, time.monotonic() - t)
+        piece = Piece(pcm, rendered.words, len(pcm) / SAMPLE_RATE, time.monotonic() - t, lang=chunk.lang)
         return piece, offset + len(pcm)
 
     def _retry_after(self, mode: _Mode) -> int:
@@ -324,6 +361,12 @@ class Engine:
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _speaks(chunk) -> bool:
+    """Whether a chunk has a sound to make: a phoneme letter, not punctuation alone ('...' is a
+    chunk of one token that the model renders as a second of noise)."""
+    return any(c.isalpha() for c in chunk.phonemes)
 
 
 def _finished(fut: asyncio.Future, slots: _Slots, inst: Synthesizer) -> None:

@@ -3,6 +3,10 @@
 The socket is bound here, before uvicorn starts, so ``--port 0`` works (the chosen port is printed
 on the first line of stdout) and a Unix socket is made private (0600) before anyone can connect.
 With ``--idle-timeout`` the server exits once it has been idle that long (the ``say`` daemon).
+
+A Unix socket is removed when the server shuts down, in the app's lifespan shutdown: uvicorn
+re-raises the SIGTERM it caught once its graceful shutdown is done, so code after ``serve()``
+never runs on ``stop``.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from pathlib import Path
 from ..bundle import Bundle
 from ..errors import InvalidInput, KokoroError
 from .engine import Engine, Settings
+from .metrics import Metrics
 
 API_KEY_ENV = "KOKORO_API_KEY"
 
@@ -110,19 +115,22 @@ def serve(args: argparse.Namespace, root: Path) -> int:
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
     settings = settings_from(args)
     bundle = Bundle(root, verify=settings.verify)
-    engine = Engine(bundle, settings)
+    metrics = Metrics()
+    engine = Engine(bundle, settings, observe=metrics.observe)
     engine.load()          # sessions now, so a bad model or provider fails here in one line; warm-up follows
     api_key = args.api_key or os.environ.get(API_KEY_ENV) or None
-    app = create_app(engine, api_key=api_key, log_text=args.log_text)
     sock, where = bind(args.host, args.port, args.uds)
-    config = uvicorn.Config(app, log_level=args.log_level, access_log=args.log_level in ("debug", "info"),
-                            lifespan="on", timeout_graceful_shutdown=5)
+    cleanup = _Cleanup(sock, args.uds)
+    app = create_app(engine, api_key=api_key, log_text=args.log_text, metrics=metrics, on_shutdown=[cleanup])
+    # the app writes the access log (with each response's language); uvicorn's own is off
+    config = uvicorn.Config(app, log_level=args.log_level, access_log=False, lifespan="on",
+                            timeout_graceful_shutdown=5)
     server = uvicorn.Server(config)
     print(f"kokoro_runtime {where} serving {bundle.root} (modes: {', '.join(bundle.modes)}; "
           f"{settings.instances} x {settings.threads} threads)", flush=True)
 
     async def main() -> None:
-        watcher = asyncio.create_task(_idle_watch(server, engine, args.idle_timeout)) if args.idle_timeout else None
+        watcher = asyncio.create_task(_idle_watch(server, app, args.idle_timeout)) if args.idle_timeout else None
         try:
             await server.serve(sockets=[sock])
         finally:
@@ -132,19 +140,36 @@ def serve(args: argparse.Namespace, root: Path) -> int:
     try:
         asyncio.run(main())
     finally:
-        sock.close()
-        if args.uds is not None:
-            try:
-                Path(args.uds).unlink()
-            except FileNotFoundError:
-                pass
+        cleanup()          # when serve() returns or fails without a signal to re-raise
     return 0
 
 
-async def _idle_watch(server, engine: Engine, idle_s: float) -> None:
+class _Cleanup:
+    """Close the listening socket and remove a Unix socket's file, once."""
+
+    def __init__(self, sock: socket.socket, uds: Path | None) -> None:
+        self.sock, self.uds, self.done = sock, uds, False
+
+    def __call__(self) -> None:
+        if self.done:
+            return
+        self.done = True
+        self.sock.close()
+        if self.uds is not None:
+            try:
+                Path(self.uds).unlink()
+            except FileNotFoundError:
+                pass
+
+
+async def _idle_watch(server, app, idle_s: float) -> None:
+    """Ask the server to exit once the engine has been idle ``idle_s`` seconds since it was ready
+    (or since warm-up failed): a slow warm-up is not idleness."""
+    engine: Engine = app.state.engine
     while not server.should_exit:
         await asyncio.sleep(min(1.0, idle_s / 4))
-        if engine.active == 0 and time.monotonic() - engine.last_active > idle_s:
+        started = engine.ready or app.state.startup_error
+        if started and engine.active == 0 and time.monotonic() - engine.last_active > idle_s:
             logging.getLogger("kokoro_runtime.server").info("idle for %.0f s: exiting", idle_s)
             server.should_exit = True
 
