@@ -4,7 +4,7 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-EXTRAS := embedded,g2p,ja,cache,test
+EXTRAS := embedded,g2p,ja,zh,cache,test
 RECIPE ?= recipes/default.toml
 
 .PHONY: setup run test test-fast lint browser clean

@@ -132,17 +132,18 @@ class FrontEnd:
 
     def words(self, text: str) -> list[str]:
         """The words of ``text`` a timestamp names, in order."""
-        if self.lang.g2p == "ja":
+        if self.lang.g2p in ("ja", "zh"):
             return self.g2p().words(text)  # type: ignore[attr-defined]
         return [t for t in tokens(text) if is_word(t)]
 
     # -- chunks -------------------------------------------------------------------------------
     def sentences(self, text: str) -> list[list[str]]:
         """The text normalized, as sentences of clauses, by this language's rules."""
-        if self.lang.g2p == "ja":
-            from . import ja
+        if self.lang.g2p in ("ja", "zh"):     # CJK punctuation, no spaces between sentences
+            from . import ja, zh
 
-            return [ja.split_clauses(s) for s in ja.split_sentences(ja.normalize(text))]
+            norm = ja.normalize if self.lang.g2p == "ja" else zh.normalize
+            return [ja.split_clauses(s) for s in ja.split_sentences(norm(text))]
         return [split_clauses(s) for s in split_sentences(normalize(text))]
 
     def clauses(self, text: str) -> list[_Clause]:

@@ -50,13 +50,12 @@ LANGUAGES: dict[str, Language] = {lang.code: lang for lang in (
     Language("it", "i", "Italian", "espeak", _WESTERN, "it"),
     Language("ja", "j", "Japanese", "ja", _JA, extra="ja"),
     Language("pt-br", "p", "Brazilian Portuguese", "espeak", _WESTERN, "pt-br"),
-    Language("zh", "z", "Mandarin Chinese", "zh", frozenset({"CJK", "LATIN"}), extra="zh"),
+    Language("zh", "z", "Mandarin Chinese", "zh", frozenset({"CJK"}), extra="zh"),
 )}
 _BY_LETTER = {lang.letter: lang for lang in LANGUAGES.values()}
 _ALIASES = {"en": "en-us", "en-us": "en-us", "en_us": "en-us", "en-gb": "en-gb", "en_gb": "en-gb",
             "fr": "fr-fr", "fr_fr": "fr-fr", "pt": "pt-br", "pt_br": "pt-br", "jp": "ja", "cmn": "zh",
             "zh-cn": "zh"}
-_JAPANESE_ONLY = frozenset({"HIRAGANA", "KATAKANA", "CJK"})
 _KOKORO_NAME = re.compile(r"^([a-z])[fm]_")
 
 
@@ -114,12 +113,9 @@ def check_script(text: str, lang: Language) -> None:
     scripts = {s for s in map(script_of, text) if s}
     foreign = sorted(scripts - lang.scripts)
     if foreign:
-        hint = _suggest(scripts)
-        raise InvalidInput("lang", f"the text is in {_names(foreign)} script, which the "
-                                   f"{lang.name} ({lang.code}) front end does not read; "
-                                   + (f"send lang '{hint.code}' to read it as {hint.name} with this voice, or pick "
-                                      f"a {hint.letter}* voice" if hint else "send text in that language"))
-    if lang.code in ("ja", "zh") and scripts and not scripts - _LATIN:
+        raise InvalidInput("lang", f"the text is in {_names(foreign)} script, which the {lang.name} ({lang.code}) "
+                                   f"front end does not read; {_hint(scripts, lang)}")
+    if lang.code == "ja" and scripts and not scripts - _LATIN:
         raise InvalidInput("lang", f"the text has no {lang.name} in it (only Latin letters), which the {lang.name} "
                                    f"front end would spell letter by letter; send lang 'en-us' to read it as "
                                    "English with this voice")
@@ -129,13 +125,17 @@ def _names(scripts: list[str]) -> str:
     return ", ".join("CJK" if s == "CJK" else s.capitalize() for s in scripts)
 
 
-def _suggest(scripts: set[str]) -> Language | None:
-    """The language to ask for, from the text's scripts (kana or kanji: Japanese)."""
-    if scripts & _JAPANESE_ONLY:
-        return LANGUAGES["ja"]
+def _hint(scripts: set[str], lang: Language) -> str:
+    """What to do about text in scripts ``lang`` does not read: the language(s) to ask for."""
+    if lang.code == "zh" and "LATIN" in scripts:
+        return "Latin words inside Mandarin are not read yet: write them in characters"
+    if scripts & {"HIRAGANA", "KATAKANA"}:
+        return "send lang 'ja' to read it as Japanese with this voice, or pick a j* voice"
+    if "CJK" in scripts:
+        return "send lang 'ja' (Japanese) or 'zh' (Mandarin) to read it with this voice, or pick a j* or z* voice"
     if "DEVANAGARI" in scripts:
-        return LANGUAGES["hi"]
-    return None
+        return "send lang 'hi' to read it as Hindi with this voice, or pick an h* voice"
+    return "send text in a language this runtime reads: " + known()
 
 
 def make_g2p(lang: Language):
@@ -152,5 +152,9 @@ def make_g2p(lang: Language):
         from . import ja
 
         return ja.JapaneseG2P()
+    if lang.g2p == "zh":
+        from . import zh
+
+        return zh.ChineseG2P()
     raise G2PUnavailable(f"{lang.name} ({lang.code}) is not supported yet: no G2P for it is packaged with "
                          "kokoro_runtime")

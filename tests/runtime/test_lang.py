@@ -81,16 +81,22 @@ def test_scripts_a_language_reads_pass(text, code):
 def test_a_script_no_language_reads_is_refused():
     with pytest.raises(InvalidInput) as e:
         L.check_script("Привет, мир", L.get("en-us"))
-    assert e.value.field == "lang" and "Cyrillic" in str(e.value)
+    assert e.value.field == "lang" and "Cyrillic" in str(e.value) and "ja (j)" in str(e.value)
+    with pytest.raises(InvalidInput, match="'ja' \\(Japanese\\) or 'zh'"):
+        L.check_script("天気", L.get("en-us"))
 
 
-def test_g2p_errors_name_the_extra(monkeypatch):
-    with pytest.raises(G2PUnavailable, match="not supported yet"):
-        L.make_g2p(L.get("zh"))
-    monkeypatch.setitem(sys.modules, "pyopenjtalk", None)     # as if the ja extra were not installed
+@pytest.mark.parametrize("code, module", [("ja", "pyopenjtalk"), ("zh", "jieba")])
+def test_g2p_errors_name_the_extra(monkeypatch, code, module):
+    monkeypatch.setitem(sys.modules, module, None)     # as if the extra were not installed
     with pytest.raises(G2PUnavailable) as e:
-        L.make_g2p(L.get("ja"))
-    assert "kokoro-runtime[ja]" in str(e.value) and "\n" not in str(e.value)
+        L.make_g2p(L.get(code))
+    assert f"kokoro-runtime[{code}]" in str(e.value) and "\n" not in str(e.value)
+
+
+def test_a_language_without_a_g2p_says_not_supported_yet():
+    with pytest.raises(G2PUnavailable, match="not supported yet"):
+        L.make_g2p(L.Language("ko", "k", "Korean", "none", frozenset({"HANGUL"})))
 
 
 # -- Japanese text ---------------------------------------------------------------------------------
@@ -219,3 +225,24 @@ def test_cli_mixed_input_is_one_line_naming_lang_and_writes_nothing(ja_bundle, t
         assert not wav.exists()
     r = _run(ja_bundle, "The weather is nice.", "--voice", "jf_test", "--lang", "en-us", "-o", str(wav))
     assert r.returncode == 0, r.stderr.decode()
+
+
+def _zh_available() -> bool:
+    try:
+        import jieba  # noqa: F401
+        import misaki.zh  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not _zh_available(), reason="the zh extra (misaki, jieba, pypinyin, cn2an) is not installed")
+def test_mandarin_chunks_words_and_latin_refused():
+    fe = FrontEnd(VOCAB, None, None, lang="zh")
+    chunks = fe.chunks("今天天气很好，我们去散步吧！价格是1500元。", first_short=True)
+    assert [c.lang for c in chunks] == ["zh"] * len(chunks) and len(chunks) == 2
+    assert chunks[0].phonemes == "ʨi→ntʰjɛ→ntʰjɛ→nʨʰi↘ xə↓n xau↓,"
+    assert "i→ʨʰjɛ→nu↓pai↓ɥɛ↗n" in chunks[1].phonemes                  # 1500: 一千五百
+    assert fe.words("今天天气很好，我们去散步吧！") == ["今天天气", "很", "好", "我们", "去", "散步", "吧"]
+    with pytest.raises(InvalidInput, match="Latin words inside Mandarin"):
+        fe.chunks("我用API。")

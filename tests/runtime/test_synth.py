@@ -127,9 +127,11 @@ def test_ort_format_and_no_graph_optimization(tmp_path):
 
 
 RUNTIME = REPO / "kokoro_runtime"
-# the core, and the G2P extras it imports on use (g2p: phonemizer, espeakng-loader; ja: pyopenjtalk-plus, misaki)
-_CORE = set(sys.stdlib_module_names) | {"numpy", "onnxruntime", "phonemizer", "espeakng_loader", "pyopenjtalk", "misaki"}
-_SERVE = _CORE | {"starlette", "uvicorn", "soundfile", "prometheus_client"}
+# the core, and the G2P extras it imports on use (g2p: phonemizer, espeakng-loader; ja: pyopenjtalk-plus, misaki;
+# zh: misaki, jieba)
+_CORE = set(sys.stdlib_module_names) | {"numpy", "onnxruntime", "phonemizer", "espeakng_loader", "pyopenjtalk", "misaki",
+                                         "jieba"}
+_SERVE = _CORE | {"starlette", "uvicorn", "soundfile", "prometheus_client", "wyoming"}  # serve and wyoming extras
 
 
 def _imports(f: Path) -> set[str]:
