@@ -7,6 +7,7 @@ splitting, G2P and word segmentation are that language's; the chunk packing is s
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -144,6 +145,9 @@ class FrontEnd:
 
             norm = ja.normalize if self.lang.g2p == "ja" else zh.normalize
             return [ja.split_clauses(s) for s in ja.split_sentences(norm(text))]
+        if not self.lang.english:          # espeak reads numbers and symbols in its own language
+            text = unicodedata.normalize("NFC", text).replace("।", ". ")
+            return [split_clauses(s) for s in split_sentences(re.sub(r"[ \t\r\f\v]+", " ", text).strip())]
         return [split_clauses(s) for s in split_sentences(normalize(text))]
 
     def clauses(self, text: str) -> list[_Clause]:

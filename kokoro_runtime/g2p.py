@@ -1,8 +1,10 @@
-"""English G2P through espeak-ng (the optional extra: ``phonemizer`` + ``espeakng-loader``).
+"""G2P through espeak-ng (the optional extra: ``phonemizer`` + ``espeakng-loader``): English, and
+the other Kokoro languages espeak-ng reads (es, fr-fr, hi, it, pt-br).
 
-espeak's IPA is mapped to the phoneme set Kokoro v1.0 was trained on (misaki's: diphthongs as one
-symbol, ʤ/ʧ affricates, rhotic ɜɹ/əɹ, no length marks), the same fixes misaki's espeak fallback
-applies; symbols the vocab lacks are dropped by the tokenizer.
+espeak's IPA is mapped to the phoneme set Kokoro v1.0 was trained on. English: misaki's English
+fixes (diphthongs as one symbol, ʤ/ʧ affricates, rhotic ɜɹ/əɹ, no length marks). Other languages:
+misaki's espeak mapping for them (tied diphthongs and affricates as one symbol, ties and hyphens
+dropped). Symbols the vocab lacks are dropped by the tokenizer.
 """
 
 from __future__ import annotations
@@ -36,6 +38,20 @@ def espeak_to_kokoro(ps: str) -> str:
     return re.sub(r"\s+", " ", ps).strip()
 
 
+# espeak (tie '^') -> Kokoro symbols for the languages other than English, longest first.
+_E2M_OTHER = sorted({
+    "a^ɪ": "I", "a^ʊ": "W", "d^z": "ʣ", "d^ʒ": "ʤ", "e^ɪ": "A", "o^ʊ": "O", "ə^ʊ": "Q", "s^s": "S",
+    "t^s": "ʦ", "t^ʃ": "ʧ", "ɔ^ɪ": "Y",
+}.items(), key=lambda kv: -len(kv[0]))
+
+
+def espeak_to_kokoro_other(ps: str) -> str:
+    """Map one espeak phoneme string of a language other than English to Kokoro's symbols."""
+    for old, new in _E2M_OTHER:
+        ps = ps.replace(old, new)
+    return re.sub(r"\s+", " ", ps.replace("^", "").replace("-", "")).strip()
+
+
 def available() -> bool:
     try:
         import espeakng_loader  # noqa: F401
@@ -64,6 +80,7 @@ class EspeakG2P:
         self._backend = EspeakBackend(language, preserve_punctuation=True, with_stress=True, tie="^",
                                       language_switch="remove-flags", logger=quiet)
         self.version = ".".join(map(str, self._backend.version()))
+        self._map = espeak_to_kokoro if language.startswith("en") else espeak_to_kokoro_other
 
     def phonemize_words(self, words: list[str]) -> list[str]:
         """Each word as it sounds inside a sentence (weak forms of 'a', 'to', 'that'...): spoken in
@@ -87,11 +104,11 @@ class EspeakG2P:
         for r in raw:
             parts = r.split("|")
             ok = len(parts) >= 3 and parts[0] == _CARRIER_PS[0] and parts[-1] == _CARRIER_PS[1]
-            out.append(espeak_to_kokoro(" ".join(parts[1:-1])) if ok and any(parts[1:-1]) else None)
+            out.append(self._map(" ".join(parts[1:-1])) if ok and any(parts[1:-1]) else None)
         return out
 
     def phonemize(self, texts: list[str]) -> list[str]:
         if not texts:
             return []
         raw = self._backend.phonemize(list(texts), strip=True)
-        return [espeak_to_kokoro(p) for p in raw]
+        return [self._map(p) for p in raw]

@@ -246,3 +246,18 @@ def test_mandarin_chunks_words_and_latin_refused():
     assert fe.words("今天天气很好，我们去散步吧！") == ["今天天气", "很", "好", "我们", "去", "散步", "吧"]
     with pytest.raises(InvalidInput, match="Latin words inside Mandarin"):
         fe.chunks("我用API。")
+
+
+@pytest.mark.skipif(not __import__("kokoro_runtime.g2p", fromlist=["available"]).available(),
+                    reason="espeak-ng (the g2p extra) is not installed")
+@pytest.mark.parametrize("code, text, phonemes", [
+    ("es", "Tengo 25 años.", "tˈɛŋɡo βˌAntiθˈinko ˈaɲos."),          # espeak's Spanish reads the number
+    ("fr-fr", "Bonjour le monde.", "bɔ̃ʒˈuʁ lə mˈɔ̃d."),                  # no hyphen ties left
+    ("it", "Buongiorno a tutti.", "bʊonʤˈɔrno a tˈutːɪ."),
+    ("pt-br", "Olá, tudo bem?", "olˈa, tˈudʊ bˈAŋ?"),
+    ("hi", "ठीक है।", "ʈʰˈiːk hɛː."),                                   # the danda ends a sentence
+])
+def test_other_espeak_languages_read_their_own_text(code, text, phonemes):
+    fe = FrontEnd(VOCAB, small_cache(), None, lang=code)
+    assert fe.cache is None                                            # the English cache is not used
+    assert " ".join(c.phonemes for c in fe.chunks(text)) == phonemes
