@@ -87,6 +87,26 @@ def test_say_starts_a_private_daemon_and_reuses_it(env, bundle, tmp_path):
     r = rt(env, "stop", "--bundle", str(bundle))
     assert r.returncode == 0 and r.stdout.decode().strip() == "stopped"
     assert status(env, bundle)["rc"] == 3
+    t_end = time.monotonic() + 10          # the daemon removes its socket as it exits
+    while os.path.exists(os.path.join(d, socks[0])) and time.monotonic() < t_end:
+        time.sleep(0.05)
+    assert not [f for f in os.listdir(d) if f.endswith(".sock")]
+
+
+def test_say_sends_lang_and_a_japanese_voice_speaks_japanese(env, tmp_path_factory, tmp_path):
+    ja = make_bundle(tmp_path_factory.mktemp("said_ja"), voices=["af_test", "jf_test"])
+    text = "今日は良い天気ですね。"
+    try:
+        r = rt(env, "say", text, "--bundle", str(ja), "-o", "-", "--voice", "jf_test")
+        assert r.returncode == 0, r.stderr.decode()
+        assert r.stdout == to_pcm16(load(ja).synthesize(text, "jf_test")) and len(r.stdout) > 4000
+        r = rt(env, "say", text, "--bundle", str(ja), "-o", "-", "--voice", "af_test", "--lang", "ja")
+        assert r.returncode == 0 and r.stdout == to_pcm16(load(ja).synthesize(text, "af_test", lang="ja"))
+        r = rt(env, "say", text, "--bundle", str(ja), "-o", "-", "--voice", "af_test")
+        err = r.stderr.decode()
+        assert r.returncode == 1 and "lang: " in err and "send lang 'ja'" in err and err.count("\n") == 1, err
+    finally:
+        rt(env, "stop", "--bundle", str(ja))
 
 
 def test_two_clients_start_one_daemon(env, bundle, tmp_path):
