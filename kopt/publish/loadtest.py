@@ -194,10 +194,11 @@ def wyoming_load_run(port: int, texts: Sequence[str], voice: str, clients: int, 
 
 def measure_wyoming(bundle: Path, text: str, voice: str, repeats: int, threads: int, *, load_texts: Sequence[str],
                     clients: Sequence[int] = (1, 4), requests_per_client: int = 2,
-                    progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+                    progress: Callable[[str], None] | None = None, cwd: Path | None = None) -> dict[str, Any]:
     """The bundle's Wyoming server (one instance, audio cache off) through the wyoming package's own
     client: warm time to the first audio-chunk for ``synthesize`` and for streaming synthesis, then
-    throughput under ``clients`` concurrent connections; or why it was not measured."""
+    throughput under ``clients`` concurrent connections; or why it was not measured. The server runs
+    the bundle's own runtime unless ``cwd`` names another checkout."""
     import asyncio
     import importlib.util
 
@@ -207,7 +208,7 @@ def measure_wyoming(bundle: Path, text: str, voice: str, repeats: int, threads: 
     cores = threads or os.cpu_count() or 1
     args = ("--instances", "1", "--threads", str(cores), "--queue", str(max(16, max(clients))), "--cache-mb", "0")
     out: dict[str, Any] = {"wyoming_load": [], "wyoming_threads": cores}
-    with running_wyoming(bundle, *args) as (port, proc):
+    with running_wyoming(bundle, *args, cwd=cwd) as (port, proc):
         say(f"Wyoming first audio (1 instance x {cores} threads)")
         asyncio.run(wyoming_request(port, text, voice))              # warm the model
         runs = [asyncio.run(wyoming_request(port, text, voice)) for _ in range(repeats)]
