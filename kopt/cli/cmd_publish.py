@@ -84,6 +84,8 @@ def bundle_bench_cmd(
     server: bool = typer.Option(True, "--server/--no-server", help="Also measure the HTTP server, its load and "
                                 "the say daemon (needs the runtime's serve extra)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Results JSONL (default artifacts/results/<run_id>.jsonl)."),
+    deploy: bool = typer.Option(False, "--deploy", help="Also write deploy files (Dockerfile, Kubernetes manifests "
+                                "sized from these figures, locustfile) into deploy/ beside the bundle."),
 ) -> None:
     """Measure a bundle as its users run it: one-shot cold start and where it goes, warm TTFA, the HTTP
     server's TTFA and throughput under 1-8 clients, the Wyoming server's first audio and throughput, and
@@ -117,7 +119,14 @@ def bundle_bench_cmd(
     for line in summary_lines(res):
         state.say(line)
     state.say(f"results: {path}")
-    state.emit({"command": "bundle-bench", "bundle": str(bundle), "results": str(path), **res})
+    written = None
+    if deploy:
+        from kopt.publish.deploy import write_deploy
+
+        written = write_deploy(bundle, res)
+        state.say(f"deploy files: {written}")
+    state.emit({"command": "bundle-bench", "bundle": str(bundle), "results": str(path),
+                **({"deploy": str(written)} if written else {}), **res})
 
 
 def summary_lines(res: dict) -> list[str]:

@@ -234,6 +234,11 @@ def test_bundle_bench_measures_the_bundles_own_wyoming_server(bundle):
                                                                                               (2, 4, 4, 0)]
     m = bundle_metrics(res)
     assert m["wyoming_first_audio_ms"] == res["wyoming_first_audio_ms"] and m["wyoming_throughput_x_c2"] > 0
+    from kopt.cli.cmd_publish import summary_lines
+
+    lines = summary_lines({"cold_start_s": 1.0, "cold_start_s_runs": [1.0], "warm_ttfa_ms": 10.0, "text_words": 14,
+                           "first_chunk_audio_s": 1.0, **res})
+    assert sum(line.startswith("wyoming") for line in lines) == 3     # first audio, and one line per load run
 
 
 def test_streamed_text_is_cut_into_sentences_and_long_runs_at_a_space():
