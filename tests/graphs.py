@@ -309,7 +309,7 @@ def apply_pass(tmp_path: Path, name: str, model: onnx.ModelProto, **cfg):
     onnx.save(model, str(src))
     (tmp_path / "w").mkdir(exist_ok=True)
     cls = get_pass(name)
-    res = cls(make_config(cls, cfg)).run(onnx.load(str(src)), PassContext(workdir=tmp_path / "w", input_path=src))
+    res = cls(make_config(cls, cfg)).apply(onnx.load(str(src)), PassContext(workdir=tmp_path / "w", input_path=src))
     out = tmp_path / "out.onnx"
     onnx.save(res.model, str(out))
     return src, out, res

@@ -217,29 +217,21 @@ def to_proto(model: ir.Model) -> onnx.ModelProto:
 
 # --- ONNX shape inference ---
 
-def infer_shapes(model: onnx.ModelProto) -> dict[str, tuple[int, Shape]]:
+def infer_shapes(model: onnx.ModelProto | ir.Model) -> dict[str, tuple[int, Shape]]:
     """name -> (elem type, shape) for every tensor ONNX shape inference can type.
 
     Runs on a weightless copy (large initializers become typed graph inputs), so it is quick and
-    costs no copy of the weights. ONNX cannot infer an STFT output whose signal length is symbolic,
-    which would hide every shape after it, so STFT outputs get onnxruntime's shape with a fresh symbol
-    for the frame count before a second round."""
-    g = model.graph
-    inits, weights = [], []
-    for t in g.initializer:
-        if int(np.prod(t.dims)) <= _SMALL:
-            inits.append(t)
-        else:
-            weights.append(helper.make_tensor_value_info(t.name, t.data_type, list(t.dims)))
-    init_names = {t.name for t in g.initializer}
-    inputs = [i for i in g.input if i.name not in init_names] + weights
+    costs no copy of the weights; from an onnx-ir model, that copy is its nodes serialized. ONNX
+    cannot infer an STFT output whose signal length is symbolic, which would hide every shape after
+    it, so STFT outputs get onnxruntime's shape with a fresh symbol for the frame count before a
+    second round."""
+    nodes, inputs, outputs, inits, value_info, opsets, ir_version, functions = _skeleton(model)
     hints: list[onnx.ValueInfoProto] = []
     for _ in range(2):
-        skel = helper.make_graph(list(g.node), "kopt_shapes", inputs, list(g.output), inits,
-                                 value_info=[*g.value_info, *hints])
-        probe = helper.make_model(skel, opset_imports=list(model.opset_import))
-        probe.ir_version = model.ir_version
-        probe.functions.extend(model.functions)
+        skel = helper.make_graph(nodes, "kopt_shapes", inputs, outputs, inits, value_info=[*value_info, *hints])
+        probe = helper.make_model(skel, opset_imports=opsets)
+        probe.ir_version = ir_version
+        probe.functions.extend(functions)
         try:
             inferred = onnx.shape_inference.infer_shapes(probe, strict_mode=False, data_prop=True)
         except Exception:  # noqa: BLE001 -- no inference means no shapes: every match is skipped
@@ -250,6 +242,41 @@ def infer_shapes(model: onnx.ModelProto) -> dict[str, tuple[int, Shape]]:
             break
         hints += new
     return shapes
+
+
+def _skeleton(model: onnx.ModelProto | ir.Model) -> tuple:
+    """The weightless copy's parts: nodes, graph inputs (large initializers among them, typed),
+    outputs, small initializers, value_info, opset imports, IR version and functions."""
+    if isinstance(model, ir.Model):
+        g = model.graph
+        inits, weights = [], []
+        for v in g.initializers.values():
+            t = v.const_value
+            if t is not None and t.size <= _SMALL:
+                tp = ir.serde.serialize_tensor(t)
+                tp.name = v.name
+                inits.append(tp)
+            elif t is not None:
+                weights.append(helper.make_tensor_value_info(v.name, int(t.dtype), list(t.shape.numpy())))
+        inputs = [ir.serde.serialize_value(v) for v in g.inputs if not v.is_initializer()] + weights
+        outputs = [ir.serde.serialize_value(v) for v in g.outputs]
+        ends = set(g.inputs) | set(g.outputs)
+        value_info = [ir.serde.serialize_value(v) for n in g for v in n.outputs
+                      if v not in ends and v.type is not None]
+        return ([ir.serde.serialize_node(n) for n in g], inputs, outputs, inits, value_info,
+                [helper.make_opsetid(d, k) for d, k in model.opset_imports.items()], model.ir_version,
+                [ir.serde.serialize_function(f) for f in model.functions.values()])
+    g = model.graph
+    inits, weights = [], []
+    for t in g.initializer:
+        if int(np.prod(t.dims)) <= _SMALL:
+            inits.append(t)
+        else:
+            weights.append(helper.make_tensor_value_info(t.name, t.data_type, list(t.dims)))
+    init_names = {t.name for t in g.initializer}
+    inputs = [i for i in g.input if i.name not in init_names] + weights
+    return (list(g.node), inputs, list(g.output), inits, list(g.value_info), list(model.opset_import),
+            model.ir_version, list(model.functions))
 
 
 def _shape_map(g: onnx.GraphProto) -> dict[str, tuple[int, Shape]]:

@@ -3,6 +3,12 @@
 A pass is a small class with a name, a version, a frozen typed config (a pydantic model with
 ``extra="forbid"``) and one job: model in, model out, plus a short report. Loading, saving,
 caching, lineage and the contract check live in the runner, never in a pass.
+
+``Pass.apply`` is how every caller (the runner, tests) runs a pass on a protobuf model: a graph
+rewrite (``on_ir``) gets the model converted to onnx-ir once and hands its onnx-ir model back,
+serialized once; any pass checks its ``requires`` on the input before running and its ``ensures``
+on the output after (onnx-ir's precondition/postcondition idea: a ModelError that says what to
+do), and a ``checked`` pass's output goes through ONNX's model checker once.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import onnx
+import onnx_ir as ir
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from kopt.core.errors import KoptError, RecipeError
@@ -46,10 +53,11 @@ class PassContext:
 
 @dataclass
 class PassResult:
-    """A pass's output: the new model (or a path to it, for passes that must write files
-    themselves, e.g. .ort conversion) and a short report of what changed."""
+    """A pass's output: the new model (an onnx-ir model from an ``on_ir`` pass, else a protobuf;
+    or a path to it, for passes that must write files themselves, e.g. .ort conversion) and a short
+    report of what changed."""
 
-    model: onnx.ModelProto | None = None
+    model: onnx.ModelProto | ir.Model | None = None
     path: Path | None = None
     report: dict[str, Any] = field(default_factory=dict)
     extra_files: dict[str, Path] = field(default_factory=dict)
@@ -69,12 +77,45 @@ class Pass:
     equivalence_reference_level: ClassVar[str] = "disable"
     depends_on_provider: ClassVar[bool] = False
     output_suffix: ClassVar[str] = ".onnx"
+    # A graph rewrite on onnx-ir: ``run``, ``requires`` and ``ensures`` take an ``ir.Model`` (``run``
+    # may edit it in place and return it); ``apply`` converts once each way.
+    on_ir: ClassVar[bool] = False
+    # Does ONNX's checker run on the output? On for the graph rewrites kopt writes itself; off for
+    # passes whose output a library writes (onnxruntime's quantizers may add contrib ops without an
+    # opset import for their domain, which onnxruntime accepts and the checker does not).
+    checked: ClassVar[bool] = False
 
     def __init__(self, config: PassConfig | None = None):
         self.config = config if config is not None else self.config_cls()
 
-    def run(self, model: onnx.ModelProto, ctx: PassContext) -> PassResult:
+    def run(self, model: onnx.ModelProto | ir.Model, ctx: PassContext) -> PassResult:
         raise NotImplementedError
+
+    def requires(self, model: onnx.ModelProto | ir.Model, ctx: PassContext) -> None:
+        """Preconditions on the input (an onnx-ir model for an ``on_ir`` pass): raise a ModelError
+        that says what to do. None by default."""
+
+    def ensures(self, model: onnx.ModelProto | ir.Model, ctx: PassContext) -> None:
+        """Postconditions on the output model, in the form ``run`` returned it (not called for a
+        file output). None by default."""
+
+    def apply(self, model: onnx.ModelProto, ctx: PassContext) -> PassResult:
+        """``run`` between its ``requires`` and ``ensures``, on onnx-ir for an ``on_ir`` pass (the
+        one conversion each way); a ``checked`` pass's output goes through ONNX's checker once. The
+        result's model is a protobuf (or None when the pass wrote a file)."""
+        from kopt.core.graph import to_proto
+
+        given = ir.serde.deserialize_model(model) if self.on_ir else model
+        self.requires(given, ctx)
+        result = self.run(given, ctx)
+        del given, model
+        if result.model is not None:
+            self.ensures(result.model, ctx)
+            if isinstance(result.model, ir.Model):
+                result.model = to_proto(result.model)
+            if self.checked:
+                onnx.checker.check_model(result.model)
+        return result
 
     def reference_level(self) -> str:
         """Level the equivalence check runs the input at (may depend on the config)."""

@@ -4,7 +4,9 @@ Each step is one artifact in the store, keyed by content (input model sha256, ``
 a hash of the pass's code and the kopt modules it imports (kopt.core.codehash), the frozen config,
 kopt and onnxruntime versions, and the provider for passes that depend on it).
 A step whose artifact exists is reused; otherwise it is built under a per-step file lock (two builds
-sharing ``artifacts/`` wait for each other instead of colliding), its output is checked against the
+sharing ``artifacts/`` wait for each other instead of colliding): the input is loaded once, the pass
+runs through ``Pass.apply`` (one conversion to onnx-ir and back for a graph rewrite, its
+preconditions and postconditions, ONNX's checker once), and its output is checked against the
 model contract and, for passes that must keep the maths, against its input (kopt.core.equivalence).
 Any failure marks that variant failed with the reason; the other variants go on.
 
@@ -214,15 +216,15 @@ class Runner:
                 ctx = PassContext(workdir=tmp / "work", input_path=inp.path, progress=self.progress,
                                   provider=self.provider)
                 ctx.workdir.mkdir()
-                result: PassResult = p.run(model, ctx)
+                result: PassResult = p.apply(model, ctx)
                 del model
                 out = tmp / f"model{cls.output_suffix}"
                 if result.model is not None:
                     save_model(result.model, out)
                     after_ops = op_histogram(result.model)
-                elif result.path is not None:
+                elif result.path is not None:  # a file the pass wrote (e.g. .ort): no graph to count
                     shutil.move(str(result.path), out)
-                    after_ops = result.report.pop("ops_after", None) or {}
+                    after_ops = {}
                 else:
                     raise KoptError(f"pass {cls.name!r} returned neither a model nor a file")
                 result.model = None

@@ -26,7 +26,8 @@ Anything else is left as it is and counted in the report under a reason. Also le
   norms run at frame rate and cost next to nothing.
 
 Rewritten AdaINs that feed a quantizer (QuantizeLinear of a QDQ model, DynamicQuantizeLinear of a
-dynamically quantized one) make the pass fail: the rounding change flips quantization steps
+dynamically quantized one) make the pass refuse the model (the precondition it shares with snake
+and stft-conv, ``kopt.optimize._float``): the rounding change flips quantization steps
 (measured max abs audio diff: 0.18 on Kokoro int8-static, 0.22 on Kokoro's own int8 model); apply
 adain to the float model, then quantize. Q/DQ nodes themselves are never touched (rewrite_adain on
 a QDQ model leaves them as they were).
@@ -50,25 +51,23 @@ from __future__ import annotations
 from collections import Counter
 
 import numpy as np
-import onnx
 import onnx_ir as ir
 from onnx import TensorProto
 from onnx_ir.passes.common import RemoveUnusedNodesPass
 
-from kopt.core.errors import ModelError
 from kopt.core.graph import (
-    QUANTIZERS,
     Builder,
     Shape,
     const_value,
+    feeds_a_quantizer,
     infer_shapes,
     is_onnx_op,
     only_consumer,
     other_input,
-    to_proto,
     upstream_of,
 )
-from kopt.core.passes import Pass, PassConfig, PassContext, PassResult, register
+from kopt.core.passes import PassConfig, PassContext, PassResult, register
+from kopt.optimize._float import BeforeQuantization
 
 Shapes = dict[str, tuple[int, Shape]]
 
@@ -170,22 +169,25 @@ def match_affine(shapes: Shapes, norm_out: ir.Value, mul: ir.Node,
     return scale, bias, add
 
 
-def rewrite_adain(model: onnx.ModelProto) -> tuple[onnx.ModelProto, dict]:
-    """Rewrite every matched AdaIN, on onnx-ir: the new model (``model`` itself when nothing
-    matched), and counts: normalizations and AdaINs matched, AdaINs rewritten (and how many of
-    those feed a quantizer), skipped by reason, nodes."""
-    irm = ir.serde.deserialize_model(model)
-    g = irm.graph
-    nodes_before = len(g)
-    skipped: Counter[str] = Counter()
-    norms_matched = shared = adain_matched = 0
+class _Found:
+    """What matching found: the AdaINs to rewrite (final Add -> (normalization, gamma1, beta)), in
+    graph order, and the counts for the report."""
+
+    def __init__(self):
+        self.plans: dict[ir.Node, tuple[_Norm, ir.Value, ir.Value]] = {}
+        self.skipped: Counter[str] = Counter()
+        self.norms = self.shared = self.adains = 0
+
+
+def find_adain(model: ir.Model) -> _Found:
+    """Match every AdaIN of ``model`` (nothing is rewritten)."""
+    g = model.graph
+    found = _Found()
+    skipped = found.skipped
     divs = [n for n in g if is_onnx_op(n, "Div") and len(n.inputs) == 2]
-    plans: dict[ir.Node, tuple[_Norm, ir.Value, ir.Value]] = {}  # final Add -> plan
-    requantized = 0
     if divs:
         shapes = infer_shapes(model)
         accumulated = upstream_of(g, {"CumSum"})
-        quantized = upstream_of(g, QUANTIZERS)
     for div in divs:
         sqrt = _producer(div.inputs[1])
         add = _producer(sqrt.inputs[0]) if is_onnx_op(sqrt, "Sqrt") else None
@@ -195,25 +197,35 @@ def rewrite_adain(model: onnx.ModelProto) -> tuple[onnx.ModelProto, dict]:
         if isinstance(norm, str):
             skipped[f"normalization: {norm}"] += 1
             continue
-        norms_matched += 1
+        found.norms += 1
         n_out = div.outputs[0]
         readers = [u.node for u in n_out.uses()]  # one per input slot, as a Mul(n, n) reads it twice
-        shared += len(readers) > 1
+        found.shared += len(readers) > 1
         for mul in readers:
             aff = match_affine(shapes, n_out, mul, norm.channels)
             if isinstance(aff, str):
                 skipped[f"affine: {aff}"] += 1
                 continue
             scale, bias, final = aff
-            adain_matched += 1
+            found.adains += 1
             if final.outputs[0] in accumulated:
                 skipped["adain: feeds a CumSum, which would accumulate its rounding change"] += 1
                 continue
-            plans[final] = (norm, scale, bias)
-            requantized += final.outputs[0] in quantized
+            found.plans[final] = (norm, scale, bias)
         if n_out.is_graph_output():
             skipped["affine: normalization is a graph output"] += 1
+    return found
 
+
+def rewrite_adain(model: ir.Model) -> dict:
+    """Rewrite every matched AdaIN of ``model`` in place, on onnx-ir; its counts: normalizations
+    and AdaINs matched, AdaINs rewritten (and how many of those feed a quantizer), skipped by reason,
+    nodes."""
+    g = model.graph
+    nodes_before = len(g)
+    found = find_adain(model)
+    plans = found.plans
+    requantized = sum(feeds_a_quantizer(final.outputs[0]) for final in plans)
     nodes_removed = 0
     if plans:
         b = Builder(g)
@@ -230,17 +242,16 @@ def rewrite_adain(model: onnx.ModelProto) -> tuple[onnx.ModelProto, dict]:
                                                     [final.outputs[0]], [inorm.outputs[0]])
         # the normalizations, Mul(gamma1, n) and their constants go when nothing else reads them
         nodes_rewired = len(g)
-        RemoveUnusedNodesPass()(irm)
+        RemoveUnusedNodesPass()(model)
         nodes_removed = nodes_rewired - len(g)
-        model = to_proto(irm)
-    return model, {"normalizations_matched": norms_matched, "normalizations_shared": shared,
-                   "adain_matched": adain_matched, "adain_rewritten": len(plans), "adain_requantized": requantized,
-                   "skipped": dict(sorted(skipped.items())),
-                   "nodes_removed": nodes_removed, "nodes_before": nodes_before, "nodes_after": len(model.graph.node)}
+    return {"normalizations_matched": found.norms, "normalizations_shared": found.shared,
+            "adain_matched": found.adains, "adain_rewritten": len(plans), "adain_requantized": requantized,
+            "skipped": dict(sorted(found.skipped.items())),
+            "nodes_removed": nodes_removed, "nodes_before": nodes_before, "nodes_after": len(g)}
 
 
 @register
-class Adain(Pass):
+class Adain(BeforeQuantization):
     name = "adain"
     version = 1
     config_cls = PassConfig
@@ -252,14 +263,12 @@ class Adain(Pass):
     # medium utterance). The AdaINs of the F0 predictor are left alone because they feed the sine
     # source's CumSum: rewritten, the same rounding accumulates into a phase drift of up to 0.07.
     tolerance = 1e-4
+    rewritten = "AdaINs"
+    why = ("the rewrite's float rounding flips quantization steps and moves the audio far beyond the pass's "
+           f"tolerance ({tolerance:g})")
 
-    def run(self, model: onnx.ModelProto, ctx: PassContext) -> PassResult:
-        model, report = rewrite_adain(model)
-        if report["adain_requantized"]:
-            raise ModelError(
-                f"{ctx.input_path or '<model>'}: {report['adain_requantized']} of the AdaINs this pass would rewrite "
-                "feed a quantizer (QuantizeLinear/DynamicQuantizeLinear: a quantized model): the rewrite's float "
-                "rounding flips quantization steps and moves the audio far beyond the pass's tolerance "
-                f"({self.tolerance:g}); apply adain to the float model (e.g. the fp32 reference), then quantize")
-        onnx.checker.check_model(model)
-        return PassResult(model=model, report=report)
+    def rewrites(self, model: ir.Model) -> list[ir.Value]:
+        return [final.outputs[0] for final in find_adain(model).plans]
+
+    def run(self, model: ir.Model, ctx: PassContext) -> PassResult:
+        return PassResult(model=model, report=rewrite_adain(model))

@@ -176,6 +176,7 @@ def _zero_quantizer_inputs(b: Builder, quant: list[tuple[ir.Node, int]],
 @register
 class BindShapes(Pass):
     name = "bind-shapes"
+    checked = True
     version = 2  # 2: inputs of run-time quantizers zeroed at pads (int8 buckets)
     config_cls = BindShapesConfig
     summary = ("Bind batch 1, style [1,256], speed [1] and propagate shapes; with bucket=L a fixed token "
@@ -191,7 +192,6 @@ class BindShapes(Pass):
         irm = ir.serde.deserialize_model(model)
         rep = bind(irm, bucket, str(ctx.input_path or "<model>"))
         model = to_proto(irm)
-        onnx.checker.check_model(model)
         inferred = onnx.shape_inference.infer_shapes(model, data_prop=True)
         known = sum(1 for v in inferred.graph.value_info
                     if v.type.tensor_type.HasField("shape")

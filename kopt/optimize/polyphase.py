@@ -31,11 +31,10 @@ inside the computed samples (``e >= 0``). Anything else is left as it is and cou
 from __future__ import annotations
 
 import numpy as np
-import onnx
 import onnx_ir as ir
 from onnx_ir.passes.common import RemoveUnusedNodesPass
 
-from kopt.core.graph import Builder, const_value, match_each, to_proto, upstream_of
+from kopt.core.graph import Builder, const_value, match_each, upstream_of
 from kopt.core.passes import Pass, PassConfig, PassContext, PassResult, register
 
 # Kokoro's sine source integrates F0 into a phase (CumSum): a rounding change upstream of it grows into a
@@ -109,10 +108,9 @@ def polyphase_weights(w: np.ndarray, stride: int, group: int) -> np.ndarray:
     return out.reshape(group * o_per * stride, c_per, m)
 
 
-def rewrite_polyphase(model: onnx.ModelProto) -> tuple[onnx.ModelProto, dict]:
-    """Rewrite every matched ConvTranspose, on onnx-ir: the new model and its report."""
-    irm = ir.serde.deserialize_model(model)
-    g = irm.graph
+def rewrite_polyphase(model: ir.Model) -> dict:
+    """Rewrite every matched ConvTranspose in place, on onnx-ir; its report."""
+    g = model.graph
     nodes_before = len(g)
     accumulated = upstream_of(g, {"CumSum"})
     plans, skipped = match_each(g, "ConvTranspose", lambda n: match(n) if n.outputs[0] not in accumulated else ACCUMULATED)
@@ -125,11 +123,10 @@ def rewrite_polyphase(model: onnx.ModelProto) -> tuple[onnx.ModelProto, dict]:
             ir.convenience.replace_nodes_and_values(g, n, [n], new, [n.outputs[0]], [new[-1].outputs[0]])
             rewritten.append({"node": n.name, "stride": plan.stride, "kernel": int(plan.w.shape[2]),
                               "taps": plan.taps, "group": plan.group})
-        RemoveUnusedNodesPass()(irm)
-        model = to_proto(irm)
-    return model, {"convtranspose_found": len(plans) + sum(skipped.values()), "rewritten": len(rewritten),
-                   "nodes": rewritten, "skipped": dict(sorted(skipped.items())),
-                   "nodes_before": nodes_before, "nodes_after": len(model.graph.node)}
+        RemoveUnusedNodesPass()(model)
+    return {"convtranspose_found": len(plans) + sum(skipped.values()), "rewritten": len(rewritten),
+            "nodes": rewritten, "skipped": dict(sorted(skipped.items())),
+            "nodes_before": nodes_before, "nodes_after": len(g)}
 
 
 def _replacement(b: Builder, plan: _Plan) -> list[ir.Node]:
@@ -160,6 +157,8 @@ def _replacement(b: Builder, plan: _Plan) -> list[ir.Node]:
 @register
 class Polyphase(Pass):
     name = "polyphase"
+    on_ir = True
+    checked = True
     version = 1
     config_cls = PassConfig
     summary = ("Strided 1-D ConvTranspose as one Conv over its input with its phases interleaved (faster on "
@@ -168,7 +167,5 @@ class Polyphase(Pass):
     # the same products summed in another order: float rounding only (3e-6 on Kokoro's upsamplers alone)
     tolerance = 1e-4
 
-    def run(self, model: onnx.ModelProto, ctx: PassContext) -> PassResult:
-        model, report = rewrite_polyphase(model)
-        onnx.checker.check_model(model)
-        return PassResult(model=model, report=report)
+    def run(self, model: ir.Model, ctx: PassContext) -> PassResult:
+        return PassResult(model=model, report=rewrite_polyphase(model))

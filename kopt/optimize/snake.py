@@ -34,8 +34,9 @@ the int8 recipes quantize the folded Conv weights and calibrate the new Conv inp
 
 from __future__ import annotations
 
+from collections import Counter
+
 import numpy as np
-import onnx
 import onnx_ir as ir
 from onnx_ir.passes.common import RemoveUnusedNodesPass
 from pydantic import Field
@@ -49,9 +50,9 @@ from kopt.core.graph import (
     match_each,
     only_reader,
     other_input,
-    to_proto,
 )
-from kopt.core.passes import Pass, PassConfig, PassContext, PassResult, register
+from kopt.core.passes import PassConfig, PassContext, PassResult, register
+from kopt.optimize._float import BeforeQuantization
 
 
 def _reciprocal(v: ir.Value | None) -> np.ndarray | None:
@@ -146,13 +147,18 @@ def _input_gain(w: np.ndarray, gain: np.ndarray, groups: int) -> np.ndarray:
     return (w.astype(np.float64) * per.reshape(o, i, *[1] * (w.ndim - 2))).astype(np.float32)
 
 
-def rewrite_snake(model: onnx.ModelProto, into_conv: bool = True) -> tuple[onnx.ModelProto, dict]:
-    """Rewrite every matched Snake, on onnx-ir: the new model and its report. ``into_conv``: fold
-    1/alpha into the next Conv's weights where it can (else it stays a Mul)."""
-    irm = ir.serde.deserialize_model(model)
-    g = irm.graph
+def find_snakes(g: ir.Graph) -> tuple[list[_Snake], Counter[str]]:
+    """Every matched Snake of ``g`` (nothing is rewritten), and the Sins left alone by reason."""
+    return match_each(g, "Sin", match_snake)
+
+
+def rewrite_snake(model: ir.Model, into_conv: bool = True) -> dict:
+    """Rewrite every matched Snake of ``model`` in place, on onnx-ir (none when one feeds a
+    quantizer); its report. ``into_conv``: fold 1/alpha into the next Conv's weights where it can
+    (else it stays a Mul)."""
+    g = model.graph
     nodes_before = len(g)
-    snakes, skipped = match_each(g, "Sin", match_snake)
+    snakes, skipped = find_snakes(g)
     requantized = sum(feeds_a_quantizer(sn.y) for sn in snakes)
     folded_norm = folded_conv = 0
     if snakes and not requantized:
@@ -162,12 +168,11 @@ def rewrite_snake(model: onnx.ModelProto, into_conv: bool = True) -> tuple[onnx.
             _rewrite(builder, sn)
             folded_norm += sn.norm is not None
             folded_conv += sn.conv is not None
-        RemoveUnusedNodesPass()(irm)
-        model = to_proto(irm)
-    return model, {"sin_found": sum(skipped.values()) + len(snakes), "snake_rewritten": 0 if requantized else len(snakes),
-                   "snake_requantized": requantized, "alpha_into_norm": folded_norm,
-                   "reciprocal_into_conv": folded_conv, "skipped": dict(sorted(skipped.items())),
-                   "nodes_before": nodes_before, "nodes_after": len(model.graph.node)}
+        RemoveUnusedNodesPass()(model)
+    return {"sin_found": sum(skipped.values()) + len(snakes), "snake_rewritten": 0 if requantized else len(snakes),
+            "snake_requantized": requantized, "alpha_into_norm": folded_norm,
+            "reciprocal_into_conv": folded_conv, "skipped": dict(sorted(skipped.items())),
+            "nodes_before": nodes_before, "nodes_after": len(g)}
 
 
 def _rewrite(b: Builder, sn: _Snake) -> None:
@@ -218,7 +223,7 @@ class SnakeConfig(PassConfig):
 
 
 @register
-class Snake(Pass):
+class Snake(BeforeQuantization):
     name = "snake"
     version = 1
     config_cls = SnakeConfig
@@ -231,12 +236,11 @@ class Snake(Pass):
     # and 89 tokens): max abs audio diff 2.0e-6.
     tolerance = 1e-4
 
-    def run(self, model: onnx.ModelProto, ctx: PassContext) -> PassResult:
-        model, report = rewrite_snake(model, self.config.into_conv)
-        if report["snake_requantized"]:
-            raise ModelError(
-                f"{ctx.input_path or '<model>'}: {report['snake_requantized']} of the Snakes this pass would rewrite "
-                "feed a quantizer (QuantizeLinear/DynamicQuantizeLinear: a quantized model): the rewrite's float "
-                "rounding flips quantization steps; apply snake to the float model (after adain), then quantize")
-        onnx.checker.check_model(model)
-        return PassResult(model=model, report=report)
+    rewritten = "Snakes"
+    after = " (after adain)"
+
+    def rewrites(self, model: ir.Model) -> list[ir.Value]:
+        return [sn.y for sn in find_snakes(model.graph)[0]]
+
+    def run(self, model: ir.Model, ctx: PassContext) -> PassResult:
+        return PassResult(model=model, report=rewrite_snake(model, self.config.into_conv))

@@ -46,7 +46,6 @@ voices and speeds before they reach the model.
 from __future__ import annotations
 
 import numpy as np
-import onnx
 import onnx_ir as ir
 from onnx_ir.passes.common import RemoveUnusedNodesPass
 from pydantic import Field
@@ -59,7 +58,6 @@ from kopt.core.graph import (
     match_each,
     only_reader,
     other_input,
-    to_proto,
 )
 from kopt.core.passes import Pass, PassConfig, PassContext, PassResult, register
 
@@ -184,11 +182,10 @@ def match_lut(sin: ir.Node, shapes: dict) -> _Lut | str:
     return _Lut(norm, q, eff, zero)
 
 
-def rewrite_snake_lut(model: onnx.ModelProto, bins: int = 2048) -> tuple[onnx.ModelProto, dict]:
-    """Replace every matched quantized Snake by its lookup table, on onnx-ir: the new model and its report."""
+def rewrite_snake_lut(model: ir.Model, bins: int = 2048) -> dict:
+    """Replace every matched quantized Snake by its lookup table in place, on onnx-ir; its report."""
     shapes = infer_shapes(model)
-    irm = ir.serde.deserialize_model(model)
-    g = irm.graph
+    g = model.graph
     nodes_before = len(g)
     luts, skipped = match_each(g, "Sin", lambda n: match_lut(n, shapes))
     table_bytes = 0
@@ -201,13 +198,12 @@ def rewrite_snake_lut(model: onnx.ModelProto, bins: int = 2048) -> tuple[onnx.Mo
             m, t = _moved_fraction(lut, lo, hi, bins)
             moved, total = moved + m, total + t
             _rewrite(b, lut, table, lo, hi, bins)
-        RemoveUnusedNodesPass()(irm)
-        model = to_proto(irm)
-    return model, {"sin_found": sum(skipped.values()) + len(luts), "snake_tabled": len(luts), "bins": bins,
-                   "table_bytes": table_bytes,
-                   "bins_with_a_step": round(moved / total, 4) if total else 0.0,
-                   "skipped": dict(sorted(skipped.items())),
-                   "nodes_before": nodes_before, "nodes_after": len(model.graph.node)}
+        RemoveUnusedNodesPass()(model)
+    return {"sin_found": sum(skipped.values()) + len(luts), "snake_tabled": len(luts), "bins": bins,
+            "table_bytes": table_bytes,
+            "bins_with_a_step": round(moved / total, 4) if total else 0.0,
+            "skipped": dict(sorted(skipped.items())),
+            "nodes_before": nodes_before, "nodes_after": len(g)}
 
 
 def _moved_fraction(lut: _Lut, lo: np.ndarray, hi: np.ndarray, bins: int) -> tuple[int, int]:
@@ -257,6 +253,8 @@ class SnakeLutConfig(PassConfig):
 @register
 class SnakeLut(Pass):
     name = "snake-lut"
+    on_ir = True
+    checked = True
     version = 1
     config_cls = SnakeLutConfig
     config: SnakeLutConfig
@@ -266,7 +264,5 @@ class SnakeLut(Pass):
     # quality metrics, as every quantized variant is
     equivalent = False
 
-    def run(self, model: onnx.ModelProto, ctx: PassContext) -> PassResult:
-        model, report = rewrite_snake_lut(model, self.config.bins)
-        onnx.checker.check_model(model)
-        return PassResult(model=model, report=report)
+    def run(self, model: ir.Model, ctx: PassContext) -> PassResult:
+        return PassResult(model=model, report=rewrite_snake_lut(model, self.config.bins))

@@ -51,12 +51,10 @@ from __future__ import annotations
 from collections import Counter
 
 import numpy as np
-import onnx
 import onnx_ir as ir
 from onnx import TensorProto
 from onnx_ir.passes.common import RemoveUnusedNodesPass
 
-from kopt.core.errors import ModelError
 from kopt.core.graph import (
     Builder,
     const_int,
@@ -65,9 +63,9 @@ from kopt.core.graph import (
     infer_shapes,
     is_onnx_op,
     match_each,
-    to_proto,
 )
-from kopt.core.passes import Pass, PassConfig, PassContext, PassResult, register
+from kopt.core.passes import PassConfig, PassContext, PassResult, register
+from kopt.optimize._float import BeforeQuantization
 
 # Sign given to the DC and Nyquist bins' imaginary parts, exact zeros (their weight rows are zeros),
 # as a Conv bias of +-FLT_MIN (1.2e-38) on those rows only; it also keeps 0/0 out of a downstream Div.
@@ -147,17 +145,20 @@ def match_stft(shapes: dict, n: ir.Node) -> _Plan | str:
     return _Plan(n, hop, window, bool(onesided))
 
 
-def rewrite_stft(model: onnx.ModelProto) -> tuple[onnx.ModelProto, dict]:
-    """Rewrite every matched STFT, on onnx-ir: the new model, and counts, each rewritten node's
+def find_stfts(model: ir.Model) -> tuple[list[_Plan], Counter[str]]:
+    """Every matched STFT of ``model`` (nothing is rewritten), and those left alone by reason."""
+    if not any(is_onnx_op(n, "STFT") for n in model.graph):
+        return [], Counter()
+    shapes = infer_shapes(model)  # ONNX shape inference, with onnxruntime's STFT output shape as a hint
+    return match_each(model.graph, "STFT", lambda n: match_stft(shapes, n))
+
+
+def rewrite_stft(model: ir.Model) -> dict:
+    """Rewrite every matched STFT of ``model`` in place, on onnx-ir; counts, each rewritten node's
     framing, the skip reasons, and how many rewritten STFTs feed a quantizer."""
-    irm = ir.serde.deserialize_model(model)
-    g = irm.graph
+    g = model.graph
     nodes_before = len(g)
-    plans: list[_Plan] = []
-    skipped: Counter[str] = Counter()
-    if any(is_onnx_op(n, "STFT") for n in g):
-        shapes = infer_shapes(model)  # ONNX shape inference, with onnxruntime's STFT output shape as a hint
-        plans, skipped = match_each(g, "STFT", lambda n: match_stft(shapes, n))
+    plans, skipped = find_stfts(model)
     rewritten, requantized = [], 0
     if plans:
         requantized = sum(feeds_a_quantizer(p.node.outputs[0]) for p in plans)
@@ -170,11 +171,10 @@ def rewrite_stft(model: onnx.ModelProto) -> tuple[onnx.ModelProto, dict]:
             rewritten.append({"node": n.name, "n_fft": n_fft, "hop": plan.hop,
                               "bins": n_fft // 2 + 1 if plan.onesided else n_fft, "onesided": plan.onesided})
         # the replaced STFTs' frame_step, window and frame_length go when nothing else reads them
-        RemoveUnusedNodesPass()(irm)
-        model = to_proto(irm)
-    return model, {"stft_found": len(plans) + sum(skipped.values()), "rewritten": len(rewritten), "stft_requantized": requantized,
-                   "nodes": rewritten, "skipped": dict(sorted(skipped.items())),
-                   "nodes_before": nodes_before, "nodes_after": len(model.graph.node)}
+        RemoveUnusedNodesPass()(model)
+    return {"stft_found": len(plans) + sum(skipped.values()), "rewritten": len(rewritten), "stft_requantized": requantized,
+            "nodes": rewritten, "skipped": dict(sorted(skipped.items())),
+            "nodes_before": nodes_before, "nodes_after": len(g)}
 
 
 def _replacement(b: Builder, plan: _Plan) -> list[ir.Node]:
@@ -202,7 +202,7 @@ def _replacement(b: Builder, plan: _Plan) -> list[ir.Node]:
 
 
 @register
-class StftConv(Pass):
+class StftConv(BeforeQuantization):
     name = "stft-conv"
     version = 1
     config_cls = PassConfig
@@ -217,14 +217,13 @@ class StftConv(Pass):
     # moves its audio by 0.043 (0.050), and running it at ORT_ENABLE_ALL instead of DISABLE_ALL by 0.072.
     tolerance = 0.1
 
-    def run(self, model: onnx.ModelProto, ctx: PassContext) -> PassResult:
-        model, report = rewrite_stft(model)
-        if report["stft_requantized"]:
-            raise ModelError(
-                f"{ctx.input_path or '<model>'}: {report['stft_requantized']} of the STFTs this pass would rewrite "
-                "feed a quantizer (QuantizeLinear/DynamicQuantizeLinear: a quantized model). The rewrite runs there "
-                "(Kokoro int8 QDQ: max abs audio diff 0.27), but such a model's audio moves that much for a "
-                "1-ulp change of the STFT's input (0.19) and the pass tolerance "
-                f"({self.tolerance:g}) cannot tell; apply stft-conv to the float model, then quantize")
-        onnx.checker.check_model(model)
-        return PassResult(model=model, report=report)
+    rewritten = "STFTs"
+    why = ("the rewrite runs there (Kokoro int8 QDQ: max abs audio diff 0.27), but such a model's audio moves "
+           "that much for a 1-ulp change of the STFT's input (0.19) and the pass tolerance "
+           f"({tolerance:g}) cannot tell")
+
+    def rewrites(self, model: ir.Model) -> list[ir.Value]:
+        return [p.node.outputs[0] for p in find_stfts(model)[0]]
+
+    def run(self, model: ir.Model, ctx: PassContext) -> PassResult:
+        return PassResult(model=model, report=rewrite_stft(model))

@@ -9,10 +9,12 @@ rounding of a different summation order, far below any wrong-axis or wrong-scale
 
 import numpy as np
 import onnx
+import onnx_ir as ir
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from kopt.core.errors import ModelError
+from kopt.core.graph import to_proto
 from kopt.optimize.adain import rewrite_adain
 from tests.graphs import apply_pass, run_outputs
 
@@ -201,7 +203,9 @@ def test_adain_feeding_a_quantize_linear_fails_with_advice(tmp_path):
         _apply(tmp_path, model)
     # the rewrite itself leaves Q/DQ as they were
     qdq = sorted(n.SerializeToString() for n in model.graph.node if n.op_type.endswith("QuantizeLinear"))
-    out, rep = rewrite_adain(model)
+    irm = ir.serde.deserialize_model(model)
+    rep = rewrite_adain(irm)
+    out = to_proto(irm)
     assert rep["adain_rewritten"] == rep["adain_requantized"] == 1
     assert sorted(n.SerializeToString() for n in out.graph.node if n.op_type.endswith("QuantizeLinear")) == qdq
 

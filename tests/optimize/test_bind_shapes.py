@@ -16,7 +16,7 @@ from tests.graphs import EMB, FRAME, VOCAB, duration_kokoro_model, run_outputs, 
 
 def _apply(tmp_path, model, **cfg):
     cls = get_pass("bind-shapes")
-    res = cls(make_config(cls, cfg)).run(model, PassContext(workdir=tmp_path))
+    res = cls(make_config(cls, cfg)).apply(model, PassContext(workdir=tmp_path))
     out = tmp_path / f"bound-{cfg.get('bucket')}.onnx"
     onnx.save(res.model, str(out))
     return out, res
@@ -78,7 +78,7 @@ def test_bucket_audio_equals_unpadded_audio(tmp_path, bucket):
 def test_bucket_then_durations_reports_zero_for_pads(tmp_path):
     out, _ = _apply(tmp_path, duration_kokoro_model(), bucket=64)
     cls = get_pass("durations")
-    m = cls().run(onnx.load(str(out)), PassContext(workdir=tmp_path)).model
+    m = cls().apply(onnx.load(str(out)), PassContext(workdir=tmp_path)).model
     p = tmp_path / "bd.onnx"
     onnx.save(m, str(p))
     tok = sentence_tokens()

@@ -11,7 +11,7 @@ from tests.graphs import duration_kokoro_model, run_outputs, tiny_kokoro_model
 
 def _apply(tmp_path, model, **cfg):
     cls = get_pass("durations")
-    res = cls(make_config(cls, cfg)).run(model, PassContext(workdir=tmp_path))
+    res = cls(make_config(cls, cfg)).apply(model, PassContext(workdir=tmp_path))
     out = tmp_path / f"durations-{cfg.get('accept_input', False)}.onnx"
     onnx.save(res.model, str(out))
     return out
@@ -80,9 +80,9 @@ def test_no_duration_chain_is_a_clear_error(tmp_path):
 def test_applying_twice_is_refused(tmp_path):
     m = duration_kokoro_model()
     cls = get_pass("durations")
-    m = cls().run(m, PassContext(workdir=tmp_path)).model
+    m = cls().apply(m, PassContext(workdir=tmp_path)).model
     with pytest.raises(ModelError, match="already has"):
-        cls().run(m, PassContext(workdir=tmp_path))
+        cls().apply(m, PassContext(workdir=tmp_path))
 
 
 @pytest.mark.parametrize("accept_input", [False, True])
@@ -90,7 +90,7 @@ def test_input_model_untouched_and_no_value_info_for_initializers(tmp_path, acce
     m = duration_kokoro_model()
     before = m.SerializeToString()
     cls = get_pass("durations")
-    out = cls(make_config(cls, {"accept_input": accept_input})).run(m, PassContext(workdir=tmp_path)).model
+    out = cls(make_config(cls, {"accept_input": accept_input})).apply(m, PassContext(workdir=tmp_path)).model
     assert m.SerializeToString() == before
     assert not {t.name for t in out.graph.initializer} & {v.name for v in out.graph.value_info}
 
@@ -118,7 +118,7 @@ def test_a_published_model_with_timings_can_be_scored_aligned(tmp_path, accept_i
     again (predicted durations, then accept_input): two passes of this module on one graph. Before the
     onnx-ir port both named a node kopt/durations/Identity and onnxruntime refused the model."""
     cls = get_pass("timings")
-    timed = cls(make_config(cls, {})).run(duration_kokoro_model(), PassContext(workdir=tmp_path)).model
+    timed = cls(make_config(cls, {})).apply(duration_kokoro_model(), PassContext(workdir=tmp_path)).model
     out = _apply(tmp_path, timed, accept_input=accept_input)
     m = onnx.load(str(out))
     names = [n.name for n in m.graph.node if n.name]

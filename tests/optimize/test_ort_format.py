@@ -17,7 +17,7 @@ def test_ort_file_loads_without_optimization_and_matches(tmp_path):
     onnx.save(tiny_kokoro_model(), str(src))
     cls = get_pass("ort-format")
     (tmp_path / "w").mkdir()
-    res = cls(make_config(cls, {"level": "extended", "repeats": 1})).run(
+    res = cls(make_config(cls, {"level": "extended", "repeats": 1})).apply(
         onnx.load(str(src)), PassContext(workdir=tmp_path / "w", input_path=src))
     assert res.model is None and res.path.suffix == ".ort"
     assert res.path.read_bytes()[4:8] == b"ORTM"  # flatbuffer file identifier of the ORT format

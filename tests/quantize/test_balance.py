@@ -61,7 +61,7 @@ def _quantize(src: Path, tmp_path: Path, balance: bool, tag: str) -> tuple[Path,
     cls = get_pass("int8-static")
     cfg = make_config(cls, {"calib_sentences": 6, "exclude": [], "balance": balance, "check": False})
     wd = tmp_path / f"work-{tag}"
-    res = cls(cfg).run(onnx.load(str(src)), PassContext(workdir=wd, input_path=src))
+    res = cls(cfg).apply(onnx.load(str(src)), PassContext(workdir=wd, input_path=src))
     out = tmp_path / f"{tag}.onnx"
     onnx.save(res.model, str(out))
     return out, res.report

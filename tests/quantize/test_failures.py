@@ -35,7 +35,7 @@ def test_pass_report_says_which_voices_it_checked_with(named_path, tmp_path, mon
     monkeypatch.setattr(fetch, "embedded_voices", lambda: None)
     cls = get_pass("int8-dynamic")
     (tmp_path / "w").mkdir()
-    res = cls(make_config(cls, {})).run(onnx.load(str(named_path)), PassContext(workdir=tmp_path / "w"))
+    res = cls(make_config(cls, {})).apply(onnx.load(str(named_path)), PassContext(workdir=tmp_path / "w"))
     assert res.report["voices"] == common.NO_VOICES
     assert set(res.report["guard"]) == {"short", "medium", "long"}
 
@@ -52,6 +52,6 @@ def test_quantizer_failure_keeps_its_cause(named_path, tmp_path, monkeypatch):
     cls = get_pass("int8-dynamic")
     (tmp_path / "w").mkdir()
     with pytest.raises(KoptError) as ei:
-        cls(make_config(cls, {})).run(onnx.load(str(named_path)), PassContext(workdir=tmp_path / "w"))
+        cls(make_config(cls, {})).apply(onnx.load(str(named_path)), PassContext(workdir=tmp_path / "w"))
     assert str(ei.value) == "int8-dynamic quantization failed: weight 'w' has no scale"
     assert ei.value.__cause__ is boom

@@ -27,7 +27,7 @@ def _apply(name: str, cfg: dict, src: Path, tmp_path: Path, tag: str = "") -> tu
     cls = get_pass(name)
     wd = tmp_path / f"work-{name}{tag}"
     wd.mkdir()
-    res = cls(make_config(cls, cfg)).run(onnx.load(str(src)), PassContext(workdir=wd, input_path=src))
+    res = cls(make_config(cls, cfg)).apply(onnx.load(str(src)), PassContext(workdir=wd, input_path=src))
     out = tmp_path / f"{name}{tag}.onnx"
     onnx.save(res.model, str(out))
     return res.model, res.report, out
