@@ -110,11 +110,18 @@ def _chain_from_argv(argv: list[str], pass_names: list[str], sets: list[str]) ->
     return [(p, parse_sets(s)) for p, s in chain]
 
 
-def passes_cmd() -> None:
+def passes_cmd(
+    markdown: bool = typer.Option(False, "--markdown", help="Print the registry as Markdown (the table of "
+                                  "docs/passes.md, which a test keeps equal to this output) and exit."),
+) -> None:
     """List the registered passes with their config fields."""
     from kopt.core.passes import registry
 
-    rows = [cls.describe() for cls in registry().values()]
+    reg = registry()
+    rows = [cls.describe() for cls in reg.values()]
+    if markdown:
+        typer.echo(passes_markdown(reg), nl=False)
+        return
     if not state.S.quiet:
         from rich.table import Table
 
@@ -126,3 +133,54 @@ def passes_cmd() -> None:
             t.add_row(d["name"], str(d["version"]), d["summary"], eq, fields)
         state.console().print(t)
     state.emit({"command": "passes", "passes": rows})
+
+
+_LONG_DEFAULT = 48  # characters; a longer default is shown by its size (its field's description says where it comes from)
+
+
+def passes_markdown(reg: dict) -> str:
+    """The pass registry as Markdown: one table of every pass (name, version, stage, whether the runner
+    checks it equal to its input, its config fields, one-line summary), then each pass's fields with
+    their types, defaults and descriptions. Defaults are JSON, as ``--set key=value`` takes them."""
+    lines = ["| pass | version | stage | equivalent to its input | config fields | what it does |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    details: list[str] = []
+    for name, cls in reg.items():
+        d = cls.describe()
+        eq = f"yes (max abs diff {d['tolerance']:g})" if d["equivalent"] else "no: judged by quality metrics"
+        fields = ", ".join(f"`{k}`" for k in d["config"]) or "-"
+        lines.append(f"| `{name}` | {d['version']} | {_stage(cls)} | {eq} | {fields} | {_cell(_summary(cls))} |")
+        if d["config"]:
+            details += ["", f"### `{name}`", "",
+                        "| field | type | default | description |", "| --- | --- | --- | --- |"]
+            details += [f"| `{k}` | {_cell(f['type'])} | `{_cell(_default(f['default']))}` | {_cell(f['description'])} |"
+                        for k, f in d["config"].items()]
+    return "\n".join(lines + ["", "## Config fields", *details]) + "\n"
+
+
+def _stage(cls: type) -> str:
+    """The package a pass lives in (kopt.optimize.fold -> optimize, kopt.quantize.hybrid -> quantize)."""
+    parts = cls.__module__.split(".")
+    return parts[-2] if len(parts) > 1 else parts[0]
+
+
+def _summary(cls: type) -> str:
+    text = cls.summary or (cls.__doc__ or "").strip()
+    return text.strip().splitlines()[0] if text.strip() else "-"
+
+
+def _default(value: object) -> str:
+    import json
+
+    text = json.dumps(value, default=str)
+    if len(text) <= _LONG_DEFAULT:
+        return text
+    if isinstance(value, dict):
+        return f"{{{len(value)} entries}}"
+    if isinstance(value, (list, tuple)):
+        return f"[{len(value)} items]"
+    return text[:_LONG_DEFAULT - 3] + "..."
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
