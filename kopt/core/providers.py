@@ -87,7 +87,7 @@ def _cuda(search: str) -> ProviderConfig:
 
 OPENVINO_ENV = "openvino"  # the worker environment with onnxruntime-openvino (its own venv)
 # OpenVINO's CPU inference precision -> (preset name, CPU flags it needs, summary). OpenVINO runs in bf16 by
-# default on CPUs that have bf16 hardware; the issue measured it ruining the audio (PESQ ~1.05), so
+# default on CPUs that have bf16 hardware, where it ruins the audio (docs/gpu.md has the figures), so
 # ``openvino`` pins f32. On a CPU without bf16 hardware the bf16 hint is ignored (f32 in disguise), so
 # ``openvino-bf16`` is skipped there.
 _OV_PRECISION = {
