@@ -34,6 +34,12 @@ class Chunk:
     sentence_end: bool
     lang: str = _lang.DEFAULT_LANGUAGE
 
+    @property
+    def speaks(self) -> bool:
+        """Whether the chunk has a sound to make: a phoneme letter, not punctuation alone ('...' is
+        one token that the model renders as a second of noise)."""
+        return any(c.isalpha() for c in self.phonemes)
+
 
 @dataclass(frozen=True)
 class ChunkPolicy:
@@ -206,7 +212,8 @@ class FrontEnd:
             cur = _add_sentence(groups, cur, sentence, pol, budget)
         if cur:
             groups.append(cur)
-        return [_merge(g, self.ids, self.sep, self.lang.code) for g in groups]
+        out = [_merge(g, self.ids, self.sep, self.lang.code) for g in groups]
+        return out if any(c.speaks for c in out) else []    # punctuation alone: nothing to speak
 
 
 def _count(clauses: list[_Clause]) -> int:

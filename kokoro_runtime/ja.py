@@ -14,6 +14,7 @@ import unicodedata
 from dataclasses import dataclass
 
 from .errors import G2PUnavailable
+from .lang import package_version
 
 LANGUAGE = "ja"
 _EXTRA = "pip install 'kokoro-runtime[ja]' (pyopenjtalk-plus, misaki, fugashi, mojimoji, jaconv)"
@@ -158,7 +159,7 @@ class JapaneseG2P:
         romanizer.table = dict(cutlet.HEPBURN)
         romanizer.exceptions = {}
         self._romanize = romanizer
-        self.version = f"pyopenjtalk {_version('pyopenjtalk-plus')}, misaki {_version('misaki')}"
+        self.version = f"pyopenjtalk {package_version('pyopenjtalk-plus')}, misaki {package_version('misaki')}"
 
     def analyze(self, text: str) -> list[dict]:
         """OpenJTalk's words: surface, part of speech, reading, pronunciation."""
@@ -174,11 +175,3 @@ class JapaneseG2P:
         """The text's words (OpenJTalk's segmentation, punctuation left out): what a timestamp names."""
         return [n["string"] for n in self.analyze(normalize(text)) if n["pos"] != "記号" and n["string"].strip()]
 
-
-def _version(dist: str) -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version(dist)
-    except PackageNotFoundError:
-        return "unknown"

@@ -138,6 +138,16 @@ def _hint(scripts: set[str], lang: Language) -> str:
     return "send text in a language this runtime reads: " + known()
 
 
+def package_version(dist: str) -> str:
+    """An installed distribution's version ("unknown" when it is not installed): what a G2P records."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(dist)
+    except PackageNotFoundError:
+        return "unknown"
+
+
 def make_g2p(lang: Language):
     """A G2P object for ``lang`` (phonemize / phonemize_words / version), or G2PUnavailable naming the
     extra to install."""

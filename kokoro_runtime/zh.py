@@ -12,7 +12,8 @@ import re
 import unicodedata
 
 from .errors import G2PUnavailable
-from .ja import _version, split_clauses, split_sentences  # noqa: F401  (re-exported: CJK punctuation rules)
+from .ja import split_clauses, split_sentences  # noqa: F401  (re-exported: CJK punctuation rules)
+from .lang import package_version
 
 LANGUAGE = "zh"
 _EXTRA = "pip install 'kokoro-runtime[zh]' (misaki, jieba, pypinyin, cn2an, ordered-set)"
@@ -37,7 +38,7 @@ class ChineseG2P:
         jieba.setLogLevel(logging.WARNING)      # its dictionary-loading chatter is not the caller's output
         self._jieba = jieba
         self._g2p = zh.ZHG2P()
-        self.version = f"misaki {_version('misaki')}, jieba {_version('jieba')}, pypinyin {_version('pypinyin')}"
+        self.version = f"misaki {package_version('misaki')}, jieba {package_version('jieba')}, pypinyin {package_version('pypinyin')}"
 
     def phonemize(self, texts: list[str]) -> list[str]:
         return [self._g2p(t)[0] if t.strip() else "" for t in texts]

@@ -297,7 +297,7 @@ class Engine:
         done: list[Piece] = []
         try:
             chunks = await loop.run_in_executor(self._pool, self._chunks, mode.front, req.text, checked.lang)
-            if not any(_speaks(c) for c in chunks):
+            if not any(c.speaks for c in chunks):
                 raise InvalidInput("input", "nothing to speak (no words the model can say, only punctuation "
                                    "or symbols)")
             pack = await loop.run_in_executor(self._pool, mode.front.voice_array, checked.voice)
@@ -361,12 +361,6 @@ class Engine:
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
-
-
-def _speaks(chunk) -> bool:
-    """Whether a chunk has a sound to make: a phoneme letter, not punctuation alone ('...' is a
-    chunk of one token that the model renders as a second of noise)."""
-    return any(c.isalpha() for c in chunk.phonemes)
 
 
 def _finished(fut: asyncio.Future, slots: _Slots, inst: Synthesizer) -> None:

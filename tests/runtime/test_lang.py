@@ -261,3 +261,11 @@ def test_other_espeak_languages_read_their_own_text(code, text, phonemes):
     fe = FrontEnd(VOCAB, small_cache(), None, lang=code)
     assert fe.cache is None                                            # the English cache is not used
     assert " ".join(c.phonemes for c in fe.chunks(text)) == phonemes
+
+
+def test_punctuation_alone_is_nothing_to_speak_everywhere(ja_bundle, tmp_path):
+    fe = FrontEnd(VOCAB, small_cache(), False)
+    assert fe.chunks("...") == [] and fe.chunks("!!! ???") == [] and fe.chunks("The cat sat...")
+    wav = tmp_path / "out.wav"
+    r = _run(ja_bundle, "...", "--voice", "af_test", "-o", str(wav))
+    assert r.returncode == 1 and "nothing to speak" in r.stderr.decode() and not wav.exists()

@@ -1,5 +1,7 @@
 """The server and the say daemon on the real Kokoro model (slow): the official openai client streams
-what `synthesize` renders, a bounded load run answers every request, and say survives a kill -9."""
+what `synthesize` renders, a bounded load run answers every request, and say survives a kill -9. The
+text is English, asked for with lang (the embedded voices are Japanese; Japanese through serve is in
+test_serve_ja_real.py)."""
 
 from __future__ import annotations
 
@@ -37,7 +39,7 @@ def bundle(real_store, tmp_path_factory):
 def reference_pcm(bundle):
     from kokoro_runtime import load, to_pcm16
 
-    return np.frombuffer(to_pcm16(load(bundle, threads=2).synthesize(TEXT, "jf_alpha")), "<i2")
+    return np.frombuffer(to_pcm16(load(bundle, threads=2).synthesize(TEXT, "jf_alpha", lang="en-us")), "<i2")
 
 
 def test_openai_client_streams_what_synthesize_gives(bundle, reference_pcm):
@@ -46,7 +48,7 @@ def test_openai_client_streams_what_synthesize_gives(bundle, reference_pcm):
     with serve(bundle, "--threads", "2", "--instances", "1", timeout=180) as s:
         client = openai.OpenAI(base_url=s.url + "/v1", api_key="unused")
         with client.audio.speech.with_streaming_response.create(model="tts-1", voice="jf_alpha", input=TEXT,
-                                                                response_format="pcm") as r:
+                                                                response_format="pcm", extra_body={"lang": "en-us"}) as r:
             pieces = list(r.iter_bytes())
         got = np.frombuffer(b"".join(pieces), "<i2")
         assert len(pieces) >= 2                                    # streamed, not one block
@@ -54,7 +56,7 @@ def test_openai_client_streams_what_synthesize_gives(bundle, reference_pcm):
         # word timings from the published `duration` output, over SSE
         import httpx
 
-        ev = httpx.post(s.url + "/v1/audio/speech", json={"input": TEXT, "voice": "jf_alpha", "response_format": "pcm",
+        ev = httpx.post(s.url + "/v1/audio/speech", json={"input": TEXT, "voice": "jf_alpha", "lang": "en-us", "response_format": "pcm",
                                                           "stream_format": "sse", "timestamps": True}, timeout=120)
         import json
 
@@ -82,7 +84,7 @@ def test_bounded_load_every_request_answered_and_memory_bounded(bundle):
 
         with httpx.Client(base_url=s.url, timeout=120) as c:
             for t in texts[:2]:
-                assert c.post("/v1/audio/speech", json={"input": t, "voice": "jf_alpha",
+                assert c.post("/v1/audio/speech", json={"input": t, "voice": "jf_alpha", "lang": "en-us",
                                                         "response_format": "pcm"}).status_code == 200
         before = rss()
 
@@ -90,7 +92,7 @@ def test_bounded_load_every_request_answered_and_memory_bounded(bundle):
             with httpx.Client(base_url=s.url, timeout=120) as c:
                 for j in range(25):
                     r = c.post("/v1/audio/speech", json={"input": texts[(k * 25 + j) % len(texts)],
-                                                         "voice": "jf_alpha", "response_format": "pcm"})
+                                                         "voice": "jf_alpha", "lang": "en-us", "response_format": "pcm"})
                     with lock:
                         codes.append(r.status_code)
         threads = [threading.Thread(target=client, args=(k,)) for k in range(8)]
@@ -116,7 +118,7 @@ def test_say_daemon_on_the_real_model(bundle, reference_pcm, tmp_path):
 
     def say(out):
         return subprocess.run([sys.executable, "-m", "kokoro_runtime", "say", TEXT, "--bundle", str(bundle),
-                               "--voice", "jf_alpha", "--threads", "2", "-o", str(out)], env=env, cwd=REPO,
+                               "--voice", "jf_alpha", "--lang", "en-us", "--threads", "2", "-o", str(out)], env=env, cwd=REPO,
                               capture_output=True, text=True, timeout=300)
 
     def pid():
