@@ -59,9 +59,9 @@ class RichProgress:
         task = _RichTask(prog, tid, None if self.console.is_terminal else self.console)
         try:
             yield task
-        finally:
-            if task.log is not None:
+            if task.log is not None:     # a task that failed says nothing: the error is the one line
                 task.log.print(f"{description}: done ({task.elapsed()})", highlight=False, soft_wrap=True)
+        finally:
             prog.remove_task(tid)
             self._depth -= 1
             if self._depth == 0:

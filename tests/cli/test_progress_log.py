@@ -29,3 +29,13 @@ def test_a_command_logs_its_steps_and_quiet_silences_them(tmp_path, tiny_model):
     quiet = CliRunner().invoke(app, ["--quiet", *args[:2], *args[2:]])
     assert quiet.exit_code == 0, quiet.output
     assert ": done (" not in quiet.output
+
+
+def test_a_failed_task_prints_no_done_line(capsys):
+    import pytest
+
+    p = RichProgress()
+    with pytest.raises(RuntimeError):
+        with p.task("publish"):
+            raise RuntimeError("boom")
+    assert "done" not in capsys.readouterr().err
