@@ -99,12 +99,18 @@ def resolve(voice: str, lang: str | None = None, declared: dict[str, str] | None
 
 
 def script_of(ch: str) -> str | None:
-    """The Unicode script of a letter (the first word of its name: LATIN, CJK, HIRAGANA...), None
-    for anything that is not a letter (digits, punctuation, symbols, emoji)."""
+    """The Unicode script of a letter (from its name: LATIN, CJK, HIRAGANA...), None for anything
+    that is not a letter (digits, punctuation, symbols, emoji). Width forms count as their script
+    (FULLWIDTH LATIN: LATIN), the prolonged sound mark ー as KATAKANA, 々 and 〆 as CJK."""
     if not unicodedata.category(ch).startswith("L"):
         return None
-    name = unicodedata.name(ch, "")
-    return name.split(" ", 1)[0] if name else "UNKNOWN"
+    words = re.split(r"[ -]", unicodedata.name(ch, "UNKNOWN"))
+    if words[0] in ("FULLWIDTH", "HALFWIDTH") and len(words) > 1:
+        words = words[1:]
+    return _SCRIPT_ALIASES.get(words[0], words[0])
+
+
+_SCRIPT_ALIASES = {"IDEOGRAPHIC": "CJK", "VERTICAL": "KATAKANA"}
 
 
 def check_script(text: str, lang: Language) -> None:

@@ -66,8 +66,34 @@ class TextSet:
         return {"text_set": self.name, "text_set_version": self.version, "text_set_sha256": self.sha256}
 
 
-def default_path() -> Path:
-    return Path(str(resources.files("kopt") / "data" / "textset" / "textset.json"))
+# The text set shipped for each language (bundle-bench reads its TTFA paragraph and load texts in the
+# language it measures); model benchmarks use the English set unless [bench] text_set names another.
+SHIPPED = {"en-us": "textset.json", "ja": "textset-ja.json"}
+
+
+def default_path(language: str | None = None) -> Path:
+    """The shipped text set for ``language`` (default: English); KoptError naming the ones there are."""
+    name = SHIPPED.get(language or "en-us")
+    if name is None:
+        raise KoptError(f"no text set is shipped for language {language!r}; there are: {', '.join(SHIPPED)}")
+    return Path(str(resources.files("kopt") / "data" / "textset" / name))
+
+
+def for_language(language: str | None) -> TextSet:
+    return load_textset(str(default_path(language)))
+
+
+def phonemized_items(texts: list[tuple[str, str, str]], language: str, vocab: dict[str, int]) -> list[dict]:
+    """Items (id, category, text) with phonemes and token ids from the installed runtime's front end
+    for ``language``: how a text set's items are (re)made, and how a test checks them."""
+    from kokoro_runtime.frontend import FrontEnd
+
+    fe = FrontEnd(vocab, None, None, lang=language)
+    out = []
+    for tid, cat, text in texts:
+        ps = " ".join(c.phonemes for c in fe.chunks(text))
+        out.append({"id": tid, "category": cat, "text": text, "phonemes": ps, "tokens": [0, *fe.ids(ps), 0]})
+    return out
 
 
 @functools.lru_cache(maxsize=8)

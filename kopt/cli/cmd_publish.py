@@ -73,8 +73,14 @@ def _metrics_for(variant: str, results: list[Path]) -> tuple[dict, dict]:
 
 def bundle_bench_cmd(
     bundle: Path = typer.Argument(..., help="A published bundle folder."),
-    text: Optional[str] = typer.Option(None, "--text", help="Text to speak (default: the text set's TTFA paragraph)."),
+    text: Optional[str] = typer.Option(None, "--text", help="Text to speak (default: the TTFA paragraph of the text "
+                                       "set in the language measured)."),
     voice: Optional[str] = typer.Option(None, "--voice", help="Voice (default: the bundle's)."),
+    lang: Optional[str] = typer.Option(None, "--lang", help="Language to measure in full (default: the voice's, "
+                                       "when kopt ships a text set in it, else en-us)."),
+    other_languages: bool = typer.Option(True, "--other-languages/--no-other-languages",
+                                         help="Also measure warm and HTTP TTFA in every other language kopt ships a "
+                                              "text set for, with the same voice."),
     repeats: int = typer.Option(3, "--repeats", min=1, help="Runs per figure (the median is reported)."),
     threads: int = typer.Option(0, "--threads", min=0, help="Intra-op threads in all (0: onnxruntime's default; "
                                 "the server splits them over its instances)."),
@@ -90,11 +96,11 @@ def bundle_bench_cmd(
     """Measure a bundle as its users run it: one-shot cold start and where it goes, warm TTFA, the HTTP
     server's TTFA and throughput under 1-8 clients, the Wyoming server's first audio and throughput, and
     the say client with and without a daemon."""
-    from kopt.bench.textset import load_textset
+    from kopt.bench.textset import SHIPPED, for_language
     from kopt.cli.cmd_bench import results_path
     from kopt.core.errors import KoptError
     from kopt.core.results import append_records, new_run_id
-    from kopt.publish.measure import bundle_record, measure_bundle
+    from kopt.publish.measure import bundle_languages, bundle_record, measure_bundle
 
     def ints(value: str, flag: str) -> tuple[int, ...]:
         try:
@@ -105,15 +111,26 @@ def bundle_bench_cmd(
             raise KoptError(f"{flag} {value!r}: give whole numbers >= 1, comma-separated (e.g. 1,2,4,8)")
         return vals
 
-    ts = load_textset()
+    main, rest = bundle_languages(bundle, voice)
+    if lang is not None:
+        from kokoro_runtime import lang as L
+        from kokoro_runtime.errors import InvalidInput
+
+        try:
+            main = L.get(lang).code
+        except InvalidInput as e:
+            raise KoptError(f"--lang: {e}") from None
+        rest = [c for c in SHIPPED if c != main]
+    ts = for_language(main if main in SHIPPED else None)
     text = text or ts.ttfa_text
     load_texts = [t.text for t in ts.select(["short", "medium"])]
+    others = {c: for_language(c).ttfa_text for c in rest} if other_languages else {}
     prog = state.progress()
     with prog.task("bundle-bench"):
         res = measure_bundle(bundle, text, voice=voice, repeats=repeats, threads=threads, server=server,
                              load_texts=load_texts, clients=ints(clients, "--clients"),
                              instances=ints(instances, "--instances"), requests_per_client=requests,
-                             progress=prog.info)
+                             lang=main, other_languages=others, progress=prog.info)
     run_id = new_run_id()
     path = append_records(results_path(out, run_id), [bundle_record(res, bundle, run_id, text)])
     for line in summary_lines(res):
@@ -138,7 +155,8 @@ def summary_lines(res: dict) -> list[str]:
     lines = [f"one-shot: process start to first audio {res['cold_start_s']:.2f} s (runs {res['cold_start_s_runs']}"
              + (f"; the first run on this machine, which also optimizes the graph once: {first:.2f} s" if first else "")
              + f"); where it goes (s): {parts}",
-             f"library: warm TTFA {res['warm_ttfa_ms']:.0f} ms for {res['text_words']} words "
+             f"library: warm TTFA {res['warm_ttfa_ms']:.0f} ms for {res.get('text_chars', '?')} characters "
+             f"in {res.get('language', '?')} "
              f"(first chunk {res['first_chunk_audio_s']:.1f} s of speech)"]
     if "http_ttfa_ms" in res:
         lines.append(f"server: HTTP TTFA {res['http_ttfa_ms']:.0f} ms, whole response {res['http_latency_ms']:.0f} ms "
@@ -164,4 +182,9 @@ def summary_lines(res: dict) -> list[str]:
                      f"{row['ok']}/{row['requests']} ok, {row['busy_503']} 503, {row['errors']} errors")
     if res.get("throughput_8_vs_best_1") is not None:
         lines.append(f"throughput at the most clients vs the best single client: {res['throughput_8_vs_best_1']:.2f}")
+    for code, f in (res.get("languages") or {}).items():
+        http = f" HTTP {f['http_ttfa_ms']:.0f} ms," if "http_ttfa_ms" in f else ""
+        lines.append(f"language {code}: TTFA{http} library {f['warm_ttfa_ms']:.0f} ms, first chunk "
+                     f"{f['first_chunk_audio_s']:.1f} s of speech; front end {f['frontend_ms']:.1f} ms for "
+                     f"{f.get('text_chars', '?')} characters")
     return lines

@@ -228,12 +228,14 @@ def measure_wyoming(bundle: Path, text: str, voice: str, repeats: int, threads: 
     return out
 
 
-def one_request(client, text: str, voice: str) -> dict[str, Any]:
-    """Stream one PCM response: status, seconds to first byte and to the last, audio seconds."""
+def one_request(client, text: str, voice: str, lang: str | None = None) -> dict[str, Any]:
+    """Stream one PCM response: status, seconds to first byte and to the last, audio seconds.
+    ``lang``: the language to read the text in (default: the voice's)."""
     t0 = time.perf_counter()
     ttfa = None
     n = 0
-    with client.stream("POST", "/v1/audio/speech", json={"input": text, "voice": voice, "response_format": "pcm"}) as r:
+    body = {"input": text, "voice": voice, "response_format": "pcm", **({"lang": lang} if lang else {})}
+    with client.stream("POST", "/v1/audio/speech", json=body) as r:
         if r.status_code != 200:
             r.read()
             return {"status": r.status_code, "ttfa_s": None, "latency_s": time.perf_counter() - t0, "audio_s": 0.0}
@@ -245,7 +247,7 @@ def one_request(client, text: str, voice: str) -> dict[str, Any]:
 
 
 def load_run(url: str, texts: Sequence[str], voice: str, clients: int, requests_per_client: int,
-             timeout: float = 300) -> dict[str, Any]:
+             timeout: float = 300, lang: str | None = None) -> dict[str, Any]:
     import httpx
 
     results: list[dict[str, Any]] = []
@@ -258,7 +260,7 @@ def load_run(url: str, texts: Sequence[str], voice: str, clients: int, requests_
             for j in range(requests_per_client):
                 text = texts[(k * requests_per_client + j) % len(texts)]
                 try:
-                    res = one_request(c, text, voice)
+                    res = one_request(c, text, voice, lang)
                 except httpx.HTTPError as e:
                     res = {"status": -1, "error": type(e).__name__, "ttfa_s": None, "latency_s": None, "audio_s": 0.0}
                 with lock:
@@ -286,7 +288,8 @@ def load_run(url: str, texts: Sequence[str], voice: str, clients: int, requests_
 
 def measure_server(bundle: Path, text: str, voice: str, repeats: int, threads: int, *, load_texts: Sequence[str],
                    clients: Sequence[int] = (1, 2, 4, 8), instances: Sequence[int] = (1, 2),
-                   requests_per_client: int = 2, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+                   requests_per_client: int = 2, progress: Callable[[str], None] | None = None,
+                   lang: str | None = None) -> dict[str, Any]:
     import httpx
 
     say = progress or (lambda msg: None)
@@ -295,15 +298,15 @@ def measure_server(bundle: Path, text: str, voice: str, repeats: int, threads: i
     rss: list[float] = []
     for n, inst in enumerate(instances):
         per = max(1, cores // inst)
-        args = ("--instances", str(inst), "--threads", str(per), "--queue", str(max(16, max(clients))),
+        args = ("--instances", str(inst), "--threads", str(per), "--queue", str(max(16, max(clients, default=1))),
                 "--cache-mb", "0")
         with running_server(bundle, *args) as srv:
             url, pid = srv.url, srv.proc.pid
             with httpx.Client(base_url=url, timeout=300) as c:
-                one_request(c, text, voice)                        # warm the connection and the model
+                one_request(c, text, voice, lang)                  # warm the connection and the model
                 if n == 0:
                     say(f"HTTP TTFA ({inst} instance x {per} threads)")
-                    runs = [one_request(c, text, voice) for _ in range(repeats)]
+                    runs = [one_request(c, text, voice, lang) for _ in range(repeats)]
                     if any(r["status"] != 200 for r in runs):
                         raise KoptError(f"{bundle}: the server answered {[r['status'] for r in runs]}")
                     out.update({"http_ttfa_ms": round(statistics.median(r["ttfa_s"] for r in runs) * 1000, 1),
@@ -313,13 +316,13 @@ def measure_server(bundle: Path, text: str, voice: str, repeats: int, threads: i
                                 "http_threads": per})
             for k in clients:
                 say(f"load: {k} client(s), {inst} instance(s) x {per} thread(s)")
-                row = load_run(url, load_texts, voice, k, requests_per_client)
+                row = load_run(url, load_texts, voice, k, requests_per_client, lang=lang)
                 out["load"].append({"instances": inst, "threads": per, **row})
             rss.append(_rss_mb(pid))
     out["server_rss_mb"] = max((r for r in rss if r is not None), default=None)
     out["server_rss_mb_by_instances"] = {str(i): r for i, r in zip(instances, rss)}   # what kopt.publish.deploy sizes from
     best1 = max((r["throughput_x"] or 0 for r in out["load"] if r["clients"] == 1), default=0)
-    best8 = max((r["throughput_x"] or 0 for r in out["load"] if r["clients"] == max(clients)), default=0)
+    best8 = max((r["throughput_x"] or 0 for r in out["load"] if r["clients"] == max(clients, default=1)), default=0)
     out["throughput_8_vs_best_1"] = round(best8 / best1, 3) if best1 else None
     return out
 

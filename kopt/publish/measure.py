@@ -33,19 +33,25 @@ from kopt.core.errors import KoptError
 _WARM = r"""
 import json, sys, time
 bundle, text, voice, repeats, threads = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
+lang = sys.argv[6] or None
 sys.path.insert(0, bundle)
 from kokoro_runtime import load
 tts = load(bundle, threads=threads)
-for chunk in tts.stream(text, voice):  # warm-up: sessions, caches, G2P
+for chunk in tts.stream(text, voice, lang=lang):  # warm-up: sessions, caches, G2P
     pass
-times = []
+times, front = [], []
+language = tts.resolve_language(voice, lang)
 for _ in range(repeats):
     t = time.perf_counter()
-    g = tts.stream(text, voice)
+    tts.text_to_chunks(text, True, language)      # the text front end alone (normalize, split, G2P, pack)
+    front.append(time.perf_counter() - t)
+    t = time.perf_counter()
+    g = tts.stream(text, voice, lang=lang)
     first = next(g)
     times.append(time.perf_counter() - t)
     g.close()
-print(json.dumps({"ttfa_s": times, "first_chunk_s": len(first) / 24000}))
+print(json.dumps({"ttfa_s": times, "frontend_s": front, "first_chunk_s": len(first) / 24000,
+                  "language": language.code}))
 """
 
 # Where a one-shot cold start goes; run as `python -c` from the bundle, started at argv[1] (time.time()).
@@ -54,6 +60,7 @@ import time
 t_python = time.time()
 import json, sys
 t0, bundle, text, voice, threads = float(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5])
+lang = sys.argv[6] or None
 sys.path.insert(0, bundle)
 import numpy, onnxruntime
 from kokoro_runtime.bundle import Bundle
@@ -62,7 +69,7 @@ t_imports = time.time()
 b = Bundle(bundle, verify=True)
 tts = b.synthesizer(None, threads)
 t_loaded = time.time()
-g = tts.stream(text, voice)
+g = tts.stream(text, voice, lang=lang)
 next(g)
 t_first = time.time()
 print(json.dumps({"python": t_python - t0, "imports": t_imports - t_python, "verify": b.verify_s,
@@ -90,11 +97,13 @@ def _median(xs: Sequence[float]) -> float:
     return statistics.median(xs) if xs else float("nan")
 
 
-def measure_oneshot(b: Path, text: str, voice: str, repeats: int, threads: int) -> dict[str, Any]:
+def measure_oneshot(b: Path, text: str, voice: str, repeats: int, threads: int,
+                    lang: str | None = None) -> dict[str, Any]:
     """The first run on this machine (an empty optimized-graph cache: the runtime optimizes and keeps
     the graph) apart from the later ones (the cache warm), each from a new process; a private cache
-    folder, so the user's own cache is neither used nor touched."""
-    cmd = [sys.executable, "-m", "kokoro_runtime", text, "-o", "-", "--voice", voice]
+    folder, so the user's own cache is neither used nor touched. ``lang``: the language to read the
+    text in (default: the voice's)."""
+    cmd = [sys.executable, "-m", "kokoro_runtime", text, "-o", "-", "--voice", voice] + (["--lang", lang] if lang else [])
     if threads:
         cmd += ["--threads", str(threads)]
     with tempfile.TemporaryDirectory(prefix="kopt-cache-") as cache:
@@ -104,12 +113,12 @@ def measure_oneshot(b: Path, text: str, voice: str, repeats: int, threads: int) 
         phases: dict[str, list[float]] = {}
         for _ in range(repeats):
             r = subprocess.run([sys.executable, "-c", _BREAKDOWN, repr(time.time()), str(b), text, voice,
-                                str(threads)], capture_output=True, text=True, cwd=b, env=env)
+                                str(threads), lang or ""], capture_output=True, text=True, cwd=b, env=env)
             if r.returncode != 0:
                 raise KoptError(f"{b}: cold-start breakdown failed: {last_line(r.stderr)}")
             for k, v in json.loads(r.stdout.strip().splitlines()[-1]).items():
                 phases.setdefault(k, []).append(v)
-        r = subprocess.run([sys.executable, "-c", _WARM, str(b), text, voice, str(repeats), str(threads)],
+        r = subprocess.run([sys.executable, "-c", _WARM, str(b), text, voice, str(repeats), str(threads), lang or ""],
                            capture_output=True, text=True, cwd=b, env=env)
     if r.returncode != 0:
         raise KoptError(f"{b}: warm TTFA run failed: {last_line(r.stderr)}")
@@ -121,29 +130,30 @@ def measure_oneshot(b: Path, text: str, voice: str, repeats: int, threads: int) 
         "warm_ttfa_ms": round(_median(warm["ttfa_s"]) * 1000, 1),
         "warm_ttfa_ms_runs": [round(x * 1000, 1) for x in warm["ttfa_s"]],
         "first_chunk_audio_s": round(warm["first_chunk_s"], 3),
+        "frontend_ms": round(_median(warm["frontend_s"]) * 1000, 1), "language": warm["language"],
     }
 
 
-def measure_say(b: Path, text: str, voice: str, repeats: int, threads: int) -> dict[str, Any]:
+def measure_say(b: Path, text: str, voice: str, repeats: int, threads: int, lang: str | None = None) -> dict[str, Any]:
     """``say`` with no daemon (it starts one: cold), with the warm one it left on new text (the
     model renders), and the same text again (the daemon's audio cache answers), in a private
-    runtime directory so no daemon of the user's is touched. Each new text differs only at its end,
-    so every run's first chunk is the same."""
+    runtime directory so no daemon of the user's is touched. Each new text differs only at its end (a
+    number), so every run's first chunk is the same."""
     with tempfile.TemporaryDirectory(prefix="kopt-say-") as run_dir:
         os.chmod(run_dir, 0o700)
         env = {**os.environ, "XDG_RUNTIME_DIR": run_dir}
 
         def cmd(t: str) -> list[str]:
             return [sys.executable, "-m", "kokoro_runtime", "say", t, "-o", "-", "--voice", voice] + \
-                (["--threads", str(threads)] if threads else [])
+                (["--threads", str(threads)] if threads else []) + (["--lang", lang] if lang else [])
         stop = [sys.executable, "-m", "kokoro_runtime", "stop"]
         cold, warm, hit = [], [], []
         try:
             for k in range(repeats):
                 subprocess.run(stop, cwd=b, env=env, capture_output=True, timeout=60)
-                cold.append(_first_bytes(cmd(f"{text} Run {k}."), b, env)[0])
-                warm.append(_first_bytes(cmd(f"{text} Then {k}."), b, env)[0])
-                hit.append(_first_bytes(cmd(f"{text} Then {k}."), b, env)[0])
+                cold.append(_first_bytes(cmd(f"{text} {2 * k + 1}."), b, env)[0])   # numbers: read in any language
+                warm.append(_first_bytes(cmd(f"{text} {2 * k + 2}."), b, env)[0])
+                hit.append(_first_bytes(cmd(f"{text} {2 * k + 2}."), b, env)[0])
         finally:
             subprocess.run(stop, cwd=b, env=env, capture_output=True, timeout=60)
     ms = lambda xs: [round(x * 1000, 1) for x in xs]  # noqa: E731
@@ -155,8 +165,12 @@ def measure_say(b: Path, text: str, voice: str, repeats: int, threads: int) -> d
 def measure_bundle(bundle: str | Path, text: str, voice: str | None = None, repeats: int = 3, threads: int = 0,
                    *, load_texts: Sequence[str] = (), clients: Sequence[int] = (1, 2, 4, 8),
                    instances: Sequence[int] = (1, 2), requests_per_client: int = 2, server: bool = True,
+                   lang: str | None = None, other_languages: dict[str, str] | None = None,
                    progress: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """Every figure above for ``bundle``; ``server=False`` measures only the one-shot and library paths."""
+    """Every figure above for ``bundle``, ``text`` read in ``lang`` (default: the voice's language);
+    ``server=False`` measures only the one-shot and library paths. ``other_languages`` (language ->
+    text) adds, per language, the library's warm TTFA and front-end time and the HTTP server's TTFA
+    with the same voice, under ``languages`` beside the main language's."""
     from kopt.publish import loadtest
 
     b = Path(bundle).resolve()  # the runs below start inside the bundle: a relative path would break
@@ -166,27 +180,76 @@ def measure_bundle(bundle: str | Path, text: str, voice: str | None = None, repe
     voice = voice or manifest.get("default_voice") or manifest["voice_names"][0]
     say = progress or (lambda msg: None)
     say("one-shot cold start")
-    out: dict[str, Any] = measure_oneshot(b, text, voice, repeats, threads)
-    out.update({"text_words": len(text.split()), "voice": voice, "threads": threads, "repeats": repeats})
-    if not server:
-        return out
-    say("say client")
-    out.update(measure_say(b, text, voice, repeats, threads))
-    say("HTTP server")
-    out.update(loadtest.measure_server(b, text, voice, repeats, threads, load_texts=list(load_texts) or [text],
-                                       clients=clients, instances=instances,
-                                       requests_per_client=requests_per_client, progress=say))
-    say("Wyoming server")
-    out.update(loadtest.measure_wyoming(b, text, voice, repeats, threads, load_texts=list(load_texts) or [text],
-                                        clients=sorted({1, max(clients)}), requests_per_client=requests_per_client,
-                                        progress=say))
+    out: dict[str, Any] = measure_oneshot(b, text, voice, repeats, threads, lang)
+    out.update({"text_words": len(text.split()), "text_chars": len(text), "voice": voice, "threads": threads,
+                "repeats": repeats})
+    if server:
+        say("say client")
+        out.update(measure_say(b, text, voice, repeats, threads, lang))
+        say("HTTP server")
+        out.update(loadtest.measure_server(b, text, voice, repeats, threads, load_texts=list(load_texts) or [text],
+                                           clients=clients, instances=instances,
+                                           requests_per_client=requests_per_client, progress=say, lang=lang))
+        if lang is None or lang == out["language"]:      # Wyoming speaks each voice in its own language
+            say("Wyoming server")
+            out.update(loadtest.measure_wyoming(b, text, voice, repeats, threads,
+                                                load_texts=list(load_texts) or [text],
+                                                clients=sorted({1, max(clients)}),
+                                                requests_per_client=requests_per_client, progress=say))
+    out["languages"] = {out["language"]: _language_figures(out)}
+    for code, other in (other_languages or {}).items():
+        say(f"language {code}")
+        out["languages"][code] = measure_language(b, other, voice, code, repeats, threads, server)
+    return out
+
+
+def bundle_languages(bundle: Path, voice: str | None = None) -> tuple[str, list[str]]:
+    """The language a bundle-bench measures in full (its voice's, when kopt ships a text set in it,
+    else English) and the other shipped languages it measures TTFA in, with the same voice."""
+    from kokoro_runtime import lang as L
+    from kopt.bench.textset import SHIPPED
+
+    m = json.loads((Path(bundle) / "manifest.json").read_text(encoding="utf-8"))
+    voice = voice or m.get("default_voice") or m["voice_names"][0]
+    own = L.voice_language(voice, m.get("voice_languages"), m.get("default_language") or L.DEFAULT_LANGUAGE).code
+    main = own if own in SHIPPED else L.DEFAULT_LANGUAGE
+    return main, [c for c in SHIPPED if c != main]
+
+
+_LANGUAGE_FIGURES = ("warm_ttfa_ms", "frontend_ms", "first_chunk_audio_s", "http_ttfa_ms", "http_audio_s",
+                     "text_chars")
+
+
+def _language_figures(res: dict[str, Any]) -> dict[str, Any]:
+    return {k: res[k] for k in _LANGUAGE_FIGURES if k in res}
+
+
+def measure_language(b: Path, text: str, voice: str, lang: str, repeats: int, threads: int,
+                     server: bool = True) -> dict[str, Any]:
+    """One more language through the same bundle and voice: the library's warm TTFA and front-end
+    time, and (``server``) the HTTP server's TTFA with one instance."""
+    from kopt.publish import loadtest
+
+    with tempfile.TemporaryDirectory(prefix="kopt-cache-") as cache:
+        r = subprocess.run([sys.executable, "-c", _WARM, str(b), text, voice, str(repeats), str(threads), lang],
+                           capture_output=True, text=True, cwd=b, env={**os.environ, "XDG_CACHE_HOME": cache})
+    if r.returncode != 0:
+        raise KoptError(f"{b}: warm TTFA in {lang} failed: {last_line(r.stderr)}")
+    warm = json.loads(r.stdout.strip().splitlines()[-1])
+    out: dict[str, Any] = {"warm_ttfa_ms": round(_median(warm["ttfa_s"]) * 1000, 1),
+                           "frontend_ms": round(_median(warm["frontend_s"]) * 1000, 1),
+                           "first_chunk_audio_s": round(warm["first_chunk_s"], 3), "text_chars": len(text)}
+    if server:
+        res = loadtest.measure_server(b, text, voice, repeats, threads, load_texts=[text], clients=(), instances=(1,),
+                                      lang=lang)
+        out.update({k: res[k] for k in ("http_ttfa_ms", "http_audio_s") if k in res})
     return out
 
 
 def bundle_metrics(res: dict[str, Any]) -> dict[str, float]:
     """The flat metrics of a bundle-bench result (the results record's ``metrics``)."""
     m: dict[str, float] = {}
-    for k in ("cold_start_s", "cold_start_first_s", "warm_ttfa_ms", "first_chunk_audio_s", "say_cold_ms",
+    for k in ("cold_start_s", "cold_start_first_s", "warm_ttfa_ms", "first_chunk_audio_s", "frontend_ms", "say_cold_ms",
               "say_warm_ms", "say_cached_ms", "http_ttfa_ms",
               "http_latency_ms", "server_rss_mb", "throughput_8_vs_best_1", "wyoming_first_audio_ms",
               "wyoming_latency_ms", "wyoming_stream_first_audio_ms", "wyoming_rss_mb"):
@@ -194,6 +257,10 @@ def bundle_metrics(res: dict[str, Any]) -> dict[str, float]:
             m[k] = res[k]
     for k, v in (res.get("cold_breakdown_s") or {}).items():
         m[f"cold_{k}_s"] = v
+    for code, figs in (res.get("languages") or {}).items():
+        for k, v in figs.items():
+            if isinstance(v, (int, float)) and k != "text_chars":
+                m[f"{k}_{code}"] = v
     for row in res.get("wyoming_load", []):
         for k in ("throughput_x", "ttfa_ms_p50", "ttfa_ms_p95", "busy", "errors"):
             if row.get(k) is not None:
@@ -225,7 +292,8 @@ def bundle_record(res: dict[str, Any], bundle: str | Path, run_id: str, text: st
                "path": str(b)}
     inputs = {"bundle_manifest_sha256": sha256_file(b / "manifest.json"), "model_sha256": v.get("model_sha256"),
               "runtime_version": m.get("runtime_version"), "text_sha256": sha256_bytes(text.encode()),
-              "text_words": res.get("text_words"), "voice": res.get("voice")}
+              "text_words": res.get("text_words"), "voice": res.get("voice"), "language": res.get("language"),
+              "languages": sorted(res.get("languages") or {})}
     return make_record("bundle", run_id=run_id, variant=variant,
                        provider={"name": "CPUExecutionProvider", "config": "cpu"}, threads=res.get("threads"),
                        metrics=bundle_metrics(res), inputs=inputs, extra={"bundle_bench": res})

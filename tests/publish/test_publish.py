@@ -85,8 +85,12 @@ def test_bundle_bench_measures_cold_start_and_warm_ttfa(tmp_path, tiny_store, mo
     store, _ = tiny_store
     res = publish(store, "reference", tmp_path / "b", PublishSettings(cache_words=300, tarball=False))
     monkeypatch.chdir(tmp_path)  # a relative bundle path, as `kopt build` passes with the default artifacts/
+    from kokoro_runtime import ja
+
+    others = {"ja": "今日はいい天気ですね。"} if ja.available() else {}
     m = measure_bundle("b", "It is time to go home. We will be back in a day.", repeats=2, threads=1,
-                       load_texts=["It is time.", "We will be back in a day."], clients=(1, 2), instances=(1, 2))
+                       load_texts=["It is time.", "We will be back in a day."], clients=(1, 2), instances=(1, 2),
+                       other_languages=others)
     assert m["cold_start_s"] > 0 and len(m["cold_start_s_runs"]) == 2
     assert m["warm_ttfa_ms"] > 0 and m["first_chunk_audio_s"] > 0 and m["text_words"] == 13
     assert m["cold_start_s"] * 1000 > m["warm_ttfa_ms"]  # a new process pays for start-up and loading
@@ -99,6 +103,14 @@ def test_bundle_bench_measures_cold_start_and_warm_ttfa(tmp_path, tiny_store, mo
     assert all(r["ok"] == r["requests"] and r["errors"] == 0 and r["throughput_x"] > 0 for r in m["load"])
     assert m["say_warm_ms"] > 0 and m["say_cold_ms"] > m["say_warm_ms"]   # a cold say starts the daemon
     assert m["say_cached_ms"] > 0 and m["cold_start_first_s"] > 0
+    # every language measured, with the same voice; the figures flat in the record's metrics
+    from kopt.publish.measure import bundle_metrics
+
+    assert m["language"] == "en-us" and set(m["languages"]) == {"en-us", *others}
+    flat = bundle_metrics(m)
+    for code, f in m["languages"].items():
+        assert f["warm_ttfa_ms"] > 0 and f["frontend_ms"] > 0 and f["http_ttfa_ms"] > 0 and f["first_chunk_audio_s"] > 0
+        assert flat[f"http_ttfa_ms_{code}"] == f["http_ttfa_ms"]
     (res.bundle / "model.onnx").write_bytes(b"tampered")
     with pytest.raises(KoptError, match=r"the bundle's runtime failed: .*model\.onnx"):
         measure_bundle(res.bundle, "It is time.", repeats=1)

@@ -71,7 +71,8 @@ def test_english_sentences_to_a_japanese_voice_are_refused_naming_lang():
 
 
 @pytest.mark.parametrize("text, code", [
-    ("APIとUSBを使います。", "ja"), ("2024年12月3日", "ja"), ("123", "ja"), ("!?", "ja"),
+    ("APIとUSBを使います。", "ja"), ("2024年12月3日", "ja"), ("123", "ja"), ("!?", "ja"), ("人々はコーヒーを", "ja"),
+    ("ｶﾀｶﾅとＡＰＩ", "ja"),
     ("The café's α-test.", "en-us"), ("Hello 👋", "en-us"), ("नमस्ते, hello", "hi"),
 ])
 def test_scripts_a_language_reads_pass(text, code):
