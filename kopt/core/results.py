@@ -15,6 +15,8 @@ Record fields:
   threads     intra-op threads used
   machine     {"id", "cpu", "cores", "hostname", "system", "arch", "memory_bytes"}
   versions    {"kopt", "onnxruntime", "onnx", "numpy", "python"}
+  language    the language of the texts measured ("en-us", "ja"); records written before the field
+              measured English text and read as "en-us". Quality writes one record per language.
   inputs      input hashes: {"model_sha256", "text_set_sha256", "voice", ...}
   metrics     flat {name: number | null}; units in the name (rtf, load_s, ttfa_ms, rss_mb, size_mb, pesq_wb ...)
   spread      optional {metric: {"p10", "p90", "n", "std"}}
@@ -96,6 +98,7 @@ class ResultRecord(_Open):
     variant: VariantRef
     provider: ProviderInfo
     threads: Optional[int] = None
+    language: str = "en-us"  # the texts' language; every record before the field measured English
     machine: MachineInfo
     versions: dict[str, Optional[str]]
     inputs: dict[str, Any] = Field(default_factory=dict)
@@ -115,6 +118,11 @@ class SensitivityEntry(BaseModel):
     metric: str = "score"
 
 
+def language_of(rec: dict[str, Any]) -> str:
+    """A record's language (en-us for records written before records carried one)."""
+    return str(rec.get("language") or "en-us")
+
+
 def new_run_id() -> str:
     return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + uuid.uuid4().hex[:6]
 
@@ -128,7 +136,8 @@ def machine_info() -> dict[str, Any]:
 
 def make_record(kind: str, *, run_id: str, variant: dict[str, Any], provider: dict[str, Any],
                 metrics: dict[str, Any], threads: int | None = None, inputs: dict[str, Any] | None = None,
-                spread: dict[str, Any] | None = None, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+                spread: dict[str, Any] | None = None, extra: dict[str, Any] | None = None,
+                language: str = "en-us") -> dict[str, Any]:
     prov = {"name": provider.get("name"), "config": provider.get("config", provider.get("name")),
             "options": provider.get("options", {}), "status": provider.get("status", "ok"),
             "reason": provider.get("reason")}
@@ -140,6 +149,7 @@ def make_record(kind: str, *, run_id: str, variant: dict[str, Any], provider: di
         "variant": variant,
         "provider": prov,
         "threads": threads,
+        "language": language,
         "machine": machine_info(),
         "versions": versions(),
         "inputs": inputs or {},
@@ -222,7 +232,7 @@ def to_frame(records: list[dict[str, Any]]):
             "precision": r.get("variant", {}).get("precision"),
             "provider": r.get("provider", {}).get("config") or r.get("provider", {}).get("name"),
             "status": r.get("provider", {}).get("status"), "reason": r.get("provider", {}).get("reason"),
-            "threads": r.get("threads"), "machine_id": r.get("machine", {}).get("id"),
+            "threads": r.get("threads"), "language": language_of(r), "machine_id": r.get("machine", {}).get("id"),
             "cpu": r.get("machine", {}).get("cpu"), "onnxruntime": r.get("versions", {}).get("onnxruntime"),
         }
         row.update(r.get("metrics", {}))

@@ -1,8 +1,10 @@
 """Calibration data for static quantization, generated from the corpus kept in the repo.
 
-``kopt/data/calib/sentences.tsv`` holds ordinary English sentences with their Kokoro phonemes.
-Each calibration sample pairs one sentence with a voice (from the base artifact's voices) and a
-speed in a range, drawn with a seeded rng, so the same config gives the same samples.
+``kopt/data/calib/sentences.tsv`` holds ordinary English sentences with their Kokoro phonemes,
+``sentences-ja.tsv`` Japanese ones (kopt.quantize.sentences reads both). Each calibration sample
+pairs one sentence of the spec's languages with a voice (from the base artifact's voices) and a
+speed in a range, drawn with a seeded rng, so the same config gives the same samples. A spec of
+one language draws exactly as before languages existed (same sentences, voices and speeds).
 
 Memory: onnxruntime's calibrator turns every tensor it watches into a graph output and keeps the
 outputs of every sample it has run until the end of ``collect_data``; on Kokoro that reached 8 GB
@@ -20,19 +22,16 @@ import numpy as np
 
 from kopt.core.errors import KoptError
 from kopt.core.kokoro import KokoroIO, style_of
-from kopt.quantize.checkset import Utterance, data_text, tokenize
+from kopt.quantize.checkset import Utterance, tokenize
 
 SENTENCES_FILE = "sentences.tsv"
 
 
-def corpus() -> list[tuple[str, str]]:
-    """(text, phonemes) pairs of the calibration corpus."""
-    out = []
-    for line in data_text(SENTENCES_FILE).splitlines():
-        if line.strip() and not line.startswith("#"):
-            text, phon = line.split("\t")
-            out.append((text, phon))
-    return out
+def corpus(languages: Sequence[str] = ("en-us",)) -> list[tuple[str, str]]:
+    """(text, phonemes) pairs of the calibration corpora of ``languages``, in that order."""
+    from kopt.quantize.sentences import calibration_corpus
+
+    return [(s.text, s.phonemes) for lang in languages for s in calibration_corpus(lang).items]
 
 
 @dataclass(frozen=True)
@@ -42,21 +41,25 @@ class CalibSpec:
     speed_min: float = 0.9
     speed_max: float = 1.2
     max_tokens: int = 96
+    languages: tuple[str, ...] = ("en-us",)
 
 
-def check_sentences(n: int) -> int:
+def check_sentences(n: int, languages: Sequence[str] = ("en-us",)) -> int:
     """A calibration sentence count the corpus has: the configs' validator (ValueError otherwise)."""
-    size = len(corpus())
+    size = len(corpus(languages))
     if not 1 <= n <= size:
-        raise ValueError(f"{n}: use 1 to {size} (the sentences in kopt/data/calib/{SENTENCES_FILE})")
+        from kopt.quantize.sentences import CALIBRATION
+
+        files = " + ".join(CALIBRATION.get(lang, lang) for lang in languages)
+        raise ValueError(f"{n}: use 1 to {size} (the sentences in kopt/data/calib/{files})")
     return n
 
 
 def calibration_set(voices: Mapping[str, np.ndarray] | None, spec: CalibSpec) -> list[Utterance]:
     """``spec.sentences`` utterances: sentences, voices and speeds drawn with ``spec.seed``."""
-    pairs = corpus()
+    pairs = corpus(spec.languages)
     try:
-        check_sentences(spec.sentences)
+        check_sentences(spec.sentences, spec.languages)
     except ValueError as e:
         raise KoptError(f"calib_sentences={e}") from None
     rng = np.random.default_rng(spec.seed)

@@ -1,8 +1,10 @@
 """Texts a quantized model must speak, and the guard that rejects one that cannot.
 
-The check set (``kopt/data/calib/checkset.tsv``) holds a short, a medium and a long passage, held
-out from calibration, already in Kokoro phonemes. Each is paired with a voice style row chosen the
-way Kokoro chooses it (row = number of phonemes) so runs are reproducible.
+The check sets (``kopt/data/calib/checkset.tsv`` for English, ``checkset-ja.tsv`` for Japanese; read
+by kopt.quantize.sentences) hold short, medium and long passages, held out from calibration, already
+in Kokoro phonemes. Each is spoken by a voice of its language (the first of the pack by name whose
+language it is, else the pack's first voice) with the style row chosen the way Kokoro chooses it
+(row = number of phonemes), so runs are reproducible.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import numpy as np
 from kopt.core.errors import KoptError
 from kopt.core.kokoro import KokoroIO, first_line, open_session, style_of
 
-CHECKSET_FILE = "checkset.tsv"
+CHECKSET_FILE = "checkset.tsv"  # English; every language's file: kopt.quantize.sentences.CHECKSETS
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,7 @@ class Utterance:
     style: np.ndarray  # float32 [256]
     speed: float = 1.0
     voice: str = ""
+    language: str = "en-us"
 
 
 def data_text(name: str) -> str:
@@ -42,22 +45,32 @@ def tokenize(phonemes: str, vocab: Mapping[str, int] | None = None) -> np.ndarra
     return np.array([0, *ids, 0], dtype=np.int64)
 
 
+def voice_for(voices: Mapping[str, np.ndarray] | None, language: str) -> str:
+    """The voice that speaks ``language``'s sentences: the first (by name) whose language it is by
+    Kokoro's naming convention, else the pack's first voice ("" without a pack)."""
+    from kokoro_runtime import lang as rlang
+
+    names = sorted(voices or {})
+    want = rlang.get(language).code
+    return next((n for n in names if (rlang.of_voice_name(n) or rlang.get(rlang.DEFAULT_LANGUAGE)).code == want),
+                names[0] if names else "")
+
+
 def check_set(voices: Mapping[str, np.ndarray] | None = None, names: Sequence[str] | None = None,
-              max_tokens: int | None = None) -> list[Utterance]:
-    """The check-set utterances (optionally only ``names``, or cut to ``max_tokens`` tokens),
-    spoken by the first voice (sorted by name) or by a fixed random style when no voices are given."""
-    voice_name, voice = (sorted(voices.items())[0] if voices else ("", None))
+              max_tokens: int | None = None, language: str = "en-us") -> list[Utterance]:
+    """The check-set utterances of ``language`` (optionally only the ids or categories in ``names``,
+    or cut to ``max_tokens`` tokens), spoken by ``voice_for(voices, language)``, or by a fixed random
+    style when no voices are given."""
+    from kopt.quantize.sentences import checkset
+
+    voice_name = voice_for(voices, language)
+    voice = voices[voice_name] if voices else None
     out = []
-    for line in data_text(CHECKSET_FILE).splitlines():
-        if not line.strip() or line.startswith("#"):
-            continue
-        name, _text, phon = line.split("\t")
-        if names is not None and name not in names:
-            continue
-        tok = tokenize(phon)
+    for s in checkset(language).select(names):
+        tok = np.array(s.tokens(), dtype=np.int64)
         if max_tokens is not None and len(tok) > max_tokens:
             tok = np.concatenate([tok[: max_tokens - 1], [0]]).astype(np.int64)
-        out.append(Utterance(name, tok, style_of(voice, len(tok) - 2), 1.0, voice_name))
+        out.append(Utterance(s.id, tok, style_of(voice, len(tok) - 2), 1.0, voice_name, s.language))
     return out
 
 
