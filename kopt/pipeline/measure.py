@@ -2,8 +2,9 @@
 per variant, each kept in the artifact store under a content key.
 
 A bench key covers the model's sha256, the provider preset, the bench settings, the text set, the
-machine id and a hash of the measuring code (bench + runtime); a quality key the model's and the
-reference's sha256, the quality settings, the text set, the machine id and the quality code. So a
+machine id and a hash of the measuring code (bench + runtime); a quality key (one per variant and
+language) the model's and the reference's sha256, the quality settings, the language and its texts'
+sha256, the machine id and the quality code. So a
 re-run with nothing changed measures nothing, and changing one variant re-measures only its cells.
 Uncached bench cells of one provider are measured in one interleaved run together with the ratio
 baseline, so the ratios they carry come from side-by-side timings. Failed and skipped cells are not
@@ -59,10 +60,11 @@ def _bench_spec(v: Variant, provider: str, s: BenchSettings, textset_sha: str, m
                      "code": code_hash("kopt.bench", "kokoro_runtime", "kopt.core", exclude=RUNTIME_NOT_BENCHED)})
 
 
-def _quality_spec(v: Variant, ref: Variant, s: QualitySettings, textset_sha: str, machine_id: str) -> StepSpec:
-    cfg = s.model_dump(mode="json", exclude={"variants", "reference"})
-    return StepSpec("quality", {"settings": cfg},
-                    {"model": v.sha256, "reference": ref.sha256, "text_set": textset_sha, "machine": machine_id,
+def _quality_spec(v: Variant, ref: Variant, s: QualitySettings, language: str, texts_sha: str,
+                  machine_id: str) -> StepSpec:
+    cfg = s.model_dump(mode="json", exclude={"variants", "reference", "languages"})
+    return StepSpec("quality", {"settings": cfg, "language": language},
+                    {"model": v.sha256, "reference": ref.sha256, "text_set": texts_sha, "machine": machine_id,
                      "code": code_hash("kopt.quality", "kopt.core")})
 
 
@@ -143,24 +145,42 @@ def _by_variant(recs: list[dict[str, Any]], batch: list[Variant]) -> list[dict[s
 
 def quality(store: ArtifactStore, variants: Sequence[Variant], reference: Variant, settings: QualitySettings, *,
             voices: dict, run_id: str, cache_dir: Path | None = None, progress=None) -> Measured:
-    from kopt.bench.textset import load_textset
+    """Records for every (variant, language); a variant is scored again only on its uncached languages."""
     from kopt.quality.run import run_quality
+    from kopt.quality.texts import selection
 
-    ts_sha = load_textset(settings.text_set).sha256
     mid = machine_info()["id"]
-    out, todo, reused = [], [], 0
+    langs = {lt.language: lt.sha256 for lt in
+             selection(settings.languages, settings.categories, settings.texts, settings.text_set)}
+
+    def spec(v: Variant, lang: str) -> StepSpec:
+        return _quality_spec(v, reference, settings, lang, langs[lang], mid)
+
+    out: list[dict[str, Any]] = []
+    reused = 0
+    missing: dict[tuple[str, ...], list[Variant]] = {}
     for v in variants:
-        rec = _cached(store, _quality_spec(v, reference, settings, ts_sha, mid), v, run_id)
-        if rec is not None:
-            out.append(rec)
-            reused += 1
-        else:
-            todo.append(v)
-    if todo:
-        recs = run_quality(todo, reference, settings, voices=voices, run_id=run_id, cache_dir=cache_dir,
-                           progress=progress)
-        for v, rec in zip(todo, recs):
+        todo = []
+        for lang in langs:
+            rec = _cached(store, spec(v, lang), v, run_id)
+            if rec is not None:
+                out.append(rec)
+                reused += 1
+            else:
+                todo.append(lang)
+        if todo:
+            missing.setdefault(tuple(todo), []).append(v)
+    measured = 0
+    for todo_langs, vs in missing.items():
+        recs = run_quality(vs, reference, settings.model_copy(update={"languages": todo_langs}), voices=voices,
+                           run_id=run_id, cache_dir=cache_dir, progress=progress)
+        for i, rec in enumerate(recs):  # variant by variant, each in todo_langs order
+            v = vs[i // len(todo_langs)]
             if not rec.get("extra", {}).get("errors"):
-                _save(store, _quality_spec(v, reference, settings, ts_sha, mid), rec)
+                _save(store, spec(v, rec["language"]), rec)
             out.append(rec)
-    return Measured(out, reused, len(todo))
+            measured += 1
+    order = {v.key: i for i, v in enumerate(variants)}
+    lorder = {lang: i for i, lang in enumerate(langs)}
+    out.sort(key=lambda r: (order.get(r["variant"].get("key"), len(order)), lorder.get(r.get("language"), 0)))
+    return Measured(out, reused, measured)

@@ -108,7 +108,9 @@ class ReferenceScorer:
         return out
 
     def score(self, variant_model: str | Path) -> dict[str, Any]:
-        """Per-case and mean metrics of a variant; see the module docstring for what each means."""
+        """Per-case and mean metrics of a variant; see the module docstring for what each means.
+        ``by_language`` holds the same figures (metrics, cases, guard_issues, errors) per language of
+        the cases; the top-level ones pool every case."""
         vpath = Path(variant_model)
         errors: dict[str, str] = {}
         nat_path, align_reason = vpath, self.align_reason
@@ -123,11 +125,13 @@ class ReferenceScorer:
         nat_runner = ModelRunner(nat_path, threads=self.threads)
         cases_out: list[dict[str, Any]] = []
         issues: list[str] = []
+        by_lang: dict[str, dict[str, Any]] = {}
         for rc in self.refs:
             c = rc.case
             cerr: dict[str, str] = {}
+            n_issues = len(issues)
             audio, dur = nat_runner(c, rc.style)
-            row: dict[str, Any] = {"id": c.id, "voice": c.voice, "tokens": len(c.tokens),
+            row: dict[str, Any] = {"id": c.id, "voice": c.voice, "language": c.language, "tokens": len(c.tokens),
                                    "samples_ref": int(rc.audio.size), "samples_natural": int(audio.size),
                                    "audio_length_ratio": audio.size / max(rc.audio.size, 1)}
             issues += audio_issues(audio, len(c.tokens), f"{vpath.name}:{c.id}", rc.audio)
@@ -144,13 +148,20 @@ class ReferenceScorer:
                 row["samples_aligned"] = int(aud_al.size)
                 issues += audio_issues(aud_al, len(c.tokens), f"{vpath.name}:{c.id} (aligned)", rc.audio)
                 row.update(self._intrusive(rc.audio, aud_al, True, "aligned", cerr))
+            lang = by_lang.setdefault(c.language, {"cases": [], "guard_issues": [], "errors": {}})
             if cerr:
                 row["errors"] = cerr
                 errors.update({f"{c.id}:{k}": v for k, v in cerr.items()})
+                lang["errors"].update({f"{c.id}:{k}": v for k, v in cerr.items()})
+            lang["guard_issues"] += issues[n_issues:]
+            lang["cases"].append(row)
             cases_out.append(row)
+        for lang in by_lang.values():
+            lang["metrics"] = _means(lang["cases"])
         det = determinism(nat_runner, self.refs[0], self.determinism_runs) if self.refs and self.determinism_runs else None
         return {"metrics": _means(cases_out), "cases": cases_out, "aligned": align_reason is None,
                 "align_reason": align_reason, "guard_issues": issues, "errors": errors, "determinism": det,
+                "by_language": by_lang,
                 "variant_model": str(vpath), "reference_model": str(self.reference_model)}
 
 
@@ -231,8 +242,8 @@ def score_variant(variant_model: str | Path, reference_model: str | Path, cases:
 def cases_from_textset(voices: Sequence[str], categories: Sequence[str] | None = None,
                        texts: Sequence[str] | None = None, speed: float = 1.0,
                        text_set: str | None = None) -> list[Case]:
-    """Cases for every selected text-set item and voice."""
-    from kopt.bench.textset import load_textset
+    """Cases for every selected text-set item and voice (the text set's own language)."""
+    from kopt.quality.texts import texts_for
 
-    ts = load_textset(text_set)
-    return [Case(f"{it.id}/{v}", it.tokens, v, speed) for it in ts.select(categories, texts) for v in voices]
+    lt = texts_for(None, categories, texts, text_set)
+    return [Case(f"{it.id}/{v}", it.tokens, v, speed, lt.language) for it in lt.items for v in voices]

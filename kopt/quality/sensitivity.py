@@ -2,8 +2,10 @@
 
 1. Calibrate once over every Conv/ConvTranspose/MatMul tensor (one calibration cache for all runs).
 2. Quantize one group at a time (``include=[group]``, everything else float) and score it against the
-   fp32 reference on the check set with duration-aligned PESQ-wb (kopt.quality.score; natural audio,
-   said so in the result, when alignment is unavailable).
+   fp32 reference on the check set of every language (``languages``: English and Japanese, each spoken
+   by a voice of its language) with duration-aligned PESQ-wb (kopt.quality.score; natural audio, said
+   so in the result, when alignment is unavailable). A score is the worst language's mean, and the
+   case floor holds for every sentence of every language; each language's figures are kept beside.
 3. Rank groups by the score they leave; then find the longest prefix of the ranking (least harmful
    first) whose combined quantization still meets the quality budget with a margin to spare (mean >=
    budget + margin, and no check sentence below the case floor), by bisection over the prefix length,
@@ -49,7 +51,10 @@ class SensitivityConfig(PassConfig):
                           "accepted only when its mean is >= budget + margin.")
     case_floor: Optional[float] = Field(3.9, description="No single check sentence of an accepted set may score "
                                         "below this (null: no floor).")
-    cases: tuple[str, ...] = Field(("short", "medium"), description="Check-set sentences scored.")
+    cases: tuple[str, ...] = Field(("short", "medium"), description="Check-set sentences scored (ids or "
+                                   "categories), in every language.")
+    languages: tuple[str, ...] = Field(("en-us", "ja"), description="Check-set languages scored; a group set's "
+                                       "score is its worst language's mean.")
     op_types: tuple[str, ...] = Field(("Conv", "ConvTranspose"), description="Op types quantized in each group. "
                                       "Conv is where the time goes; MatMul (ALBERT, AdaIN style MLPs) costs "
                                       "quality for no speed.")
@@ -95,12 +100,24 @@ def _quantize(c: _Ctx, model: onnx.ModelProto, include: Sequence[str], tag: str)
 
 def _score(c: _Ctx, path: Path) -> dict[str, Any]:
     r = c.scorer.score(path)
-    m = r["metrics"]
+    return summarize(r)
+
+
+def summarize(r: dict[str, Any]) -> dict[str, Any]:
+    """A probe's figures from a scorer result: the worst language's mean (``score``), the lowest
+    sentence of any language (``min``), and each language's own (``languages``)."""
     key = "pesq_wb_aligned" if r["aligned"] else "pesq_wb_natural"
-    low = m.get(f"{key}_min")
-    return {"score": round(float(m.get(key, 0.0)), 4), "metric": key,
-            "min": None if low is None else round(float(low), 4),
-            "pesq_wb_natural": round(float(m.get("pesq_wb_natural", 0.0)), 4),
+    per: dict[str, dict[str, Any]] = {}
+    for lang, part in (r.get("by_language") or {"en-us": r}).items():
+        m = part["metrics"]
+        low = m.get(f"{key}_min")
+        per[lang] = {"score": round(float(m.get(key, 0.0)), 4), "min": None if low is None else round(float(low), 4),
+                     "pesq_wb_natural": round(float(m.get("pesq_wb_natural", 0.0)), 4)}
+    worst = min(per, key=lambda lang: per[lang]["score"])
+    lows = [p["min"] for p in per.values()]
+    return {"score": per[worst]["score"], "metric": key, "worst_language": worst,
+            "min": None if any(x is None for x in lows) else min(lows),  # type: ignore[type-var]
+            "pesq_wb_natural": per[worst]["pesq_wb_natural"], "languages": per,
             "issues": r["guard_issues"][:3]}
 
 
@@ -111,7 +128,7 @@ def meets(cfg: SensitivityConfig, s: dict[str, Any]) -> bool:
     return cfg.case_floor is None or (s.get("min") is not None and s["min"] >= cfg.case_floor)
 
 
-_SAME = ("cases", "op_types", "calibrate_method", "calib_sentences", "calib_seed", "balance")
+_SAME = ("cases", "languages", "op_types", "calibrate_method", "calib_sentences", "calib_seed", "balance")
 
 
 def _reusable(cfg: SensitivityConfig, ref: Path) -> dict[str, dict[str, Any]]:
@@ -125,7 +142,8 @@ def _reusable(cfg: SensitivityConfig, ref: Path) -> dict[str, dict[str, Any]]:
     except (OSError, ValueError, KeyError) as e:
         raise KoptError(f"{p}: not a readable sensitivity.json ({e}); pass the file `kopt sensitivity` wrote") from None
     mine = cfg.model_dump(mode="json")
-    diff = [k for k in _SAME if old_cfg.get(k, False if k == "balance" else None) != mine[k]]
+    old_default = {"balance": False, "languages": ["en-us"]}  # what files written before these fields scored
+    diff = [k for k in _SAME if old_cfg.get(k, old_default.get(k)) != mine[k]]
     if Path(old.get("reference", "")).resolve() != ref.resolve():
         diff.append("reference")
     if diff:
@@ -150,8 +168,8 @@ def run_sensitivity(reference: str | Path, out_dir: str | Path, cfg: Sensitivity
     model = common.load_output(ref)
     groups = [g for g in cfg.groups if select(model, [g], cfg.op_types)]
     skipped = [g for g in cfg.groups if g not in groups]
-    utts = check_set(voices, names=list(cfg.cases))
-    cases = [Case(u.name, tuple(int(t) for t in u.tokens), u.voice, u.speed) for u in utts]
+    utts = [u for lang in cfg.languages for u in check_set(voices, names=list(cfg.cases), language=lang)]
+    cases = [Case(u.name, tuple(int(t) for t in u.tokens), u.voice, u.speed, u.language) for u in utts]
     t0 = time.time()
     with progress.task("scoring the fp32 reference"):
         scorer = ReferenceScorer(ref, cases, voices, metrics=("pesq",), threads=cfg.threads,
@@ -170,7 +188,8 @@ def run_sensitivity(reference: str | Path, out_dir: str | Path, cfg: Sensitivity
         "method": f"int8 static QDQ of {'/'.join(cfg.op_types)} (per-channel s8 weights, u8 activations"
                   f"{', channel-balanced' if cfg.balance else ''}), "
                   "one group at a time; "
-                  "score = mean PESQ-wb vs fp32 over the check cases",
+                  "score = mean PESQ-wb vs fp32 over the check cases of the worst of "
+                  f"{'/'.join(cfg.languages)}",
         "skipped_groups": skipped, "ranking": [], "probes": [],
     }
     earlier = _reusable(cfg, ref)
@@ -185,7 +204,8 @@ def run_sensitivity(reference: str | Path, out_dir: str | Path, cfg: Sensitivity
             s = _score(c, path)
             n = len(select(model, [g], cfg.op_types))
             result["ranking"].append({"group": g, "nodes": n, **s})
-            progress.info(f"{g}: {s['metric']} {s['score']:.3f} ({n} nodes)")
+            langs = "".join(f"{k} {v['score']:.3f}; " for k, v in s.get("languages", {}).items())
+            progress.info(f"{g}: {s['metric']} {s['score']:.3f} ({langs}{n} nodes)")
             path.unlink(missing_ok=True)
             task.advance()
     result["ranking"].sort(key=lambda r: (-r["score"], r["nodes"]))

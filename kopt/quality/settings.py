@@ -5,7 +5,10 @@ from __future__ import annotations
 
 from typing import Optional
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+# every language kopt has quality texts for: the text set's (English) and the check sets'
+LANGUAGES = ("en-us", "ja")
 
 
 class QualityGates(BaseModel):
@@ -32,8 +35,12 @@ class QualitySettings(BaseModel):
                                      description="Metric names from kopt.quality.registry.")
     aligned: bool = Field(True, description="Also score with the reference's durations fed to the variant "
                           "(needs the durations pass or instrumented graphs).")
-    categories: tuple[str, ...] = Field(("short", "medium", "long"), description="Text-set categories to score.")
-    texts: tuple[str, ...] = Field((), description="Text ids to score (empty: every text of the categories).")
+    languages: tuple[str, ...] = Field(LANGUAGES, description="Languages to score, each on its own texts (the "
+                                       "text set for its language, kopt's check set for the others) and voices; "
+                                       "a record per variant and language.")
+    categories: tuple[str, ...] = Field(("short", "medium", "long"), description="Text categories to score.")
+    texts: tuple[str, ...] = Field((), description="Text ids to score (empty: every text of the categories); "
+                                   "a language with none of them is not scored.")
     text_set: Optional[str] = Field(None, description="Path of a text-set JSON (default: kopt's own).")
     voices: tuple[str, ...] = Field((), description="Voice names to score with (empty: the first of the pack).")
     speed: float = Field(1.0, gt=0, description="Speaking speed.")
@@ -50,3 +57,32 @@ class QualitySettings(BaseModel):
         for name in v:
             get(name)
         return v
+
+    @field_validator("languages")
+    @classmethod
+    def _languages(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        from kokoro_runtime import lang as rlang
+        from kokoro_runtime.errors import InvalidInput
+
+        if not v:
+            raise ValueError("name at least one language, e.g. [\"en-us\", \"ja\"]")
+        try:
+            codes = tuple(rlang.get(x, "languages").code for x in v)
+        except InvalidInput as e:
+            raise ValueError(str(e).partition(": ")[2]) from None
+        dup = sorted({c for c in codes if codes.count(c) > 1})
+        if dup:
+            raise ValueError(f"{', '.join(dup)} listed twice")
+        return codes
+
+    @model_validator(mode="after")
+    def _texts_exist(self) -> "QualitySettings":
+        from kopt.quality.texts import textset_language
+        from kopt.quantize.sentences import CHECKSETS
+
+        have = {textset_language(self.text_set), *CHECKSETS}
+        missing = [x for x in self.languages if x not in have]
+        if missing:
+            raise ValueError(f"languages: no texts for {', '.join(missing)} (kopt has texts for "
+                             f"{', '.join(sorted(have))})")
+        return self

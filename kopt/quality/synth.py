@@ -17,12 +17,14 @@ __all__ = ["DURATIONS", "Case", "ModelRunner", "style_for"]
 
 @dataclass(frozen=True)
 class Case:
-    """One scored utterance: token ids with the boundary 0 at both ends, a voice name and a speed."""
+    """One scored utterance: token ids with the boundary 0 at both ends, a voice name, a speed and
+    the language the tokens are in."""
 
     id: str
     tokens: tuple[int, ...]
     voice: str
     speed: float = 1.0
+    language: str = "en-us"
 
 
 def style_for(voices: dict[str, np.ndarray], case: Case) -> np.ndarray:
