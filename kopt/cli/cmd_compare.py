@@ -89,12 +89,14 @@ def _print(cmp_) -> None:
         if not items:
             continue
         t = Table(title=title, title_justify="left", title_style=f"bold {style}")
-        for c in ("variant", "provider", "metric", "baseline", "current", "change", "threshold"):
+        langs = any("@" in c.metric for c in items)  # quality per language: a language column
+        for c in ("variant", "provider", *(["language"] if langs else []), "metric", "baseline", "current",
+                  "change", "threshold"):
             t.add_column(c)
         for c in items:
             rel = f"{c.rel:+.1%}" if c.rel is not None else (f"{c.delta:+.4g}" if c.delta is not None else "")
-            t.add_row(c.variant, c.provider.removesuffix("ExecutionProvider"), c.metric, fmt(c.baseline),
-                      fmt(c.current), rel, c.threshold)
+            t.add_row(c.variant, c.provider.removesuffix("ExecutionProvider"), *([c.language or ""] if langs else []),
+                      c.metric, fmt(c.baseline), fmt(c.current), rel, c.threshold)
         con.print(t)
     for c in cmp_.cells:
         con.print(f"[{'red' if c.regression else 'cyan'}]{c.outcome}[/]: {c.variant} on {c.provider}: {c.note}")

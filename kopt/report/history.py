@@ -3,7 +3,8 @@
 A run is the records sharing a ``run_id`` (default) or the records read from one command-line source
 (``by="source"``: a folder holding one CI run's shard files). Within each run, the same join as the
 report builds the rows; runs are ordered by their earliest record time. Series are (variant, provider,
-machine): a figure is only ever followed on one machine.
+machine): a figure is only ever followed on one machine. A quality figure is followed per language too
+(``pesq_wb_aligned@ja`` beside the worst-language ``pesq_wb_aligned``; the frame's ``language`` column).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal, Sequence
 
-from kopt.select.metrics import Catalog
+from kopt.select.metrics import LANGUAGE_SEP, Catalog, split_language
 from kopt.select.rows import build_rows
 
 RunBy = Literal["run_id", "source"]
@@ -50,8 +51,10 @@ def long_frame(runs: Sequence[Run], catalog: Catalog | None = None, quality_acro
             for m, v in row.metrics.items():
                 if isinstance(v, (int, float)) and not isinstance(v, bool):
                     out.append({"run": run.label, "run_time": run.time, "machine_id": row.machine_id,
-                                "variant": row.variant, "provider": row.provider, "metric": m, "value": float(v)})
-    return pd.DataFrame(out, columns=["run", "run_time", "machine_id", "variant", "provider", "metric", "value"])
+                                "variant": row.variant, "provider": row.provider, "metric": m,
+                                "language": split_language(m)[1], "value": float(v)})
+    return pd.DataFrame(out, columns=["run", "run_time", "machine_id", "variant", "provider", "metric", "language",
+                                      "value"])
 
 
 def series_name(variant: str, provider: str, machine_id: str, multi_machine: bool) -> str:
@@ -60,13 +63,19 @@ def series_name(variant: str, provider: str, machine_id: str, multi_machine: boo
 
 
 def trend_tables(df, runs: Sequence[Run], metrics: Sequence[str] = TREND_METRICS) -> dict[str, Any]:
-    """metric -> wide table (series x runs), for metrics measured in at least two runs."""
+    """metric -> wide table (series x runs), for metrics measured in at least two runs; each metric is
+    followed by its per-language figures when there are several languages."""
     out = {}
     if df.empty:
         return out
     order = [r.label for r in runs]
     multi = df["machine_id"].nunique() > 1
+    present = set(df["metric"])
+    expanded: list[str] = []
     for m in metrics:
+        langs = sorted(n for n in present if n.startswith(m + LANGUAGE_SEP))
+        expanded += [m, *(langs if len(langs) > 1 else [])]
+    for m in expanded:
         sub = df[df["metric"] == m]
         if sub["run"].nunique() < 2:
             continue

@@ -9,6 +9,9 @@ compared across machine ids (the verdict says so); quality and size still are. A
 disappeared or stopped working is a regression unless allowed. Metrics the catalogue marks as not gating
 (single-sample load and first inference times, tail percentiles) are reported as "worse" without failing,
 unless a threshold is set for them. ``REGRESSION_EXIT`` is the CLI's exit code for a regression.
+Quality is compared language by language (``pesq_wb_aligned@ja``; the change names its language), never
+as the worst-language figure: a language added to the build is "newly measured", not a regression of the
+worst figure.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from typing import Any, Iterable, Literal
 
 from kopt.core.exits import ExitCode
 from kopt.select.frontier import fmt
-from kopt.select.metrics import Catalog, Metric, is_number
+from kopt.select.metrics import Catalog, Metric, is_number, split_language
 from kopt.select.rows import Row, build_rows
 from kopt.select.settings import CompareSettings, Threshold
 
@@ -43,6 +46,7 @@ class Change:
     noise: float | None = None
     machine_baseline: str = ""
     machine_current: str = ""
+    language: str | None = None  # the language of a quality figure (metric ``<name>@<language>``)
 
 
 @dataclass(frozen=True)
@@ -125,7 +129,9 @@ def noise_band(base: Row, cur: Row, metric: str) -> float | None:
 
 
 def _threshold(m: Metric, settings: CompareSettings) -> Threshold | None:
-    t = settings.thresholds.get(m.name)
+    """The settings' threshold for the metric (a language's figure takes its own, else its metric's),
+    else the catalogue's."""
+    t = settings.thresholds.get(m.name) or settings.thresholds.get(split_language(m.name)[0])
     if t is not None:
         return t
     if m.rel is not None:
@@ -137,8 +143,11 @@ def _threshold(m: Metric, settings: CompareSettings) -> Threshold | None:
 
 def compare_metric(m: Metric, base: Row, cur: Row, settings: CompareSettings, same_machine: bool) -> Change | None:
     b, c = base.value(m.name), cur.value(m.name)
+    lang = split_language(m.name)[1]
+    if lang is None and m.kind == "quality" and len(set(base.languages) | set(cur.languages)) == 1:
+        lang = (cur.languages or base.languages)[0]
     common = dict(variant=cur.variant, provider=cur.provider, metric=m.name, baseline=b, current=c,
-                  machine_baseline=base.machine_id, machine_current=cur.machine_id)
+                  machine_baseline=base.machine_id, machine_current=cur.machine_id, language=lang)
     if not is_number(b) and not is_number(c):
         return None
     if not is_number(b) or not is_number(c):
@@ -168,10 +177,25 @@ def compare_metric(m: Metric, base: Row, cur: Row, settings: CompareSettings, sa
     if gain > 0:
         return Change(**common, outcome="better", note=f"{change} better beyond {tdesc}", **kw)
     extra = "" if band is not None or not m.machine_dependent or not settings.noise else "; no spread recorded"
-    if not (m.gate or m.name in settings.thresholds):
+    if not (m.gate or m.name in settings.thresholds or split_language(m.name)[0] in settings.thresholds):
         return Change(**common, outcome="worse", note=f"{change} worse beyond {tdesc}{extra} (watched, not gating: "
                       "set a threshold for it to gate)", **kw)
     return Change(**common, outcome="regression", note=f"{change} worse beyond {tdesc}{extra}", **kw)
+
+
+def _per_language(names: Iterable[str], b: Row, c: Row) -> list[str]:
+    """The metric names to compare. Rows of one and the same language compare their figures as named
+    (``pesq_wb_aligned``); otherwise a quality metric either row has per language is compared as those
+    (``pesq_wb_aligned@en-us``, ``@ja``), never as its worst figure."""
+    have = set(b.metrics) | set(c.metrics)
+    langs = list(dict.fromkeys([*b.languages, *c.languages]))
+    if len(langs) <= 1:
+        return [n for n in names if split_language(n)[1] is None]
+    out: list[str] = []
+    for n in names:
+        split = [f"{n}@{lang}" for lang in langs if f"{n}@{lang}" in have]
+        out += split or [n]
+    return list(dict.fromkeys(out))
 
 
 def compare(baseline: Iterable[dict[str, Any]], current: Iterable[dict[str, Any]],
@@ -218,7 +242,7 @@ def compare(baseline: Iterable[dict[str, Any]], current: Iterable[dict[str, Any]
                 continue
             if b.status != "ok" and c.status == "ok":
                 cells.append(CellChange(name, prov, "status_fixed", f"was {b.status}, now ok", False))
-            names = settings.metrics or sorted(set(b.metrics) | set(c.metrics))
+            names = _per_language(settings.metrics or sorted(set(b.metrics) | set(c.metrics)), b, c)
             for n in names:
                 m = cat.get(n)
                 if m is None or m.kind == "info":

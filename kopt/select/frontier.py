@@ -4,7 +4,8 @@ every other variant lost.
 Per group of rows (one machine, one provider config):
 1. a variant whose provider status is not ``ok`` loses with that status and reason;
 2. a variant that misses a constraint (or lacks the measured metric a constraint needs) loses, naming
-   every constraint it misses;
+   every constraint it misses; a quality figure is the worst language's (kopt.select.rows), so a
+   constraint holds only when every language meets it, and the miss names the language;
 3. a variant without a figure for an objective cannot be placed and loses as ``missing``;
 4. among the rest, a variant is dominated when another is no worse on every objective and strictly
    better on one; it loses naming the dominating variant (the winner when it is one of them);
@@ -104,16 +105,18 @@ def _violations(row: Row, bounds: dict[str, Bound], cat: Catalog) -> tuple[list[
     for name, b in bounds.items():
         v = row.value(name)
         label = cat.get(name).label if cat.get(name) else name
+        lang = row.worst_language.get(name)
         want = " and ".join(x for x in (f">= {fmt(b.min)}" if b.min is not None else "",
                                         f"<= {fmt(b.max)}" if b.max is not None else "") if x)
         if not is_number(v):
-            out.append(f"{name} not measured (constraint {want})")
+            out.append(f"{name} not measured{f' in {lang}' if lang else ''} (constraint {want})")
             continue
+        where = f" in {lang}, the worst of {'/'.join(row.languages)}" if lang else ""
         if b.min is not None and v < b.min:
-            out.append(f"{name} {fmt(v)} < min {fmt(b.min)} ({label} short by {fmt(b.min - v)})")
+            out.append(f"{name} {fmt(v)} < min {fmt(b.min)}{where} ({label} short by {fmt(b.min - v)})")
             only_missing = False
         if b.max is not None and v > b.max:
-            out.append(f"{name} {fmt(v)} > max {fmt(b.max)} ({label} over by {fmt(v - b.max)})")
+            out.append(f"{name} {fmt(v)} > max {fmt(b.max)}{where} ({label} over by {fmt(v - b.max)})")
             only_missing = False
     return out, only_missing and bool(out)
 

@@ -6,6 +6,8 @@ not), its unit and a default regression threshold (``rel`` fraction for machine-
 ``abs`` for quality). Settings can add or override entries, so a new metric from bench/quality needs a
 line here or in a recipe, never code. Names with a number in them (bench's ``rtf_threads_<n>_median``,
 one per thread count) are one line of ``FAMILIES``: a pattern, its fields and a label with the number.
+A quality figure of one language is its metric's name, ``@`` and the language (``pesq_wb_aligned@ja``,
+kopt.select.rows): it means what the metric means, its label names the language.
 """
 
 from __future__ import annotations
@@ -121,6 +123,15 @@ FAMILIES: dict[str, tuple[Direction, Kind, str, str, float | None, float | None]
 }
 
 
+LANGUAGE_SEP = "@"
+
+
+def split_language(name: str) -> tuple[str, str | None]:
+    """``pesq_wb_aligned@ja`` -> (``pesq_wb_aligned``, ``ja``); a name without a language -> (name, None)."""
+    base, sep, lang = name.rpartition(LANGUAGE_SEP)
+    return (base, lang) if sep and base and lang else (name, None)
+
+
 def family(name: str) -> Metric | None:
     """The catalogue entry of a numbered name (``rtf_threads_4_median``), or None."""
     for pattern, (d, k, lab, u, r, a) in FAMILIES.items():
@@ -148,7 +159,12 @@ class Catalog:
                 self._m[name] = Metric(name=name, **fields)
 
     def get(self, name: str) -> Metric | None:
-        return self._m.get(name) or family(name)
+        found = self._m.get(name) or family(name)
+        if found is None:
+            base, lang = split_language(name)
+            if lang is not None and (meta := self._m.get(base) or family(base)) is not None:
+                return replace(meta, name=name, label=f"{meta.label} ({lang})")
+        return found
 
     def require(self, name: str) -> Metric:
         m = self.get(name)

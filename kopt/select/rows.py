@@ -1,10 +1,15 @@
 """Join bench and quality records into one row per (machine, variant, provider).
 
-Bench records are per (variant, provider) and machine; quality records are per variant (usually measured on
-CPU). They join on the variant key within one machine id: a quality record for the same provider config is
-preferred, then one measured on CPUExecutionProvider, then any. Records from several runs or shards are
-merged first: for each (kind, machine, variant key, provider config) the latest record wins, so re-runs
-supersede old figures.
+Bench records are per (variant, provider) and machine; quality records are per variant and language (usually
+measured on CPU). They join on the variant key within one machine id: quality records for the same provider
+config are preferred, then those measured on CPUExecutionProvider, then any. Records from several runs or
+shards are merged first: for each (kind, machine, variant key, provider config, language) the latest record
+wins, so re-runs supersede old figures.
+
+Languages: a row's quality figures are the worst language's (per the catalogue's direction: the lowest
+PESQ, the highest MCD, the per-sentence minimum of the worst language), so a constraint holds only when
+every language meets it; each language's own figures are beside them as ``<metric>@<language>``
+(``pesq_wb_aligned@ja``), and ``worst_language`` says which language set each figure.
 """
 
 from __future__ import annotations
@@ -13,7 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 from kopt.core.hashing import canonical_json
-from kopt.select.metrics import Catalog
+from kopt.core.results import language_of
+from kopt.select.metrics import LANGUAGE_SEP, Catalog, is_number
 
 JOINED_KINDS = ("bench", "quality")
 CPU = "CPUExecutionProvider"
@@ -35,6 +41,8 @@ class Row:
     run_ids: tuple[str, ...] = ()
     time: str = ""
     quality_from: str | None = None  # machine id the quality figures came from, when not this one
+    languages: tuple[str, ...] = ()  # the languages its quality figures cover
+    worst_language: dict[str, str] = field(default_factory=dict)  # quality metric -> the language that set it
 
     @property
     def cell(self) -> tuple[str, str, str]:
@@ -44,10 +52,11 @@ class Row:
         return self.metrics.get(metric)
 
 
-def cell_of(rec: dict[str, Any]) -> tuple[str, str, str, str]:
+def cell_of(rec: dict[str, Any]) -> tuple[str, str, str, str, str]:
+    """(kind, machine id, variant key, provider config, language)."""
     v, p, m = rec.get("variant") or {}, rec.get("provider") or {}, rec.get("machine") or {}
     return (str(rec.get("kind")), str(m.get("id")), str(v.get("key") or v.get("name")),
-            str(p.get("config") or p.get("name")))
+            str(p.get("config") or p.get("name")), language_of(rec))
 
 
 def merge_records(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -58,9 +67,10 @@ def merge_records(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     return sorted(seen.values(), key=lambda r: (cell_of(r), str(r.get("time")), canonical_json(r)))
 
 
-def latest(records: Iterable[dict[str, Any]]) -> dict[tuple[str, str, str, str], dict[str, Any]]:
-    """The newest record per (kind, machine, variant, provider); on equal times the later one read wins."""
-    out: dict[tuple[str, str, str, str], dict[str, Any]] = {}
+def latest(records: Iterable[dict[str, Any]]) -> dict[tuple[str, str, str, str, str], dict[str, Any]]:
+    """The newest record per (kind, machine, variant, provider, language); on equal times the later one
+    read wins."""
+    out: dict[tuple[str, str, str, str, str], dict[str, Any]] = {}
     for r in records:
         c = cell_of(r)
         if c not in out or str(r.get("time", "")) >= str(out[c].get("time", "")):
@@ -80,14 +90,16 @@ def build_rows(records: Iterable[dict[str, Any]], *, catalog: Catalog | None = N
     cat = catalog or Catalog()
     recs = [r for r in records if r.get("kind") in JOINED_KINDS]
     last = latest(recs)
-    bench = {c[1:]: r for c, r in last.items() if c[0] == "bench"}
-    quality: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
+    bench = {c[1:4]: r for c, r in sorted(last.items()) if c[0] == "bench"}
+    # (machine, variant) -> provider -> language -> record
+    quality: dict[tuple[str, str], dict[str, dict[str, dict[str, Any]]]] = {}
     for c, r in last.items():
         if c[0] == "quality":
-            quality.setdefault((c[1], c[2]), {})[c[3]] = r
+            quality.setdefault((c[1], c[2]), {}).setdefault(c[3], {})[c[4]] = r
     rows: list[Row] = []
 
-    def pick_quality(machine_id: str, vkey: str, provider: str) -> tuple[dict[str, Any] | None, str | None]:
+    def pick_quality(machine_id: str, vkey: str, provider: str) -> tuple[dict[str, dict[str, Any]] | None,
+                                                                         str | None]:
         cands = quality.get((machine_id, vkey))
         src = None
         if not cands and quality_across_machines:
@@ -98,7 +110,8 @@ def build_rows(records: Iterable[dict[str, Any]], *, catalog: Catalog | None = N
             return None, None
         if provider in cands:
             return cands[provider], src
-        cpu = sorted(c for c, r in cands.items() if (r.get("provider") or {}).get("name") == CPU or c == CPU)
+        cpu = sorted(c for c, by_lang in cands.items()
+                     if any((r.get("provider") or {}).get("name") == CPU for r in by_lang.values()) or c == CPU)
         return cands[(cpu or sorted(cands))[0]], src
 
     for (mid, vkey, prov), b in bench.items():
@@ -116,7 +129,36 @@ def build_rows(records: Iterable[dict[str, Any]], *, catalog: Catalog | None = N
 _RANK = {"ok": 0, "skipped": 1, "failed": 2}
 
 
-def _row(b: dict[str, Any] | None, q: dict[str, Any] | None, q_src: str | None, cat: Catalog) -> Row:
+def worst_of(by_language: dict[str, dict[str, Any]], cat: Catalog) -> tuple[dict[str, Any], dict[str, str]]:
+    """One figure per metric over the languages: the worst by the catalogue's direction; a metric
+    some language lacks is not measured (None) for quality metrics; an uncatalogued or info figure
+    is the first language's. Also which language set each quality figure (when there are several)."""
+    langs = list(by_language)
+    out: dict[str, Any] = {}
+    who: dict[str, str] = {}
+    names = list(dict.fromkeys(k for lang in langs for k in by_language[lang]))
+    for name in names:
+        meta = cat.get(name)
+        vals = {lang: by_language[lang].get(name) for lang in langs}
+        if meta is None or meta.kind != "quality":
+            out[name] = next((v for v in vals.values() if v is not None), None)
+            continue
+        nums = {lang: v for lang, v in vals.items() if is_number(v)}
+        if len(nums) < len(langs):
+            out[name] = None
+            if len(langs) > 1:
+                who[name] = next(lang for lang in langs if lang not in nums)
+            continue
+        lang = min(nums, key=lambda x: (meta.goodness(float(nums[x])), langs.index(x)))
+        out[name] = nums[lang]
+        if len(langs) > 1:
+            who[name] = lang
+    return out, who
+
+
+def _row(b: dict[str, Any] | None, qs: dict[str, dict[str, Any]] | None, q_src: str | None, cat: Catalog) -> Row:
+    qs = qs or {}
+    q = next(iter(qs.values()), None)
     base = b if b is not None else q
     assert base is not None
     v, p, m = base.get("variant") or {}, base.get("provider") or {}, base.get("machine") or {}
@@ -124,14 +166,27 @@ def _row(b: dict[str, Any] | None, q: dict[str, Any] | None, q_src: str | None, 
     spread: dict[str, Any] = {}
     status, reason = str(p.get("status") or "ok"), p.get("reason")
     runs = []
-    if q is not None:
-        runs.append(str(q.get("run_id")))
-        metrics.update(q.get("metrics") or {})
-        qs = str((q.get("provider") or {}).get("status") or "ok")
-        if _RANK.get(qs, 2) > _RANK.get(status, 2) or b is None:
-            status, reason = qs, (q.get("provider") or {}).get("reason")
-            if b is not None and reason:
-                reason = f"quality: {reason}"
+    languages: tuple[str, ...] = ()
+    who: dict[str, str] = {}
+    if qs:
+        order = sorted(qs, key=lambda lang: (lang != "en-us", lang))  # English first, then by code
+        languages = tuple(order)
+        per = {lang: dict(qs[lang].get("metrics") or {}) for lang in order}
+        worst, who = worst_of(per, cat)
+        metrics.update(worst)
+        for lang in order:
+            metrics.update({f"{k}{LANGUAGE_SEP}{lang}": val for k, val in per[lang].items()
+                            if (cat.get(k) is not None and cat.get(k).kind == "quality")})  # type: ignore[union-attr]
+        for lang in order:
+            qr = qs[lang]
+            runs.append(str(qr.get("run_id")))
+            st = str((qr.get("provider") or {}).get("status") or "ok")
+            if _RANK.get(st, 2) > _RANK.get(status, 2) or (b is None and lang == order[0]):
+                status, reason = st, (qr.get("provider") or {}).get("reason")
+                if reason and len(order) > 1:
+                    reason = f"{lang}: {reason}"
+                if b is not None and reason:
+                    reason = f"quality: {reason}"
     if b is not None:
         runs.insert(0, str(b.get("run_id")))
         for k, val in (b.get("metrics") or {}).items():
@@ -146,6 +201,7 @@ def _row(b: dict[str, Any] | None, q: dict[str, Any] | None, q_src: str | None, 
         parents=tuple(v.get("parents") or ()), provider=str(p.get("config") or p.get("name")),
         status=status, reason=reason, metrics=metrics, spread=spread,
         run_ids=tuple(dict.fromkeys(runs)), time=str(base.get("time") or ""), quality_from=q_src,
+        languages=languages, worst_language=who,
     )
 
 

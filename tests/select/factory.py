@@ -39,11 +39,12 @@ def bench(name: str, *, rtf: float | None, size: float, provider: str = CPU, con
 
 
 def quality(name: str, *, pesq: float | None, run: str = "run1", machine: str | None = "m1",
-            provider: str = CPU, config: str | None = None, time: str | None = None, **metrics: Any) -> dict[str, Any]:
+            provider: str = CPU, config: str | None = None, time: str | None = None, language: str = "en-us",
+            **metrics: Any) -> dict[str, Any]:
     m = {"pesq_wb_aligned": pesq, "pesq_wb_natural": None if pesq is None else pesq - 0.3, "stoi_aligned": 0.95,
          "dnsmos_ovrl": 3.2, "duration_frames_diff": 0.0, "gate_pass": 1.0, **metrics}
     rec = make_record("quality", run_id=run, variant=variant(name), provider={"name": provider, **(
-        {"config": config} if config else {})}, metrics=m)
+        {"config": config} if config else {})}, metrics=m, language=language)
     if time:
         rec["time"] = time
     return _machine(rec, machine)
