@@ -21,7 +21,9 @@ def quality_cmd(
     recipe: Optional[Path] = typer.Option(None, "--recipe", help="Recipe file; its [quality] section gives the settings."),
     metric: Optional[List[str]] = typer.Option(None, "--metric", "-m", help="Metric name (repeatable); default all."),
     category: Optional[List[str]] = typer.Option(None, "--category", help="Text categories: short, medium, long."),
-    text: Optional[List[str]] = typer.Option(None, "--text", help="Text ids from the text set."),
+    text: Optional[List[str]] = typer.Option(None, "--text", help="Text ids (a language with none of them is not scored)."),
+    lang: Optional[List[str]] = typer.Option(None, "--lang", help="Languages to score (repeatable; default en-us "
+                                             "and ja, each on its own texts and voices)."),
     voice: Optional[List[str]] = typer.Option(None, "--voice", help="Voice names (repeatable; default: the first)."),
     threads: Optional[int] = typer.Option(None, "--threads", help="Intra-op threads (default 2)."),
     no_aligned: bool = typer.Option(False, "--no-aligned", help="Score natural audio only."),
@@ -40,7 +42,7 @@ def quality_cmd(
 
     values = read_section(recipe, "quality")
     values.update(state.overrides(variants=variants, reference=reference, metrics=metric, categories=category, texts=text,
-                             voices=voice, threads=threads))
+                             voices=voice, threads=threads, languages=lang))
     if no_aligned:
         values["aligned"] = False
     settings = validate(QualitySettings, values, str(recipe) if recipe else "kopt quality")
@@ -88,7 +90,7 @@ def quality_table(records: list[dict]):
     from rich.table import Table
 
     t = Table(title=f"kopt quality (aligned / natural) vs {records[0]['inputs'].get('reference') if records else ''}")
-    for col in ("variant", "PESQ-wb", "STOI", "MCD dB", "log-mel dB", "MR-STFT", "DNSMOS ovrl (Δ ref)",
+    for col in ("variant", "language", "PESQ-wb", "STOI", "MCD dB", "log-mel dB", "MR-STFT", "DNSMOS ovrl (Δ ref)",
                 "dur. tokens changed", "bit-identical", "gates"):
         t.add_column(col, justify="left" if col == "variant" else "right")
     for r in records:
@@ -96,7 +98,7 @@ def quality_table(records: list[dict]):
         dn = m.get("dnsmos_ovrl")
         dn_s = "-" if dn is None else f"{dn:.2f} ({m.get('dnsmos_ovrl_delta', 0):+.2f})"
         bit = m.get("bit_identical")
-        t.add_row(r["variant"]["name"], _pair(m, "pesq_wb", ".3f"), _pair(m, "stoi", ".4f"), _pair(m, "mcd_db", ".2f"),
+        t.add_row(r["variant"]["name"], r.get("language", "en-us"), _pair(m, "pesq_wb", ".3f"), _pair(m, "stoi", ".4f"), _pair(m, "mcd_db", ".2f"),
                   _pair(m, "log_mel_db", ".2f"), _pair(m, "mrstft", ".3f"), dn_s,
                   _f(m.get("duration_tokens_changed"), ".1%"), "-" if bit is None else ("yes" if bit else "no"),
                   "pass" if m.get("gate_pass") else "FAIL")

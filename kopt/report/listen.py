@@ -11,6 +11,10 @@ model's sha256, the tokens, the style row and the speed: a re-run renders nothin
 The spectrogram's winner audio is duration-aligned to the reference (the reference's per-token durations fed
 to the winner, as aligned quality scoring does), so the difference panel shows what the model changed, not a
 timing shift; when alignment is unavailable the natural audio is used and the caption says so.
+
+Every language the build scored is rendered: the text set's language on ``texts`` (by the voice quality
+scored with), every other language on its check set's ``other_category`` sentences (kopt.quality.texts)
+by the first voice of that language, so the A/B clips cover each language the bundle speaks.
 """
 
 from __future__ import annotations
@@ -44,8 +48,10 @@ class ListenSettings:
     store: Any = None  # kopt.core.store.ArtifactStore: models by variant key
     voices: Path | None = None  # a voice pack (.npz); None: the store's base artifact's
     cache_dir: Path | None = None  # rendered clips and instrumented graphs; None: <store>/.cache
-    texts: tuple[str, ...] = DEFAULT_TEXTS
+    texts: tuple[str, ...] = DEFAULT_TEXTS  # ids of the text set's own language
     voice: str | None = None  # None: the voice quality scored with, else the pack's first
+    languages: tuple[str, ...] = ()  # languages to render; empty: the results' quality languages (else the text set's)
+    other_category: str = "short"  # the check-set category rendered for languages other than the text set's
     text_set: str | None = None
     threads: int = 2
     winner_provider: str | None = None  # whose winner is "the winner" (None: the first measured group's)
@@ -73,7 +79,7 @@ class Clip:
 
 @dataclass
 class Listening:
-    voice: str
+    voice: str  # the text set language's voice
     texts: list[tuple[str, str]]  # (id, text)
     models: list[Model]
     clips: dict[str, list[Clip]]  # text id -> clips in model order
@@ -81,6 +87,7 @@ class Listening:
     spectrogram: tuple[np.ndarray, np.ndarray, str, bool] | None = None  # ref, winner, text id, aligned
     rendered: int = 0
     reused: int = 0
+    spoken: dict[str, tuple[str, str]] = field(default_factory=dict)  # text id -> (language, voice)
 
 
 def encode_flac(audio: np.ndarray) -> bytes:
@@ -165,21 +172,39 @@ def render(models: Sequence[Model], voices: dict[str, np.ndarray], settings: Lis
            voice: str | None = None, progress=None) -> Listening:
     """Every model on every check sentence (natural durations), plus the reference and the winner
     duration-aligned on the first sentence for the spectrogram."""
-    from kopt.bench.textset import load_textset
     from kopt.core.progress import NullProgress
     from kopt.quality.synth import Case, style_for
+    from kopt.quality.texts import texts_for, textset_language, voices_for
 
     progress = progress or NullProgress()
-    ts = load_textset(settings.text_set)
-    items = ts.select(None, list(settings.texts))
     voice = voice or settings.voice or sorted(voices)[0]
     if voice not in voices:
         raise KoptError(f"listen: no voice {voice!r} in the voice pack; known: {', '.join(sorted(voices))}")
     cache_root = settings.cache_dir or (Path(settings.store.root) / ".cache" if settings.store is not None else None)
     cache = _Cache(cache_root / "listen" if cache_root else None)
-    cases = [Case(it.id, it.tokens, voice) for it in items]
+    own = textset_language(settings.text_set)
+    cases: list[Case] = []
+    texts: list[tuple[str, str]] = []
+    spoken: dict[str, tuple[str, str]] = {}
+    wanted = settings.languages or (own,)
+    for lang in dict.fromkeys([own, *wanted]):
+        if lang == own:
+            lt = texts_for(own, None, None, settings.text_set)
+            missing = [t for t in settings.texts if t not in {i.id for i in lt.items}]
+            if missing:
+                raise KoptError(f"{lt.source}: no text {missing[0]!r}; known: {', '.join(i.id for i in lt.items)}")
+            items, v = [i for t in settings.texts for i in lt.items if i.id == t], voice
+            if own not in wanted:
+                continue
+        else:
+            items = list(texts_for(lang, [settings.other_category], None, settings.text_set).items)
+            v = (voices_for(lang, voices) or [voice])[0]
+        for it in items:
+            cases.append(Case(it.id, it.tokens, v, 1.0, lang))
+            texts.append((it.id, it.text))
+            spoken[it.id] = (lang, v)
     styles = {c.id: style_for(voices, c) for c in cases}
-    out = Listening(voice, [(it.id, it.text) for it in items], list(models), {c.id: [] for c in cases})
+    out = Listening(voice, texts, list(models), {c.id: [] for c in cases}, spoken=spoken)
 
     def clip_key(m: Model, c: Case, aligned_to: str | None) -> str:
         return content_key({"model": m.sha256, "tokens": list(c.tokens), "speed": c.speed,

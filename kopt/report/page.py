@@ -47,6 +47,12 @@ def _slug(s: str) -> str:
 
 
 _NUMERIC = tuple(label for label, _ in tables.COLUMNS)
+_CARD = ("RTF median", "speedup", "TTFA ms", "size MB", "RSS MB", "PESQ aligned", "STOI", "DNSMOS")  # a winner's facts
+
+
+def _numeric(columns) -> list[str]:
+    """The numeric columns of a table, per-language ones ("PESQ aligned ja") included."""
+    return [c for c in columns if c in _NUMERIC or str(c).rsplit(" ", 1)[0] in _NUMERIC]
 
 
 def _listen_section(records: Sequence[dict[str, Any]], tabs: Sequence[tables.ProviderTable],
@@ -73,7 +79,17 @@ def _listen_section(records: Sequence[dict[str, Any]], tabs: Sequence[tables.Pro
     ref_keys = Counter(str((r.get("inputs") or {}).get("reference_key")) for r in quality
                        if (r.get("inputs") or {}).get("reference_key"))
     ref_key = ref_keys.most_common(1)[0][0] if ref_keys else next((k for k, n in order if n == "reference"), None)
-    voice = next((v[0] for r in quality for v in [(r.get("inputs") or {}).get("voices") or []] if v), None)
+    from kopt.core.results import language_of
+    from kopt.quality.texts import textset_language
+
+    own = textset_language(settings.text_set)
+    voice = next((v[0] for r in quality if language_of(r) == own
+                  for v in [(r.get("inputs") or {}).get("voices") or []] if v), None)
+    if not settings.languages and quality:
+        import dataclasses
+
+        settings = dataclasses.replace(settings, languages=tuple(dict.fromkeys(
+            sorted((language_of(r) for r in quality), key=lambda x: (x != own, x)))))
     models, notes = L.models_from(records, order, ref_key, winner.variant_key if winner else None, settings.store)
     if not models:
         where = settings.store.root if settings.store is not None else "no store given"
@@ -98,15 +114,19 @@ def _listen_section(records: Sequence[dict[str, Any]], tabs: Sequence[tables.Pro
     res.notes += [f"listen: {n}" for n in notes]
     res.listen = {"rendered": lis.rendered, "reused": lis.reused, "models": len(models), "notes": notes}
     ref_name = next((m.name for m in models if "reference" in m.role.split()), None)
-    head = (f"Voice {lis.voice}; each model with its own durations (as a listener hears it); "
+    voices_by_lang = dict.fromkeys(f"{lang}: {v}" for lang, v in lis.spoken.values())
+    head = (f"Voice {', '.join(voices_by_lang) or lis.voice}; each model with its own durations (as a listener hears it); "
             f"16-bit FLAC at {SAMPLE_RATE // 1000} kHz. "
             + (f"Reference: {ref_name}. " if ref_name else "")
             + (f"Winner on {target.title}: {winner.variant}." if winner else f"No winner on {target.title}."))
     parts = [f'<p class="meta">{html.esc(head)}</p>']
+    langs = list(dict.fromkeys(lang for lang, _ in lis.spoken.values()))
     for tid, text in lis.texts:
         players = [html.audio_player(c.model.name, c.model.key[:tables.KEY_CHARS], c.model.role, c.data_uri(),
                                      c.seconds) for c in lis.clips[tid]]
-        parts.append(html.sentence(f"{tid}: \u201c{text}\u201d", players))
+        lang = lis.spoken.get(tid, ("", ""))[0]
+        tag = f"[{lang}] " if len(langs) > 1 and lang else ""
+        parts.append(html.sentence(f"{tag}{tid}: \u201c{text}\u201d", players))
     if lis.spectrogram is not None:
         ref_audio, win_audio, tid, aligned = lis.spectrogram
         names = (ref_name or "reference", winner.variant if winner else "winner")
@@ -294,8 +314,7 @@ def _winners_html(r: _Report) -> str:
             if g.winner.precision:
                 facts.append(("precision", g.winner.precision))
             for label, name in tables.resolve_columns([g.winner]):
-                if name and g.winner.value(name) is not None and label in (
-                        "RTF median", "speedup", "TTFA ms", "size MB", "RSS MB", "PESQ aligned", "STOI", "DNSMOS"):
+                if name and g.winner.value(name) is not None and (label in _CARD or label.rsplit(" ", 1)[0] in _CARD):
                     facts.append((label, fmt(g.winner.value(name))))
         card_html.append(html.card(t.title, g.winner.variant if g.winner else None, facts, g.explanation))
     winners_html = html.cards(card_html) if card_html else '<p class="meta">no bench or quality records</p>'
@@ -321,7 +340,7 @@ def _tables_sections(r: _Report, variants) -> None:
         if t.measured:
             df = tables.provider_frame(t)
             body.append(f"<h3>{html.esc(t.title)}</h3>"
-                        + html.table(df, row_class=tables.row_classes(t), numeric=_NUMERIC, mono=("key",)))
+                        + html.table(df, row_class=tables.row_classes(t), numeric=_numeric(df.columns), mono=("key",)))
     body.append(_not_measured_html(r.tabs))
     body.append(html.notes(["winner rows highlighted; measured rows first, fastest first; files: results.csv "
                             "(every metric, full keys), summary.csv, results.md, selection.json"]

@@ -37,10 +37,30 @@ KEY_CHARS = 10  # a variant key is shown this long beside its name (the CSV has 
 _STATUS_ORDER = {"ok": 0, "failed": 1, "skipped": 2}
 
 
+# quality columns shown per language too when the rows cover several (the plain column is the worst language's)
+PER_LANGUAGE = ("PESQ aligned", "PESQ natural", "STOI")
+
+
 def resolve_columns(rows: Sequence[Row]) -> list[tuple[str, str | None]]:
-    """(label, metric name actually present or None) for each column."""
+    """(label, metric name actually present or None) for each column; with several languages, the
+    PER_LANGUAGE columns are the worst language's ("PESQ aligned worst") followed by one per
+    language ("PESQ aligned ja")."""
     present = {k for r in rows for k, v in r.metrics.items() if v is not None}
-    return [(label, next((n for n in names if n in present), None)) for label, names in COLUMNS]
+    langs = list(dict.fromkeys(lang for r in rows for lang in r.languages))
+    out: list[tuple[str, str | None]] = []
+    for label, names in COLUMNS:
+        name = next((n for n in names if n in present), None)
+        if len(langs) > 1 and label in PER_LANGUAGE and name is not None:
+            out.append((f"{label} worst", name))
+            out += [(f"{label} {lang}", f"{name}@{lang}") for lang in langs]
+        else:
+            out.append((label, name))
+    return out
+
+
+def _wanted(label: str, columns: Sequence[str] | None) -> bool:
+    """A column asked for by its label, or a per-language column of a label asked for."""
+    return columns is None or label in columns or label.rsplit(" ", 1)[0] in columns
 
 
 def short_provider(p: str) -> str:
@@ -106,8 +126,7 @@ def provider_frame(table: ProviderTable, columns: Sequence[str] | None = None):
     import pandas as pd
 
     rows = table.rows
-    cols = [(label, name) for label, name in resolve_columns(rows) if name is not None
-            and (columns is None or label in columns)]
+    cols = [(label, name) for label, name in resolve_columns(rows) if name is not None and _wanted(label, columns)]
     show_status = any(r.status != "ok" for r in rows)
     out = []
     for r in rows:

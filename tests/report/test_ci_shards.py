@@ -78,7 +78,8 @@ def test_sharded_jobs_and_merge_equal_a_one_machine_build(tmp_path):
     manifest = json.loads((tmp_path / "merged" / "bundle" / "manifest.json").read_text())
     assert manifest["variant"]["key"] == win["winner_key"]
     html = (tmp_path / "merged" / "report" / "index.html").read_text()
-    assert html.count("<audio controls") == 9 and "kopt build: tiny (merged)" in html
+    # 3 models on 3 English and 3 Japanese short sentences (the recipe scores both languages)
+    assert html.count("<audio controls") == 18 and "kopt build: tiny (merged)" in html
     md = (tmp_path / "merged" / "report" / "results.md").read_text()
     assert "- cuda: CUDAExecutionProvider is not in this onnxruntime build" in md
 

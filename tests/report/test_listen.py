@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 from kopt.cli.main import app
 from kopt.core.results import append_records, read_records
 from kopt.core.store import ArtifactStore
+from kopt.quantize.sentences import checkset
 from kopt.report.listen import DEFAULT_TEXTS, ListenSettings
 from kopt.report.page import write_report
 from kopt.select.settings import SelectSettings
@@ -60,9 +61,12 @@ def test_build_report_has_players_grouped_by_sentence(built):
     env, d = built
     html = open(d["report"], encoding="utf-8").read()
     ps = players(html)
-    assert len(ps) == 3 * len(DEFAULT_TEXTS)  # reference, fold, dyn on each sentence
+    ja_short = [s.id for s in checkset("ja").select(["short"])]
+    # both languages the build scored (the recipe's default): English texts, then Japanese check sentences
+    assert len(ps) == 3 * (len(DEFAULT_TEXTS) + len(ja_short))  # reference, fold, dyn on each sentence
     titles = list(dict.fromkeys(p[0] for p in ps))
-    assert [t.split(":")[0] for t in titles] == list(DEFAULT_TEXTS)
+    assert [t.split(":")[0] for t in titles] == [f"[en-us] {t}" for t in DEFAULT_TEXTS] + [f"[ja] {t}" for t in ja_short]
+    assert "ねえ、駅までどのくらいかかるの？" in html
     winner = d["winners"]["cpu"]["winner"]
     for t in titles:
         names = [(p[1], p[2].split()) for p in ps if p[0] == t]
@@ -95,9 +99,9 @@ def test_clips_are_the_models_audio(built):
     voices = load_voices(env / "voices.npz")
     case = Case("short-2", item.tokens, sorted(voices)[0])
     want, _ = ModelRunner(store.get(dyn["key"]).file("model.onnx"))(case, style_for(voices, case))
-    got = flac(next(p[3] for p in ps if p[0].startswith("short-2") and p[1] == "dyn"))
+    got = flac(next(p[3] for p in ps if p[0].startswith("[en-us] short-2") and p[1] == "dyn"))
     assert got.shape == want.shape and np.abs(got - np.clip(want, -1, 1)).max() <= 1.5 / 32768
-    other = flac(next(p[3] for p in ps if p[0].startswith("short-2") and p[1] == "reference"))
+    other = flac(next(p[3] for p in ps if p[0].startswith("[en-us] short-2") and p[1] == "reference"))
     assert other.shape != got.shape or np.abs(other - got).max() > 1e-3  # int8 sounds different
 
 
@@ -212,5 +216,5 @@ def test_a_model_that_says_nan_is_played_as_silence_with_a_note(built, tmp_path,
     res = write_report([("a", read_records(d["results"]))], tmp_path / "rep", settings=SETTINGS, listen=lis)
     assert f"dyn ({dyn[:10]}): short-1 has non-finite samples (10), played as silence" in res.listen["notes"]
     clip = flac(next(p[3] for p in players((tmp_path / "rep" / "index.html").read_text())
-                     if p[0].startswith("short-1") and p[1] == "dyn"))
+                     if p[0].startswith("[en-us] short-1") and p[1] == "dyn"))
     assert np.isfinite(clip).all() and (clip[:10] == 0).all()
