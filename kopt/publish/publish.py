@@ -3,7 +3,9 @@
 The bundle holds the model (.onnx, and .ort when asked), the validated voice NPZ (blends included),
 the token cache, the runtime, licence notices and a model card, with a manifest recording every
 file's sha256 and size, the variant's key and full lineage back to the base model's sha256, its
-measured metrics and the machine they came from, and the recommended provider and session options.
+measured metrics and the machine they came from, and the recommended provider and session options;
+and its languages (kopt.publish.languages): the languages its voices speak with their G2P packages
+and versions, and ``voice_languages`` for voices whose names do not say their language.
 """
 
 from __future__ import annotations
@@ -117,6 +119,10 @@ def publish(store: ArtifactStore, variant: str, out: str | Path, settings: Publi
                                  extra_files)
     lin = lineage(store, main.artifact.key)
     import kokoro_runtime
+    from kopt.publish.languages import languages_entry, voice_languages
+
+    spoken, declared = voice_languages(voices, settings.blends, settings.voice_languages,
+                                       settings.default_language or "en-us")
 
     manifest_extra = {
         "variant": _variant_entry(store, art, name, main),
@@ -129,6 +135,9 @@ def publish(store: ArtifactStore, variant: str, out: str | Path, settings: Publi
         "built_with": versions(),
         "runtime_version": kokoro_runtime.__version__,
         "default_voice": default_voice,
+        "languages": languages_entry(spoken, metrics or {}),
+        **({"voice_languages": declared} if declared else {}),
+        **({"default_language": settings.default_language} if settings.default_language else {}),
         **({"modes": mode_entries, "default_mode": default_mode} if mode_entries else {}),
         **({"publish_key": publish_key} if publish_key else {}),
         "licenses": {"weights_and_voices": "Apache-2.0 (hexgrad/Kokoro-82M)",
@@ -303,6 +312,38 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
+# a sample sentence per language for the usage text (the runtime's front end reads it)
+_SAMPLES = {"ja": "こんにちは、今日はいい天気ですね。", "en-us": "Hello there.", "en-gb": "Hello there.",
+            "es": "Hola, ¿qué tal?", "fr-fr": "Bonjour à tous.", "it": "Ciao a tutti.", "pt-br": "Olá, tudo bem?",
+            "hi": "नमस्ते, आप कैसे हैं?", "zh": "你好，今天天气很好。"}
+
+
+def _usage(m: dict[str, Any]) -> list[str]:
+    """Install and speak lines: per language the bundle speaks (most voices first), its extra and an
+    example with one of its voices; Japanese first when the bundle speaks it."""
+    langs = m.get("languages") or {"en-us": {"name": "American English", "extra": "g2p",
+                                              "voices": [m["default_voice"]]}}
+    order = sorted(langs, key=lambda c: (c != "ja", list(langs).index(c)))
+    lines = ["```bash", "pip install './kokoro_runtime'            # numpy and onnxruntime: the runtime itself"]
+    for code in order:
+        e = langs[code]
+        why = ("Japanese G2P: pyopenjtalk-plus, misaki" if e.get("extra") == "ja"
+               else "espeak G2P for text outside the token cache" if e.get("extra") == "g2p" else f"{e.get('name')} G2P")
+        lines.append(f"pip install './kokoro_runtime[{e.get('extra')}]'" + " " * max(1, 23 - len(str(e.get("extra"))))
+                     + f"# {e.get('name', code)} ({code}): {why}")
+    for code in order:
+        e = langs[code]
+        voice = m["default_voice"] if m["default_voice"] in e.get("voices", []) else (e.get("voices") or ["VOICE"])[0]
+        text = _SAMPLES.get(code, "Hello there.")
+        lines.append(f'python -m kokoro_runtime "{text}" --voice {voice} -o {code}.wav   # {e.get("name", code)}')
+    lines.append("```")
+    if "voice_languages" in m:
+        lines += ["", "Voices whose names do not say their language: "
+                  + ", ".join(f"`{v}` {c}" for v, c in sorted(m["voice_languages"].items()))
+                  + " (the manifest's `voice_languages`; `--lang` overrides per request)."]
+    return lines
+
+
 def model_card(m: dict[str, Any], voices: list[str]) -> str:
     v = m["variant"]
     rec = m["recommended"]
@@ -316,10 +357,7 @@ def model_card(m: dict[str, Any], voices: list[str]) -> str:
         "",
         "## Use",
         "",
-        "```bash",
-        "pip install numpy onnxruntime            # add `phonemizer espeakng-loader` for text outside the token cache",
-        f'python -m kokoro_runtime "Hello there." --voice {m["default_voice"]} -o hello.wav',
-        "```",
+        *_usage(m),
         "",
         f"Recommended provider: `{rec['provider']}`; session: {rec['session']}. "
         f"The model and `voices.npz` also load in kokoro-onnx.",

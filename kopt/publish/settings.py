@@ -16,6 +16,12 @@ class PublishSettings(BaseModel):
     blends: dict[str, str] = Field(default_factory=dict, description="Blended voices to add: name -> "
                                    "'a:0.7,b:0.3'.")
     default_voice: Optional[str] = Field(None, description="Voice the runtime uses when none is named.")
+    voice_languages: dict[str, str] = Field(default_factory=dict, description="The language of each voice whose "
+                                            "name does not follow Kokoro's <letter><f|m>_ convention (a user's own "
+                                            "pack), e.g. {narrator = \"en-us\"}; written to the manifest, which "
+                                            "the runtime reads.")
+    default_language: Optional[str] = Field(None, description="Language of the unconventionally named voices not "
+                                            "in voice_languages (the runtime's default: en-us).")
     cache_words: int = Field(50000, ge=0, description="Most frequent English words in the token cache "
                              "(0: no cache; the runtime then needs G2P).")
     phrases: tuple[str, ...] = Field((), description="Extra phrases to put in the token cache.")

@@ -94,6 +94,12 @@ def test_build_publish_rerun_and_change_one_variant(env):
     cuda = [x for x in recs if x["kind"] == "bench" and x["provider"]["config"] == "cuda"]
     assert cuda and all(x["provider"]["status"] == "skipped" and x["provider"]["reason"] for x in cuda)
     assert (env / "arts" / "builds" / "tiny" / "report" / "index.html").is_file()
+    quality = [x for x in recs if x["kind"] == "quality"]
+    assert sorted({x["language"] for x in quality}) == ["en-us", "ja"] and len(quality) == 6
+    assert {"log_mel_db_natural@en-us", "log_mel_db_natural@ja"} <= set(manifest["metrics"])
+    # voice_0/voice_1 do not say their language: the manifest declares it (the runtime's default, en-us)
+    assert manifest["voice_languages"] == {"voice_0": "en-us", "voice_1": "en-us"}
+    assert list(manifest["languages"]) == ["en-us"] and manifest["languages"]["en-us"]["extra"] == "g2p"
     wav = env / "o.wav"
     sp = subprocess.run([sys.executable, "-m", "kokoro_runtime", "It is time to go.", "-o", str(wav)],
                         cwd=bundle, capture_output=True, text=True)
@@ -104,13 +110,14 @@ def test_build_publish_rerun_and_change_one_variant(env):
     r2, d2 = build(env, recipe)
     assert r2.exit_code == 0, r2.output
     assert d2["measured"] == {"steps": 0, "bench_cells": 0, "quality": 0}
-    assert d2["reused"]["bench_cells"] == 3 and d2["reused"]["quality"] == 3
+    # quality: one record per model and language (the default languages: en-us and ja)
+    assert d2["reused"]["bench_cells"] == 3 and d2["reused"]["quality"] == 6
     assert d2["winners"]["cpu"]["key"] == d["winners"]["cpu"]["key"]
 
     # one variant's config changed: only its chain and its measurements are redone
     r3, d3 = build(env, write_recipe(env, per_channel="true"))
     assert r3.exit_code == 0, r3.output
-    assert d3["measured"] == {"steps": 1, "bench_cells": 1, "quality": 1}
+    assert d3["measured"] == {"steps": 1, "bench_cells": 1, "quality": 2}
 
 
 def test_interrupted_build_resumes(env, monkeypatch):
@@ -129,7 +136,7 @@ def test_interrupted_build_resumes(env, monkeypatch):
     r2, d2 = build(env, recipe)
     assert r2.exit_code == 0, r2.output
     assert d2["measured"]["steps"] == 0 and d2["measured"]["bench_cells"] == 0  # done before the interruption
-    assert d2["measured"]["quality"] == 3
+    assert d2["measured"]["quality"] == 6
 
 
 def test_sigkill_at_any_moment_then_rerun_completes(env):
@@ -201,11 +208,11 @@ def test_shards_cover_every_cell_once(env):
     for k in ("1/2", "2/2"):
         r, d = build(env, recipe, "--shard", k)
         assert r.exit_code == 0, r.output
-        cells += [(x["variant"]["key"], x["provider"]["config"] if x["kind"] == "bench" else "quality")
-                  for x in map(json.loads, open(d["results"]))]
+        cells += [(x["variant"]["key"], x["provider"]["config"] if x["kind"] == "bench" else "quality",
+                   x["language"]) for x in map(json.loads, open(d["results"]))]
     r, d = build(env, recipe)
     recs = list(map(json.loads, open(d["results"])))
-    whole = [(x["variant"]["key"], x["provider"]["config"] if x["kind"] == "bench" else "quality")
+    whole = [(x["variant"]["key"], x["provider"]["config"] if x["kind"] == "bench" else "quality", x["language"])
              for x in recs if x["kind"] != "bundle"]
     assert sorted(cells) == sorted(whole) and len(set(cells)) == len(cells)
     assert [x["kind"] for x in recs].count("bundle") == 1      # the published bundle, measured once
