@@ -89,6 +89,8 @@ def _oneshot_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-graph-optimization", action="store_true",
                    help="load a pre-optimized .ort model without re-optimizing it")
     p.add_argument("--no-verify", action="store_true", help="skip the sha256 check of the bundle's files")
+    p.add_argument("--rehash", action="store_true",
+                   help="hash every file the bundle loads, even those stamped as checked in ~/.cache/kokoro_runtime")
     p.add_argument("--no-session-cache", action="store_true",
                    help="do not keep onnxruntime's optimized graph in ~/.cache/kokoro_runtime (slower next start)")
     p.add_argument("--list-voices", action="store_true", help="print the bundle's voices with their languages and exit")
@@ -104,7 +106,7 @@ def oneshot(argv: list[str]) -> int:
     if args.threads < 0:
         raise KokoroError(f"--threads: {args.threads}; use 0 (onnxruntime's default) or more")
     root = _bundle_of(args)
-    bundle = Bundle(root, verify=not args.no_verify)
+    bundle = Bundle(root, verify=not args.no_verify, rehash=args.rehash)
     tts = bundle.synthesizer(args.providers, args.threads, False if args.no_graph_optimization else None,
                              mode=args.mode, fallback=args.fallback, session_cache=not args.no_session_cache)
     if args.list_voices:

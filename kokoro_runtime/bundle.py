@@ -15,12 +15,32 @@ manifest.json (written by kopt's bundle writer)::
      "files": {"model.onnx": {"sha256": "...", "size": 123}, ...}}
 
 A bundle without ``modes`` has one mode, ``default``, whose model is ``model``.
+
+Verification and its stamps. Every file the process loads must have the manifest's size and sha256.
+Hashing 100-300 MB costs a cold start a tenth of a second or more, so a file found good is
+stamped in the user's cache (``~/.cache/kokoro_runtime/verified/``, one JSON per bundle folder,
+keyed by its resolved path) with its size, mtime_ns, ctime_ns, inode, device and the sha256 it
+was checked against; the next process that finds all of those unchanged, and the manifest still
+naming that sha256, does not hash the file again. Any difference (the file rewritten, replaced,
+moved, copied elsewhere, the manifest changed) means a full hash. A file modified less than
+``RACY_S`` seconds before it was checked is not stamped: file times tick coarsely, and a second
+write within the same tick would keep its mtime.
+
+Trust model: the stamp guards against corruption and accidental change (a truncated download, a
+file edited or replaced in place, a bundle copied over another), not against a malicious local
+writer. Anyone who can write the bundle or the user's cache can change a file and put its times
+back (``touch -r``) or forge the stamp. Where that matters, check with ``rehash=True``
+(``--rehash``), which hashes every file whatever the stamps say (and stamps them afresh);
+``verify=False`` (``--no-verify``) checks nothing.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import os
+import stat
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -30,11 +50,15 @@ from .errors import BundleError, InvalidInput
 if TYPE_CHECKING:  # imported on use: reading a manifest needs neither numpy nor onnxruntime
     from .synth import Synthesizer
 
+log = logging.getLogger("kokoro_runtime")
+
 DEFAULT_MODE = "default"
 
 FORMAT = "kokoro-bundle"
 MANIFEST = "manifest.json"
 _CHUNK = 1 << 20
+STAMP_VERSION = 1
+RACY_S = 2.0          # a file changed this recently is hashed but not stamped
 
 
 def sha256_file(path: Path) -> str:
@@ -45,8 +69,70 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
+def _fingerprint(st: os.stat_result) -> dict[str, int]:
+    """What must not change for a stamp to stand for a file's hash."""
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "ctime_ns": st.st_ctime_ns,
+            "ino": st.st_ino, "dev": st.st_dev}
+
+
+class Stamps:
+    """The verification stamps of one bundle folder (see the module's docstring): file name ->
+    fingerprint and sha256, read from and written to the user's cache; never fatal."""
+
+    def __init__(self, root: Path) -> None:
+        from .session import cache_root
+
+        self.root = str(root.resolve())
+        key = hashlib.sha256(self.root.encode("utf-8", "surrogateescape")).hexdigest()[:24]
+        self.path = cache_root() / "verified" / f"{key}.json"
+        self.files: dict[str, dict] = {}
+        self.changed = False
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return
+        if isinstance(data, dict) and data.get("version") == STAMP_VERSION and data.get("root") == self.root \
+                and isinstance(data.get("files"), dict):
+            self.files = data["files"]
+
+    def vouches(self, name: str, st: os.stat_result, sha256: str | None) -> bool:
+        """True when ``name``'s stamp has this very fingerprint and was checked against ``sha256``."""
+        return bool(sha256) and self.files.get(name) == {**_fingerprint(st), "sha256": sha256}
+
+    def stamp(self, name: str, st: os.stat_result, sha256: str) -> None:
+        """``name``, whose stat before hashing was ``st``, hashed to ``sha256``."""
+        if time.time_ns() - st.st_mtime_ns < RACY_S * 1e9:
+            self.forget(name)
+            return
+        self.files[name] = {**_fingerprint(st), "sha256": sha256}
+        self.changed = True
+
+    def forget(self, name: str) -> None:
+        if self.files.pop(name, None) is not None:
+            self.changed = True
+
+    def save(self) -> None:
+        if not self.changed:
+            return
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp.write_text(json.dumps({"version": STAMP_VERSION, "root": self.root, "files": self.files}),
+                           encoding="utf-8")
+            os.replace(tmp, self.path)            # whole or not at all; racing writers: the last one stands
+            self.changed = False
+        except OSError as e:                      # a read-only cache: the next start hashes again
+            log.debug("verification stamps not kept in %s (%s)", self.path, e)
+            try:
+                tmp.unlink(missing_ok=True)
+            except OSError:
+                pass
+
+
 class Bundle:
-    def __init__(self, root: str | Path, verify: bool = True) -> None:
+    def __init__(self, root: str | Path, verify: bool = True, rehash: bool = False) -> None:
+        """``verify``: check each file this process loads against the manifest (False: none);
+        ``rehash``: hash them all even where a stamp vouches for them (see the module's docstring)."""
         self.root = Path(root)
         mpath = self.root / MANIFEST
         if not mpath.is_file():
@@ -68,7 +154,8 @@ class Bundle:
             raise BundleError(f"{mpath}: default_mode {self.default_mode!r} is not among the modes "
                               f"({', '.join(modes)})")
         self.verify_s = 0.0            # seconds spent checking sha256s (a cold start's share)
-        self._verify = verify
+        self.hashed: list[str] = []    # files hashed by this object (the others: vouched for by a stamp)
+        self._verify, self._rehash = verify, rehash
         self._verified: set[str] = set()
         if verify:
             self.verify(skip=self._loaded_later())
@@ -86,31 +173,48 @@ class Bundle:
         name = self.manifest.get(key)
         return self.root / name if name else None
 
-    def verify(self, skip: set[str] | frozenset[str] = frozenset()) -> None:
+    def verify(self, skip: set[str] | frozenset[str] = frozenset(), rehash: bool | None = None) -> None:
         """Every file in the manifest (less ``skip``) exists with its size and sha256; the named files
-        are listed."""
+        are listed. A file whose stamp still stands is not hashed again unless ``rehash`` (default:
+        the Bundle's)."""
         t = time.perf_counter()
+        rehash = self._rehash if rehash is None else rehash
         files: dict = self.manifest["files"]
         named = [(key, self.manifest.get(key)) for key in ("model", "voices", "vocab", "token_cache")]
         named += [(f"mode {m!r} model", f) for m, f in self.modes.items()]
         for key, name in named:
             if name and name not in files:
                 raise BundleError(f"{name}: named as the bundle's {key} but has no sha256 in {MANIFEST}")
-        for name, meta in sorted(files.items()):
-            if name in skip or name in self._verified:
-                continue
-            p = self.root / name
-            if Path(name).is_absolute() or ".." in Path(name).parts:
-                raise BundleError(f"{name}: manifest path leaves the bundle; refusing it")
-            if not p.is_file():
-                raise BundleError(f"{name}: listed in {MANIFEST} but missing from {self.root}")
-            if "size" in meta and p.stat().st_size != meta["size"]:
-                raise BundleError(f"{name}: size {p.stat().st_size} does not match the manifest's {meta['size']}; "
-                                  "the file was changed or truncated")
-            if sha256_file(p) != meta.get("sha256"):
-                raise BundleError(f"{name}: sha256 does not match {MANIFEST}; the file was changed or corrupted")
-            self._verified.add(name)
-        self.verify_s = round(self.verify_s + time.perf_counter() - t, 4)
+        stamps = None
+        try:
+            for name, meta in sorted(files.items()):
+                if name in skip or name in self._verified:
+                    continue
+                p = self.root / name
+                if Path(name).is_absolute() or ".." in Path(name).parts:
+                    raise BundleError(f"{name}: manifest path leaves the bundle; refusing it")
+                try:
+                    st = p.stat()                  # as open() sees it: a link is its target
+                except OSError:
+                    st = None
+                if st is None or not stat.S_ISREG(st.st_mode):
+                    raise BundleError(f"{name}: listed in {MANIFEST} but missing from {self.root}")
+                if "size" in meta and st.st_size != meta["size"]:
+                    raise BundleError(f"{name}: size {st.st_size} does not match the manifest's {meta['size']}; "
+                                      "the file was changed or truncated")
+                stamps = stamps or Stamps(self.root)
+                if rehash or not stamps.vouches(name, st, meta.get("sha256")):
+                    self.hashed.append(name)
+                    if sha256_file(p) != meta.get("sha256"):
+                        stamps.forget(name)
+                        raise BundleError(f"{name}: sha256 does not match {MANIFEST}; the file was changed or "
+                                          "corrupted")
+                    stamps.stamp(name, st, meta["sha256"])
+                self._verified.add(name)
+        finally:
+            if stamps is not None:
+                stamps.save()
+            self.verify_s = round(self.verify_s + time.perf_counter() - t, 4)
 
     @property
     def default_voice(self) -> str | None:
@@ -171,13 +275,16 @@ class Bundle:
                            graph_optimization=graph_optimization, **kwargs)
 
 
-def open_bundle(root: str | Path, verify: bool = True) -> Bundle:
-    """The bundle at ``root``, its manifest read and (unless verify=False) its files checked."""
-    return Bundle(root, verify=verify)
+def open_bundle(root: str | Path, verify: bool = True, rehash: bool = False) -> Bundle:
+    """The bundle at ``root``, its manifest read and (unless verify=False) its files checked
+    (``rehash``: every one hashed, whatever the stamps say)."""
+    return Bundle(root, verify=verify, rehash=rehash)
 
 
 def load(root: str | Path, providers: list | None = None, threads: int = 0, verify: bool = True,
-         graph_optimization: bool | None = None, mode: str | None = None, **kwargs) -> "Synthesizer":
+         graph_optimization: bool | None = None, mode: str | None = None, *, rehash: bool = False,
+         **kwargs) -> "Synthesizer":
     """A ready Synthesizer for the bundle at ``root`` (its default mode unless ``mode`` says):
     ``open_bundle(root).synthesizer(...)`` in one call."""
-    return Bundle(root, verify=verify).synthesizer(providers, threads, graph_optimization, mode, **kwargs)
+    return Bundle(root, verify=verify, rehash=rehash).synthesizer(providers, threads, graph_optimization, mode,
+                                                                  **kwargs)

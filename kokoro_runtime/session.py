@@ -7,6 +7,14 @@ Given the model's sha256 (a bundle's manifest has it), a CPU session at the full
 keeps onnxruntime's optimized graph in the user's cache, keyed by that sha256, the onnxruntime
 version and this CPU's instruction set; the next process loads it with optimizations off, which
 is where a cold start spends most of its time. The audio is identical (same graph, same kernels).
+
+The kept graph is ONNX with its weights in a data file beside it, the weights already pre-packed
+for this CPU's kernels (onnxruntime's ``session.save_external_prepacked_constant_initializers``):
+onnxruntime memory-maps that file instead of packing every weight again on the heap, so a session
+starts in about half the time and processes share the pages. Each entry's data file has its own
+name (``<entry>.<nonce>.data``, the name written inside the .onnx), so two processes writing the
+same entry at once cannot pair one's graph with the other's weights. Entries of the earlier layout
+(a self-contained ``<key>.onnx`` without ``-prepacked``) are never read as this one.
 """
 
 from __future__ import annotations
@@ -14,7 +22,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import platform
 import re
 from pathlib import Path
 from typing import Any, Sequence, Union
@@ -77,11 +84,16 @@ def session_options(threads: int = 0, optimization: "bool | str" = True, *, ort_
     return opts
 
 
-def cache_dir() -> Path | None:
-    """Where optimized CPU models are kept: ``$XDG_CACHE_HOME/kokoro_runtime/sessions`` (else
-    ``~/.cache/...``); None when it cannot be made."""
+def cache_root() -> Path:
+    """The runtime's folder in the user's cache: ``$XDG_CACHE_HOME/kokoro_runtime`` (else
+    ``~/.cache/kokoro_runtime``); optimized sessions and verification stamps live under it."""
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    d = Path(base) / "kokoro_runtime" / "sessions"
+    return Path(base) / "kokoro_runtime"
+
+
+def cache_dir() -> Path | None:
+    """Where optimized CPU models are kept: ``cache_root()/sessions``; None when it cannot be made."""
+    d = cache_root() / "sessions"
     try:
         d.mkdir(parents=True, exist_ok=True)
     except OSError:
@@ -91,6 +103,7 @@ def cache_dir() -> Path | None:
 
 def _machine_tag() -> str:
     """The CPU and its instruction-set flags: an optimized model holds layouts chosen for them."""
+    import platform
     info = platform.machine() + platform.processor()
     try:
         with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
@@ -107,7 +120,56 @@ def _cached_model(model_sha256: str) -> Path | None:
     d = cache_dir()
     if d is None or not re.fullmatch(r"[0-9a-f]{16,64}", model_sha256):
         return None
-    return d / f"{model_sha256[:24]}-ort{ort.__version__}-{_machine_tag()}.onnx"
+    return d / f"{model_sha256[:24]}-ort{ort.__version__}-{_machine_tag()}-prepacked.onnx"
+
+
+def _data_files(cached: Path) -> list[Path]:
+    """The pre-packed weight files written for the cache entry ``cached`` (one, unless writers raced)."""
+    import glob  # this and the modules below are needed only when an entry is written or dropped
+    return [Path(f) for f in glob.glob(f"{glob.escape(str(cached.with_suffix('')))}.*.data")]
+
+
+def _drop(cached: Path) -> None:
+    """Remove a cache entry: its graph and its weights."""
+    for f in [cached, *_data_files(cached)]:
+        try:
+            f.unlink(missing_ok=True)
+        except OSError:   # e.g. mapped by a running session on Windows: stale but harmless
+            pass
+
+
+def _saving(opts: Any, cached: Path) -> tuple[Path, str]:
+    """Make ``opts`` write the optimized graph into a private folder beside ``cached``, its weights
+    pre-packed into a data file of its own name; returns (folder, data file name)."""
+    import secrets
+    import tempfile
+    tmp = Path(tempfile.mkdtemp(prefix=f".{cached.stem}.", dir=cached.parent))
+    data = f"{cached.stem}.{secrets.token_hex(6)}.data"
+    opts.optimized_model_filepath = str(tmp / cached.name)
+    opts.add_session_config_entry("session.optimized_model_external_initializers_file_name", data)
+    opts.add_session_config_entry("session.optimized_model_external_initializers_min_size_in_bytes", "1024")
+    opts.add_session_config_entry("session.save_external_prepacked_constant_initializers", "1")
+    return tmp, data
+
+
+def _install(tmp: Path, cached: Path, data: str) -> None:
+    """Move what onnxruntime wrote in ``tmp`` into the cache: the weights first, then the graph that
+    names them (so a reader never sees a graph without its weights); other weight files of the
+    entry are no longer named by any graph and are removed."""
+    import shutil
+    try:
+        if not (tmp / cached.name).is_file():
+            return
+        if (tmp / data).is_file():            # no initializer reached the size limit: none is written
+            os.replace(tmp / data, cached.parent / data)
+        os.replace(tmp / cached.name, cached)
+        for old in _data_files(cached):
+            if old.name != data:
+                old.unlink(missing_ok=True)
+    except OSError as e:
+        log.debug("optimized model not kept in %s (%s)", cached.parent, e)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def make_session(model_path: str | Path, providers: Sequence[ProviderSpec] | None = None, threads: int = 0,
@@ -139,25 +201,24 @@ def make_session(model_path: str | Path, providers: Sequence[ProviderSpec] | Non
     if cached is not None and cached.is_file():
         try:   # onnxruntime's optimizations were applied when it was saved: load it as it is
             return ort.InferenceSession(str(cached), sess_options=session_options(threads, False), providers=usable)
-        except Exception as e:  # a damaged or foreign file: drop it and optimize afresh
+        except Exception as e:  # a damaged, truncated or foreign entry: drop it and optimize afresh
             log.warning("optimized model %s unusable (%s); rebuilding it", cached, first_line(e))
-            cached.unlink(missing_ok=True)
+            _drop(cached)
     opts = options if options is not None else session_options(threads, graph_optimization,
                                                                 ort_format=p.suffix == ".ort")
-    part = None
+    saving = None
     if cached is not None:
-        part = cached.with_name(f".{cached.name}.{os.getpid()}.part")
-        opts.optimized_model_filepath = str(part)
+        try:
+            saving = _saving(opts, cached)
+        except OSError as e:                   # a read-only cache: run without keeping the graph
+            log.debug("optimized model not kept in %s (%s)", cached.parent, e)
     try:
         sess = ort.InferenceSession(str(p), sess_options=opts, providers=usable)
     except Exception as e:  # onnxruntime raises its own Fail/InvalidGraph/... types
         raise error(f"{p}: onnxruntime cannot load the model ({first_line(e)})") from e
     finally:
-        if part is not None and part.is_file():
-            try:
-                os.replace(part, cached)       # whole or not at all; two processes may race: both are fine
-            except OSError:
-                part.unlink(missing_ok=True)
+        if saving is not None:
+            _install(saving[0], cached, saving[1])
     got = sess.get_providers()
     dropped = [provider_name(s) for s in usable if provider_name(s) not in got]
     if dropped and not fallback:
