@@ -72,11 +72,3 @@ def write_wav(path: str | Path | BinaryIO, audio: np.ndarray, sample_rate: int =
         w.setsampwidth(2)
         w.setframerate(sample_rate)
         w.writeframes(to_pcm16(audio))
-
-
-def read_wav(path: str | Path) -> tuple[np.ndarray, int]:
-    with wave.open(str(path), "rb") as w:
-        if w.getsampwidth() != 2 or w.getnchannels() != 1:
-            raise ValueError(f"{path}: expected 16-bit mono WAV")
-        data = np.frombuffer(w.readframes(w.getnframes()), "<i2").astype(np.float32) / 32767.0
-        return data, w.getframerate()

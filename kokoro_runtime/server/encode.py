@@ -127,9 +127,3 @@ class Encoder:
         sink, f = self._file
         f.close()
         return sink.take()
-
-
-def encode_whole(fmt: str, pcm: np.ndarray, sample_rate: int = SAMPLE_RATE) -> bytes:
-    """A complete file of known length (exact WAV sizes)."""
-    enc = Encoder(fmt, n_samples=len(pcm), sample_rate=sample_rate)
-    return enc.feed(pcm) + enc.close()

@@ -24,10 +24,6 @@ def versions() -> dict[str, str]:
     }
 
 
-def ort_version() -> str:
-    return versions()["onnxruntime"]
-
-
 @functools.lru_cache(maxsize=None)
 def machine() -> dict[str, object]:
     cpu = platform.processor() or platform.machine()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import onnx
@@ -84,10 +83,3 @@ def parameter_count(model: onnx.ModelProto) -> dict[str, int]:
         name = onnx.helper.tensor_dtype_to_np_dtype(t.data_type).name
         out[name] = out.get(name, 0) + int(np.prod(t.dims)) if t.dims else out.get(name, 0) + 1
     return out
-
-
-def env_threads() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:
-        return max(1, os.cpu_count() or 1)

@@ -41,22 +41,3 @@ class NullProgress:
 
     def warn(self, message: str) -> None:
         log.warning(message)
-
-
-class RecordingProgress(NullProgress):
-    """Keeps every message; used by tests and by JSON output."""
-
-    def __init__(self) -> None:
-        self.messages: list[tuple[str, str]] = []
-        self.tasks: list[str] = []
-
-    @contextlib.contextmanager
-    def task(self, description: str, total: float | None = None) -> Iterator[Task]:
-        self.tasks.append(description)
-        yield _NullTask()
-
-    def info(self, message: str) -> None:
-        self.messages.append(("info", message))
-
-    def warn(self, message: str) -> None:
-        self.messages.append(("warn", message))

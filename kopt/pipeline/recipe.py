@@ -14,12 +14,12 @@ build before any work starts and an error names the file and the field::
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from kopt.bench.settings import BenchSettings
-from kopt.core.recipe import Recipe, load_recipe, validate_recipe
+from kopt.core.recipe import Recipe, load_recipe
 from kopt.publish.settings import PublishSettings
 from kopt.quality.settings import QualitySettings
 from kopt.select.settings import CompareSettings, SelectSettings
@@ -59,10 +59,6 @@ class BuildRecipe(Recipe):
                 raise ValueError(f"publish.modes.{mode}: {name!r} is not a variant of this recipe "
                                  f"(variants: {', '.join(sorted(known))})")
         return self
-
-
-def validate_build_recipe(data: dict[str, Any], source: str) -> BuildRecipe:
-    return validate_recipe(data, source, BuildRecipe)  # type: ignore[return-value]
 
 
 def load_build_recipe(path: str | Path) -> BuildRecipe:
