@@ -209,6 +209,11 @@ class Engine:
                                         thread_name_prefix="kokoro")
 
     # -- loading --------------------------------------------------------------------------------
+
+    def idle_for(self, seconds: float) -> bool:
+        """Whether no request has run for ``seconds`` (counted from the last request's end, or from
+        ready): what an idle timeout asks."""
+        return self.active == 0 and time.monotonic() - self.last_active > seconds
     def load(self, mode: str | None = None) -> _Mode:
         """Create ``mode``'s instances (blocking; the default mode at start-up, others on first use)."""
         name = mode or self.bundle.default_mode

@@ -18,7 +18,6 @@ import os
 import socket
 import stat
 import sys
-import time
 from pathlib import Path
 
 from ..bundle import Bundle
@@ -169,25 +168,31 @@ async def _idle_watch(server, app, idle_s: float) -> None:
     while not server.should_exit:
         await asyncio.sleep(min(1.0, idle_s / 4))
         started = engine.ready or app.state.startup_error
-        if started and engine.active == 0 and time.monotonic() - engine.last_active > idle_s:
+        if started and engine.idle_for(idle_s):
             logging.getLogger("kokoro_runtime.server").info("idle for %.0f s: exiting", idle_s)
             server.should_exit = True
 
 
-def main(argv: list[str], default_bundle: Path | None) -> int:
+def command(prog: str, description: str, add_args, serve_fn, argv: list[str], default_bundle: Path | None) -> int:
+    """A server command's entry (serve, wyoming): parse, find the bundle, run; a KokoroError is one
+    line and exit 1, Ctrl-C a clean exit."""
     from ..__main__ import Parser
 
-    p = Parser(prog="python -m kokoro_runtime serve",
-                                description="Serve a Kokoro bundle over an OpenAI-compatible HTTP API.")
-    add_arguments(p)
+    p = Parser(prog=prog, description=description)
+    add_args(p)
     args = p.parse_args(argv)
     root = args.bundle or default_bundle
     try:
         if root is None:
             raise InvalidInput("bundle", "none given; pass the bundle directory (or run from inside one)")
-        return serve(args, root)
+        return serve_fn(args, root)
     except KokoroError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 0
+
+
+def main(argv: list[str], default_bundle: Path | None) -> int:
+    return command("python -m kokoro_runtime serve", "Serve a Kokoro bundle over an OpenAI-compatible HTTP API.",
+                   add_arguments, serve, argv, default_bundle)

@@ -27,7 +27,6 @@ import logging
 import re
 import signal
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
@@ -422,25 +421,14 @@ async def _main(service: Service, sock, scheme: str, idle_s: float) -> None:
 async def _idle_watch(engine: Engine, idle_s: float, stop: asyncio.Event) -> None:
     while not stop.is_set():
         await asyncio.sleep(min(1.0, idle_s / 4))
-        if engine.active == 0 and time.monotonic() - engine.last_active > idle_s:
+        if engine.idle_for(idle_s):
             log.info("idle for %.0f s: exiting", idle_s)
             stop.set()
 
 
 def main(argv: list[str], default_bundle: Path | None) -> int:
-    from ..__main__ import Parser
+    from .run import command
 
-    p = Parser(prog="python -m kokoro_runtime wyoming",
-               description="Serve a Kokoro bundle as a Wyoming text-to-speech service (Home Assistant).")
-    add_arguments(p)
-    args = p.parse_args(argv)
-    root = args.bundle or default_bundle
-    try:
-        if root is None:
-            raise InvalidInput("bundle", "none given; pass the bundle directory (or run from inside one)")
-        return serve(args, root)
-    except KokoroError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        return 0
+    return command("python -m kokoro_runtime wyoming",
+                   "Serve a Kokoro bundle as a Wyoming text-to-speech service (Home Assistant).",
+                   add_arguments, serve, argv, default_bundle)
