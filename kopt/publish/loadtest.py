@@ -67,14 +67,19 @@ def running_server(bundle: Path, *args: str, cwd: Path | None = None, env: dict 
             time.sleep(0.05)
         yield server
     finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
-        proc.stdout.close()
-        log.unlink(missing_ok=True)
+        _stop(proc, log)
+
+
+def _stop(proc: subprocess.Popen, log: Path) -> None:
+    """Terminate a measured server (kill it if it has not gone in 15 s) and drop its log."""
+    proc.terminate()
+    try:
+        proc.wait(15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
+    proc.stdout.close()
+    log.unlink(missing_ok=True)
 
 
 @contextlib.contextmanager
@@ -97,14 +102,7 @@ def running_wyoming(bundle: Path, *args: str, cwd: Path | None = None, env: dict
             raise KoptError(f"{bundle}: the Wyoming server did not start: {_tail(log)}")
         yield int(m.group(1)), proc
     finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
-        proc.stdout.close()
-        log.unlink(missing_ok=True)
+        _stop(proc, log)
 
 
 async def wyoming_request(port: int, text: str, voice: str | None, timeout: float = 120) -> dict[str, Any]:
