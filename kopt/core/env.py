@@ -25,6 +25,30 @@ def versions() -> dict[str, str]:
 
 
 @functools.lru_cache(maxsize=None)
+def cpu_flags() -> frozenset[str]:
+    """This CPU's feature flags (Linux ``/proc/cpuinfo``; empty where it cannot be read)."""
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return frozenset(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return frozenset()
+
+
+def int8_dot(flags: frozenset[str] | None = None) -> str:
+    """Which int8 dot product onnxruntime's CPU kernels get here: ``amx`` or ``vnni`` (32-bit sums),
+    ``avx2`` (16-bit multiply-add, which saturates with full 8-bit weights; see reduce_range),
+    or ``other`` (not x86, or flags unreadable)."""
+    have = cpu_flags() if flags is None else flags
+    if "amx_int8" in have:
+        return "amx"
+    if have & {"avx512_vnni", "avx_vnni"}:
+        return "vnni"
+    return "avx2" if "avx2" in have else "other"
+
+
 def machine() -> dict[str, object]:
     cpu = platform.processor() or platform.machine()
     try:
@@ -51,4 +75,5 @@ def machine() -> dict[str, object]:
         "cpu": cpu,
         "cores": cores,
         "memory_bytes": mem,
+        "int8_dot": int8_dot(),
     }

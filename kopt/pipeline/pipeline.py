@@ -21,7 +21,7 @@ from kopt.core.hashing import canonical_json, content_key
 from kopt.core.progress import NullProgress
 from kopt.core.results import append_records, new_run_id, read_records
 from kopt.pipeline import measure
-from kopt.pipeline.recipe import BuildRecipe
+from kopt.pipeline.recipe import BuildRecipe, BundleBenchSettings
 
 EXIT_OK, EXIT_NO_WINNER, EXIT_REGRESSION = int(ExitCode.OK), int(ExitCode.NO_WINNER), int(ExitCode.REGRESSION)
 
@@ -238,7 +238,7 @@ def _ship(b: _Build, publish: bool) -> None:
         bundle, tar = _publish(b.store, recipe, win, row, b.build_dir, b.progress, built)
     res.bundle, res.tarball = str(bundle), (str(tar) if tar else None)
     with b.progress.task("bundle: one-shot, server, load and say"):
-        res.bundle_bench = _bundle_bench(b.store, bundle, recipe.bench.threads, b.progress)
+        res.bundle_bench = _bundle_bench(b.store, bundle, recipe.bench.threads, recipe.bundle_bench, b.progress)
     rec = bundle_record(res.bundle_bench, bundle, b.run_id, res.bundle_bench["text"])
     if recipe.publish.deploy:
         from kopt.publish.deploy import write_deploy
@@ -303,7 +303,7 @@ def _publish(store, recipe: BuildRecipe, win: dict[str, Any], row, build_dir: Pa
     return pub.bundle, pub.tarball
 
 
-def _bundle_bench(store, bundle: Path, threads: int, progress=None) -> dict[str, Any]:
+def _bundle_bench(store, bundle: Path, threads: int, bb: BundleBenchSettings, progress=None) -> dict[str, Any]:
     """The published bundle measured as users run it (kopt.publish.measure: one-shot, library, HTTP
     server under load, say daemon) in its default voice's language, and the TTFA of every other
     language kopt ships a text set for, cached by the bundle's manifest hash, the machine and the
@@ -319,17 +319,20 @@ def _bundle_bench(store, bundle: Path, threads: int, progress=None) -> dict[str,
     text = ts.ttfa_text
     load_texts = [t.text for t in ts.select(["short", "medium"])]
     others = {code: for_language(code).ttfa_text for code in other}
-    spec = StepSpec("bundle-bench", {"repeats": 3, "threads": threads, "text_sha256": sha256_bytes(text.encode()),
+    spec = StepSpec("bundle-bench", {"repeats": bb.repeats, "threads": threads, "text_sha256": sha256_bytes(text.encode()),
                                      "load_texts_sha256": sha256_bytes("\n".join(load_texts).encode()),
                                      "lang": main, "other_languages": {k: sha256_bytes(v.encode()) for k, v in
                                                                        others.items()},
-                                     "clients": [1, 2, 4, 8], "instances": [1, 2], "requests_per_client": 2},
+                                     "clients": list(bb.clients), "instances": list(bb.instances),
+                                     "requests_per_client": bb.requests_per_client, "server": bb.server},
                     {"manifest": sha256_file(bundle / "manifest.json"), "machine": machine_info()["id"],
                      "code": measure.code_hash("kopt.publish", "kokoro_runtime")})
     with store.lock(spec.key):
         hit = store.get(spec.key)
         if hit is None:
-            result = measure_bundle(bundle, text, repeats=3, threads=threads, load_texts=load_texts, lang=main,
+            result = measure_bundle(bundle, text, repeats=bb.repeats, threads=threads, load_texts=load_texts,
+                                    clients=bb.clients, instances=bb.instances,
+                                    requests_per_client=bb.requests_per_client, server=bb.server, lang=main,
                                     other_languages=others, progress=progress.info if progress else None)
             with store.writing(spec) as tmp:
                 (tmp / "result.json").write_text(json.dumps(result), encoding="utf-8")

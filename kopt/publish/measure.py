@@ -296,4 +296,5 @@ def bundle_record(res: dict[str, Any], bundle: str | Path, run_id: str, text: st
               "languages": sorted(res.get("languages") or {})}
     return make_record("bundle", run_id=run_id, variant=variant,
                        provider={"name": "CPUExecutionProvider", "config": "cpu"}, threads=res.get("threads"),
-                       metrics=bundle_metrics(res), inputs=inputs, extra={"bundle_bench": res})
+                       metrics=bundle_metrics(res), inputs=inputs, extra={"bundle_bench": res},
+                       language=res.get("language") or "en-us")

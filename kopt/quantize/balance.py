@@ -37,6 +37,7 @@ from kopt.core.graph import Builder, drop_unread_initializers
 
 QMAX = 255  # uint8 activations
 WMAX = 127  # symmetric int8 weights
+WMAX_REDUCED = 63  # 7-bit weights: u8 x s8 pairs cannot overflow AVX2's int16 multiply-add
 MAX_GAIN = 256.0  # cap on a channel's boost (channels that were ~0 in calibration)
 _QDQ_CONSUMERS = {"Conv", "ConvTranspose", "MatMul", "Gemm", "QLinearConv", "QLinearMatMul"}
 
@@ -203,10 +204,14 @@ def _const(v: ir.Value | None) -> np.ndarray | None:
 
 
 def apply(qdq: ir.Model, float_model: ir.Model, plans: Sequence[Plan],
-          ranges: Mapping[str, tuple[np.ndarray, np.ndarray]]) -> dict[str, Any]:
+          ranges: Mapping[str, tuple[np.ndarray, np.ndarray]], reduce_range: bool = False) -> dict[str, Any]:
     """Rewrite the planned convs in ``qdq`` in place; weights and bias come from ``float_model``.
-    Per conv: the input side, the output side, then the weights and bias requantized; last, the
-    scales, zero points and weights nothing reads any more go."""
+    Per conv: the input side, the output side, then the weights and bias requantized (7-bit with
+    ``reduce_range``); last, the scales, zero points and weights nothing reads any more go.
+
+    Balanced inputs fill the whole uint8 range in every channel, so on CPUs without VNNI (AVX2's
+    16-bit multiply-add) full 8-bit weights saturate the fused QLinearConv more often than plain
+    per-tensor inputs do; ``reduce_range`` avoids that."""
     g = qdq.graph
     f_nodes = {n.name: n for n in float_model.graph}
     ed = _Edit(g)
@@ -222,7 +227,7 @@ def apply(qdq: ir.Model, float_model: ir.Model, plans: Sequence[Plan],
         bias = b.astype(np.float64) if b is not None else np.zeros(n_out)
         W, x_scale = _balance_input(ed, p, W, ranges)
         W, bias = _balance_output(ed, p, W, bias, ranges)
-        _requantize(ed, p, fconv, W, bias, x_scale)
+        _requantize(ed, p, fconv, W, bias, x_scale, WMAX_REDUCED if reduce_range else WMAX)
     drop_unread_initializers(g, ed.released)
     return ed.report
 
@@ -283,13 +288,14 @@ def _balance_output(ed: _Edit, p: Plan, W: np.ndarray, bias: np.ndarray,
     return W, bias
 
 
-def _requantize(ed: _Edit, p: Plan, fconv: ir.Node, W: np.ndarray, bias: np.ndarray, x_scale: float) -> None:
+def _requantize(ed: _Edit, p: Plan, fconv: ir.Node, W: np.ndarray, bias: np.ndarray, x_scale: float,
+                wmax: int) -> None:
     """Weights: symmetric int8 per output channel from the balanced float values; bias: int32 at
     the input scale times the weight scale."""
     n_out = W.shape[0]
     flat = np.abs(W.reshape(n_out, -1)).max(axis=1)
-    w_scale = np.where(flat > 0, flat / WMAX, 1.0)
-    Wq = np.clip(np.round(W / w_scale.reshape([-1] + [1] * (W.ndim - 1))), -WMAX, WMAX).astype(np.int8)
+    w_scale = np.where(flat > 0, flat / wmax, 1.0)
+    Wq = np.clip(np.round(W / w_scale.reshape([-1] + [1] * (W.ndim - 1))), -wmax, wmax).astype(np.int8)
     w_name = fconv.inputs[1].name
     ed.point(p.dq_w, 0, w_name + "_bal_q", Wq)
     ed.point(p.dq_w, 1, w_name + "_bal_scale", w_scale.astype(np.float32))

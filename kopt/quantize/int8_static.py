@@ -31,7 +31,8 @@ class Int8StaticConfig(PassConfig):
     activation_type: Literal["QUInt8", "QInt8"] = Field("QUInt8", description="Activation int8 type "
                                                         "(QUInt8 + QInt8 weights is the fast VNNI path).")
     weight_type: Literal["QInt8", "QUInt8"] = Field("QInt8", description="Weight int8 type.")
-    reduce_range: bool = Field(False, description="7-bit weights (for CPUs without VNNI).")
+    reduce_range: bool = Field(False, description="7-bit weights, balanced ones too (int8 kernels on CPUs "
+                               "without VNNI, AVX2 only, saturate 16-bit sums at 8 bits).")
     op_types: tuple[str, ...] = Field(("Conv", "ConvTranspose"), description="Op types to quantize. Conv is where "
                                       "the time goes; static MatMul (ALBERT attention) measured PESQ-wb 3.0 alone.")
     include: tuple[str, ...] = Field((), description="Only quantize nodes in these groups/op:TYPE (empty: all).")
@@ -130,7 +131,7 @@ def _balance(src: Path, out: Path, utts, reader: KokoroCalibrationReader, c: Int
         ranges.update(balance.channel_ranges(f, todo, list(reader)))
         if cache is not None:
             balance.save_ranges(cache, ranges)
-    rep = balance.apply(q, ir.serde.deserialize_model(f), plans, ranges)
+    rep = balance.apply(q, ir.serde.deserialize_model(f), plans, ranges, c.reduce_range)
     del f
     save_model(to_proto(q), out)
     return {**rep, "convs": len(plans), "skipped": len(skipped),

@@ -36,9 +36,9 @@ import json, sys
 import kokoro_runtime
 from kokoro_runtime import load, KokoroError
 tts = load(sys.argv[1], threads=1)
-words = [w for r in tts.render("The model speaks.", "jf_alpha") for w in r.words]
+words = [w for r in tts.render("The model speaks.", "jf_alpha", lang="en-us") for w in r.words]
 try:
-    tts.synthesize("The model speaks.", "jf_alpha", speed=0)
+    tts.synthesize("The model speaks.", "jf_alpha", speed=0, lang="en-us")
     bad = None
 except KokoroError as e:
     bad = str(e)
@@ -60,16 +60,26 @@ def test_bundle_speaks_with_numpy_and_onnxruntime_only_then_in_kokoro_onnx(tmp_p
 
     pip("numpy", "onnxruntime")
     wav = tmp_path / "clean.wav"
-    r = subprocess.run([str(py), "-m", "kokoro_runtime", "The model speaks without any other tools.", "-o", str(wav)],
-                       cwd=res.bundle, capture_output=True, text=True)
+    # the embedded voices are Japanese: English text is asked for by name (the token cache reads it)
+    r = subprocess.run([str(py), "-m", "kokoro_runtime", "--lang", "en-us", "The model speaks without any other tools.",
+                        "-o", str(wav)], cwd=res.bundle, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-2000:]
     assert wav.stat().st_size > 24000 * 2
-    r = subprocess.run([str(py), "-m", "kokoro_runtime", "Zyxwvut qrstuv.", "-o", str(tmp_path / "x.wav")],
+    # without --lang the voice's language (Japanese) refuses Latin-only text instead of spelling it
+    r = subprocess.run([str(py), "-m", "kokoro_runtime", "The model speaks.", "-o", str(tmp_path / "l.wav")],
+                       cwd=res.bundle, capture_output=True, text=True)
+    assert r.returncode != 0 and "lang" in r.stderr and "en-us" in r.stderr and not (tmp_path / "l.wav").exists()
+    # Japanese needs the ja extra, which this bare environment lacks: one line naming it, no output
+    r = subprocess.run([str(py), "-m", "kokoro_runtime", "こんにちは。", "-o", str(tmp_path / "j.wav")],
+                       cwd=res.bundle, capture_output=True, text=True)
+    assert r.returncode != 0 and "kokoro-runtime[ja]" in r.stderr, r.stderr[-2000:]
+    assert len(r.stderr.strip().splitlines()) == 1 and not (tmp_path / "j.wav").exists()
+    r = subprocess.run([str(py), "-m", "kokoro_runtime", "--lang", "en-us", "Zyxwvut qrstuv.", "-o", str(tmp_path / "x.wav")],
                        cwd=res.bundle, capture_output=True, text=True)
     assert r.returncode != 0 and "zyxwvut" in r.stderr.lower()  # uncached words, no G2P: named, no output
     assert not (tmp_path / "x.wav").exists()
     # say without the serve extra: it speaks in its own process and says why there is no daemon
-    r = subprocess.run([str(py), "-m", "kokoro_runtime", "say", "The model speaks.", "-o", str(tmp_path / "s.wav")],
+    r = subprocess.run([str(py), "-m", "kokoro_runtime", "say", "--lang", "en-us", "The model speaks.", "-o", str(tmp_path / "s.wav")],
                        cwd=res.bundle, capture_output=True, text=True, env={**os.environ, "XDG_RUNTIME_DIR": str(tmp_path)})
     assert r.returncode == 0 and "serve extra is not installed" in r.stderr, r.stderr[-2000:]
     assert (tmp_path / "s.wav").stat().st_size > 24000

@@ -10,6 +10,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
+from kopt.core.env import int8_dot
 from kopt.core.passes import PassContext, get_pass, make_config
 from kopt.quantize.balance import shared_zero_point
 from kopt.quantize.checkset import check_set
@@ -57,9 +58,10 @@ def _graph(two_convs: bool = False) -> onnx.ModelProto:
     return m
 
 
-def _quantize(src: Path, tmp_path: Path, balance: bool, tag: str) -> tuple[Path, dict]:
+def _quantize(src: Path, tmp_path: Path, balance: bool, tag: str, reduce_range: bool = False) -> tuple[Path, dict]:
     cls = get_pass("int8-static")
-    cfg = make_config(cls, {"calib_sentences": 6, "exclude": [], "balance": balance, "check": False})
+    cfg = make_config(cls, {"calib_sentences": 6, "exclude": [], "balance": balance, "check": False,
+                            "reduce_range": reduce_range})
     wd = tmp_path / f"work-{tag}"
     res = cls(cfg).apply(onnx.load(str(src)), PassContext(workdir=wd, input_path=src))
     out = tmp_path / f"{tag}.onnx"
@@ -67,9 +69,11 @@ def _quantize(src: Path, tmp_path: Path, balance: bool, tag: str) -> tuple[Path,
     return out, res.report
 
 
-def _snr_db(src: Path, q: Path) -> float:
+def _snr_db(src: Path, q: Path, fused: bool = True) -> float:
+    """Output SNR of ``q`` against ``src``: with ``fused``, through onnxruntime's QLinearConv kernel;
+    without, the QDQ arithmetic itself (DequantizeLinear then a float Conv)."""
     u = check_set(None, names=["medium"])[0]
-    a, b = run(src, u.tokens, u.style, disable_opt=True), run(q, u.tokens, u.style, disable_opt=False)
+    a, b = run(src, u.tokens, u.style, disable_opt=True), run(q, u.tokens, u.style, disable_opt=not fused)
     return float(10 * np.log10(np.sum(a ** 2) / np.sum((a - b) ** 2)))
 
 
@@ -87,10 +91,18 @@ def test_balanced_qdq_keeps_small_channels_and_still_fuses(tmp_path):
     snr_plain, snr_bal = _snr_db(src, plain), _snr_db(src, bal)
     # every channel is weighted equally in the output, so per-tensor steps drown the small ones
     assert snr_bal > snr_plain + 10, (snr_plain, snr_bal)
-    print(f"SNR plain {snr_plain:.1f} dB, balanced {snr_bal:.1f} dB")
-    assert snr_bal > 25
+    exact = _snr_db(src, bal, fused=False)
+    seven, _ = _quantize(src, tmp_path, True, "bal7", reduce_range=True)
+    snr_seven = _snr_db(src, seven)
+    print(f"SNR plain {snr_plain:.1f} dB, balanced {snr_bal:.1f} dB (QDQ arithmetic {exact:.1f} dB), "
+          f"balanced 7-bit weights {snr_seven:.1f} dB; int8 dot product: {int8_dot()}")
+    assert exact > 25
+    # 7-bit weights cannot saturate the int16 sums of AVX2 kernels: the fused conv keeps the QDQ's quality
+    assert snr_seven > 25 and snr_seven > exact - 3
+    if int8_dot() in ("vnni", "amx"):  # 32-bit sums: full 8-bit weights lose nothing in the kernel
+        assert snr_bal > exact - 3
     # onnxruntime still runs the conv as one QLinearConv: the per-channel Q/DQ sit outside the group
-    assert _fused_qlinearconv(plain, tmp_path) == _fused_qlinearconv(bal, tmp_path) == 1
+    assert _fused_qlinearconv(plain, tmp_path) == _fused_qlinearconv(bal, tmp_path) == _fused_qlinearconv(seven, tmp_path) == 1
     m = onnx.load(str(bal))
     axes = {n.op_type: next((a.i for a in n.attribute if a.name == "axis"), None) for n in m.graph.node
             if n.op_type in ("QuantizeLinear",) and n.input[0] == "x"}
