@@ -26,9 +26,10 @@ run: setup
 test: setup
 	$(BIN)/python -m pytest -q
 
-# ruff, configured in pyproject.toml ([tool.ruff]); .ci/run runs it before the tests.
+# ruff and mypy, configured in pyproject.toml ([tool.ruff], [tool.mypy]); .ci/run runs them before the tests.
 lint: setup
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 test-fast: setup
 	$(BIN)/python -m pytest -q -m "not slow"

@@ -24,7 +24,7 @@ COMMANDS = ("serve", "wyoming", "say", "status", "stop")
 class Parser(argparse.ArgumentParser):
     """argparse with one-line usage errors (exit 2), like every other error of the runtime."""
 
-    def error(self, message: str):  # type: ignore[override]
+    def error(self, message: str):
         self.exit(2, f"error: {message} (see {self.prog} --help)\n")
 
 

@@ -173,6 +173,13 @@ class Bundle:
         name = self.manifest.get(key)
         return self.root / name if name else None
 
+    def required(self, key: str) -> Path:
+        """The path of a file every bundle has (model, voices, vocab)."""
+        p = self.path(key)
+        if p is None:
+            raise BundleError(f"{self.root / 'manifest.json'}: no {key!r} entry; republish the bundle")
+        return p
+
     def verify(self, skip: set[str] | frozenset[str] = frozenset(), rehash: bool | None = None) -> None:
         """Every file in the manifest (less ``skip``) exists with its size and sha256; the named files
         are listed. A file whose stamp still stands is not hashed again unless ``rehash`` (default:
@@ -261,7 +268,7 @@ class Bundle:
             self.verify(skip=set(self.manifest["files"]) - {model.relative_to(self.root).as_posix()})
         if graph_optimization is None:
             graph_optimization = bool(self.manifest.get("runtime_options", {}).get("graph_optimization", True))
-        vpath = self.path("vocab")
+        vpath = self.required("vocab")
         try:
             vocab = load_vocab_dict(json.loads(vpath.read_text(encoding="utf-8")), str(vpath))
         except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
@@ -270,7 +277,7 @@ class Bundle:
         kwargs.setdefault("model_sha256", sha if session_cache and self._verify else None)
         kwargs.setdefault("voice_languages", self.voice_languages)
         kwargs.setdefault("default_language", self.default_language)
-        return Synthesizer(model, self.path("voices"), vocab=vocab,
+        return Synthesizer(model, self.required("voices"), vocab=vocab,
                            token_cache=self.path("token_cache"), providers=providers, threads=threads,
                            graph_optimization=graph_optimization, **kwargs)
 

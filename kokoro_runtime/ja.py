@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
+from typing import Any, Mapping
 
 from .errors import G2PUnavailable
 from .lang import package_version
@@ -104,7 +105,7 @@ def normalize(text: str) -> str:
     separators first, so each is read the way Japanese reads it."""
     text = re.sub(r"[ \t\r\f\v]+", " ", unicodedata.normalize("NFKC", text)).strip()
     for pattern, repl in _NUMBER_RULES:
-        text = pattern.sub(repl, text)  # type: ignore[arg-type]
+        text = pattern.sub(repl, text)
     return text
 
 
@@ -131,7 +132,7 @@ class _Node:
     is_unk: bool = False
 
 
-def _reading(node: dict) -> str:
+def _reading(node: Mapping[str, Any]) -> str:
     """A node's pronunciation in katakana (accent marks removed); punctuation stands for itself."""
     if node["pos"] == "記号":
         return node["string"]
@@ -161,9 +162,9 @@ class JapaneseG2P:
         self._romanize = romanizer
         self.version = f"pyopenjtalk {package_version('pyopenjtalk-plus')}, misaki {package_version('misaki')}"
 
-    def analyze(self, text: str) -> list[dict]:
+    def analyze(self, text: str) -> list[Mapping[str, Any]]:
         """OpenJTalk's words: surface, part of speech, reading, pronunciation."""
-        return self._ojt.run_frontend(text)
+        return list(self._ojt.run_frontend(text))
 
     def phonemize(self, texts: list[str]) -> list[str]:
         return [self._romanize(t)[0] if t.strip() else "" for t in texts]

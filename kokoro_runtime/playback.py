@@ -11,7 +11,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO
 
 from .errors import KokoroError
 
@@ -44,7 +44,7 @@ class PCMSink:
         self._wav = None
         self._tmp: Path | None = None
         self._proc = None
-        self._out: BinaryIO | None = None
+        self._out: IO[bytes] | None = None
         if output == "-":
             self._out = sys.stdout.buffer
         elif output:
@@ -74,12 +74,13 @@ class PCMSink:
     def close(self, ok: bool) -> None:
         if self._wav is not None:
             self._wav.close()
-            assert self._tmp is not None
+            assert self._tmp is not None and self.output is not None
             if ok:
                 os.replace(self._tmp, self.output)
             else:
                 self._tmp.unlink(missing_ok=True)
         if self._proc is not None:
             with contextlib.suppress(BrokenPipeError):
-                self._proc.stdin.close()
+                if self._proc.stdin is not None:
+                    self._proc.stdin.close()
             self._proc.wait()

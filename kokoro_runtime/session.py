@@ -217,7 +217,7 @@ def make_session(model_path: str | Path, providers: Sequence[ProviderSpec] | Non
     except Exception as e:  # onnxruntime raises its own Fail/InvalidGraph/... types
         raise error(f"{p}: onnxruntime cannot load the model ({first_line(e)})") from e
     finally:
-        if saving is not None:
+        if saving is not None and cached is not None:
             _install(saving[0], cached, saving[1])
     got = sess.get_providers()
     dropped = [provider_name(s) for s in usable if provider_name(s) not in got]

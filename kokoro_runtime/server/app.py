@@ -21,7 +21,7 @@ import os
 import time
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator, Awaitable, Callable
+from typing import Any, AsyncGenerator, AsyncIterator, Awaitable, Callable
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -384,7 +384,7 @@ async def metrics_route(request: HTTPRequest) -> Response:
 
 
 # -- the speech response's parts --------------------------------------------------------------------
-async def _first(pieces: AsyncIterator[Piece]) -> Piece | None:
+async def _first(pieces: AsyncGenerator[Piece, None]) -> Piece | None:
     try:
         return await pieces.__anext__()
     except StopAsyncIteration:
@@ -394,7 +394,7 @@ async def _first(pieces: AsyncIterator[Piece]) -> Piece | None:
         raise
 
 
-async def _collect(pieces: AsyncIterator[Piece]) -> list[Piece]:
+async def _collect(pieces: AsyncGenerator[Piece, None]) -> list[Piece]:
     return [p async for p in pieces]
 
 
@@ -430,8 +430,8 @@ def _left(tally: _Tally, metrics: Metrics) -> None:
         metrics.errors.labels("client_disconnected").inc()
 
 
-async def _drain(pieces: AsyncIterator[Piece], first: Piece | None, tally: _Tally,
-                 metrics: Metrics) -> AsyncIterator[Piece]:
+async def _drain(pieces: AsyncGenerator[Piece, None], first: Piece | None, tally: _Tally,
+                 metrics: Metrics) -> AsyncGenerator[Piece, None]:
     """The pieces, counted; stops the engine's iterator on any exit (a client that left). An error
     after the first piece is counted here, once, and raised as _Cut."""
     try:

@@ -25,7 +25,7 @@ import time
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator, Callable
+from typing import Any, AsyncGenerator, Callable
 
 import numpy as np
 
@@ -273,7 +273,7 @@ class Engine:
         voice = front.voice_key(req.voice)
         return Checked(mode, voice, speed, front.resolve_language(req.voice, req.lang))
 
-    async def render(self, req: Request, cancelled: Callable[[], bool] | None = None) -> AsyncIterator[Piece]:
+    async def render(self, req: Request, cancelled: Callable[[], bool] | None = None) -> AsyncGenerator[Piece, None]:
         """Admit the request (or raise Busy), then yield its pieces as they are rendered; a cache
         hit yields at once. Closing the iterator early (a client that left) stops the model run in
         progress and frees its instance. Text with no word to say (punctuation, symbols) is an

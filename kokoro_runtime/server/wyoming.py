@@ -29,6 +29,7 @@ import signal
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 import numpy as np
@@ -69,27 +70,17 @@ ATTRIBUTION = Attribution(name="hexgrad (Kokoro-82M)", url="https://huggingface.
 # A sentence is complete once its end mark (and any closing quote or bracket) is followed by space;
 # a full-width one (Japanese, Chinese) needs none.
 _SENTENCE_END = re.compile(r"[.!?…]+[\"'”’)\]]*\s+|[。！？]+[」』”’）)]*\s*|\n\s*\n\s*")
-# Kokoro's voice names start with their language's letter (af_heart: American English).
-_FIRST_LETTER = {"a": "en-us", "b": "en-gb", "e": "es", "f": "fr-fr", "h": "hi", "i": "it", "j": "ja",
-                 "p": "pt-br", "z": "zh"}
-
-
 def voice_language(voice: str, manifest: dict | None = None) -> str:
     """A voice's language as a BCP-47 tag (``en-US``), as Home Assistant writes languages: the
     runtime's ``lang.voice_language`` (the manifest's ``voice_languages``, Kokoro's name convention,
-    the bundle's ``default_language``) when this runtime has it; else Kokoro's first-letter
-    convention, English for a name outside it."""
+    the bundle's ``default_language``); English for a voice it cannot place."""
+    from .. import lang
+
     manifest = manifest or {}
-    try:
-        from .. import lang
-    except ImportError:
-        lang = None
-    code = None
-    if lang is not None:
-        with contextlib.suppress(KokoroError):
-            code = lang.voice_language(voice, manifest.get("voice_languages"),
-                                       manifest.get("default_language") or lang.DEFAULT_LANGUAGE).code
-    code = code or _FIRST_LETTER.get(voice[:1].lower() if voice[1:2] in ("f", "m") else "", "en-us")
+    code = "en-us"
+    with contextlib.suppress(KokoroError):
+        code = lang.voice_language(voice, manifest.get("voice_languages"),
+                                   manifest.get("default_language") or lang.DEFAULT_LANGUAGE).code
     base, _, region = code.replace("_", "-").partition("-")
     return f"{base.lower()}-{region.upper()}" if region else base.lower()
 
@@ -386,10 +377,11 @@ async def _main(service: Service, sock, scheme: str, idle_s: float) -> None:
         for h in handlers:
             await h.finish()
         return
-    connections: set[asyncio.Task] = set()
+    connections: set[asyncio.Task[Any]] = set()
 
     async def connected(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
+        assert task is not None                 # a connection callback runs as a task
         connections.add(task)
         try:
             await Handler(service, reader, writer).run()
@@ -405,7 +397,7 @@ async def _main(service: Service, sock, scheme: str, idle_s: float) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
-    watcher = asyncio.create_task(_idle_watch(service.engine, idle_s, stop)) if idle_s else None
+    watcher: asyncio.Task[None] | None = asyncio.create_task(_idle_watch(service.engine, idle_s, stop)) if idle_s else None
     try:
         await stop.wait()
     finally:
@@ -413,9 +405,9 @@ async def _main(service: Service, sock, scheme: str, idle_s: float) -> None:
         for task in list(connections):
             task.cancel()
         await asyncio.gather(*connections, return_exceptions=True)
-        for task in (warm, watcher):
-            if task is not None:
-                task.cancel()
+        warm.cancel()
+        if watcher is not None:
+            watcher.cancel()
 
 
 async def _idle_watch(engine: Engine, idle_s: float, stop: asyncio.Event) -> None:

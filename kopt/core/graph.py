@@ -198,7 +198,7 @@ def drop_unread_initializers(g: ir.Graph, values: Iterable[ir.Value]) -> int:
     the graph is left as it is. Returns how many went."""
     gone = 0
     for v in {id(v): v for v in values}.values():
-        if v.is_initializer() and not (v.uses() or v.is_graph_input() or v.is_graph_output()) \
+        if v.name is not None and v.is_initializer() and not (v.uses() or v.is_graph_input() or v.is_graph_output()) \
                 and g.initializers.get(v.name) is v:
             del g.initializers[v.name]
             gone += 1
@@ -254,10 +254,10 @@ def _skeleton(model: onnx.ModelProto | ir.Model) -> tuple:
             t = v.const_value
             if t is not None and t.size <= _SMALL:
                 tp = ir.serde.serialize_tensor(t)
-                tp.name = v.name
+                tp.name = v.name or ""
                 inits.append(tp)
             elif t is not None:
-                weights.append(helper.make_tensor_value_info(v.name, int(t.dtype), list(t.shape.numpy())))
+                weights.append(helper.make_tensor_value_info(v.name or "", int(t.dtype), list(t.shape.numpy())))
         inputs = [ir.serde.serialize_value(v) for v in g.inputs if not v.is_initializer()] + weights
         outputs = [ir.serde.serialize_value(v) for v in g.outputs]
         ends = set(g.inputs) | set(g.outputs)
@@ -295,7 +295,7 @@ def _stft_hints(g: onnx.GraphProto, shapes: dict, start: int) -> list[onnx.Value
     """Output shapes ONNX leaves unset for STFT over a symbolic-length signal: [batch, frames, bins,
     2], bins = frame_length // 2 + 1 when onesided (as onnxruntime computes it)."""
     small = {t.name: numpy_helper.to_array(t) for t in g.initializer}
-    hints = []
+    hints: list[onnx.ValueInfoProto] = []
     for n in g.node:
         if not (n.op_type == "STFT" and n.domain in ONNX_DOMAINS) or n.output[0] in shapes or n.input[0] not in shapes:
             continue

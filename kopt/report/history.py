@@ -65,7 +65,7 @@ def series_name(variant: str, provider: str, machine_id: str, multi_machine: boo
 def trend_tables(df, runs: Sequence[Run], metrics: Sequence[str] = TREND_METRICS) -> dict[str, Any]:
     """metric -> wide table (series x runs), for metrics measured in at least two runs; each metric is
     followed by its per-language figures when there are several languages."""
-    out = {}
+    out: dict[str, Any] = {}
     if df.empty:
         return out
     order = [r.label for r in runs]

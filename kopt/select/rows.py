@@ -143,13 +143,13 @@ def worst_of(by_language: dict[str, dict[str, Any]], cat: Catalog) -> tuple[dict
         if meta is None or meta.kind != "quality":
             out[name] = next((v for v in vals.values() if v is not None), None)
             continue
-        nums = {lang: v for lang, v in vals.items() if is_number(v)}
+        nums = {lang: float(v) for lang, v in vals.items() if v is not None and is_number(v)}
         if len(nums) < len(langs):
             out[name] = None
             if len(langs) > 1:
                 who[name] = next(lang for lang in langs if lang not in nums)
             continue
-        lang = min(nums, key=lambda x: (meta.goodness(float(nums[x])), langs.index(x)))
+        lang = min(nums, key=lambda x: (meta.goodness(nums[x]), langs.index(x)))
         out[name] = nums[lang]
         if len(langs) > 1:
             who[name] = lang
