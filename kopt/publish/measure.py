@@ -200,7 +200,22 @@ def measure_bundle(bundle: str | Path, text: str, voice: str | None = None, repe
     for code, other in (other_languages or {}).items():
         say(f"language {code}")
         out["languages"][code] = measure_language(b, other, voice, code, repeats, threads, server)
+    _compare_languages(out["languages"])
     return out
+
+
+def _compare_languages(langs: dict[str, dict[str, Any]], base: str = "en-us") -> None:
+    """Each language's HTTP TTFA per second of its first chunk's audio (the first chunk's length
+    decides how long the model runs before it can answer), and, beside English, that figure's ratio
+    to English's: TTFA compared for first chunks of the same audio length."""
+    for figs in langs.values():
+        t, a = figs.get("http_ttfa_ms"), figs.get("first_chunk_audio_s")
+        if isinstance(t, (int, float)) and isinstance(a, (int, float)) and a > 0:
+            figs["http_ttfa_ms_per_audio_s"] = round(t / a, 1)
+    ref = langs.get(base, {}).get("http_ttfa_ms_per_audio_s")
+    for code, figs in langs.items():
+        if code != base and ref and "http_ttfa_ms_per_audio_s" in figs:
+            figs["http_ttfa_vs_english"] = round(figs["http_ttfa_ms_per_audio_s"] / ref, 3)
 
 
 def bundle_languages(bundle: Path, voice: str | None = None) -> tuple[str, list[str]]:

@@ -42,8 +42,11 @@ try:
     bad = None
 except KokoroError as e:
     bad = str(e)
+ja = list(tts.render("今日はいい天気ですね。", "jf_alpha"))
 print(json.dumps({"version": kokoro_runtime.__version__, "file": kokoro_runtime.__file__,
-                  "words": [w.word for w in words], "bad_speed": bad}))
+                  "words": [w.word for w in words], "bad_speed": bad,
+                  "ja_words": [w.word for r in ja for w in r.words],
+                  "ja_audio_s": sum(len(r.audio) for r in ja) / 24000}))
 """
 
 
@@ -89,13 +92,26 @@ def test_bundle_speaks_with_numpy_and_onnxruntime_only_then_in_kokoro_onnx(tmp_p
 
     src = tmp_path / "runtime-src" / "kokoro_runtime"   # pip builds in place: not in the repo's folder
     shutil.copytree(REPO / "kokoro_runtime", src, ignore=RUNTIME_IGNORE)
-    pip(str(src))
+    pip(f"{src}[ja]")                                      # with its Japanese extra, from PyPI alone
     r = subprocess.run([str(py), "-c", LIBRARY, str(res.bundle)], capture_output=True, text=True, cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-2000:]
     lib = json.loads(r.stdout.strip().splitlines()[-1])
     assert lib["version"] == kokoro_runtime.__version__ == res.manifest["runtime_version"]
     assert "site-packages" in lib["file"] and lib["words"] == ["The", "model", "speaks"]
     assert lib["bad_speed"].startswith("speed: 0 is out of range")
+    # Japanese, the voices' own language, through the installed runtime's command: kana readings
+    # (never letters read by name), a WAV, and word timestamps in the library
+    ja = "今日はいい天気ですね。散歩に行きましょう。"
+    r = subprocess.run([str(py), "-m", "kokoro_runtime", "--bundle", str(res.bundle), ja, "--phonemes"],
+                       capture_output=True, text=True, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-2000:]
+    phon = r.stdout.strip()
+    assert phon and "lˌɛɾəɹ" not in phon and "kʲoː" in phon, phon        # 今日 read as kyō
+    r = subprocess.run([str(py), "-m", "kokoro_runtime", "--bundle", str(res.bundle), ja, "-o", str(tmp_path / "ja.wav")],
+                       capture_output=True, text=True, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert (tmp_path / "ja.wav").stat().st_size > 24000 * 2 * 1.5   # more than 1.5 s of speech
+    assert lib["ja_words"][:2] == ["今日", "は"] and lib["ja_audio_s"] > 1.5
 
     pip("kokoro-onnx==0.6.1")
     r = subprocess.run([str(py), "-c", CLIENT, str(res.bundle)], capture_output=True, text=True, cwd=tmp_path)

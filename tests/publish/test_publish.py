@@ -111,6 +111,12 @@ def test_bundle_bench_measures_cold_start_and_warm_ttfa(tmp_path, tiny_store, mo
     for code, f in m["languages"].items():
         assert f["warm_ttfa_ms"] > 0 and f["frontend_ms"] > 0 and f["http_ttfa_ms"] > 0 and f["first_chunk_audio_s"] > 0
         assert flat[f"http_ttfa_ms_{code}"] == f["http_ttfa_ms"]
+        assert f["http_ttfa_ms_per_audio_s"] == round(f["http_ttfa_ms"] / f["first_chunk_audio_s"], 1)
+    if others:  # TTFA compared per second of first-chunk audio, beside English's
+        en, ja_ = m["languages"]["en-us"], m["languages"]["ja"]
+        assert ja_["http_ttfa_vs_english"] == round(ja_["http_ttfa_ms_per_audio_s"] / en["http_ttfa_ms_per_audio_s"], 3)
+        assert flat["http_ttfa_vs_english_ja"] == ja_["http_ttfa_vs_english"]
+        assert "http_ttfa_vs_english" not in en
     (res.bundle / "model.onnx").write_bytes(b"tampered")
     with pytest.raises(KoptError, match=r"the bundle's runtime failed: .*model\.onnx"):
         measure_bundle(res.bundle, "It is time.", repeats=1)
