@@ -1,49 +1,21 @@
 """adain: Kokoro's decomposed adaptive instance norms rewritten as one InstanceNormalization each.
 
-The export spells every AdaIN as element-wise ops over [1, C, T] tensors, T up to ~50k samples in
-the generator::
+The export spells every AdaIN as element-wise ops over [1, C, T] tensors (T up to ~50k samples)::
 
     mean = ReduceMean(x, axes=[2]); d = Sub(x, mean); v = ReduceMean(Mul(d, d), axes=[2])
     n = Div(d, Sqrt(Add(v, eps)))                      # the normalization, sometimes shared
     out = Add(Mul(gamma1, n), beta)                    # gamma1 = gamma + 1, both [1, C, 1]
 
-Each matched ``out`` becomes ``InstanceNormalization(x, Reshape(gamma1, [-1]), Reshape(beta,
-[-1]), epsilon=eps)``: one kernel instead of about seven full passes over x (onnxruntime 1.31 CPU,
-one AdaIN over [1, 128, 41760]: 2.9 ms instead of 8.8 at 1 thread). A normalization shared by
-several AdaINs (ORT's common-subexpression elimination merged those reading the same x) gives each
-its own InstanceNormalization: for three over [1, 128, 41760], 8.9 ms instead of 17.4 at 1 thread,
-a tie at 2 (8.7 vs 8.4), so they are rewritten too.
+Each matched ``out`` becomes ``InstanceNormalization(x, Reshape(gamma1, [-1]), Reshape(beta, [-1]),
+epsilon=eps)``, one kernel instead of about seven passes over x; a shared normalization gives each of
+its AdaINs its own. What matches: ``find_adain``. Left alone and counted in the report: the rest,
+and AdaINs a CumSum depends on (Kokoro's F0 predictor: the sine source integrates F0 into a phase,
+so a rounding change grows into a drift). A rewrite feeding a quantizer makes the pass refuse the
+model (``kopt.optimize._float``): apply it to the float model, then quantize.
 
-The match is exact and conservative: a rank-3 float32 x with a known channel count, both
-ReduceMeans over its last axis with keepdims, eps a float32 scalar constant, Mul(d, d) or Pow(d, 2),
-commutative operands in either order, gamma1 and beta float32 of static shape [1, C, 1]
-(InstanceNormalization's scale and bias are per channel, so they must not vary over the batch).
-Anything else is left as it is and counted in the report under a reason. Also left alone:
-
-- AdaINs a CumSum depends on. In Kokoro those are the F0 predictor's: the sine source integrates
-  F0 into a phase, so InstanceNormalization's different float rounding grows into
-  a phase drift over the utterance (measured: max abs audio diff 0.07 instead of 3e-6), while those
-  norms run at frame rate and cost next to nothing.
-
-Rewritten AdaINs that feed a quantizer (QuantizeLinear of a QDQ model, DynamicQuantizeLinear of a
-dynamically quantized one) make the pass refuse the model (the precondition it shares with snake
-and stft-conv, ``kopt.optimize._float``): the rounding change flips quantization steps
-(measured max abs audio diff: 0.18 on Kokoro int8-static, 0.22 on Kokoro's own int8 model); apply
-adain to the float model, then quantize. Q/DQ nodes themselves are never touched (rewrite_adain on
-a QDQ model leaves them as they were).
-
-The rewrite runs on onnx-ir: its use-def chains find what a normalization feeds and what an AdaIN
-depends on, its node replacement puts each InstanceNormalization in the final Add's place under its
-output's name, and its dead-code pass removes what nothing reads any more: the normalizations no
-other node reads and their constants (and any dead code the input had; like stft-conv, it also
-drops unread optional outputs, such as an LSTM's Y_h and Y_c).
-
-Shapes come from ONNX shape inference on a weightless copy of the graph. ONNX cannot infer an STFT
-output whose signal length is symbolic, which in Kokoro would hide every generator shape, so STFT
-outputs get onnxruntime's shape with a fresh symbol for the frame count before a second round.
-
-On Kokoro v1.0's fp32 reference: 64 normalizations (2 shared) read by 68 AdaINs; 63 rewritten, 5
-skipped (CumSum); 1 more normalization is not matched (its variance is not a ReduceMean).
+Dead-code removal (onnx-ir's) drops what nothing reads any more, unread optional outputs (an LSTM's
+Y_h, Y_c) included. ONNX infers no STFT output for a symbolic signal length, so those get
+onnxruntime's shape before a second round of shape inference.
 """
 
 from __future__ import annotations
@@ -180,7 +152,12 @@ class _Found:
 
 
 def find_adain(model: ir.Model) -> _Found:
-    """Match every AdaIN of ``model`` (nothing is rewritten)."""
+    """Match every AdaIN of ``model`` (nothing is rewritten).
+
+    Matched exactly: x rank-3 float32 with a known channel count, both ReduceMeans over its last axis
+    with keepdims, eps a float32 scalar constant, Mul(d, d) or Pow(d, 2), commutative operands in
+    either order, gamma1 and beta float32 of static shape [1, C, 1] (InstanceNormalization's scale
+    and bias are per channel, so they must not vary over the batch)."""
     g = model.graph
     found = _Found()
     skipped = found.skipped
@@ -259,9 +236,7 @@ class Adain(BeforeQuantization):
                "InstanceNormalization each; float graphs, before quantization.")
     equivalent = True
     # InstanceNormalization sums mean and variance in another order than the two ReduceMeans: float
-    # rounding only. Observed on the real fp32 reference: max abs audio diff 2.6e-6 (check set's
-    # medium utterance). The AdaINs of the F0 predictor are left alone because they feed the sine
-    # source's CumSum: rewritten, the same rounding accumulates into a phase drift of up to 0.07.
+    # rounding only (the F0 predictor's AdaINs, whose rounding the sine source would accumulate, stay).
     tolerance = 1e-4
     rewritten = "AdaINs"
     why = ("the rewrite's float rounding flips quantization steps and moves the audio far beyond the pass's "

@@ -1,36 +1,26 @@
 """bind-shapes: static shape binding and token-length buckets.
 
 Always: bind what Kokoro fixes -- batch 1 on ``tokens`` [1, seq], ``style`` [1, 256], ``speed``
-[1] -- and propagate shapes through the graph (``onnx.shape_inference`` with data propagation),
-so a following ``fold`` can evaluate the shape arithmetic that depended on them.
+[1] -- and propagate shapes (``onnx.shape_inference`` with data propagation), so a following
+``fold`` can evaluate the shape arithmetic that depended on them.
 
-With ``bucket = L``: ``tokens`` gets the fixed shape [1, L]. Callers pad the sequence
-``[0, ids..., 0]`` with the pad token 0 up to L. The valid length is computed inside the graph as
-(last non-zero position) + 2, and the padded positions are masked wherever they could leak into
-real ones, so the audio equals the unpadded input's:
+With ``bucket = L``: ``tokens`` is [1, L]; callers pad ``[0, ids..., 0]`` with the pad token 0 up to
+L. The valid length, (last non-zero position) + 2, is computed in the graph, and padded positions
+are masked wherever they could leak into real ones, so the audio equals the unpadded input's:
 
-- attention: each token-level Softmax gets ``-1e9`` added on padded keys (exact zero weight);
-- convolutions over tokens: their inputs are zeroed at padded positions (what zero padding gives
-  an unpadded sequence);
-- run-time quantization (int8 graphs): DynamicQuantizeLinear, DynamicQuantizeLSTM and
-  DynamicQuantizeMatMul take ONE scale per tensor from its min/max over all positions, so pad
-  values would change the numbers of real positions. Their inputs are zeroed at padded positions
-  (the quantized range always holds 0, so zeros cannot move it; pads never leak into real
-  positions, so zeroing them is free). The mask must run along each tensor's token axis, which is
-  found by symbolic shape inference (``_kokoro.token_axes``), never guessed from a size;
-- LSTMs over tokens: ``sequence_lens`` = valid length (the backward direction starts at the last
-  real token; padded steps output zeros);
-- durations: the per-token durations that feed the alignment CumSum are multiplied by the mask,
-  so padded tokens get 0 frames and produce no sound.
+- attention: each token-level Softmax gets ``-1e9`` on padded keys (exact zero weight);
+- convolutions over tokens and run-time quantizers (DynamicQuantizeLinear, DynamicQuantizeLSTM,
+  DynamicQuantizeMatMul: one scale per tensor from its min/max over all positions): their inputs
+  are zeroed at padded positions, which the quantized range always holds. The mask runs along
+  each tensor's token axis, found by symbolic shape inference (``_kokoro.token_axes``), never
+  guessed from a size;
+- LSTMs over tokens: ``sequence_lens`` = valid length (padded steps output zeros);
+- durations: the per-token durations that feed the alignment CumSum are multiplied by the mask, so
+  padded tokens get 0 frames.
 
-"Token level" means not downstream of the duration CumSum; frame-level ops are untouched.
-A bucket pays off where the runtime wants static shapes (CoreML, NNAPI, some GPU EPs compile one
-graph per shape); on CPU ORT it usually does not (measure: `kopt bench` or the slow test figures).
-Assumes token id 0 is used only as boundary/pad, as Kokoro's vocabulary does.
-
-The edit runs on onnx-ir: what is token level and what reads the tokens come from its use-def
-chains, the durations' readers move with them (``_kokoro.rewire``), and its topological sort puts
-the added nodes in place; ONNX shape inference then runs on the serialized model.
+"Token level" means not downstream of the duration CumSum; frame-level ops are untouched. Assumes
+token id 0 is only boundary/pad, as in Kokoro's vocabulary. A bucket is for runtimes that compile one
+graph per shape (CoreML, NNAPI, some GPU EPs); on CPU it usually does not pay (docs/benchmark-log.md).
 """
 
 from __future__ import annotations

@@ -1,10 +1,8 @@
 """fold: constant folding and dead-node removal.
 
-Backend chosen by measurement on the real model (onnxsim 0.8.1 vs onnxslim 0.1.98, folding only):
-onnxsim removes 64 nodes from both the fp32 reference (2366 -> 2302) and the int8 model
-(3614 -> 3550) in 2-3 s -- shape arithmetic (Sqrt/Div/Cast/Slice on constant shapes) that the
-exporter left in; onnxslim with its fusions off removes 0-2 nodes and takes 5-16 s. onnxsim is
-the default; onnxslim stays selectable.
+What it folds on Kokoro is shape arithmetic the exporter left in (Sqrt/Div/Cast/Slice on constant
+shapes). onnxsim is the default backend, chosen by measurement on the real model
+(docs/benchmark-log.md); onnxslim, with its fusions off, stays selectable.
 """
 
 from __future__ import annotations
@@ -46,7 +44,7 @@ class Fold(Pass):
     config_cls = FoldConfig
     summary = "Constant folding and dead-node removal (onnxsim or onnxslim)."
     equivalent = True
-    tolerance = 1e-4  # folding computes the same float ops ahead of time; observed diffs are ~1e-6
+    tolerance = 1e-4  # folding computes the same float ops ahead of time
 
     def run(self, model: onnx.ModelProto, ctx: PassContext) -> PassResult:
         cfg: FoldConfig = self.config  # type: ignore[assignment]

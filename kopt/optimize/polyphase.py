@@ -13,19 +13,11 @@ and the crop ``e = m*s - k + pads[1] - output_padding`` samples from the end, so
 ConvTranspose's length ``(L-1)*s + k - pads[0] - pads[1] + output_padding`` exactly. Groups map
 group by group (each output channel's s phases stay inside its group).
 
-Why: onnxruntime's CPU ConvTranspose is a GEMM followed by a col2im scatter; the Conv is one GEMM
-over the input and a transpose. On Kokoro's two generator upsamplers (onnxruntime 1.32, 2 threads,
-docs/measurements/kernels.py on a shared machine) the timings were mixed: ups.1 [1, 256, 8533] ->
-[1, 128, 51198] 66 -> 55 ms in one run, 35.7 -> 40.0 ms in another; ups.0 40 -> 32 and 26.1 -> 24.1
-ms; max abs diff 3e-6. The sure gain is that a Conv can be int8 (QLinearConv), which onnxruntime's
-CPU EP never does for ConvTranspose (it runs QDQ ConvTranspose in float).
-
-Left alone: ConvTransposes a CumSum depends on (Kokoro's F0 predictor pool: the sine source
-integrates F0 into a phase, so float rounding there becomes a phase drift; audio diff 0.044).
-
-Matched: a default-domain ConvTranspose over a rank-3 input (1-D), float32 constant weights and
-bias, stride >= 2, dilation 1, auto_pad NOTSET, no output_shape attribute, and a crop that stays
-inside the computed samples (``e >= 0``). Anything else is left as it is and counted in the report.
+Why: onnxruntime's CPU ConvTranspose is a GEMM followed by a col2im scatter, and never runs int8
+(QDQ ConvTranspose runs in float); the Conv is one GEMM over the input and a transpose, and can be
+a QLinearConv. Left alone: ConvTransposes a CumSum depends on (Kokoro's F0 predictor pool: the sine
+source integrates F0 into a phase, so float rounding there becomes a phase drift). What matches:
+``match``; anything else stays and is counted in the report.
 """
 
 from __future__ import annotations
@@ -38,7 +30,7 @@ from kopt.core.graph import Builder, const_value, match_each, upstream_of
 from kopt.core.passes import Pass, PassConfig, PassContext, PassResult, register
 
 # Kokoro's sine source integrates F0 into a phase (CumSum): a rounding change upstream of it grows into a
-# phase drift over the utterance (measured with the F0 predictor's pool rewritten: audio diff 0.044).
+# phase drift over the utterance.
 ACCUMULATED = "feeds a CumSum, which would accumulate its rounding change"
 
 
@@ -58,7 +50,11 @@ class _Plan:
 
 
 def match(n: ir.Node) -> _Plan | str:
-    """The rewrite plan for ConvTranspose ``n``, or the reason it is left alone."""
+    """The rewrite plan for ConvTranspose ``n``, or the reason it is left alone.
+
+    Matched: a default-domain ConvTranspose over a rank-3 input (1-D), float32 constant weights and
+    bias, stride >= 2, dilation 1, auto_pad NOTSET, no output_shape attribute, and a crop that stays
+    inside the computed samples (``e >= 0``)."""
     w = const_value(n.inputs[1]) if len(n.inputs) > 1 else None
     if w is None or w.dtype != np.float32:
         return "weights are not a float32 constant"
@@ -161,10 +157,10 @@ class Polyphase(Pass):
     checked = True
     version = 1
     config_cls = PassConfig
-    summary = ("Strided 1-D ConvTranspose as one Conv over its input with its phases interleaved (faster on "
-               "onnxruntime's CPU EP, and quantizable to int8); float graphs.")
+    summary = ("Strided 1-D ConvTranspose as one Conv over its input with its phases interleaved "
+               "(a Conv runs int8 on onnxruntime's CPU EP, a ConvTranspose does not); float graphs.")
     equivalent = True
-    # the same products summed in another order: float rounding only (3e-6 on Kokoro's upsamplers alone)
+    # the same products summed in another order: float rounding only
     tolerance = 1e-4
 
     def run(self, model: ir.Model, ctx: PassContext) -> PassResult:

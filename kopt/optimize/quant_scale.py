@@ -3,29 +3,21 @@
 ``QuantizeLinear(Mul(x, c), s, z)`` is ``saturate(round(x * c / s) + z)``; with ``c > 0`` that is
 ``QuantizeLinear(x, s / c, z)``, so the Mul, one full pass over its tensor, goes away:
 
-- ``c`` a scalar: the scale stays as it is shaped (per tensor or per axis), divided by ``c``;
+- ``c`` a scalar: the scale keeps its shape (per tensor or per axis), divided by ``c``;
 - ``c`` one factor per channel along one axis of ``x`` (Kokoro: ``[1, C, 1]``, the ``1 / alpha`` the
   ``snake`` pass leaves before each int8 conv when ``into_conv`` is off): the scale becomes per axis
-  along that axis (``s / c``), the zero point is repeated per channel. A per-axis QuantizeLinear
-  along axis 1 costs what a per-tensor one costs on onnxruntime's CPU EP (0.80 vs 0.80 ms over
-  [1, 128, 51200], ``docs/measurements/kernels.py``), where the Mul costs about 1 ms.
+  along that axis (``s / c``), the zero point is repeated per channel. On onnxruntime's CPU EP a
+  per-axis QuantizeLinear along axis 1 costs what a per-tensor one does, less than the Mul.
 
-The quantizer's integers are what the fused kernel reads; its DequantizeLinear keeps its own scale,
-so a QuantizeLinear -> DequantizeLinear -> Conv group still fuses into QLinearConv (as the channel
-balancing's per-channel QuantizeLinear already does, ``kopt/quantize/balance.py``).
+The DequantizeLinear keeps its own scale, so QuantizeLinear -> DequantizeLinear -> Conv still fuses
+into QLinearConv (as the channel balancing's per-channel QuantizeLinear does, ``quantize/balance.py``).
 
-Matched: a standard ``QuantizeLinear`` with constant float32 scale and a constant zero point, no
-``block_size``, whose input is a standard ``Mul`` of one constant float32 ``c`` (every element
-finite and > 0) and one non-constant, the Mul's output read by this quantizer only and no graph
-output. A per-channel ``c`` needs ``x``'s rank (ONNX shape inference) to place its axis, and a
-per-axis scale must lie along the same axis. What does not match is counted in the report.
+What matches: ``match_fold``; anything else stays and is counted in the report.
 
-Not equivalent in the runner's sense: ``round(x * c / s)`` and ``round(x / (s / c))`` round
-differently where ``x * c / s`` sits within a float32 ulp of a half step, so such an element moves
-by one quantization step (tiny-graph test: at most one step, on a small fraction of elements). In
-Kokoro's int8 generator a one-step move changes the waveform's fine phase downstream (the audio gate
-would read a max abs diff of ~0.2 where the audio sounds the same), so a variant with this pass is
-judged as every quantized variant is, by the quality metrics against the fp32 reference.
+Not equivalent: ``round(x * c / s)`` and ``round(x / (s / c))`` differ where ``x * c / s`` sits within
+a float32 ulp of a half step, so such an element moves by one quantization step. Kokoro's int8
+generator turns that into waveform phase noise the audio gate cannot judge, so a variant with this
+pass is judged as every quantized one is, by the quality metrics against the fp32 reference.
 """
 
 from __future__ import annotations
@@ -60,7 +52,13 @@ def _channel_axis(c: np.ndarray, rank: int | None) -> int | None | str:
 
 
 def match_fold(q: ir.Node, ranks: dict[str, int]) -> _Fold | str:
-    """The fold of the Mul feeding quantizer ``q``, or the reason it is left alone."""
+    """The fold of the Mul feeding quantizer ``q``, or the reason it is left alone.
+
+    Matched: a standard ``QuantizeLinear`` with constant float32 scale and constant zero point, no
+    ``block_size``, whose input is a standard ``Mul`` of one constant float32 ``c`` (every element
+    finite and > 0) and one non-constant, read by this quantizer only and no graph output. A
+    per-channel ``c`` needs ``x``'s rank (``ranks``, from ONNX shape inference) to place its axis, and
+    a per-axis scale must lie along the same axis."""
     if q.attributes.get_int("block_size", 0):
         return "blocked quantizer"
     if len(q.inputs) < 3 or q.inputs[2] is None:

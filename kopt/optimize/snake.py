@@ -4,32 +4,22 @@ The generator's resblocks apply Snake to every AdaIN output, exported as::
 
     y = Add(x, Mul(Reciprocal(alpha), Pow(Sin(Mul(alpha, x)), 2)))      # x + sin^2(alpha x) / alpha
 
-with ``alpha`` a float32 constant [1, C, 1]; ``y`` feeds a Conv. With ``z = alpha * x`` the same
-function is ``y = (z + sin^2 z) / alpha``, and every factor can go where it costs nothing:
+with ``alpha`` a float32 constant [1, C, 1]; ``y`` feeds a Conv. With ``z = alpha * x`` it is
+``y = (z + sin^2 z) / alpha``, and every factor can go where it costs nothing:
 
-- ``z``: when ``x`` is an InstanceNormalization's output read only by this Snake (the ``adain``
-  pass makes every generator AdaIN one), alpha multiplies its per-channel scale and bias, two
-  [C]-element Muls, instead of a Mul over [1, C, T];
+- ``z``: when ``x`` is an InstanceNormalization's output read only by this Snake (``adain`` makes
+  every generator AdaIN one), alpha multiplies its per-channel scale and bias ([C], not [1, C, T]);
 - ``sin^2 z`` is ``Mul(s, s)``: onnxruntime's Pow with exponent 2 is a slower kernel;
-- ``1 / alpha``: when ``y`` is read by one Conv only, whose weights are a constant, it scales the
-  weights' input channels (exact: the Conv's zero padding stays zero).
+- ``1 / alpha`` (``into_conv``): when ``y`` is read by one Conv only, whose weights are a constant, it
+  scales the weights' input channels (exact: zero padding stays zero); otherwise it stays a Mul.
 
-So each matched Snake loses both full-size Muls and its Pow becomes a Mul: 5 ops over [1, C, T]
-(Mul, Sin, Pow, Mul, Add) become 3 (Sin, Mul, Add), measured on onnxruntime 1.32 CPU over
-[1, 128, 41760] at 2 threads (docs/measurements/kernels.py): Mul 0.50 ms, Pow(., 2) 0.72 ms, Sin 6.7 ms
-(Sin is what remains).
-Where ``x`` has other readers or another producer, ``z`` keeps its Mul; where ``y`` is not read by
-one float Conv, ``1 / alpha`` stays a Mul; the report counts each.
+So 5 ops over [1, C, T] (Mul, Sin, Pow, Mul, Add) become 3 (Sin, Mul, Add). What matches:
+``match_snake``; what cannot move stays, and the report counts both.
 
-The match is exact: ``alpha`` a float32 constant whose shape is [1, C, 1] or [C, 1], every element
-non-zero and finite; the reciprocal a constant or ``Reciprocal(alpha)``, equal to 1/alpha within
-float32 rounding; exponent 2; commutative operands in either order; every intermediate read only
-by the next op and no graph output. The Sin is Kokoro's (not the sine source's, whose Sin reads a
-Transpose).
-
-A Snake that feeds a quantizer (a QDQ or dynamic int8 model) makes the pass fail, as adain does:
-the float rounding change flips quantization steps. Apply it to the float model, then quantize;
-the int8 recipes quantize the folded Conv weights and calibrate the new Conv inputs.
+A Snake that feeds a quantizer makes the pass fail, as adain does: apply it to the float model,
+then quantize. Before int8 keep ``into_conv`` off: folded into the weights, 1/alpha widens the
+per-output-channel weight ranges the quantizer sees; the Mul it leaves goes into the quantizer's
+scale (``quant-scale``) or a table (``snake-lut``) instead.
 """
 
 from __future__ import annotations
@@ -78,7 +68,12 @@ class _Snake:
 
 
 def match_snake(sin: ir.Node) -> _Snake | str:
-    """The Snake around ``sin``, or the reason it is left alone."""
+    """The Snake around ``sin``, or the reason it is left alone.
+
+    Matched exactly: ``alpha`` float32 of shape [1, C, 1] or [C, 1], every element non-zero and
+    finite; the reciprocal a constant or ``Reciprocal(alpha)`` equal to 1/alpha within float32
+    rounding; exponent 2; commutative operands in either order; every intermediate read only by the
+    next op and no graph output; Kokoro's Sin, not the sine source's (which reads a Transpose)."""
     mul_a = sin.inputs[0].producer() if sin.inputs[0] is not None else None
     if not is_onnx_op(mul_a, "Mul"):
         return "Sin does not read Mul(alpha, x)"
@@ -232,8 +227,7 @@ class Snake(BeforeQuantization):
                "InstanceNormalization, 1/alpha into the next Conv's weights; float graphs, before quantization.")
     equivalent = True
     # alpha * x is computed inside InstanceNormalization and 1/alpha inside the Conv's sums: float
-    # rounding only. Observed on the real fp32 reference after adain (equivalence sequences of 12, 45
-    # and 89 tokens): max abs audio diff 2.0e-6.
+    # rounding only.
     tolerance = 1e-4
 
     rewritten = "Snakes"

@@ -7,40 +7,22 @@ front of an int8 conv of Kokoro's generator reads::
     y = Add(z, Mul(Sin(z), Sin(z)))                           # z + sin^2 z
     q = QuantizeLinear(Mul(y, 1/alpha), S, zp)                # the int8 conv's input, per channel
 
-(``quant-scale`` may have folded the ``1/alpha`` Mul into ``S`` already; either form matches.)
-``q`` is a function of ``z`` alone, channel by channel, and a monotone one: ``f(z) = z + sin^2 z``
-has slope ``1 + sin 2z`` in [0, 2], so ``q`` steps from one end of the integer range to the other as
-``z`` crosses one interval ``[lo_c, hi_c]``, outside which the quantizer saturates. The pass cuts
-that interval into ``bins`` equal bins, stores the quantized ``f`` at each bin's centre in a table
-``[1, C, bins]`` of the quantizer's integer type, and reads it with standard ops::
+(or with the ``1/alpha`` Mul already in ``S``, by ``quant-scale``). ``q`` is a monotone function of
+``z`` alone, channel by channel (``f(z) = z + sin^2 z`` has slope ``1 + sin 2z`` in [0, 2]), so it
+steps across the integer range as ``z`` crosses one interval ``[lo_c, hi_c]`` and saturates outside.
+The pass cuts that interval into ``bins`` equal bins, tables the quantized ``f`` at each bin's centre
+(``[1, C, bins]``, the quantizer's integer type) and reads it with standard ops::
 
     u  = InstanceNormalization(x, gamma * a, beta * a + b)    # u = (z - lo) / width, per channel
     q' = GatherElements(table, Cast(Clip(u, 0, bins - 1), to=int32), axis=2)
 
-The map to bin units costs nothing: it goes into the InstanceNormalization's per-channel scale and
-bias (two or three ops on [C]). What goes: Sin (single-threaded in onnxruntime 1.32's CPU EP, 6.5 ms
-over [1, 128, 41760] at any thread count), the Mul, the Add, the 1/alpha Mul and the QuantizeLinear;
-what comes: Clip, Cast and GatherElements (``docs/measurements/kernels.py``). ``q'`` feeds the same
-DequantizeLinear, so DequantizeLinear -> Conv -> QuantizeLinear still fuses into QLinearConv.
+Sin, which onnxruntime's CPU EP runs on one thread, goes with the Muls, the Add and the
+QuantizeLinear; ``q'`` feeds the same DequantizeLinear, so the int8 conv still fuses into QLinearConv.
+Not equivalent: past a quantization step inside a bin (about 255 / bins of them, the report's
+``bins_with_a_step``) ``q'`` is one step off; the variant is judged against the fp32 reference.
 
-Not equivalent: ``q'`` is ``q`` except past a quantization step that falls inside a bin, where it is
-one step off. In ``z`` a step is at least ``S / 2`` wide (slope at most 2) and the interval holds
-255 of them (int8), so about 255 / bins of the bins hold a step (the report's ``bins_with_a_step``)
-and a value in one is at most ``S / 2 + width`` from ``f(z)`` instead of ``S / 2``. The variant is
-judged as every quantized one is, against the fp32 reference.
-
-Matched: a standard Sin whose input ``z`` is read by that Sin and one Add only and is written by an
-InstanceNormalization with float32 scale and bias (constants or computed: Kokoro's come from the
-style vector) of static shape ``[1, C, T]``; the Sin read only by ``Mul(s, s)``, that read only by
-``Add(z, s*s)``, that read only by a standard ``QuantizeLinear``, or by a ``Mul`` with a constant
-non-zero factor (one number or one per channel) read only by one; the quantizer with a constant
-positive float32 scale (one number, or one per channel along axis 1), a constant 8- or 16-bit zero
-point and no ``block_size``. A negative factor flips the table's direction; nothing else changes.
-Everything else is left alone and counted in the report (a float Snake stays as it is).
-
-A NaN reaching a tabled Snake makes the run fail (onnxruntime: "Out of range value in index
-tensor") where the Sin graph would have carried NaN to the audio; the runtime rejects non-finite
-voices and speeds before they reach the model.
+What matches: ``match_lut``; anything else stays and is counted in the report. A NaN reaching a
+table fails the run (an out-of-range index); the runtime rejects non-finite voices and speeds first.
 """
 
 from __future__ import annotations
@@ -126,7 +108,14 @@ def _factor(mul: ir.Node, y: ir.Value, c: int) -> np.ndarray | str:
 
 
 def match_lut(sin: ir.Node, shapes: dict) -> _Lut | str:
-    """The quantized Snake around ``sin``, or the reason it is left alone."""
+    """The quantized Snake around ``sin``, or the reason it is left alone.
+
+    Matched: a standard Sin whose input ``z`` (read by it and one Add only) comes from an
+    InstanceNormalization with float32 scale and bias of static shape ``[1, C, T]``, then
+    ``Mul(s, s)``, ``Add(z, s*s)`` and a standard ``QuantizeLinear`` (directly or through a Mul by a
+    constant non-zero factor, scalar or per channel; a negative one flips the table), each read only
+    by the next; the quantizer's scale constant, positive, float32, per tensor or per channel along
+    axis 1, its zero point a constant of 8 or 16 bits, no ``block_size``."""
     z = sin.inputs[0]
     norm = z.producer() if z is not None else None
     if not is_onnx_op(norm, "InstanceNormalization") or len(norm.inputs) != 3:

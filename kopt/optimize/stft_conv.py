@@ -8,42 +8,18 @@ becomes::
     y = Conv(s, W, B, strides=[hop])             # W [2*bins, 1, n_fft]: the bins' cos rows, then their -sin rows
     out = Transpose(Reshape(y, [0, 2, bins, -1]), perm=[0, 3, 2, 1])   # [batch, frames, bins, 2]
 
-Conv without padding gives STFT's frame count exactly, floor((N - n_fft) / hop) + 1; whatever
-pads the signal before the STFT (Kokoro: a reflection Pad) stays as it is. Real parts come first,
-then imaginary parts, so each plane is one contiguous block: Kokoro's generator transposes the
-STFT to [batch, bins, frames, 2] and gathers each plane, and onnxruntime's optimizer then turns
-Transpose/Transpose/Gather/Gather into one Split of the Conv output along its channels.
-onnxruntime 1.31's CPU STFT kernel runs a Bluestein FFT per frame (n_fft 20 is no power of two);
-MLAS runs the Conv as one small GEMM.
+Conv without padding gives STFT's frame count exactly, floor((N - n_fft) / hop) + 1; a Pad before
+the STFT stays. Real parts come first, then imaginary parts, so each plane is one contiguous block
+(onnxruntime turns Kokoro's Transpose/Gather of the planes into one Split of the Conv output). Why:
+onnxruntime's CPU STFT kernel runs a Bluestein FFT per frame (n_fft 20 is no power of two), where
+MLAS runs the Conv as one small GEMM. The basis is computed in float64 from exactly reduced angles
+(k*n mod n_fft): more accurate than the kernel, with exact zeros for the DC and Nyquist bins'
+imaginary parts (their sign: ZERO_SIGNS). What matches: ``match_stft``; the rest is counted.
 
-Matched: an ``STFT`` of the default domain whose frame_step is a constant positive integer, whose
-window (or, without one, frame_length, a rectangular window) is a float32 constant, and whose
-signal shape inference shows to be real float32 (``[batch, N]``, which onnxruntime accepts, or
-``[batch, N, 1]``). onesided=0 keeps all n_fft bins: the same rows for k = 0..n_fft-1. Complex
-signals (``[batch, N, 2]``) and anything unknown are left as they are and counted in the report.
-
-The basis is computed in float64 from exactly reduced angles (k*n mod n_fft), so it is more
-accurate than onnxruntime's kernel (on N(0, 1) signals: max error 1.5e-6 vs 2.8e-5 for the
-kernel, against a float64 DFT), and the DC and Nyquist bins' imaginary parts are exact zeros where
-the kernel leaves noise of ~1e-6. The sign of that noise matters in Kokoro; see ZERO_SIGNS.
-
-The rewrite runs on onnx-ir: its use-def chains find what an STFT feeds, its node replacement keeps
-the STFT's output name, and its dead-code pass drops the framing constants nothing reads any more.
-Shapes come from ONNX shape inference (kopt.core.graph.infer_shapes).
-
-Shapes downstream become known (ONNX infers no STFT output for a symbolic signal length). On a
-float graph that is harmless. On a QDQ graph it lets onnxruntime's NhwcTransformer, which skips a
-QLinearConv of unknown input rank, turn the int8 convs channels-last, with Transposes around them.
-How much that costs depends on where the per-channel QuantizeLinears end up: per channel along the
-last axis is ~100x slower than along axis 1 (1.0 vs 119 ms over [1, 128, 41761] / [1, 41761, 128]).
-- onnxruntime 1.31, the channel-balanced int8 of cd7c231 (medium utterance, 2 threads): 2.3 s ->
-  5.4 s at ORT defaults; 2.14 s -> 2.07 s with the NhwcTransformer disabled.
-- onnxruntime 1.32, the hybrid recipe's graph (adain, snake, stft-conv, hybrid, quant-scale;
-  ``kopt profile 040f700eb8 66e19b3695``, medium sentence, 2 threads, against the same recipe
-  without stft-conv and quant-scale): all 72 QLinearConvs run channels-last, 5 of 73
-  QuantizeLinears end up on the last axis (small tensors); the STFT's 84 ms go, QLinearConv 320 ->
-  273 ms, Transpose 5 -> 47 ms. So the hybrid recipe applies it, to the float model before
-  quantizing (README, issue 14).
+Shapes downstream become known. On a QDQ graph that lets onnxruntime's NhwcTransformer run the int8
+convs channels-last; whether that pays depends on where the per-channel QuantizeLinears end up (along
+the last axis they are far slower than along axis 1): it does from onnxruntime 1.32, not with 1.31
+(docs/benchmark-log.md). The hybrid recipe applies the pass to the float model, before quantizing.
 """
 
 from __future__ import annotations
@@ -68,14 +44,12 @@ from kopt.core.passes import PassConfig, PassContext, PassResult, register
 from kopt.optimize._float import BeforeQuantization
 
 # Sign given to the DC and Nyquist bins' imaginary parts, exact zeros (their weight rows are zeros),
-# as a Conv bias of +-FLT_MIN (1.2e-38) on those rows only; it also keeps 0/0 out of a downstream Div.
+# as a Conv bias of +-FLT_MIN on those rows only; it also keeps 0/0 out of a downstream Div.
 # Kokoro's generator takes the phase with the exporter's atan2 (Div, Atan, Where): where the real
 # part is negative, the phase is +pi if the imaginary part is > 0, else -pi. onnxruntime's kernel
 # leaves rounding noise in those imaginary parts, so the reference's phase there is the sign of that
-# noise. Measured on Kokoro's fp32 reference (check set's medium utterance, 41761 frames), frames
-# with a negative real part: the DC imaginary part was > 0 in 99.9%, the Nyquist one in 15%. These
-# signs match it most often; with both parts left exactly 0 (-pi everywhere) the max abs audio diff
-# on the equivalence sequences was 0.26 instead of 0.078. The rest is noise no sign can match.
+# noise: these are the signs it has most often on Kokoro's fp32 reference (docs/benchmark-log.md).
+# The rest is noise no sign can match.
 ZERO_SIGNS = {"dc": 1.0, "nyquist": -1.0}
 
 
@@ -106,7 +80,11 @@ class _Plan:
 
 
 def match_stft(shapes: dict, n: ir.Node) -> _Plan | str:
-    """The rewrite plan for STFT node ``n``, or the reason it is left alone."""
+    """The rewrite plan for STFT node ``n``, or the reason it is left alone.
+
+    Matched: a default-domain ``STFT`` with a constant positive integer frame_step, a float32
+    constant window (or frame_length: a rectangular one) and a real float32 signal, ``[batch, N]``
+    or ``[batch, N, 1]``; onesided=0 keeps all n_fft bins. Complex signals are left alone."""
     signal, step, win, length_v = (list(n.inputs) + [None] * 4)[:4]
     hop = const_int(step) if step is not None else None
     if hop is None:
@@ -209,12 +187,10 @@ class StftConv(BeforeQuantization):
     summary = ("Real-signal STFT with constant frame_step and window as a strided Conv over a fixed DFT "
                "basis (onnxruntime's CPU STFT kernel is slow); float graphs, before quantization.")
     equivalent = True
-    # The STFT values move by float rounding only (max 8e-7 on Kokoro, whose STFT values reach 1.4).
-    # The audio moves more: Kokoro's phase of near-zero bins (DC/Nyquist with a negative real part,
-    # the signal's constant ends) is the sign of rounding noise, flipping +-pi. Measured on the fp32
-    # reference: max abs audio diff 0.078 on the equivalence sequences (0.050 on the check set's
-    # medium utterance); for scale, the reference's own STFT input scaled by 1 + 2^-23 (<= 1 ulp)
-    # moves its audio by 0.043 (0.050), and running it at ORT_ENABLE_ALL instead of DISABLE_ALL by 0.072.
+    # The STFT values move by float rounding only. The audio moves more: Kokoro's phase of near-zero
+    # bins (DC/Nyquist with a negative real part, the signal's constant ends) is the sign of rounding
+    # noise, flipping +-pi, so the tolerance is what the reference's own audio moves for a 1-ulp change
+    # of its STFT input or another ORT optimization level (docs/benchmark-log.md).
     tolerance = 0.1
 
     rewritten = "STFTs"
