@@ -132,7 +132,7 @@ def run(model_path: str | Path, tokens, style, speed: float = 1.0, disable_opt: 
     return sess.run(None, feeds)[0]
 
 
-# -- builders added for the optimization passes (issue 4) ----------------------------------------
+# -- builders for the optimization passes ---------------------------------------------------------
 
 def foldable_kokoro_model(seed: int = 0) -> onnx.ModelProto:
     """``tiny_kokoro_model`` plus work a folder must remove: the output gain computed from two

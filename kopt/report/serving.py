@@ -7,7 +7,7 @@ from typing import Any
 
 import pandas as pd
 
-# (metric, label, target, direction): what issue 12 asked of the runtime on a 2-core CPU
+# (metric, label, target, direction): the runtime's targets on a 2-core CPU
 TARGETS = (
     ("http_ttfa_ms", "warm TTFA over HTTP (request sent -> first audio byte), ms", 150.0, "max"),
     ("say_warm_ms", "say with a warm daemon, process start -> first audio, ms", 300.0, "max"),
