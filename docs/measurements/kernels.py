@@ -1,4 +1,4 @@
-"""Single-op timings behind the README's kernel figures (issue 14): onnxruntime CPU EP, 2 intra-op
+"""Single-op timings behind the kernel figures in docs/benchmark-log.md: onnxruntime CPU EP, 2 intra-op
 threads, the best of 20 runs of one-node graphs on Kokoro's generator shapes.
 
     .venv/bin/python docs/measurements/kernels.py

@@ -1,4 +1,4 @@
-"""Session settings kopt leaves at onnxruntime's defaults, timed (issue 14): does the parallel executor
+"""Session settings kopt leaves at onnxruntime's defaults, timed: does the parallel executor
 help on 2 cores (Sin and InstanceNormalization run on one thread, and Kokoro's three resblocks per
 upsampling stage are independent branches), and what does the NhwcTransformer (int8 convs
 channels-last) do for an int8 model?

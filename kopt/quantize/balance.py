@@ -2,9 +2,8 @@
 
 QLinearConv takes ONE scale for its input and ONE for its output. Kokoro's generator convs see
 activations whose channels differ in range by 10x or more (AdaIN + Snake inputs; residual-branch
-outputs), so a per-tensor 8-bit grid leaves the small channels a few levels: measured on the fp32
-reference, quantizing only the outputs of generator.resblocks.3-5 this way drops PESQ-wb to 2.9,
-while the same outputs quantized per channel keep 4.6.
+outputs), so a per-tensor 8-bit grid leaves the small channels a few levels (the ablation's figures
+are in docs/benchmark-log.md, Quantization).
 
 The balanced form gives every channel its own step while the fused kernel still sees one scale:
 

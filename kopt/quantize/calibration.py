@@ -7,8 +7,7 @@ speed in a range, drawn with a seeded rng, so the same config gives the same sam
 one language draws exactly as before languages existed (same sentences, voices and speeds).
 
 Memory: onnxruntime's calibrator turns every tensor it watches into a graph output and keeps the
-outputs of every sample it has run until the end of ``collect_data``; on Kokoro that reached 8 GB
-for 16 sentences. The reader below supports ``set_range`` so quantize_static can feed it one
+outputs of every sample it has run until the end of ``collect_data`` (gigabytes on Kokoro). The reader below supports ``set_range`` so quantize_static can feed it one
 sample at a time (``CalibStridedMinMax=1``): ranges (MinMax) or histograms (Entropy/Percentile)
 are merged after each sample and only one sample's tensors are ever held.
 """

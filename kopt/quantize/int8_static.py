@@ -34,7 +34,7 @@ class Int8StaticConfig(PassConfig):
     reduce_range: bool = Field(False, description="7-bit weights, balanced ones too (int8 kernels on CPUs "
                                "without VNNI, AVX2 only, saturate 16-bit sums at 8 bits).")
     op_types: tuple[str, ...] = Field(("Conv", "ConvTranspose"), description="Op types to quantize. Conv is where "
-                                      "the time goes; static MatMul (ALBERT attention) measured PESQ-wb 3.0 alone.")
+                                      "the time goes; static int8 MatMul (ALBERT attention) costs quality.")
     include: tuple[str, ...] = Field((), description="Only quantize nodes in these groups/op:TYPE (empty: all).")
     exclude: tuple[str, ...] = Field(DEFAULT_EXCLUDE, description="Node groups or op:TYPE kept in float.")
     calibrate_method: Literal["MinMax", "Entropy", "Percentile"] = Field("MinMax", description="Range method.")
