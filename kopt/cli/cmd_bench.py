@@ -11,11 +11,6 @@ import typer
 from kopt.cli import state
 
 
-def register(app: typer.Typer) -> None:
-    app.command("bench")(bench_cmd)
-    app.command("providers")(providers_cmd)
-
-
 def bench_cmd(
     variants: Optional[List[str]] = typer.Argument(None, help="Model paths, artifact keys or ref names "
                                                    "(e.g. reference base)."),

@@ -12,10 +12,6 @@ from kopt.cli import state
 DEFAULT_RECIPE = Path("recipes/default.toml")
 
 
-def register(app: typer.Typer) -> None:
-    app.command("build")(build_cmd)
-
-
 def build_cmd(
     recipe: Path = typer.Argument(DEFAULT_RECIPE, help="Recipe file (TOML)."),
     shard: Optional[str] = typer.Option(None, "--shard", help="Measure only shard K/N of the variant x provider "

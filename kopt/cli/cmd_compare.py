@@ -15,10 +15,6 @@ from kopt.cli import state
 from kopt.core.exits import ExitCode
 
 
-def register(app: typer.Typer) -> None:
-    app.command("compare")(compare_cmd)
-
-
 def compare_cmd(
     baseline: Path = typer.Argument(..., help="Baseline results file or folder."),
     current: Path = typer.Argument(..., help="Current results file or folder."),

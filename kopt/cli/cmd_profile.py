@@ -11,10 +11,6 @@ import typer
 from kopt.cli import state
 
 
-def register(app: typer.Typer) -> None:
-    app.command("profile")(profile_cmd)
-
-
 def profile_cmd(
     variants: List[str] = typer.Argument(..., help="Model paths, artifact keys or ref names; with two, the "
                                          "second is compared with the first op by op."),

@@ -10,11 +10,6 @@ import typer
 from kopt.cli import state
 
 
-def register(app: typer.Typer) -> None:
-    app.command("publish")(publish_cmd)
-    app.command("bundle-bench")(bundle_bench_cmd)
-
-
 def publish_cmd(
     variant: str = typer.Argument(..., help="Artifact key (or 6+ char prefix) or ref name of the model to ship."),
     out: Path = typer.Option(..., "--out", "-o", help="Bundle folder to write (replaced if it exists)."),

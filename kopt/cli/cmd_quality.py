@@ -11,10 +11,6 @@ import typer
 from kopt.cli import state
 
 
-def register(app: typer.Typer) -> None:
-    app.command("quality")(quality_cmd)
-
-
 def quality_cmd(
     variants: Optional[List[str]] = typer.Argument(None, help="Model paths, artifact keys or ref names (e.g. base)."),
     reference: Optional[str] = typer.Option(None, "--reference", help="The fp32 reference (default: ref 'reference')."),

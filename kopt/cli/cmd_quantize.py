@@ -14,10 +14,6 @@ from kopt.cli import state
 QUANT_PASSES = ("fp16", "int8-dynamic", "int8-static", "hybrid", "int4")
 
 
-def register(app: typer.Typer) -> None:
-    app.command("quantize")(quantize_cmd)
-
-
 def quantize_cmd(
     model: str = typer.Argument("reference", help="Input: model path, artifact key or ref name (default: reference)."),
     pass_name: str = typer.Option(..., "--pass", "-p", help=f"Quantization pass: {', '.join(QUANT_PASSES)}."),

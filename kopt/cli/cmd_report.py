@@ -10,11 +10,6 @@ import typer
 from kopt.cli import state
 
 
-def register(app: typer.Typer) -> None:
-    app.command("report")(report_cmd)
-    app.command("history")(history_cmd)
-
-
 def _sources(results: List[Path]):
     from kopt.core.results import read_records
 

@@ -11,10 +11,6 @@ from kopt.cli import state
 from kopt.core.exits import ExitCode
 
 
-def register(app: typer.Typer) -> None:
-    app.command("select")(select_cmd)
-
-
 def select_settings(settings_file: Optional[Path], mins: List[str], maxs: List[str], speed: Optional[str] = None,
                     quality: Optional[str] = None, size: Optional[str] = None, tie: Optional[float] = None,
                     quality_any_machine: bool = False):

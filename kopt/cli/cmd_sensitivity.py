@@ -11,10 +11,6 @@ import typer
 from kopt.cli import state
 
 
-def register(app: typer.Typer) -> None:
-    app.command("sensitivity")(sensitivity_cmd)
-
-
 def sensitivity_cmd(
     model: str = typer.Argument("reference", help="fp32 reference: model path, artifact key or ref name."),
     out: Path = typer.Option(Path("artifacts/sensitivity"), "--out", help="Folder for sensitivity.json/.png."),

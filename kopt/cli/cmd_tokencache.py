@@ -13,10 +13,6 @@ tc_app = typer.Typer(help="Token cache: build it, and measure hit rate and drift
                      no_args_is_help=True)
 
 
-def register(app: typer.Typer) -> None:
-    app.add_typer(tc_app, name="tokencache")
-
-
 @tc_app.command("build")
 def build_cmd(
     output: Path = typer.Option(Path("token_cache.json.gz"), "--output", "-o", help="Cache file to write (gzip JSON)."),

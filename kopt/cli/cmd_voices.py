@@ -12,10 +12,6 @@ from kopt.cli import state
 voices_app = typer.Typer(help="Voice packs: list, combine into one validated NPZ, blend.", no_args_is_help=True)
 
 
-def register(app: typer.Typer) -> None:
-    app.add_typer(voices_app, name="voices")
-
-
 @voices_app.command("list")
 def list_cmd(source: List[Path] = typer.Argument(..., help="Voice files (.npz, .bin, .pt) or folders.")) -> None:
     """List the voices in one or more packs, with shape and style-norm."""

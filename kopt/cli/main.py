@@ -1,19 +1,19 @@
-"""kopt's thin CLI root: global flags, one error handler, and automatic discovery of command
-modules (``kopt/cli/cmd_*.py``, each with ``register(app)``). Heavy imports stay inside commands
-so ``kopt --help`` is instant.
+"""kopt's thin CLI root: global flags, one error handler, and the command registry (``COMMANDS``),
+the one place a command is named, with its stage and where it lives. Heavy imports stay inside
+commands so ``kopt --help`` is instant.
 
 The global flags (``--json``, ``--quiet``, ``--artifacts``, ``--verbose``) are accepted before the
 command and after it (``kopt fetch --json``), and every command's ``--help`` lists them. ``kopt
---help`` groups the commands by pipeline stage, in pipeline order (``STAGES``)."""
+--help`` groups the commands by pipeline stage, in pipeline order (``STAGES``, derived from
+``COMMANDS``)."""
 
 from __future__ import annotations
 
 import importlib
 import logging
-import pkgutil
 import re
 import sys
-from typing import Optional
+from typing import NamedTuple, Optional
 
 import typer
 from typer.core import TyperGroup
@@ -22,18 +22,40 @@ from kopt import __version__
 from kopt.cli import state
 from kopt.core.exits import epilog
 
-# Every command, by stage, in pipeline order; a command missing here is a test failure.
-STAGES: dict[str, tuple[str, ...]] = {
-    "acquire": ("fetch", "reference", "check"),
-    "optimize": ("passes", "optimize"),
-    "quantize": ("quantize", "sensitivity"),
-    "measure": ("bench", "profile", "providers", "quality"),
-    "decide": ("select", "report", "compare", "history"),
-    "ship": ("publish", "bundle-bench", "voices", "tokencache"),
-    "whole pipeline": ("build", "artifacts"),
-}
-_ORDER = [c for cmds in STAGES.values() for c in cmds]
-_STAGE_OF = {c: stage for stage, cmds in STAGES.items() for c in cmds}
+
+class Command(NamedTuple):
+    name: str
+    stage: str
+    target: str  # "module:attribute" under kopt.cli: a command function, or a Typer app of subcommands
+
+
+# Every command, by stage in pipeline order: `kopt --help` lists exactly these, in this order.
+COMMANDS: tuple[Command, ...] = (
+    Command("fetch", "acquire", "cmd_fetch:fetch_cmd"),
+    Command("reference", "acquire", "cmd_fetch:reference_cmd"),
+    Command("check", "acquire", "cmd_fetch:check_cmd"),
+    Command("passes", "optimize", "cmd_optimize:passes_cmd"),
+    Command("optimize", "optimize", "cmd_optimize:optimize_cmd"),
+    Command("quantize", "quantize", "cmd_quantize:quantize_cmd"),
+    Command("sensitivity", "quantize", "cmd_sensitivity:sensitivity_cmd"),
+    Command("bench", "measure", "cmd_bench:bench_cmd"),
+    Command("profile", "measure", "cmd_profile:profile_cmd"),
+    Command("providers", "measure", "cmd_bench:providers_cmd"),
+    Command("quality", "measure", "cmd_quality:quality_cmd"),
+    Command("select", "decide", "cmd_select:select_cmd"),
+    Command("report", "decide", "cmd_report:report_cmd"),
+    Command("compare", "decide", "cmd_compare:compare_cmd"),
+    Command("history", "decide", "cmd_report:history_cmd"),
+    Command("publish", "ship", "cmd_publish:publish_cmd"),
+    Command("bundle-bench", "ship", "cmd_publish:bundle_bench_cmd"),
+    Command("voices", "ship", "cmd_voices:voices_app"),
+    Command("tokencache", "ship", "cmd_tokencache:tc_app"),
+    Command("build", "whole pipeline", "cmd_build:build_cmd"),
+    Command("artifacts", "whole pipeline", "cmd_fetch:artifacts_cmd"),
+)
+STAGES: dict[str, tuple[str, ...]] = {stage: tuple(c.name for c in COMMANDS if c.stage == stage)
+                                      for stage in dict.fromkeys(c.stage for c in COMMANDS)}
+_BY_NAME = {c.name: c for c in COMMANDS}
 
 
 def _set_quiet(ctx, _param, value: bool) -> None:
@@ -131,13 +153,13 @@ def _tidy(cmd, extra: list) -> None:
 
 
 class KoptGroup(TyperGroup):
-    """The root group: commands listed by stage in pipeline order, each in its stage's help panel."""
+    """The root group: commands in registry order, each in its stage's help panel."""
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         extra = _global_options()
         for name, cmd in self.commands.items():
-            cmd.rich_help_panel = _STAGE_OF.get(name, "other")  # type: ignore[attr-defined]
+            cmd.rich_help_panel = _BY_NAME[name].stage  # type: ignore[attr-defined]
             _tidy(cmd, extra)
         self.help = _literal(self.help)
         for p in self.params:
@@ -145,8 +167,7 @@ class KoptGroup(TyperGroup):
         _tidy_help_option(self)
 
     def list_commands(self, ctx) -> list[str]:
-        rank = {c: i for i, c in enumerate(_ORDER)}
-        return sorted(self.commands, key=lambda c: (rank.get(c, len(rank)), c))
+        return [c.name for c in COMMANDS if c.name in self.commands]  # typer puts groups after commands
 
 
 app = typer.Typer(
@@ -181,16 +202,17 @@ def root(
     logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
 
-def _discover() -> None:
-    import kopt.cli as pkg
+def _register() -> None:
+    for c in COMMANDS:
+        module, _, attr = c.target.partition(":")
+        target = getattr(importlib.import_module(f"kopt.cli.{module}"), attr)
+        if isinstance(target, typer.Typer):
+            app.add_typer(target, name=c.name)
+        else:
+            app.command(c.name)(target)
 
-    for info in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda i: i.name):
-        if info.name.startswith("cmd_"):
-            mod = importlib.import_module(f"kopt.cli.{info.name}")
-            mod.register(app)
 
-
-_discover()
+_register()
 
 
 def main() -> None:

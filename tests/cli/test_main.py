@@ -1,5 +1,6 @@
 """The CLI root: global flags before or after the command, help text as written, commands grouped by
-stage in pipeline order, the exit-code table, and one-line errors."""
+stage in pipeline order, the registry as the one list of commands, the exit-code table, and
+one-line errors."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import pytest
 from onnx import TensorProto, helper
 from typer.testing import CliRunner
 
-from kopt.cli.main import STAGES, app
+from kopt.cli.main import COMMANDS, STAGES, app
 from kopt.core.exits import MEANING, ExitCode
 
 runner = CliRunner()
@@ -61,11 +62,40 @@ def test_root_help_groups_commands_by_stage_in_pipeline_order():
     panels = re.findall(r"╭─ ([A-Za-z ]+?) ─", out)
     assert panels == ["Options", *STAGES]
     listed = re.findall(r"^│ ([a-z][a-z-]+) ", out, flags=re.M)
-    assert listed == [c for cmds in STAGES.values() for c in cmds]
+    assert listed == [c.name for c in COMMANDS]  # every registered command, none dropped, in registry order
+    assert [c for cmds in STAGES.values() for c in cmds] == listed
+    assert "Exit codes: 0 success" in out
+
+
+def test_the_registry_names_every_command():
+    """Each ``*_cmd`` function of a command module (other than a group's subcommands) and each group
+    app is in the registry, which registers them all: a command left out of it would be unreachable."""
+    from importlib import import_module
+
+    import typer
     from typer.main import get_command
 
-    assert set(get_command(app).commands) == set(listed)  # every command has a stage
-    assert "Exit codes: 0 success" in out
+    found = set()
+    for path in sorted((REPO / "kopt" / "cli").glob("cmd_*.py")):
+        mod = import_module(f"kopt.cli.{path.stem}")
+        apps = {n for n, v in vars(mod).items() if isinstance(v, typer.Typer)}
+        subs = {ci.callback for n in apps for ci in getattr(mod, n).registered_commands}
+        cmds = {n for n, v in vars(mod).items() if n.endswith("_cmd") and callable(v) and v not in subs
+                and getattr(v, "__module__", "") == mod.__name__}
+        assert apps or cmds, f"{path.name} defines no command"
+        found |= {f"{path.stem}:{n}" for n in apps | cmds}
+    assert sorted(c.target for c in COMMANDS) == sorted(found)
+    assert len({c.name for c in COMMANDS}) == len(COMMANDS)
+    assert get_command(app).list_commands(None) == [c.name for c in COMMANDS]
+
+
+def test_root_help_imports_no_onnxruntime():
+    code = ("import sys; from kopt.cli.main import main; sys.argv = ['kopt', '--help']\n"
+            "try:\n    main()\nexcept SystemExit:\n    pass\n"
+            "print('LOADED', sorted(m for m in ('onnxruntime', 'onnx', 'numpy') if m in sys.modules))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert "LOADED []" in r.stdout, r.stdout[-300:]
 
 
 def test_readme_exit_code_table_is_the_one_table():
