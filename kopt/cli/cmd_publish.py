@@ -92,7 +92,6 @@ def bundle_bench_cmd(
     server's TTFA and throughput under 1-8 clients, the Wyoming server's first audio and throughput, and
     the say client with and without a daemon."""
     from kopt.bench.textset import SHIPPED, for_language
-    from kopt.cli.cmd_bench import results_path
     from kopt.core.errors import KoptError
     from kopt.core.results import append_records, new_run_id
     from kopt.publish.measure import bundle_languages, bundle_record, measure_bundle
@@ -127,7 +126,7 @@ def bundle_bench_cmd(
                              instances=ints(instances, "--instances"), requests_per_client=requests,
                              lang=main, other_languages=others, progress=prog.info)
     run_id = new_run_id()
-    path = append_records(results_path(out, run_id), [bundle_record(res, bundle, run_id, text)])
+    path = append_records(state.results_path(out, run_id), [bundle_record(res, bundle, run_id, text)])
     for line in summary_lines(res):
         state.say(line)
     state.say(f"results: {path}")

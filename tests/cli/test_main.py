@@ -130,3 +130,19 @@ def test_quantize_on_a_non_kokoro_graph_is_one_line(tmp_path, not_kokoro, pass_n
     lines = [x for x in r.stderr.splitlines() if x.strip()]
     assert lines == [f"kopt: error: {pass_name}: {not_kokoro}: not a Kokoro graph: no token input named 'tokens' "
                      "or 'input_ids' (inputs are ['x'])"]
+
+
+def test_imports_between_cli_modules_resolve():
+    """Imports inside commands run only when the command does; check the CLI's own ones here
+    (bundle-bench once imported a helper from a module it had moved out of)."""
+    import ast
+    from importlib import import_module
+
+    bad = []
+    for path in sorted((REPO / "kopt" / "cli").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("kopt.cli"):
+                mod = import_module(node.module)
+                bad += [f"{path.name}:{node.lineno}: {node.module}.{a.name}" for a in node.names
+                        if not hasattr(mod, a.name)]
+    assert not bad, bad
