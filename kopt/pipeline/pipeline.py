@@ -142,8 +142,8 @@ def _measure(b: _Build, base) -> None:
     """3. The measurement matrix: every model on every provider, and quality per model (a shard's
     slice of it), written as this run's results."""
     from kopt.bench.variants import resolve_variant
+    from kopt.core.vocab import load_vocab
     from kopt.report.names import variant_facts
-    from kopt.source.vocab import load_vocab
     from kopt.source.voices import load_voices
 
     recipe, res, variants = b.recipe, b.res, b.variants

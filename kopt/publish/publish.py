@@ -90,8 +90,8 @@ def publish(store: ArtifactStore, variant: str, out: str | Path, settings: Publi
     ``name`` is the variant's recipe name (the manifest shows it, key beside it). ``modes`` maps a
     quality mode to (recipe name, artifact key) of the variant it serves; the published variant is
     the default mode's model unless ``settings.default_mode`` names another."""
+    from kopt.core.vocab import load_vocab
     from kopt.publish.bundle import write_bundle
-    from kopt.source.vocab import load_vocab
 
     settings = settings or PublishSettings()
     progress = progress or NullProgress()

@@ -19,14 +19,14 @@ PARAGRAPH = ("Dr. Lee's report arrived on Tuesday, March 3rd, 2024. It said the 
 def bundle(real_store, tmp_path_factory):
     if not g2p_mod.available():
         pytest.skip("espeak-ng (phonemizer + espeakng-loader) is needed to build the token cache")
+    from kopt.core.vocab import default_vocab
     from kopt.publish.bundle import write_bundle
     from kopt.publish.tokencache import CacheConfig, build_cache
-    from kopt.source.vocab import default_vocab
-    from kopt.source.voices import load_voices
+    from kopt.source.fetch import load_base_voices
 
     _, base, _ = real_store
     cache = build_cache(CacheConfig(words=20_000))
-    voices = load_voices(base.file("voices.npz"))
+    voices = load_base_voices(base)
     return write_bundle(tmp_path_factory.mktemp("rt") / "bundle", base.file("model.onnx"), voices,
                         default_vocab(), cache, {"default_voice": "jf_alpha"})
 
