@@ -56,7 +56,7 @@ def resolve_variant(store: ArtifactStore, spec: str) -> Variant:
 def _precision_of_file(p: Path) -> str | None:
     try:
         from kopt.core.model import load_model
-        from kopt.source.dequantize import precision_of
+        from kopt.core.precision import precision_of
 
         return precision_of(load_model(p, load_external_data=False))
     except Exception:  # precision is informative only; an odd file still gets measured

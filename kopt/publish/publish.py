@@ -158,17 +158,11 @@ def publish(store: ArtifactStore, variant: str, out: str | Path, settings: Publi
 
 
 def _precision_of(path: Path) -> str:
-    """For a model no step recorded a precision for (a fetched base): what its ops and weights are."""
-    import onnx
+    """For a model no step recorded a precision for (a fetched base): what its graph computes in."""
+    from kopt.core.model import load_model
+    from kopt.core.precision import precision_of
 
-    m = onnx.load(str(path), load_external_data=False)
-    ops = {n.op_type for n in m.graph.node}
-    if ops & {"QLinearConv", "MatMulInteger", "ConvInteger", "DynamicQuantizeLinear", "DynamicQuantizeLSTM",
-              "QLinearMatMul", "MatMulNBits"}:
-        return "int8" if "MatMulNBits" not in ops else "int4"
-    if any(t.data_type == onnx.TensorProto.FLOAT16 for t in m.graph.initializer):
-        return "fp16"
-    return "fp32"
+    return precision_of(load_model(path, load_external_data=False))
 
 
 def _voices(base: Artifact, settings: PublishSettings) -> tuple[dict[str, Any], str]:

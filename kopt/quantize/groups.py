@@ -16,6 +16,8 @@ from typing import Iterable
 
 import onnx
 
+from kopt.core.precision import node_precisions
+
 # (regex on the node name, group name template). First match wins; \1 etc. fill numbered parts.
 _RULES: tuple[tuple[re.Pattern[str], str], ...] = tuple((re.compile(p), g) for p, g in (
     (r"^/encoder/bert_encoder/", "bert.proj"),
@@ -52,9 +54,6 @@ _RULES: tuple[tuple[re.Pattern[str], str], ...] = tuple((re.compile(p), g) for p
 # list: blocking its FusedMatMul too makes onnxruntime 1.31's NchwcTransformer segfault on load.)
 FP16_FP32_ISLANDS = ("predictor.text_encoder", "predictor.duration", "predictor.shared", "predictor.F0",
                      "predictor.N", "generator.source", "generator.istft", "generator.conv_post")
-
-# The op types that carry weights and so are what quantizers rewrite.
-WEIGHT_OPS = ("Conv", "ConvTranspose", "MatMul", "Gemm", "LSTM", "Gather")
 
 
 def group_of(node_name: str) -> str:
@@ -119,38 +118,11 @@ def groups(model: onnx.ModelProto, depth: int | None = None) -> dict[str, list[s
 
 
 def precision_by_group(model: onnx.ModelProto, depth: int = 2) -> dict[str, dict[str, int]]:
-    """Per group, how many weight-bearing compute nodes run in int8 / int4 / fp16 / fp32.
-
-    Read from the graph itself, so a report states what the file really holds: a QDQ node counts
-    as int8 when its weight input comes from a DequantizeLinear of an int8 initializer.
-    """
-    producers = {o: n for n in model.graph.node for o in n.output}
-    inits = {t.name: t.data_type for t in model.graph.initializer}
-    fp16_vals = {vi.name for vi in list(model.graph.value_info) + list(model.graph.output)
-                 if vi.type.tensor_type.elem_type == onnx.TensorProto.FLOAT16}
-    fp16_vals |= {n.output[0] for n in model.graph.node if n.op_type == "Cast"
-                  and any(a.name == "to" and a.i == onnx.TensorProto.FLOAT16 for a in n.attribute)}
+    """Per group, how many weight-bearing compute nodes run in int8 / int4 / fp16 / fp32, by the one
+    rule of kopt.core.precision: read from the graph itself, so a report states what the file really
+    holds (a QDQ node counts as int8 when its weight comes from a DequantizeLinear of int8 data)."""
     out: dict[str, Counter] = defaultdict(Counter)
-    int_ops = {"QLinearConv": "int8", "ConvInteger": "int8", "MatMulInteger": "int8", "QLinearMatMul": "int8",
-               "DynamicQuantizeLSTM": "int8", "DynamicQuantizeMatMul": "int8", "MatMulNBits": "int4",
-               "GatherBlockQuantized": "int4"}
     where = assign(model)
-    for n in model.graph.node:
-        g = ".".join(where[n.name].split(".")[:depth])
-        if n.op_type in int_ops:
-            out[g][int_ops[n.op_type]] += 1
-            continue
-        if n.op_type not in WEIGHT_OPS or len(n.input) < 2:
-            continue
-        w = n.input[0] if n.op_type == "Gather" else n.input[1]
-        p = producers.get(w)
-        if p is not None and p.op_type == "DequantizeLinear":
-            t = inits.get(p.input[0])
-            out[g]["int4" if t in (onnx.TensorProto.INT4, onnx.TensorProto.UINT4) else "int8"] += 1
-        elif p is not None and p.op_type == "Cast" and p.input[0] in inits:
-            out[g]["fp16" if w in fp16_vals else "fp32"] += 1
-        elif inits.get(w) == onnx.TensorProto.FLOAT16:
-            out[g]["fp16"] += 1
-        elif inits.get(w) == onnx.TensorProto.FLOAT:
-            out[g]["fp32"] += 1
+    for n, precision in node_precisions(model):
+        out[".".join(where[n.name].split(".")[:depth])][precision] += 1
     return {g: dict(sorted(c.items())) for g, c in sorted(out.items())}

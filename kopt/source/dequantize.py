@@ -49,19 +49,6 @@ class DequantReport:
                 "float_params": self.float_params, "remaining_quant_ops": self.remaining_quant_ops}
 
 
-def precision_of(model: onnx.ModelProto) -> str:
-    """'int8', 'fp16' or 'fp32', from the ops and initializer types present."""
-    ops = {n.op_type for n in model.graph.node}
-    if ops & (QUANT_OPS - {"QuantizeLinear"}):
-        return "int8"
-    counts: Counter = Counter()
-    for t in model.graph.initializer:
-        counts[t.data_type] += int(np.prod(t.dims)) if t.dims else 1
-    if counts[onnx.TensorProto.FLOAT16] > counts[onnx.TensorProto.FLOAT]:
-        return "fp16"
-    return "fp32"
-
-
 class _Replacement:
     """One node (``op_type`` over ``inputs``, a Value or the name of a new float initializer) whose
     outputs take the place of ``replaces``, the values it stands for, under their names."""

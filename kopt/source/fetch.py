@@ -22,11 +22,11 @@ from kopt.core.contract import check_model, signature
 from kopt.core.errors import KoptError, ModelError
 from kopt.core.hashing import canonical_json, sha256_bytes, sha256_file
 from kopt.core.model import load_model
+from kopt.core.precision import precision_of
 from kopt.core.progress import NullProgress
 from kopt.core.refs import set_ref
 from kopt.core.store import Artifact, ArtifactStore, StepSpec
 from kopt.core.vocab import default_vocab, load_vocab
-from kopt.source.dequantize import precision_of
 from kopt.source.voices import load_voices, save_voices
 
 EMBEDDED_SHA256 = "6e742170d309016e5891a994e1ce1559c702a2ccd0075e67ef7157974f6406cb"

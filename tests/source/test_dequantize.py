@@ -5,7 +5,8 @@ import onnx
 import pytest
 from onnx import numpy_helper
 
-from kopt.source.dequantize import dequantize, precision_of
+from kopt.core.precision import precision_of
+from kopt.source.dequantize import dequantize
 from tests.graphs import run, tiny_kokoro
 
 
