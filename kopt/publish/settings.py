@@ -3,9 +3,25 @@
 from __future__ import annotations
 
 import re
-from typing import Literal, Optional
+from typing import Annotated, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+
+
+def _blend_spec(spec: str) -> str:
+    """A blend's syntax by the runtime's own rule (kopt.source.voices.parse_blend); its voice names
+    are checked against the base's voices when the bundle is written."""
+    from kopt.core.errors import VoiceError
+    from kopt.source.voices import parse_blend
+
+    try:
+        parse_blend(spec)
+    except VoiceError as e:
+        raise ValueError(str(e)) from None
+    return spec
+
+
+BlendSpec = Annotated[str, AfterValidator(_blend_spec)]
 
 
 class PublishSettings(BaseModel):
@@ -13,8 +29,8 @@ class PublishSettings(BaseModel):
 
     provider: str = Field("cpu", description="Provider preset whose winner is published (kopt.core.providers).")
     voices: tuple[str, ...] = Field((), description="Voices to ship (empty: every voice of the base pack).")
-    blends: dict[str, str] = Field(default_factory=dict, description="Blended voices to add: name -> "
-                                   "'a:0.7,b:0.3'.")
+    blends: dict[str, BlendSpec] = Field(default_factory=dict, description="Blended voices to add: name -> "
+                                         "'a:0.7,b:0.3' or 'a(2)+b(1)' (the runtime's two spellings).")
     default_voice: Optional[str] = Field(None, description="Voice the runtime uses when none is named.")
     voice_languages: dict[str, str] = Field(default_factory=dict, description="The language of each voice whose "
                                             "name does not follow Kokoro's <letter><f|m>_ convention (a user's own "

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from kokoro_runtime.errors import VoiceNotFound
+from kokoro_runtime.voicepack import parse_blend as runtime_parse_blend
 from kopt.core.errors import VoiceError
 
 ROWS = 510
@@ -185,25 +187,16 @@ def save_voices(voices: dict[str, np.ndarray], path: str | Path) -> Path:
 
 
 def parse_blend(spec: str) -> list[tuple[str, float]]:
-    """Parse ``"a:0.7,b:0.3"`` into [(name, weight)], weights normalized to sum 1."""
-    parts = []
-    for item in spec.split(","):
-        item = item.strip()
-        if not item:
-            continue
-        name, _, w = item.partition(":")
-        try:
-            weight = float(w) if w else 1.0
-        except ValueError:
-            raise VoiceError(f"blend {spec!r}: weight {w!r} of voice {name!r} is not a number") from None
-        if weight < 0 or not np.isfinite(weight):
-            raise VoiceError(f"blend {spec!r}: weight of voice {name!r} must be a non-negative number")
-        if not name.strip():
-            raise VoiceError(f"blend {spec!r}: an item has no voice name; write 'name:weight'")
-        parts.append((name.strip(), weight))
+    """A blend as [(voice name, weight)], weights normalised to sum 1, parsed by the runtime's own
+    rule (kokoro_runtime.voicepack.parse_blend), so kopt accepts exactly what a bundle's runtime does:
+    ``"a:0.7,b:0.3"`` or ``"a(2)+b(1)"`` (a weight left out is 1). VoiceError when malformed."""
+    try:
+        parts = runtime_parse_blend(spec)
+    except VoiceNotFound as e:
+        raise VoiceError(f"{e}; write 'a:0.7,b:0.3' or 'a(2)+b(1)'") from None
+    if any(not name for name, _ in parts):
+        raise VoiceError(f"voice blend {spec!r}: an item has no voice name; write 'a:0.7,b:0.3' or 'a(2)+b(1)'")
     total = sum(w for _, w in parts)
-    if not parts or total <= 0:
-        raise VoiceError(f"blend {spec!r}: give voices with positive weights, e.g. 'a:0.7,b:0.3'")
     return [(n, w / total) for n, w in parts]
 
 

@@ -65,10 +65,12 @@ def test_pack_rejects_duplicates_and_blend_rules(tmp_path):
     vs = V.pack([tmp_path / "a.npz"])
     out = V.add_blend(vs, "mix", "af_a:3,af_b:1")
     np.testing.assert_allclose(out["mix"], 0.75 * _voice(0) + 0.25 * _voice(1), rtol=1e-5, atol=1e-7)
+    # the runtime's other spelling (Kokoro-FastAPI's) gives the same voice
+    np.testing.assert_array_equal(V.add_blend(vs, "mix", "af_a(3)+af_b(1)")["mix"], out["mix"])
     with pytest.raises(VoiceError, match="already a voice"):
         V.add_blend(vs, "af_a", "af_b:1")
-    for spec, msg in [("af_a:x", "not a number"), ("af_a:-1", "non-negative"), (":1", "no voice name"),
-                      ("af_a:0", "positive weights"), ("ghost:1", "unknown voice")]:
+    for spec, msg in [("af_a:x", "not a number"), ("af_a:-1", ">= 0"), (":1", "no voice name"),
+                      ("af_a:0", "sum above zero"), ("ghost:1", "unknown voice"), ("af_a(1)+(2)", "is not NAME or NAME")]:
         with pytest.raises(VoiceError, match=msg):
             V.blend(vs, spec)
 
