@@ -65,6 +65,7 @@ def _precision_of_file(p: Path) -> str | None:
 
 def default_voices(store: ArtifactStore, voices: str | Path | None = None) -> tuple[Path, Path | None]:
     """(voices file, vocab file) from the options or the base artifact."""
+    from kopt.core.base_artifact import BASE_VOICES
     from kopt.core.refs import resolve
 
     if voices:
@@ -73,4 +74,4 @@ def default_voices(store: ArtifactStore, voices: str | Path | None = None) -> tu
             raise KoptError(f"{vp}: voices not found; pass an .npz voice pack")
         return vp, None
     base = resolve(store, "base")
-    return base.file("voices.npz"), base.file("vocab.json")
+    return base.file(BASE_VOICES), base.file("vocab.json")

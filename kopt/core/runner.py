@@ -39,7 +39,6 @@ from kopt.core.store import Artifact, ArtifactStore, StepSpec
 log = logging.getLogger("kopt.runner")
 
 MODEL_FILES = ("model.onnx", "model.ort")
-PROBE_VOICE_ROW = 40
 
 
 @dataclass(frozen=True)
@@ -99,10 +98,11 @@ def resolve_input(store: ArtifactStore, spec: str) -> ModelInput:
 def style_pack(store: ArtifactStore) -> np.ndarray | None:
     """The first voice (by name) of the last fetch, used for every check; None without a fetch."""
     from kopt.core.refs import resolve
+    from kopt.core.base_artifact import BASE_VOICES
 
     try:
         base = resolve(store, "base")
-        path = base.file("voices.npz")  # written by `kopt fetch`: validated, one [510, 1, 256] array per voice
+        path = base.file(BASE_VOICES)
     except KoptError:
         return None
     from kopt.core.voicepack import pack_voice

@@ -143,6 +143,7 @@ def _measure(b: _Build, base) -> None:
     slice of it), written as this run's results."""
     from kopt.bench.variants import resolve_variant
     from kopt.core.vocab import load_vocab
+    from kopt.core.base_artifact import BASE_VOICES
     from kopt.report.names import variant_facts
     from kopt.source.voices import load_voices
 
@@ -154,7 +155,7 @@ def _measure(b: _Build, base) -> None:
         cells = pick(cells, b.shard, key=lambda c: (c[0].key, c[1]))
     bench_cells = [c for c in cells if c[1] != "quality"]
     quality_vs = [v for v, p in cells if p == "quality"]
-    b.voices_path = base.artifact.file("voices.npz")
+    b.voices_path = base.artifact.file(BASE_VOICES)
     records = b.records
     if bench_cells:
         m = measure.bench(b.store, variants, bench_cells, recipe.bench, baseline=variants[0],

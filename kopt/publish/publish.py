@@ -167,9 +167,10 @@ def _precision_of(path: Path) -> str:
 
 def _voices(base: Artifact, settings: PublishSettings) -> tuple[dict[str, Any], str]:
     """The base's voices, less those not asked for, plus the blends; and the default voice."""
-    from kopt.source.voices import add_blend, load_voices
+    from kopt.source.fetch import load_base_voices
+    from kopt.source.voices import add_blend
 
-    voices = load_voices(base.file("voices.npz"))
+    voices = load_base_voices(base)
     if settings.voices:
         missing = [v for v in settings.voices if v not in voices]
         if missing:
@@ -339,6 +340,8 @@ def _usage(m: dict[str, Any]) -> list[str]:
 
 
 def model_card(m: dict[str, Any], voices: list[str]) -> str:
+    from kopt.publish.bundle import VOICES_FILE
+
     v = m["variant"]
     rec = m["recommended"]
     modes = m.get("modes") or {}
@@ -354,7 +357,7 @@ def model_card(m: dict[str, Any], voices: list[str]) -> str:
         *_usage(m),
         "",
         f"Recommended provider: `{rec['provider']}`; session: {rec['session']}. "
-        f"The model and `voices.npz` also load in kokoro-onnx.",
+        f"The model and `{VOICES_FILE}` also load in kokoro-onnx.",
         "",
         f"Voices: {', '.join(voices)}.",
         "",

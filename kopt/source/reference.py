@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 import onnx
 
+from kopt.core.base_artifact import PROBE_VOICE_ROW
 from kopt.core.codehash import module_code_hash
 from kopt.core.contract import check_model
 from kopt.core.errors import KoptError
@@ -18,7 +19,7 @@ from kopt.core.progress import NullProgress
 from kopt.core.refs import set_ref
 from kopt.core.store import Artifact, ArtifactStore, StepSpec
 from kopt.source.dequantize import dequantize
-from kopt.source.fetch import PROBE_VOICE_ROW, load_base_voices
+from kopt.source.fetch import load_base_voices
 
 REFERENCE_VERSION = 1
 
