@@ -1,10 +1,14 @@
-"""Hashes of code, for cache keys: a step's artifact is keyed on the code that made it, so editing a
-pass (or anything in kopt it imports) can never be served a stale artifact.
+"""Hashes of code, for cache keys: an artifact or a measurement is keyed on the code that made it, so
+editing a pass, or the bench, or anything in kopt it imports, can never be served a stale result.
 
 ``module_code_hash("kopt.optimize.adain")`` hashes the module and every ``kopt``/``kokoro_runtime``
 module it imports, transitively, lazy imports inside functions included (found by reading the
-source, not by importing it). Each file is hashed as its syntax tree without docstrings, so an edit
-to a comment or a docstring keeps the key while any change to what the code does moves it.
+source, never by importing it). A package's name stands for every module in its tree, so
+``module_code_hash("kopt.bench", "kokoro_runtime", exclude=("kokoro_runtime.server",))`` covers code
+run by name (a worker started with ``python -m``) as well as what it imports; ``exclude`` names
+modules or packages never hashed, even where something imports them. Each file is hashed as its
+syntax tree without docstrings, so an edit to a comment or a docstring keeps the key while any
+change to what the code does moves it.
 """
 
 from __future__ import annotations
@@ -21,10 +25,38 @@ ROOTS = ("kopt", "kokoro_runtime")
 
 
 def _source_file(module: str) -> Path | None:
-    spec = importlib.util.find_spec(module)
-    if spec is None or not spec.origin or not spec.origin.endswith(".py"):
+    """The .py file of ``module``, found on disk from its top-level package (nothing is imported), or
+    the file of a top-level module; None when there is none (a name that is not a module)."""
+    top, *rest = module.split(".")
+    try:
+        spec = importlib.util.find_spec(top)
+    except (ImportError, ValueError):
         return None
-    return Path(spec.origin)
+    if spec is None:
+        return None
+    if not spec.submodule_search_locations:
+        return Path(spec.origin) if not rest and spec.origin and spec.origin.endswith(".py") else None
+    for root in spec.submodule_search_locations:
+        base = Path(root).joinpath(*rest)
+        for f in (base / "__init__.py", base.with_name(base.name + ".py") if rest else None):
+            if f is not None and f.is_file():
+                return f
+    return None
+
+
+def _package_modules(package: str, init: Path) -> list[str]:
+    """Every module of the package whose ``__init__.py`` is ``init``, in sub-packages too (folders
+    with their own ``__init__.py``: a build tree or a data folder is not code of the package)."""
+    out = []
+    for f in sorted(init.parent.rglob("*.py")):
+        rel = f.relative_to(init.parent)
+        if not all((init.parent / Path(*rel.parts[:i]) / "__init__.py").is_file() for i in range(1, len(rel.parts))):
+            continue
+        parts = list(rel.with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        out.append(".".join([package, *parts]))
+    return out
 
 
 def _is_ours(name: str, roots: tuple[str, ...]) -> bool:
@@ -53,16 +85,13 @@ def _imports(module: str, tree: ast.AST, is_package: bool, roots: tuple[str, ...
             found.add(base)
             for a in node.names:
                 sub = f"{base}.{a.name}"
-                if a.name != "*" and importlib.util.find_spec(base) is not None and _is_module(sub):
+                if a.name != "*" and _is_module(sub):
                     found.add(sub)
     return found
 
 
 def _is_module(name: str) -> bool:
-    try:
-        return importlib.util.find_spec(name) is not None
-    except (ImportError, ValueError):
-        return False
+    return _source_file(name) is not None
 
 
 def _parents(module: str) -> list[str]:
@@ -82,14 +111,6 @@ class _StripDocstrings(ast.NodeTransformer):
     visit_Module = visit_FunctionDef = visit_AsyncFunctionDef = visit_ClassDef = _strip
 
 
-def _digest(module: str, roots: tuple[str, ...]) -> tuple[str, set[str]]:
-    path = _source_file(module)
-    if path is None:
-        raise KoptError(f"{module}: no Python source to hash for the cache key")
-    src = path.read_text(encoding="utf-8")
-    return _parse(module, path.name == "__init__.py", src, roots)
-
-
 @functools.lru_cache(maxsize=None)
 def _parse(module: str, is_package: bool, src: str, roots: tuple[str, ...]) -> tuple[str, set[str]]:
     """(digest of the docstring-free syntax tree, our modules it imports) of one module's source."""
@@ -98,23 +119,34 @@ def _parse(module: str, is_package: bool, src: str, roots: tuple[str, ...]) -> t
     return sha256_bytes(ast.dump(stripped, include_attributes=False).encode()), deps
 
 
-def module_closure(module: str, roots: tuple[str, ...] = ROOTS) -> dict[str, str]:
-    """module name -> digest for ``module`` and every kopt/kokoro_runtime module it reaches."""
+def _excluded(name: str, exclude: tuple[str, ...]) -> bool:
+    return any(name == x or name.startswith(x + ".") for x in exclude)
+
+
+def module_closure(*modules: str, exclude: tuple[str, ...] = (), roots: tuple[str, ...] = ROOTS) -> dict[str, str]:
+    """module name -> digest for ``modules`` (a package: all of its modules) and every
+    kopt/kokoro_runtime module they reach, less ``exclude`` (dotted names, a package with its tree)."""
     seen: dict[str, str] = {}
-    todo = [module]
+    todo: list[str] = []
+    for name in modules:
+        path = _source_file(name)
+        if path is None:
+            raise KoptError(f"{name}: no Python source to hash for the cache key")
+        todo.extend(_package_modules(name, path) if path.name == "__init__.py" else [name])
     while todo:
         name = todo.pop()
-        if name in seen:
+        if name in seen or _excluded(name, exclude):
             continue
-        if _source_file(name) is None:  # a namespace package or a name that is not a module
+        path = _source_file(name)
+        if path is None:  # a namespace package or a name that is not a module
             seen[name] = ""
             continue
-        digest, deps = _digest(name, roots)
+        digest, deps = _parse(name, path.name == "__init__.py", path.read_text(encoding="utf-8"), roots)
         seen[name] = digest
         todo.extend(d for d in deps | set(_parents(name)) if d not in seen)
     return {k: v for k, v in sorted(seen.items()) if v}
 
 
-def module_code_hash(module: str, roots: tuple[str, ...] = ROOTS) -> str:
+def module_code_hash(*modules: str, exclude: tuple[str, ...] = (), roots: tuple[str, ...] = ROOTS) -> str:
     """16 hex chars over :func:`module_closure`."""
-    return sha256_bytes(canonical_json(module_closure(module, roots)).encode())[:16]
+    return sha256_bytes(canonical_json(module_closure(*modules, exclude=exclude, roots=roots)).encode())[:16]

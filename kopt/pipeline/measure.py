@@ -2,9 +2,9 @@
 per variant, each kept in the artifact store under a content key.
 
 A bench key covers the model's sha256, the provider preset, the bench settings, the text set, the
-machine id and a hash of the measuring code (bench + runtime); a quality key (one per variant and
-language) the model's and the reference's sha256, the quality settings, the language and its texts'
-sha256, the machine id and the quality code. So a
+machine id and a hash of the measuring code (bench + runtime, kopt.core.codehash); a quality key (one
+per variant and language) the model's and the reference's sha256, the quality settings, the language
+and its texts' sha256, the machine id and the quality code. So a
 re-run with nothing changed measures nothing, and changing one variant re-measures only its cells.
 Uncached bench cells of one provider are measured in one interleaved run together with the ratio
 baseline, so the ratios they carry come from side-by-side timings. Failed and skipped cells are not
@@ -14,58 +14,41 @@ cached: a re-run tries them again.
 from __future__ import annotations
 
 import dataclasses
-import functools
-import importlib.util
 import json
 from pathlib import Path
 from typing import Any, Sequence
 
 from kopt.bench.settings import BenchSettings
 from kopt.bench.variants import Variant
-from kopt.core.errors import KoptError
-from kopt.core.hashing import canonical_json, sha256_bytes
+from kopt.core.codehash import module_code_hash
 from kopt.core.progress import NullProgress
 from kopt.core.results import machine_info
 from kopt.core.store import ArtifactStore, StepSpec
 from kopt.quality.settings import QualitySettings
 
 RECORD_FILE = "result.json"
-# What the bench workers never run (they time Synthesizer.run_tokens and .stream): editing the
-# server, the daemon or the command line must not invalidate every bench cell.
-RUNTIME_NOT_BENCHED = ("kokoro_runtime/server", "kokoro_runtime/daemon.py", "kokoro_runtime/__main__.py",
-                       "kokoro_runtime/bundle.py")
+# The code a bench cell's figures come from: the bench (its workers start by module name) and the
+# runtime they time, less what the workers never run (they time Synthesizer.run_tokens and .stream):
+# editing the server, the daemon or the command line must not invalidate every bench cell.
+BENCH_CODE = ("kopt.bench", "kokoro_runtime", "kopt.core")
+RUNTIME_NOT_BENCHED = ("kokoro_runtime.server", "kokoro_runtime.daemon", "kokoro_runtime.__main__",
+                       "kokoro_runtime.bundle")
+QUALITY_CODE = ("kopt.quality", "kopt.core")
 
 
-@functools.lru_cache(maxsize=None)
-def code_hash(*packages: str, exclude: tuple[str, ...] = ()) -> str:
-    """sha256 over the source files of importable packages (e.g. "kopt.bench", "kokoro_runtime"),
-    less the files or folders named in ``exclude`` ("kokoro_runtime/server")."""
-    items = []
-    for pkg in packages:
-        spec = importlib.util.find_spec(pkg)
-        if spec is None or not spec.submodule_search_locations:
-            raise KoptError(f"{pkg}: not an importable package; cannot hash its code")
-        root = Path(next(iter(spec.submodule_search_locations))).resolve()
-        for p in sorted(root.rglob("*.py")):
-            rel = f"{pkg}/{p.relative_to(root).as_posix()}"
-            if not any(rel == x or rel.startswith(x.rstrip("/") + "/") for x in exclude):
-                items.append((rel, sha256_bytes(p.read_bytes())))
-    return sha256_bytes(canonical_json(items).encode())[:16]
-
-
-def _bench_spec(v: Variant, provider: str, s: BenchSettings, textset_sha: str, machine_id: str) -> StepSpec:
+def _bench_spec(v: Variant, provider: str, s: BenchSettings, textset_sha: str, machine_id: str,
+                code: str) -> StepSpec:
     cfg = s.model_dump(mode="json", exclude={"variants", "providers", "baseline"})
     return StepSpec("bench", {"provider": provider, "settings": cfg},
-                    {"model": v.sha256, "text_set": textset_sha, "machine": machine_id,
-                     "code": code_hash("kopt.bench", "kokoro_runtime", "kopt.core", exclude=RUNTIME_NOT_BENCHED)})
+                    {"model": v.sha256, "text_set": textset_sha, "machine": machine_id, "code": code})
 
 
 def _quality_spec(v: Variant, ref: Variant, s: QualitySettings, language: str, texts_sha: str,
-                  machine_id: str) -> StepSpec:
+                  machine_id: str, code: str) -> StepSpec:
     cfg = s.model_dump(mode="json", exclude={"variants", "reference", "languages"})
     return StepSpec("quality", {"settings": cfg, "language": language},
                     {"model": v.sha256, "reference": ref.sha256, "text_set": texts_sha, "machine": machine_id,
-                     "code": code_hash("kopt.quality", "kopt.core")})
+                     "code": code})
 
 
 def _cached(store: ArtifactStore, spec: StepSpec, v: Variant, run_id: str) -> dict[str, Any] | None:
@@ -103,11 +86,12 @@ def bench(store: ArtifactStore, variants: Sequence[Variant], cells: Sequence[tup
     progress = progress or NullProgress()
     ts_sha = load_textset(settings.text_set).sha256
     mid = machine_info()["id"]
+    code = module_code_hash(*BENCH_CODE, exclude=RUNTIME_NOT_BENCHED)
     out: list[dict[str, Any]] = []
     todo: dict[str, list[Variant]] = {}
     reused = 0
     for v, prov in cells:
-        rec = _cached(store, _bench_spec(v, prov, settings, ts_sha, mid), v, run_id)
+        rec = _cached(store, _bench_spec(v, prov, settings, ts_sha, mid, code), v, run_id)
         if rec is not None:
             out.append(rec)
             reused += 1
@@ -123,7 +107,7 @@ def bench(store: ArtifactStore, variants: Sequence[Variant], cells: Sequence[tup
             if rec is None:
                 continue
             if rec["provider"]["status"] == "ok":
-                _save(store, _bench_spec(v, prov, settings, ts_sha, mid), rec)
+                _save(store, _bench_spec(v, prov, settings, ts_sha, mid, code), rec)
             if v.key in wanted:
                 out.append(rec)
                 if rec["provider"]["status"] == "skipped":
@@ -150,11 +134,12 @@ def quality(store: ArtifactStore, variants: Sequence[Variant], reference: Varian
     from kopt.quality.texts import selection
 
     mid = machine_info()["id"]
+    code = module_code_hash(*QUALITY_CODE)
     langs = {lt.language: lt.sha256 for lt in
              selection(settings.languages, settings.categories, settings.texts, settings.text_set)}
 
     def spec(v: Variant, lang: str) -> StepSpec:
-        return _quality_spec(v, reference, settings, lang, langs[lang], mid)
+        return _quality_spec(v, reference, settings, lang, langs[lang], mid, code)
 
     out: list[dict[str, Any]] = []
     reused = 0

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from kopt.core.codehash import module_code_hash
 from kopt.core.errors import KoptError
 from kopt.core.exits import ExitCode
 from kopt.core.hashing import canonical_json, content_key
@@ -142,8 +143,8 @@ def _measure(b: _Build, base) -> None:
     """3. The measurement matrix: every model on every provider, and quality per model (a shard's
     slice of it), written as this run's results."""
     from kopt.bench.variants import resolve_variant
-    from kopt.core.vocab import load_vocab
     from kopt.core.base_artifact import BASE_VOICES
+    from kopt.core.vocab import load_vocab
     from kopt.report.names import variant_facts
     from kopt.source.voices import load_voices
 
@@ -285,7 +286,7 @@ def _publish(store, recipe: BuildRecipe, win: dict[str, Any], row, build_dir: Pa
         modes[mode] = (vname, built[vname])
     metrics = _row_metrics(row)
     pkey = content_key({"variant": win["key"], "modes": modes, "settings": recipe.publish.model_dump(mode="json"),
-                        "metrics": json.loads(canonical_json(metrics)), "code": measure.code_hash("kopt.publish", "kokoro_runtime")})
+                        "metrics": json.loads(canonical_json(metrics)), "code": module_code_hash("kopt.publish", "kokoro_runtime")})
     out = build_dir / "bundle"
     manifest = out / "manifest.json"
     tar = out.with_name(out.name + ".tar.gz")
@@ -327,7 +328,7 @@ def _bundle_bench(store, bundle: Path, threads: int, bb: BundleBenchSettings, pr
                                      "clients": list(bb.clients), "instances": list(bb.instances),
                                      "requests_per_client": bb.requests_per_client, "server": bb.server},
                     {"manifest": sha256_file(bundle / "manifest.json"), "machine": machine_info()["id"],
-                     "code": measure.code_hash("kopt.publish", "kokoro_runtime")})
+                     "code": module_code_hash("kopt.publish", "kokoro_runtime")})
     with store.lock(spec.key):
         hit = store.get(spec.key)
         if hit is None:

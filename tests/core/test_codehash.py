@@ -109,3 +109,38 @@ def test_runner_key_moves_when_the_pass_code_changes(store, tmp_path, monkeypatc
     finally:
         _REGISTRY.pop("test-codehash-ident", None)
         sys.modules.pop("kh_ident_pass", None)
+
+
+def test_a_package_stands_for_its_whole_tree_less_what_is_excluded(pkg):
+    """Measurements hash whole packages (a bench worker runs by module name, imported by nobody):
+    every module counts, a folder without __init__.py (a build tree) does not, excluded ones never."""
+    (pkg / "sub").mkdir()
+    (pkg / "sub" / "__init__.py").write_text("")
+    (pkg / "sub" / "server.py").write_text("PORT = 1\n")
+    (pkg / "build" / "lib").mkdir(parents=True)
+    (pkg / "build" / "lib" / "stale.py").write_text("X = 0\n")
+    closure = module_closure("khpkg", roots=("khpkg",))
+    assert list(closure) == ["khpkg", "khpkg.helper", "khpkg.mypass", "khpkg.sub", "khpkg.sub.server",
+                             "khpkg.unused"]
+    assert list(module_closure("khpkg", exclude=("khpkg.sub", "khpkg.unused"), roots=("khpkg",))) \
+        == ["khpkg", "khpkg.helper", "khpkg.mypass"]
+
+    def h():
+        return module_code_hash("khpkg", exclude=("khpkg.sub",), roots=("khpkg",))
+
+    h0 = h()
+    (pkg / "sub" / "server.py").write_text("PORT = 2\n")
+    (pkg / "build" / "lib" / "stale.py").write_text("X = 1\n")
+    assert h() == h0
+    (pkg / "unused.py").write_text("X = 2\n")  # imported by nothing, but part of the package
+    assert h() != h0
+
+
+def test_measurement_code_hashes_cover_the_runtime_they_time():
+    from kopt.pipeline.measure import BENCH_CODE, QUALITY_CODE, RUNTIME_NOT_BENCHED
+
+    bench = module_closure(*BENCH_CODE, exclude=RUNTIME_NOT_BENCHED)
+    assert {"kopt.bench.worker", "kokoro_runtime.synth", "kopt.core.contract"} <= set(bench)
+    assert not any(m.startswith(RUNTIME_NOT_BENCHED) for m in bench)
+    assert {"kopt.quality.run", "kopt.core.kokoro"} <= set(module_closure(*QUALITY_CODE))
+    assert len(module_code_hash("kopt.publish", "kokoro_runtime")) == 16
