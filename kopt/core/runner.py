@@ -97,8 +97,8 @@ def resolve_input(store: ArtifactStore, spec: str) -> ModelInput:
 
 def style_pack(store: ArtifactStore) -> np.ndarray | None:
     """The first voice (by name) of the last fetch, used for every check; None without a fetch."""
-    from kopt.core.refs import resolve
     from kopt.core.base_artifact import BASE_VOICES
+    from kopt.core.refs import resolve
 
     try:
         base = resolve(store, "base")
