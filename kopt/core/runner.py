@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+import onnx
 
 from kopt.core.codehash import module_code_hash
 from kopt.core.contract import signature
@@ -220,6 +221,7 @@ class Runner:
                 del model
                 out = tmp / f"model{cls.output_suffix}"
                 if result.model is not None:
+                    assert isinstance(result.model, onnx.ModelProto)  # Pass.apply hands back protobuf
                     save_model(result.model, out)
                     after_ops = op_histogram(result.model)
                 elif result.path is not None:  # a file the pass wrote (e.g. .ort): no graph to count
