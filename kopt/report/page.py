@@ -99,11 +99,11 @@ def _listen_section(records: Sequence[dict[str, Any]], tabs: Sequence[tables.Pro
                 "that made them.</p>")
     voices_path = settings.voices
     if voices_path is None and settings.store is not None:
-        base = settings.store.root / "refs" / "base.json"
-        if base.is_file():
-            from kopt.core.refs import resolve
+        from kopt.core.base_artifact import BASE_VOICES
+        from kopt.core.refs import find
 
-            voices_path = resolve(settings.store, "base").file("voices.npz")
+        if (base := find(settings.store, "base")) is not None:
+            voices_path = base.file(BASE_VOICES)
     if voices_path is None:
         res.notes.append("listen: no voice pack (pass --voices)")
         return '<p class="meta">No audio: no voice pack (pass <code>--voices</code>).</p>'

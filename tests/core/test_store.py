@@ -51,3 +51,17 @@ def test_folder_without_record_or_with_wrong_size_is_not_trusted(store):
     assert art is not None and art.file("model.onnx").read_bytes() == b"full"
     art.file("model.onnx").write_bytes(b"ful")  # truncated behind our back
     assert store.get(spec.key) is None
+
+
+def test_refs_find_is_none_without_the_ref_and_the_artifact_with_it(tmp_path):
+    from kopt.core.refs import find, resolve, set_ref
+    from kopt.core.store import ArtifactStore, StepSpec
+
+    store = ArtifactStore(tmp_path / "arts")
+    assert find(store, "base") is None
+    spec = StepSpec("fetch", {"x": 1}, {})
+    with store.writing(spec) as tmp:
+        (tmp / "f.txt").write_text("hi")
+    set_ref(store, "base", spec.key)
+    assert find(store, "base").key == resolve(store, "base").key == spec.key
+    assert find(store, "no such/name") is None
