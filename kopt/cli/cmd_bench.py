@@ -9,6 +9,7 @@ from typing import Any, List, Optional
 import typer
 
 from kopt.cli import state
+from kopt.cli.options import Categories, DryRun, ResultsOut, Threads, Voice, VoicePack
 
 
 def bench_cmd(
@@ -17,13 +18,13 @@ def bench_cmd(
     recipe: Optional[Path] = typer.Option(None, "--recipe", help="Recipe file; its [bench] section gives the settings."),
     provider: Optional[List[str]] = typer.Option(None, "--provider", "-p", help="Provider preset (repeatable); "
                                                  "see `kopt providers`. Default: all presets."),
-    threads: Optional[int] = typer.Option(None, "--threads", help="Intra-op threads (default 2)."),
+    threads: Threads = None,
     repeats: Optional[int] = typer.Option(None, "--repeats", help="Timed rounds (default 5)."),
     warmup: Optional[int] = typer.Option(None, "--warmup", help="Untimed rounds first (default 1)."),
     ttfa_repeats: Optional[int] = typer.Option(None, "--ttfa-repeats", help="Timed TTFA runs (default 3; 0 skips)."),
-    category: Optional[List[str]] = typer.Option(None, "--category", help="Text categories: short, medium, long."),
+    category: Categories = None,
     text: Optional[List[str]] = typer.Option(None, "--text", help="Text ids from the text set."),
-    voice: Optional[str] = typer.Option(None, "--voice", help="Voice name (default: the first)."),
+    voice: Voice = None,
     baseline: Optional[str] = typer.Option(None, "--baseline", help="Variant ratios are against (default: the first)."),
     timeout: Optional[float] = typer.Option(None, "--timeout", help="Seconds a worker may take per request."),
     memory_mb: Optional[int] = typer.Option(None, "--memory-mb", help="Address-space cap per worker (MB; 0 = none)."),
@@ -35,9 +36,9 @@ def bench_cmd(
     scaling_repeats: Optional[int] = typer.Option(None, "--scaling-repeats", help="Timed rounds per scaling "
                                                   "thread count (default 2)."),
     no_scaling: bool = typer.Option(False, "--no-scaling", help="Time at the main thread count only."),
-    voices: Optional[Path] = typer.Option(None, "--voices", help="Voice pack (.npz); default: the base artifact's."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Results JSONL (default artifacts/results/<run_id>.jsonl)."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Print the settings and cells; measure nothing."),
+    voices: VoicePack = None,
+    out: ResultsOut = None,
+    dry_run: DryRun = False,
 ) -> None:
     """Benchmark variants: size, session creation, first inference, RTF, TTFA, peak RSS per provider."""
     from kopt.bench.run import run_bench

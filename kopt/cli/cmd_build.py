@@ -8,6 +8,7 @@ from typing import List, Optional
 import typer
 
 from kopt.cli import state
+from kopt.cli.options import DryRun
 
 DEFAULT_RECIPE = Path("recipes/default.toml")
 
@@ -22,7 +23,7 @@ def build_cmd(
     baseline: Optional[Path] = typer.Option(None, "--baseline", help="Results of an earlier build to gate "
                                             "against (overrides the recipe's compare.baseline)."),
     no_publish: bool = typer.Option(False, "--no-publish", help="Stop after the report."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Validate and print the recipe, run nothing."),
+    dry_run: DryRun = False,
 ) -> None:
     """Build a recipe: fetch, reference, variants, bench, quality, select, report, compare, publish.
 

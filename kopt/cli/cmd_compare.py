@@ -12,20 +12,21 @@ from typing import List, Optional
 import typer
 
 from kopt.cli import state
+from kopt.cli.options import ResultJson, SettingsFile
 from kopt.core.exits import ExitCode
 
 
 def compare_cmd(
     baseline: Path = typer.Argument(..., help="Baseline results file or folder."),
     current: Path = typer.Argument(..., help="Current results file or folder."),
-    settings_file: Optional[Path] = typer.Option(None, "--settings", help="TOML/JSON with a [compare] table."),
+    settings_file: SettingsFile = None,
     threshold: List[str] = typer.Option([], "--threshold", help="METRIC=VALUE% (relative) or METRIC=VALUE "
                                         "(absolute), e.g. rtf_median=5% or pesq_wb_aligned=0.05."),
     metric: List[str] = typer.Option([], "--metric", help="Only compare these metrics."),
     no_noise: bool = typer.Option(False, "--no-noise", help="Ignore the recorded spread (plain thresholds)."),
     allow_missing: bool = typer.Option(False, "--allow-missing", help="A variant/provider gone is not a regression."),
     match: Optional[str] = typer.Option(None, "--match", help="Match variants by 'name' (default) or content 'key'."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Write the verdict as JSON here."),
+    out: ResultJson = None,
 ) -> None:
     """Compare CURRENT against BASELINE; exit 3 on a regression (for CI)."""
     import json

@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 
 from kopt.cli import state
+from kopt.cli.options import Voice
 
 
 def fetch_cmd(
@@ -57,7 +58,7 @@ def reference_cmd(
 def check_cmd(
     model: Path = typer.Argument(..., help="An ONNX model file."),
     voices: Optional[Path] = typer.Option(None, "--voices", help="Voice pack to take the style from."),
-    voice: Optional[str] = typer.Option(None, "--voice", help="Voice name in the pack (default: the first)."),
+    voice: Voice = None,
 ) -> None:
     """Check the Kokoro model contract: loads, has the signature, speaks finite non-silent audio."""
     from kopt.core.contract import check_model

@@ -8,20 +8,20 @@ from typing import Optional
 import typer
 
 from kopt.cli import state
+from kopt.cli.options import DryRun, PassSets, Threads, VariantName
 
 
 def optimize_cmd(
     model: Optional[str] = typer.Argument(None, help="Input: a model path, an artifact key, or a ref name "
                                           "('reference', 'base'). Not used with --recipe."),
     pass_names: list[str] = typer.Option([], "--pass", "-p", help="Pass to apply (repeat for a chain; see `kopt passes`)."),
-    sets: list[str] = typer.Option([], "--set", "-s", help="Config of the last --pass before it: key=value "
-                                   "(value parsed as JSON when it can be: 64, true, [32,64])."),
-    name: Optional[str] = typer.Option(None, "--name", help="Variant name (default: the pass names)."),
+    sets: PassSets = (),
+    name: VariantName = None,
     recipe: Optional[Path] = typer.Option(None, "--recipe", "-r", help="Recipe file (.toml or .json) to run."),
     input_: Optional[str] = typer.Option(None, "--input", help="Override the recipe's input (every variant)."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Print the recipe that would run and exit."),
+    dry_run: DryRun = False,
     fmt: str = typer.Option("toml", "--format", help="Recipe format for --dry-run: toml or json."),
-    threads: int = typer.Option(1, "--threads", help="Threads for the checks' ONNX Runtime sessions."),
+    threads: Threads = 1,
 ) -> None:
     """Build optimized variants: each pass's output is cached, contract-checked and, for passes that
     must keep the maths, proven equal to its input."""

@@ -3,12 +3,12 @@ variants the change op by op; records of kind ``profile`` appended to a JSONL fi
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import List, Optional
 
 import typer
 
 from kopt.cli import state
+from kopt.cli.options import ResultsOut, Voice, VoicePack
 
 
 def profile_cmd(
@@ -19,9 +19,9 @@ def profile_cmd(
     threads: int = typer.Option(2, "--threads", min=1, help="Intra-op threads."),
     runs: int = typer.Option(3, "--runs", min=1, help="Profiled runs after one untimed run."),
     top: int = typer.Option(15, "--top", min=0, help="Slowest nodes to keep per variant."),
-    voice: Optional[str] = typer.Option(None, "--voice", help="Voice name (default: the first of the pack)."),
-    voices: Optional[Path] = typer.Option(None, "--voices", help="Voice pack (.npz); default: the base artifact's."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Results JSONL (default artifacts/results/<run_id>.jsonl)."),
+    voice: Voice = None,
+    voices: VoicePack = None,
+    out: ResultsOut = None,
 ) -> None:
     """Profile variants on the CPU EP: kernel time per op type and the slowest nodes."""
     from kopt.bench.profile import compare, profile_variant

@@ -8,6 +8,7 @@ from typing import List, Optional
 import typer
 
 from kopt.cli import state
+from kopt.cli.options import Blends, ResultsOut
 
 
 def publish_cmd(
@@ -15,7 +16,7 @@ def publish_cmd(
     out: Path = typer.Option(..., "--out", "-o", help="Bundle folder to write (replaced if it exists)."),
     provider: str = typer.Option("cpu", "--provider", help="Provider preset the bundle recommends."),
     voices: Optional[str] = typer.Option(None, "--voices", help="Comma-separated voices to ship (default: all)."),
-    blend: List[str] = typer.Option([], "--blend", help="Add a blended voice: NAME=a:0.7,b:0.3 (repeatable)."),
+    blend: Blends = (),
     default_voice: Optional[str] = typer.Option(None, "--default-voice", help="Voice used when none is named."),
     cache_words: int = typer.Option(50000, "--cache-words", help="Words in the token cache (0: none)."),
     ort: bool = typer.Option(False, "--ort", help="Also ship a .ort model with optimizations baked in."),
@@ -84,7 +85,7 @@ def bundle_bench_cmd(
     requests: int = typer.Option(2, "--requests", min=1, help="Requests per client in each load run."),
     server: bool = typer.Option(True, "--server/--no-server", help="Also measure the HTTP server, its load and "
                                 "the say daemon (needs the runtime's serve extra)."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Results JSONL (default artifacts/results/<run_id>.jsonl)."),
+    out: ResultsOut = None,
     deploy: bool = typer.Option(False, "--deploy", help="Also write deploy files (Dockerfile, Kubernetes manifests "
                                 "sized from these figures, locustfile) into deploy/ beside the bundle."),
 ) -> None:

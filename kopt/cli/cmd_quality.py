@@ -9,6 +9,7 @@ from typing import Any, List, Optional
 import typer
 
 from kopt.cli import state
+from kopt.cli.options import Categories, DryRun, ResultsOut, Threads, VoicePack
 
 
 def quality_cmd(
@@ -16,16 +17,16 @@ def quality_cmd(
     reference: Optional[str] = typer.Option(None, "--reference", help="The fp32 reference (default: ref 'reference')."),
     recipe: Optional[Path] = typer.Option(None, "--recipe", help="Recipe file; its [quality] section gives the settings."),
     metric: Optional[List[str]] = typer.Option(None, "--metric", "-m", help="Metric name (repeatable); default all."),
-    category: Optional[List[str]] = typer.Option(None, "--category", help="Text categories: short, medium, long."),
+    category: Categories = None,
     text: Optional[List[str]] = typer.Option(None, "--text", help="Text ids (a language with none of them is not scored)."),
     lang: Optional[List[str]] = typer.Option(None, "--lang", help="Languages to score (repeatable; default en-us "
                                              "and ja, each on its own texts and voices)."),
     voice: Optional[List[str]] = typer.Option(None, "--voice", help="Voice names (repeatable; default: the first)."),
-    threads: Optional[int] = typer.Option(None, "--threads", help="Intra-op threads (default 2)."),
+    threads: Threads = None,
     no_aligned: bool = typer.Option(False, "--no-aligned", help="Score natural audio only."),
-    voices: Optional[Path] = typer.Option(None, "--voices", help="Voice pack (.npz); default: the base artifact's."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Results JSONL (default artifacts/results/<run_id>.jsonl)."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Print the settings; score nothing."),
+    voices: VoicePack = None,
+    out: ResultsOut = None,
+    dry_run: DryRun = False,
 ) -> None:
     """Score variants against the reference: PESQ-wb, STOI, log-mel, MR-STFT, MCD, DNSMOS, duration drift."""
     from kopt.bench.variants import default_voices, resolve_variant

@@ -5,11 +5,10 @@ int8-static, hybrid, int4) are ordinary registered passes, so recipes can chain 
 
 from __future__ import annotations
 
-from typing import Optional
-
 import typer
 
 from kopt.cli import state
+from kopt.cli.options import DryRun, PassSets, Threads, VariantName
 
 QUANT_PASSES = ("fp16", "int8-dynamic", "int8-static", "hybrid", "int4")
 
@@ -17,10 +16,10 @@ QUANT_PASSES = ("fp16", "int8-dynamic", "int8-static", "hybrid", "int4")
 def quantize_cmd(
     model: str = typer.Argument("reference", help="Input: model path, artifact key or ref name (default: reference)."),
     pass_name: str = typer.Option(..., "--pass", "-p", help=f"Quantization pass: {', '.join(QUANT_PASSES)}."),
-    sets: list[str] = typer.Option([], "--set", "-s", help="Pass config key=value (value parsed as JSON when it can be)."),
-    name: Optional[str] = typer.Option(None, "--name", help="Variant name (default: the pass name)."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Print the recipe that would run and exit."),
-    threads: int = typer.Option(1, "--threads", help="Threads for the checks' ONNX Runtime sessions."),
+    sets: PassSets = (),
+    name: VariantName = None,
+    dry_run: DryRun = False,
+    threads: Threads = 1,
 ) -> None:
     """Quantize a model with one pass; prints the variant's key, size and precision per node group."""
     from kopt.core.errors import KoptError

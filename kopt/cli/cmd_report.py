@@ -8,6 +8,7 @@ from typing import List, Optional
 import typer
 
 from kopt.cli import state
+from kopt.cli.options import MaxBounds, MinBounds, SettingsFile, VoicePack
 
 
 def _sources(results: List[Path]):
@@ -27,9 +28,9 @@ def _run_by(value: str) -> str:
 def report_cmd(
     results: List[Path] = typer.Argument(..., help="Results files (.jsonl) or folders of them: shards and runs merge."),
     out: Path = typer.Option(..., "--out", help="Report folder to write (index.html, CSV, Markdown, plots/)."),
-    settings_file: Optional[Path] = typer.Option(None, "--settings", help="TOML/JSON with a [select] table."),
-    mins: List[str] = typer.Option([], "--min", help="Constraint [PROVIDER:]METRIC=VALUE (as kopt select)."),
-    maxs: List[str] = typer.Option([], "--max", help="Constraint [PROVIDER:]METRIC=VALUE (as kopt select)."),
+    settings_file: SettingsFile = None,
+    mins: MinBounds = (),
+    maxs: MaxBounds = (),
     run_by: str = typer.Option("run_id", "--run-by", help="History runs: 'run_id' (records' run id) or 'source' "
                                "(each RESULTS argument is one run, e.g. a folder of one CI run's shards)."),
     sensitivity: Optional[Path] = typer.Option(None, "--sensitivity", help="A ranking JSON (default: records of "
@@ -37,8 +38,7 @@ def report_cmd(
     title: str = typer.Option("kopt report", "--title", help="Page title."),
     listen: bool = typer.Option(True, "--listen/--no-listen", help="Embed the check sentences rendered by every "
                                 "measured variant whose model is in the store (--artifacts), for A/B listening."),
-    voices: Optional[Path] = typer.Option(None, "--voices", help="Voice pack for --listen (default: the store's "
-                                          "base voices)."),
+    voices: VoicePack = None,
     listen_provider: Optional[str] = typer.Option(None, "--listen-provider", help="Whose winner the players and "
                                                   "the spectrogram put beside the reference (default: the first "
                                                   "measured provider)."),

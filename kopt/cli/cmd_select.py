@@ -8,6 +8,7 @@ from typing import List, Optional
 import typer
 
 from kopt.cli import state
+from kopt.cli.options import MaxBounds, MinBounds, ResultJson, SettingsFile
 from kopt.core.exits import ExitCode
 
 
@@ -34,21 +35,18 @@ def select_settings(settings_file: Optional[Path], mins: List[str], maxs: List[s
     return validate(SelectSettings, base, "select settings")
 
 
-MIN_HELP = "Constraint [PROVIDER:]METRIC=VALUE, e.g. pesq_wb_aligned=4.0 or CUDAExecutionProvider:dnsmos_ovrl=3.0."
-
-
 def select_cmd(
     results: List[Path] = typer.Argument(..., help="Results files (.jsonl) or folders of them (shards merge)."),
-    settings_file: Optional[Path] = typer.Option(None, "--settings", help="TOML/JSON with a [select] table."),
-    mins: List[str] = typer.Option([], "--min", help=MIN_HELP),
-    maxs: List[str] = typer.Option([], "--max", help="Constraint [PROVIDER:]METRIC=VALUE, e.g. size_mb=100."),
+    settings_file: SettingsFile = None,
+    mins: MinBounds = (),
+    maxs: MaxBounds = (),
     speed: Optional[str] = typer.Option(None, "--speed", help="Speed objective metric (default rtf_median)."),
     quality: Optional[str] = typer.Option(None, "--quality", help="Quality objective (default pesq_wb_aligned)."),
     size: Optional[str] = typer.Option(None, "--size", help="Size objective (default size_mb; 'none' to drop)."),
     tie: Optional[float] = typer.Option(None, "--tie", help="Speed tie tolerance as a fraction (default 0.02)."),
     quality_any_machine: bool = typer.Option(False, "--quality-any-machine",
                                              help="Use quality measured on another machine for the same variant key."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Write the selection as JSON here."),
+    out: ResultJson = None,
     strict: bool = typer.Option(False, "--strict", help=f"Exit {int(ExitCode.NO_WINNER)} when a provider has no winner."),
 ) -> None:
     """Pick one winner per provider (and machine) from bench + quality results, explaining every loser."""

@@ -9,6 +9,7 @@ from typing import List, Optional
 import typer
 
 from kopt.cli import state
+from kopt.cli.options import DryRun, Threads
 
 
 def sensitivity_cmd(
@@ -25,10 +26,10 @@ def sensitivity_cmd(
     no_search: bool = typer.Option(False, "--no-search", help="Rank only; skip the budget search."),
     no_balance: bool = typer.Option(False, "--no-balance", help="Plain per-tensor activation QDQ (no channel balancing)."),
     write_map: Optional[Path] = typer.Option(None, "--write-map", help="Also write a hybrid precision map JSON here."),
-    threads: int = typer.Option(1, "--threads", help="Threads for scoring sessions."),
+    threads: Threads = 1,
     reuse: Optional[Path] = typer.Option(None, "--reuse", help="Earlier sensitivity.json: reuse the alone-scores "
                                          "it has for the same settings."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Print the settings and exit."),
+    dry_run: DryRun = False,
 ) -> None:
     """Quantize one node group at a time, score each against the fp32 reference, rank, and search."""
     import json

@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 
 from kopt.cli import state
+from kopt.cli.options import DryRun, Voice
 
 tc_app = typer.Typer(help="Token cache: build it, and measure hit rate and drift from sentence-level G2P.",
                      no_args_is_help=True)
@@ -18,7 +19,7 @@ def build_cmd(
     output: Path = typer.Option(Path("token_cache.json.gz"), "--output", "-o", help="Cache file to write (gzip JSON)."),
     words: int = typer.Option(50_000, "--words", help="How many of the most frequent English words to include."),
     phrases: Optional[Path] = typer.Option(None, "--phrases", help="Text file, one phrase a line, phonemized whole."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Print the configuration and exit."),
+    dry_run: DryRun = False,
 ) -> None:
     """Phonemize frequent words, number words and listed phrases with espeak-ng."""
     from kopt.publish.tokencache import CacheConfig, build_cache, read_phrases
@@ -44,7 +45,7 @@ def stats_cmd(
     drift: bool = typer.Option(True, "--drift/--no-drift", help="Also compare with sentence-level G2P (needs espeak-ng)."),
     model: Optional[Path] = typer.Option(None, "--model", help="With a model: score the audio of both paths with PESQ."),
     voices: Optional[Path] = typer.Option(None, "--voices", help="Voices for --model."),
-    voice: Optional[str] = typer.Option(None, "--voice", help="Voice name for --model (default: the first)."),
+    voice: Voice = None,
 ) -> None:
     """Hit rate on a corpus, and how far cached phonemes drift from sentence-level G2P."""
     from importlib import resources

@@ -8,6 +8,7 @@ from typing import List
 import typer
 
 from kopt.cli import state
+from kopt.cli.options import Blends
 
 voices_app = typer.Typer(help="Voice packs: list, combine into one validated NPZ, blend.", no_args_is_help=True)
 
@@ -32,7 +33,7 @@ def list_cmd(source: List[Path] = typer.Argument(..., help="Voice files (.npz, .
 def pack_cmd(
     source: List[Path] = typer.Argument(..., help="Voice files (.npz, .bin, .pt) or folders."),
     output: Path = typer.Option(..., "--output", "-o", help="The combined NPZ to write."),
-    blend: List[str] = typer.Option([], "--blend", help="Add a blend: NAME=a:0.7,b:0.3 (repeatable)."),
+    blend: Blends = (),
 ) -> None:
     """Combine voice files into one validated NPZ (name -> (510, 1, 256) float32)."""
     from kopt.core.errors import VoiceError
