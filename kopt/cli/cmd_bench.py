@@ -16,25 +16,25 @@ def bench_cmd(
     variants: Optional[List[str]] = typer.Argument(None, help="Model paths, artifact keys or ref names "
                                                    "(e.g. reference base)."),
     recipe: Optional[Path] = typer.Option(None, "--recipe", help="Recipe file; its [bench] section gives the settings."),
-    provider: Optional[List[str]] = typer.Option(None, "--provider", "-p", help="Provider preset (repeatable); "
-                                                 "see `kopt providers`. Default: all presets."),
+    providers: Optional[List[str]] = typer.Option(None, "--provider", "-p", help="Provider preset (repeatable); "
+                                                  "see `kopt providers`."),
     threads: Threads = None,
-    repeats: Optional[int] = typer.Option(None, "--repeats", help="Timed rounds (default 5)."),
-    warmup: Optional[int] = typer.Option(None, "--warmup", help="Untimed rounds first (default 1)."),
-    ttfa_repeats: Optional[int] = typer.Option(None, "--ttfa-repeats", help="Timed TTFA runs (default 3; 0 skips)."),
-    category: Categories = None,
-    text: Optional[List[str]] = typer.Option(None, "--text", help="Text ids from the text set."),
+    repeats: Optional[int] = typer.Option(None, "--repeats", help="Timed rounds."),
+    warmup: Optional[int] = typer.Option(None, "--warmup", help="Untimed rounds first."),
+    ttfa_repeats: Optional[int] = typer.Option(None, "--ttfa-repeats", help="Timed TTFA runs (0 skips)."),
+    categories: Categories = None,
+    texts: Optional[List[str]] = typer.Option(None, "--text", help="Text ids from the text set."),
     voice: Voice = None,
     baseline: Optional[str] = typer.Option(None, "--baseline", help="Variant ratios are against (default: the first)."),
-    timeout: Optional[float] = typer.Option(None, "--timeout", help="Seconds a worker may take per request."),
-    memory_mb: Optional[int] = typer.Option(None, "--memory-mb", help="Address-space cap per worker (MB; 0 = none)."),
+    timeout_s: Optional[float] = typer.Option(None, "--timeout", help="Seconds a worker may take per request."),
+    memory_limit_mb: Optional[int] = typer.Option(None, "--memory-mb", help="Address-space cap per worker (MB; "
+                                                  "0 = none)."),
     no_partition: bool = typer.Option(False, "--no-partition", help="Skip recording node placement."),
     scaling_threads: Optional[List[int]] = typer.Option(None, "--scaling-threads", help="Thread scaling: a further "
                                                         "intra-op thread count to time RTF at on CPU cells "
-                                                        "(repeatable; default 1; counts above the cores are "
-                                                        "skipped)."),
+                                                        "(repeatable; counts above the cores are skipped)."),
     scaling_repeats: Optional[int] = typer.Option(None, "--scaling-repeats", help="Timed rounds per scaling "
-                                                  "thread count (default 2)."),
+                                                  "thread count."),
     no_scaling: bool = typer.Option(False, "--no-scaling", help="Time at the main thread count only."),
     voices: VoicePack = None,
     out: ResultsOut = None,
@@ -50,10 +50,10 @@ def bench_cmd(
     from kopt.core.vocab import default_vocab, load_vocab
 
     values = read_section(recipe, "bench")
-    values.update(state.overrides(variants=variants, providers=provider, threads=threads, repeats=repeats, warmup=warmup,
-                             ttfa_repeats=ttfa_repeats, categories=category, texts=text, voice=voice,
-                             baseline=baseline, timeout_s=timeout, memory_limit_mb=memory_mb,
-                             scaling_threads=scaling_threads, scaling_repeats=scaling_repeats))
+    values.update(state.overrides(variants=variants, providers=providers, threads=threads, repeats=repeats,
+                                  warmup=warmup, ttfa_repeats=ttfa_repeats, categories=categories, texts=texts,
+                                  voice=voice, baseline=baseline, timeout_s=timeout_s, memory_limit_mb=memory_limit_mb,
+                                  scaling_threads=scaling_threads, scaling_repeats=scaling_repeats))
     if no_partition:
         values["partition"] = False
     if no_scaling:

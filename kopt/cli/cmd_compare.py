@@ -25,7 +25,7 @@ def compare_cmd(
     metric: List[str] = typer.Option([], "--metric", help="Only compare these metrics."),
     no_noise: bool = typer.Option(False, "--no-noise", help="Ignore the recorded spread (plain thresholds)."),
     allow_missing: bool = typer.Option(False, "--allow-missing", help="A variant/provider gone is not a regression."),
-    match: Optional[str] = typer.Option(None, "--match", help="Match variants by 'name' (default) or content 'key'."),
+    match: Optional[str] = typer.Option(None, "--match", help="Match variants by 'name' or content 'key'."),
     out: ResultJson = None,
 ) -> None:
     """Compare CURRENT against BASELINE; exit 3 on a regression (for CI)."""

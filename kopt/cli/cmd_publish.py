@@ -14,11 +14,11 @@ from kopt.cli.options import Blends, ResultsOut
 def publish_cmd(
     variant: str = typer.Argument(..., help="Artifact key (or 6+ char prefix) or ref name of the model to ship."),
     out: Path = typer.Option(..., "--out", "-o", help="Bundle folder to write (replaced if it exists)."),
-    provider: str = typer.Option("cpu", "--provider", help="Provider preset the bundle recommends."),
+    provider: Optional[str] = typer.Option(None, "--provider", help="Provider preset the bundle recommends."),
     voices: Optional[str] = typer.Option(None, "--voices", help="Comma-separated voices to ship (default: all)."),
     blend: Blends = (),
     default_voice: Optional[str] = typer.Option(None, "--default-voice", help="Voice used when none is named."),
-    cache_words: int = typer.Option(50000, "--cache-words", help="Words in the token cache (0: none)."),
+    cache_words: Optional[int] = typer.Option(None, "--cache-words", help="Words in the token cache (0: none)."),
     ort: bool = typer.Option(False, "--ort", help="Also ship a .ort model with optimizations baked in."),
     results: List[Path] = typer.Option([], "--results", help="Results files whose records for this variant "
                                        "are attached as measured metrics."),
@@ -35,9 +35,9 @@ def publish_cmd(
         if not sep or not name or not spec:
             raise KoptError(f"--blend {b!r}: write NAME=a:0.7,b:0.3")
         blends[name] = spec
-    settings = PublishSettings(provider=provider, voices=tuple(v for v in (voices or "").split(",") if v),
-                               blends=blends, default_voice=default_voice, cache_words=cache_words, ort=ort,
-                               tarball=tarball)
+    settings = PublishSettings(**state.overrides(provider=provider, cache_words=cache_words),
+                               voices=tuple(v for v in (voices or "").split(",") if v), blends=blends,
+                               default_voice=default_voice, ort=ort, tarball=tarball)
     metrics, machine = _metrics_for(variant, results) if results else ({}, {})
     res = publish(state.store(), variant, out, settings, metrics=metrics, measured_on=machine,
                   progress=state.progress())
@@ -77,12 +77,15 @@ def bundle_bench_cmd(
     other_languages: bool = typer.Option(True, "--other-languages/--no-other-languages",
                                          help="Also measure warm and HTTP TTFA in every other language kopt ships a "
                                               "text set for, with the same voice."),
-    repeats: int = typer.Option(3, "--repeats", min=1, help="Runs per figure (the median is reported)."),
+    repeats: Optional[int] = typer.Option(None, "--repeats", min=1, help="Runs per figure (the median is reported)."),
     threads: int = typer.Option(0, "--threads", min=0, help="Intra-op threads in all (0: onnxruntime's default; "
                                 "the server splits them over its instances)."),
-    clients: str = typer.Option("1,2,4,8", "--clients", help="Concurrent HTTP clients to measure, comma-separated."),
-    instances: str = typer.Option("1,2", "--instances", help="Server instance counts to measure, comma-separated."),
-    requests: int = typer.Option(2, "--requests", min=1, help="Requests per client in each load run."),
+    clients: Optional[str] = typer.Option(None, "--clients", help="Concurrent HTTP clients to measure, "
+                                          "comma-separated."),
+    instances: Optional[str] = typer.Option(None, "--instances", help="Server instance counts to measure, "
+                                            "comma-separated."),
+    requests_per_client: Optional[int] = typer.Option(None, "--requests", min=1, help="Requests per client in each "
+                                                      "load run."),
     server: bool = typer.Option(True, "--server/--no-server", help="Also measure the HTTP server, its load and "
                                 "the say daemon (needs the runtime's serve extra)."),
     out: ResultsOut = None,
@@ -95,6 +98,7 @@ def bundle_bench_cmd(
     from kopt.bench.textset import SHIPPED, for_language
     from kopt.core.errors import KoptError
     from kopt.core.results import append_records, new_run_id
+    from kopt.pipeline.recipe import BundleBenchSettings
     from kopt.publish.measure import bundle_languages, bundle_record, measure_bundle
 
     def ints(value: str, flag: str) -> tuple[int, ...]:
@@ -120,11 +124,14 @@ def bundle_bench_cmd(
     text = text or ts.ttfa_text
     load_texts = [t.text for t in ts.select(["short", "medium"])]
     others = {c: for_language(c).ttfa_text for c in rest} if other_languages else {}
+    d = BundleBenchSettings()  # a flag not given takes the [bundle_bench] default (min=1 flags: never 0)
     prog = state.progress()
     with prog.task("bundle-bench"):
-        res = measure_bundle(bundle, text, voice=voice, repeats=repeats, threads=threads, server=server,
-                             load_texts=load_texts, clients=ints(clients, "--clients"),
-                             instances=ints(instances, "--instances"), requests_per_client=requests,
+        res = measure_bundle(bundle, text, voice=voice, repeats=repeats or d.repeats, threads=threads, server=server,
+                             load_texts=load_texts,
+                             clients=d.clients if clients is None else ints(clients, "--clients"),
+                             instances=d.instances if instances is None else ints(instances, "--instances"),
+                             requests_per_client=requests_per_client or d.requests_per_client,
                              lang=main, other_languages=others, progress=prog.info)
     run_id = new_run_id()
     path = append_records(state.results_path(out, run_id), [bundle_record(res, bundle, run_id, text)])

@@ -14,17 +14,19 @@ from kopt.cli.options import Categories, DryRun, ResultsOut, Threads, VoicePack
 
 def quality_cmd(
     variants: Optional[List[str]] = typer.Argument(None, help="Model paths, artifact keys or ref names (e.g. base)."),
-    reference: Optional[str] = typer.Option(None, "--reference", help="The fp32 reference (default: ref 'reference')."),
+    reference: Optional[str] = typer.Option(None, "--reference", help="The fp32 reference: model path, artifact key "
+                                            "or ref name."),
     recipe: Optional[Path] = typer.Option(None, "--recipe", help="Recipe file; its [quality] section gives the settings."),
-    metric: Optional[List[str]] = typer.Option(None, "--metric", "-m", help="Metric name (repeatable); default all."),
-    category: Categories = None,
-    text: Optional[List[str]] = typer.Option(None, "--text", help="Text ids (a language with none of them is not scored)."),
-    lang: Optional[List[str]] = typer.Option(None, "--lang", help="Languages to score (repeatable; default en-us "
-                                             "and ja, each on its own texts and voices)."),
-    voice: Optional[List[str]] = typer.Option(None, "--voice", help="Voice names (repeatable; default: the first)."),
+    metrics: Optional[List[str]] = typer.Option(None, "--metric", "-m", help="Metric name (repeatable)."),
+    categories: Categories = None,
+    texts: Optional[List[str]] = typer.Option(None, "--text", help="Text ids (a language with none of them is not "
+                                              "scored)."),
+    languages: Optional[List[str]] = typer.Option(None, "--lang", help="Languages to score (repeatable), each on its "
+                                                  "own texts and voices."),
+    voices: Optional[List[str]] = typer.Option(None, "--voice", help="Voice names (repeatable; default: the first)."),
     threads: Threads = None,
     no_aligned: bool = typer.Option(False, "--no-aligned", help="Score natural audio only."),
-    voices: VoicePack = None,
+    pack: VoicePack = None,
     out: ResultsOut = None,
     dry_run: DryRun = False,
 ) -> None:
@@ -38,8 +40,8 @@ def quality_cmd(
     from kopt.source.voices import load_voices
 
     values = read_section(recipe, "quality")
-    values.update(state.overrides(variants=variants, reference=reference, metrics=metric, categories=category, texts=text,
-                             voices=voice, threads=threads, languages=lang))
+    values.update(state.overrides(variants=variants, reference=reference, metrics=metrics, categories=categories,
+                                  texts=texts, voices=voices, threads=threads, languages=languages))
     if no_aligned:
         values["aligned"] = False
     settings = validate(QualitySettings, values, str(recipe) if recipe else "kopt quality")
@@ -49,7 +51,7 @@ def quality_cmd(
     store = state.store()
     ref = resolve_variant(store, settings.reference)
     vs = [resolve_variant(store, s) for s in settings.variants]
-    voices_path, _ = default_voices(store, voices)
+    voices_path, _ = default_voices(store, pack)
     vmap = load_voices(voices_path)
     for name in settings.voices:
         if name not in vmap:

@@ -40,10 +40,10 @@ def select_cmd(
     settings_file: SettingsFile = None,
     mins: MinBounds = (),
     maxs: MaxBounds = (),
-    speed: Optional[str] = typer.Option(None, "--speed", help="Speed objective metric (default rtf_median)."),
-    quality: Optional[str] = typer.Option(None, "--quality", help="Quality objective (default pesq_wb_aligned)."),
-    size: Optional[str] = typer.Option(None, "--size", help="Size objective (default size_mb; 'none' to drop)."),
-    tie: Optional[float] = typer.Option(None, "--tie", help="Speed tie tolerance as a fraction (default 0.02)."),
+    speed: Optional[str] = typer.Option(None, "--speed", help="Speed objective metric."),
+    quality: Optional[str] = typer.Option(None, "--quality", help="Quality objective metric."),
+    size: Optional[str] = typer.Option(None, "--size", help="Size objective metric ('none' to drop it)."),
+    speed_tie_rel: Optional[float] = typer.Option(None, "--tie", help="Speed tie tolerance as a fraction."),
     quality_any_machine: bool = typer.Option(False, "--quality-any-machine",
                                              help="Use quality measured on another machine for the same variant key."),
     out: ResultJson = None,
@@ -57,7 +57,7 @@ def select_cmd(
     from kopt.select.metrics import Catalog
     from kopt.select.rows import build_rows, merge_records
 
-    s = select_settings(settings_file, mins, maxs, speed, quality, size, tie, quality_any_machine)
+    s = select_settings(settings_file, mins, maxs, speed, quality, size, speed_tie_rel, quality_any_machine)
     cat = Catalog({k: v.model_dump() for k, v in s.metrics.items()})
     for name in (s.speed, s.quality, s.size):
         if name:

@@ -1,6 +1,6 @@
 """kopt's thin CLI root: global flags, one error handler, and the command registry (``COMMANDS``),
-the one place a command is named, with its stage and where it lives. Heavy imports stay inside
-commands so ``kopt --help`` is instant.
+the one place a command is named, with its stage, where it lives and the settings it fills. Heavy
+imports stay inside commands so ``kopt --help`` is instant.
 
 The global flags (``--json``, ``--quiet``, ``--artifacts``, ``--verbose``) are accepted before the
 command and after it (``kopt fetch --json``), and every command's ``--help`` lists them. ``kopt
@@ -20,6 +20,7 @@ from typer.core import TyperGroup
 
 from kopt import __version__
 from kopt.cli import state
+from kopt.cli.options import show_settings_defaults
 from kopt.core.exits import epilog
 
 
@@ -27,6 +28,7 @@ class Command(NamedTuple):
     name: str
     stage: str
     target: str  # "module:attribute" under kopt.cli: a command function, or a Typer app of subcommands
+    settings: Optional[str] = None  # "module:Model" the command fills; its help shows the model's defaults
 
 
 # Every command, by stage in pipeline order: `kopt --help` lists exactly these, in this order.
@@ -38,16 +40,16 @@ COMMANDS: tuple[Command, ...] = (
     Command("optimize", "optimize", "cmd_optimize:optimize_cmd"),
     Command("quantize", "quantize", "cmd_quantize:quantize_cmd"),
     Command("sensitivity", "quantize", "cmd_sensitivity:sensitivity_cmd"),
-    Command("bench", "measure", "cmd_bench:bench_cmd"),
+    Command("bench", "measure", "cmd_bench:bench_cmd", "kopt.bench.settings:BenchSettings"),
     Command("profile", "measure", "cmd_profile:profile_cmd"),
     Command("providers", "measure", "cmd_bench:providers_cmd"),
-    Command("quality", "measure", "cmd_quality:quality_cmd"),
-    Command("select", "decide", "cmd_select:select_cmd"),
+    Command("quality", "measure", "cmd_quality:quality_cmd", "kopt.quality.settings:QualitySettings"),
+    Command("select", "decide", "cmd_select:select_cmd", "kopt.select.settings:SelectSettings"),
     Command("report", "decide", "cmd_report:report_cmd"),
-    Command("compare", "decide", "cmd_compare:compare_cmd"),
+    Command("compare", "decide", "cmd_compare:compare_cmd", "kopt.select.settings:CompareSettings"),
     Command("history", "decide", "cmd_report:history_cmd"),
-    Command("publish", "ship", "cmd_publish:publish_cmd"),
-    Command("bundle-bench", "ship", "cmd_publish:bundle_bench_cmd"),
+    Command("publish", "ship", "cmd_publish:publish_cmd", "kopt.publish.settings:PublishSettings"),
+    Command("bundle-bench", "ship", "cmd_publish:bundle_bench_cmd", "kopt.pipeline.recipe:BundleBenchSettings"),
     Command("voices", "ship", "cmd_voices:voices_app"),
     Command("tokencache", "ship", "cmd_tokencache:tc_app"),
     Command("build", "whole pipeline", "cmd_build:build_cmd"),
@@ -161,6 +163,8 @@ class KoptGroup(TyperGroup):
         for name, cmd in self.commands.items():
             cmd.rich_help_panel = _BY_NAME[name].stage  # type: ignore[attr-defined]
             _tidy(cmd, extra)
+            if _BY_NAME[name].settings:
+                show_settings_defaults(cmd, _BY_NAME[name].settings)
         self.help = _literal(self.help)
         for p in self.params:
             _tidy_option(p)

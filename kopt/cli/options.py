@@ -5,12 +5,19 @@ the command still gets as a list); ``None`` means "not given", so the settings m
 fills decides.
 
 An option that only looks shared (``--voices`` of ``kopt publish`` names voices to ship, of ``kopt
-bench`` a voice pack to read) stays in its command."""
+bench`` a voice pack to read) stays in its command.
+
+The help never restates a settings default: an option left at ``None`` whose parameter is named
+after a field of its command's settings model (``COMMANDS`` in kopt/cli/main.py; hence ``providers``
+for ``--provider``) shows that field's default, looked up when help is printed
+(``show_settings_defaults``), so ``kopt --help`` imports no settings."""
 
 from __future__ import annotations
 
+import importlib
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, List, Optional
+from typing import Annotated, Any, Iterator, List, Optional
 
 import typer
 
@@ -38,3 +45,49 @@ PassSets = Annotated[List[str], typer.Option("--set", "-s", help="Config of the 
                                              "(value parsed as JSON when it can be: 64, true, [32,64]).")]
 VariantName = Annotated[Optional[str], typer.Option("--name", help="Variant name (default: the pass names).")]
 
+
+def settings_model(ref: str) -> type:
+    """The settings model named ``"module:Class"``."""
+    module, _, name = ref.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def settings_defaults(cmd, ref: str) -> dict[str, Any]:
+    """Parameter name -> the default to show, for each option of ``cmd`` left at ``None`` whose
+    parameter is a field of the settings model ``ref`` with a default worth showing."""
+    fields = settings_model(ref).model_fields
+    out = {}
+    for p in cmd.params:
+        if getattr(p, "param_type_name", "") == "option" and p.default is None and p.name in fields:
+            value = fields[p.name].get_default(call_default_factory=True)
+            if isinstance(value, tuple):  # as the flag takes it: repeated, or comma-separated
+                value = list(value) if p.multiple else ",".join(map(str, value))
+            if value not in (None, [], {}, ""):
+                out[p.name] = value
+    return out
+
+
+@contextmanager
+def _shown(cmd, ref: str) -> Iterator[None]:
+    defaults = settings_defaults(cmd, ref)
+    saved = [(p, p.default, p.show_default) for p in cmd.params if p.name in defaults]
+    for p, _, _ in saved:
+        p.default, p.show_default = defaults[p.name], True
+    try:
+        yield
+    finally:
+        for p, default, show in saved:
+            p.default, p.show_default = default, show
+
+
+def show_settings_defaults(cmd, ref: str) -> None:
+    """Make ``cmd``'s help show the settings defaults of its unset options. They are set only while
+    the help is written: the option's own default stays ``None``, so an option not given leaves the
+    value to the recipe or settings file."""
+    write = cmd.format_help
+
+    def format_help(ctx, formatter):
+        with _shown(cmd, ref):
+            return write(ctx, formatter)
+
+    cmd.format_help = format_help

@@ -89,10 +89,10 @@ def test_the_registry_names_every_command():
     assert get_command(app).list_commands(None) == [c.name for c in COMMANDS]
 
 
-def test_root_help_imports_no_onnxruntime():
+def test_root_help_imports_no_onnxruntime_nor_settings():
     code = ("import sys; from kopt.cli.main import main; sys.argv = ['kopt', '--help']\n"
             "try:\n    main()\nexcept SystemExit:\n    pass\n"
-            "print('LOADED', sorted(m for m in ('onnxruntime', 'onnx', 'numpy') if m in sys.modules))")
+            "print('LOADED', sorted(m for m in ('onnxruntime', 'onnx', 'numpy', 'pydantic') if m in sys.modules))")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=60)
     assert r.returncode == 0, r.stderr
     assert "LOADED []" in r.stdout, r.stdout[-300:]
