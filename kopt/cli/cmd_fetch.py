@@ -61,9 +61,9 @@ def check_cmd(
     voice: Voice = None,
 ) -> None:
     """Check the Kokoro model contract: loads, has the signature, speaks finite non-silent audio."""
+    from kopt.core.base_artifact import PROBE_VOICE_ROW
     from kopt.core.contract import check_model
     from kopt.core.errors import VoiceError
-    from kopt.core.base_artifact import PROBE_VOICE_ROW
     from kopt.source.voices import load_voices
 
     style = None
