@@ -36,7 +36,7 @@ from kopt.core.graph import Builder, drop_unread_initializers
 
 QMAX = 255  # uint8 activations
 WMAX = 127  # symmetric int8 weights
-WMAX_REDUCED = 63  # 7-bit weights: u8 x s8 pairs cannot overflow AVX2's int16 multiply-add
+WMAX_REDUCED = 64  # onnxruntime's reduced range: 2 x 255 x 64 fits the int16 sums of AVX2's multiply-add
 MAX_GAIN = 256.0  # cap on a channel's boost (channels that were ~0 in calibration)
 _QDQ_CONSUMERS = {"Conv", "ConvTranspose", "MatMul", "Gemm", "QLinearConv", "QLinearMatMul"}
 

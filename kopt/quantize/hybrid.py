@@ -51,6 +51,8 @@ class HybridConfig(PassConfig):
     calib_seed: int = Field(0, description="Calibration seed.")
     calibration_cache: str = Field("", description="Activation-range cache file (see int8-static).")
     balance: bool = Field(True, description="Channel-balanced QDQ for the int8 groups (see int8-static's balance).")
+    reduce_range: bool = Field(False, description="7-bit weights for the int8 groups (see int8-static's reduce_range: "
+                               "for CPUs without VNNI).")
     voices: str = Field("", description="Voice pack for calibration (empty: the embedded model's voices).")
     check: bool = Field(True, description="Run the short/medium/long check set and reject non-finite audio.")
 
@@ -106,7 +108,7 @@ class Hybrid(Pass):
             out = ctx.workdir / "hybrid_int8.onnx"
             scfg = Int8StaticConfig(exclude=(), op_types=c.int8_op_types, calibrate_method=c.calibrate_method, calib_sentences=c.calib_sentences,
                                     calib_seed=c.calib_seed, calibration_cache=c.calibration_cache, balance=c.balance,
-                                    check=False)
+                                    reduce_range=c.reduce_range, check=False)
             info.update(quantize_static_file(src, out, scfg, voices, int8, []))
             cur = common.load_output(out)
         fp16 = {name for name, p in per_node.items() if p == "fp16"}

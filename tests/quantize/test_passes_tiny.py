@@ -168,6 +168,19 @@ def test_hybrid_applies_precision_map(named_path, tmp_path):
     assert _diff(named_path, out) < TOL["hybrid"]
 
 
+@pytest.mark.parametrize("reduce_range,wmax", [(False, 127), (True, 64)])
+def test_hybrid_int8_weights_take_reduce_range(named_path, tmp_path, reduce_range, wmax):
+    """reduce_range reaches the int8 groups (balanced or not): weights within onnxruntime's reduced range
+    (|q| <= 64, so 2 x 255 x 64 fits AVX2's 16-bit sums), for CPUs without VNNI."""
+    cfg = {"precision": {"generator": "int8"}, "calib_sentences": 3, "reduce_range": reduce_range}
+    m, _, out = _apply("hybrid", cfg, named_path, tmp_path, tag=str(reduce_range))
+    inits = {t.name: numpy_helper.to_array(t) for t in m.graph.initializer}
+    weights = [inits[n.input[0]] for n in m.graph.node
+               if n.op_type == "DequantizeLinear" and n.input[0] in inits and inits[n.input[0]].dtype == np.int8]
+    assert weights and max(int(np.abs(w.astype(np.int32)).max()) for w in weights) == wmax
+    assert _diff(named_path, out) < TOL["hybrid"]
+
+
 def test_hybrid_most_specific_key_wins(named_model):
     from kopt.quantize.hybrid import resolve
 
