@@ -35,18 +35,10 @@ class FuseConfig(PassConfig):
 
 def cpu_tag() -> str:
     """A hash of what decides ORT's CPU layouts: CPU model and its vector extensions."""
-    from kopt.core.env import machine
+    from kopt.core.env import cpu_flags, machine
     from kopt.core.hashing import sha256_bytes
 
-    flags = ""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    flags = " ".join(sorted(x for x in line.split(":", 1)[1].split() if x.startswith(("avx", "sse", "fma", "amx"))))
-                    break
-    except OSError:
-        pass
+    flags = " ".join(sorted(x for x in cpu_flags() if x.startswith(("avx", "sse", "fma", "amx"))))
     return sha256_bytes(f"{machine()['arch']}|{machine()['cpu']}|{flags}".encode())[:16]
 
 
