@@ -40,7 +40,8 @@ MinBounds = Annotated[List[str], typer.Option("--min", help="Constraint [PROVIDE
                                               "pesq_wb_aligned=4.0 or CUDAExecutionProvider:dnsmos_ovrl=3.0.")]
 MaxBounds = Annotated[List[str], typer.Option("--max", help="Constraint [PROVIDER:]METRIC=VALUE (repeatable), e.g. "
                                               "size_mb=100.")]
-Blends = Annotated[List[str], typer.Option("--blend", help="Add a blended voice: NAME=a:0.7,b:0.3 (repeatable).")]
+Blends = Annotated[List[str], typer.Option("--blend", help="Add a blended voice: NAME=a:0.7,b:0.3 or NAME=a(2)+b(1) "
+                                         "(repeatable).")]
 PassSets = Annotated[List[str], typer.Option("--set", "-s", help="Config of the last --pass before it: key=value "
                                              "(value parsed as JSON when it can be: 64, true, [32,64]).")]
 VariantName = Annotated[Optional[str], typer.Option("--name", help="Variant name (default: the pass names).")]
