@@ -25,16 +25,24 @@ def versions() -> dict[str, str]:
 
 
 @functools.lru_cache(maxsize=None)
-def cpu_flags() -> frozenset[str]:
-    """This CPU's feature flags (Linux ``/proc/cpuinfo``; empty where it cannot be read)."""
+def _cpuinfo() -> dict[str, str]:
+    """The first value of each field of Linux ``/proc/cpuinfo`` (the first CPU's), read once;
+    empty where it cannot be read."""
+    fields: dict[str, str] = {}
     try:
-        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
             for line in f:
-                if line.startswith("flags"):
-                    return frozenset(line.split(":", 1)[1].split())
+                name, sep, value = line.partition(":")
+                if sep:
+                    fields.setdefault(name.strip(), value.strip())
     except OSError:
         pass
-    return frozenset()
+    return fields
+
+
+def cpu_flags() -> frozenset[str]:
+    """This CPU's feature flags (Linux ``/proc/cpuinfo``; empty where it cannot be read)."""
+    return frozenset(_cpuinfo().get("flags", "").split())
 
 
 def int8_dot(flags: frozenset[str] | None = None) -> str:
@@ -50,15 +58,7 @@ def int8_dot(flags: frozenset[str] | None = None) -> str:
 
 
 def machine() -> dict[str, object]:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
+    cpu = _cpuinfo().get("model name") or platform.processor() or platform.machine()
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:
