@@ -26,7 +26,7 @@ def publish_cmd(
 ) -> None:
     """Write a bundle: model, voice NPZ, token cache, runtime, manifest (sha256 + lineage), model card, licences."""
     from kopt.core.errors import KoptError
-    from kopt.publish.publish import publish
+    from kopt.publish.publish import Figures, publish
     from kopt.publish.settings import PublishSettings
 
     blends = {}
@@ -39,8 +39,7 @@ def publish_cmd(
                                voices=tuple(v for v in (voices or "").split(",") if v), blends=blends,
                                default_voice=default_voice, ort=ort, tarball=tarball)
     metrics, machine = _metrics_for(variant, results) if results else ({}, {})
-    res = publish(state.store(), variant, out, settings, metrics=metrics, measured_on=machine,
-                  progress=state.progress())
+    res = publish(state.store(), variant, out, settings, figures=Figures(metrics, machine), progress=state.progress())
     n = len(res.manifest.get("files", {}))
     size = sum(f["size"] for f in res.manifest.get("files", {}).values())
     state.say(f"published [bold]{res.manifest['variant']['key']}[/] -> {res.bundle} ({n} files, {size / 1e6:.1f} MB)"
@@ -96,42 +95,22 @@ def bundle_bench_cmd(
     server's TTFA and throughput under 1-8 clients, the Wyoming server's first audio and throughput, and
     the say client with and without a daemon."""
     from kopt.bench.textset import SHIPPED, for_language
-    from kopt.core.errors import KoptError
     from kopt.core.results import append_records, new_run_id
-    from kopt.pipeline.recipe import BundleBenchSettings
-    from kopt.publish.measure import bundle_languages, bundle_record, measure_bundle
+    from kopt.publish.measure import bundle_record, measure_bundle
+    from kopt.publish.settings import BundleBenchSettings
 
-    def ints(value: str, flag: str) -> tuple[int, ...]:
-        try:
-            vals = tuple(int(x) for x in value.split(",") if x.strip())
-        except ValueError:
-            vals = ()
-        if not vals or min(vals) < 1:
-            raise KoptError(f"{flag} {value!r}: give whole numbers >= 1, comma-separated (e.g. 1,2,4,8)")
-        return vals
-
-    main, rest = bundle_languages(bundle, voice)
-    if lang is not None:
-        from kokoro_runtime import lang as L
-        from kokoro_runtime.errors import InvalidInput
-
-        try:
-            main = L.get(lang).code
-        except InvalidInput as e:
-            raise KoptError(f"--lang: {e}") from None
-        rest = [c for c in SHIPPED if c != main]
+    main, rest = _bench_languages(bundle, voice, lang)
     ts = for_language(main if main in SHIPPED else None)
     text = text or ts.ttfa_text
     load_texts = [t.text for t in ts.select(["short", "medium"])]
     others = {c: for_language(c).ttfa_text for c in rest} if other_languages else {}
-    d = BundleBenchSettings()  # a flag not given takes the [bundle_bench] default (min=1 flags: never 0)
+    # a flag not given takes the [bundle_bench] default (the min=1 flags are never 0)
+    settings = BundleBenchSettings().model_copy(update=state.overrides(
+        repeats=repeats, clients=_counts(clients, "--clients"), instances=_counts(instances, "--instances"),
+        requests_per_client=requests_per_client, server=server))
     prog = state.progress()
     with prog.task("bundle-bench"):
-        res = measure_bundle(bundle, text, voice=voice, repeats=repeats or d.repeats, threads=threads, server=server,
-                             load_texts=load_texts,
-                             clients=d.clients if clients is None else ints(clients, "--clients"),
-                             instances=d.instances if instances is None else ints(instances, "--instances"),
-                             requests_per_client=requests_per_client or d.requests_per_client,
+        res = measure_bundle(bundle, text, voice=voice, threads=threads, settings=settings, load_texts=load_texts,
                              lang=main, other_languages=others, progress=prog.info)
     run_id = new_run_id()
     path = append_records(state.results_path(out, run_id), [bundle_record(res, bundle, run_id, text)])
@@ -148,9 +127,43 @@ def bundle_bench_cmd(
                 **({"deploy": str(written)} if written else {}), **res})
 
 
+def _counts(value: str | None, flag: str) -> tuple[int, ...] | None:
+    """A comma-separated ``--clients``/``--instances`` value as given (None: not given)."""
+    from kopt.core.errors import KoptError
+
+    if value is None:
+        return None
+    try:
+        vals = tuple(int(x) for x in value.split(",") if x.strip())
+    except ValueError:
+        vals = ()
+    if not vals or min(vals) < 1:
+        raise KoptError(f"{flag} {value!r}: give whole numbers >= 1, comma-separated (e.g. 1,2,4,8)")
+    return vals
+
+
+def _bench_languages(bundle: Path, voice: str | None, lang: str | None) -> tuple[str, list[str]]:
+    """The language measured in full (``--lang``, else the bundle's choice) and the other shipped ones."""
+    from kopt.bench.textset import SHIPPED
+    from kopt.publish.measure import bundle_languages
+
+    main, rest = bundle_languages(bundle, voice)
+    if lang is None:
+        return main, rest
+    from kokoro_runtime import lang as L
+    from kokoro_runtime.errors import InvalidInput
+    from kopt.core.errors import KoptError
+
+    try:
+        main = L.get(lang).code
+    except InvalidInput as e:
+        raise KoptError(f"--lang: {e}") from None
+    return main, [c for c in SHIPPED if c != main]
+
+
 def summary_lines(res: dict) -> list[str]:
     """The bundle-bench figures as plain lines (the build's summary prints them too)."""
-    bd = res.get("cold_breakdown_s") or {}
+    bd = res.get("cold_breakdown_s", {})
     parts = ", ".join(f"{k} {bd[k]:.2f}" for k in ("python", "imports", "verify", "voices", "token_cache", "session",
                                                     "first_chunk") if k in bd)
     first = res.get("cold_start_first_s")
@@ -184,7 +197,7 @@ def summary_lines(res: dict) -> list[str]:
                      f"{row['ok']}/{row['requests']} ok, {row['busy_503']} 503, {row['errors']} errors")
     if res.get("throughput_8_vs_best_1") is not None:
         lines.append(f"throughput at the most clients vs the best single client: {res['throughput_8_vs_best_1']:.2f}")
-    for code, f in (res.get("languages") or {}).items():
+    for code, f in res.get("languages", {}).items():
         http = f" HTTP {f['http_ttfa_ms']:.0f} ms," if "http_ttfa_ms" in f else ""
         lines.append(f"language {code}: TTFA{http} library {f['warm_ttfa_ms']:.0f} ms, first chunk "
                      f"{f['first_chunk_audio_s']:.1f} s of speech; front end {f['frontend_ms']:.1f} ms for "

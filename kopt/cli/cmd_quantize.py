@@ -40,7 +40,7 @@ def quantize_cmd(
     size = rep.get("bytes_after") or rep.get("size_bytes")
     state.say(f"{res.status}: {res.name} [bold]{res.key}[/] ({size / 1e6:.1f} MB)" if size else
               f"{res.status}: {res.name} [bold]{res.key}[/]")
-    for g, counts in (rep.get("precision_by_group") or {}).items():
+    for g, counts in rep.get("precision_by_group", {}).items():
         state.say(f"  {g:<24} " + ", ".join(f"{k} {v}" for k, v in counts.items()))
     state.say(f"  {res.model_path}")
     state.emit({"command": "quantize", "variant": res.as_dict()})

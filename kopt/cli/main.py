@@ -49,7 +49,7 @@ COMMANDS: tuple[Command, ...] = (
     Command("compare", "decide", "cmd_compare:compare_cmd", "kopt.select.settings:CompareSettings"),
     Command("history", "decide", "cmd_report:history_cmd"),
     Command("publish", "ship", "cmd_publish:publish_cmd", "kopt.publish.settings:PublishSettings"),
-    Command("bundle-bench", "ship", "cmd_publish:bundle_bench_cmd", "kopt.pipeline.recipe:BundleBenchSettings"),
+    Command("bundle-bench", "ship", "cmd_publish:bundle_bench_cmd", "kopt.publish.settings:BundleBenchSettings"),
     Command("voices", "ship", "cmd_voices:voices_app"),
     Command("tokencache", "ship", "cmd_tokencache:tc_app"),
     Command("build", "whole pipeline", "cmd_build:build_cmd"),

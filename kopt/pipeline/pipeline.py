@@ -276,7 +276,7 @@ def _publish(store, recipe: BuildRecipe, win: dict[str, Any], row, build_dir: Pa
     """Publish unless the bundle already there was made from the same variant, settings and figures.
     ``built``: recipe name -> artifact key of every variant that built (for the quality modes)."""
     from kopt.core.results import machine_info
-    from kopt.publish.publish import publish
+    from kopt.publish.publish import Figures, Release, publish
 
     modes = {}
     for mode, vname in recipe.publish.modes.items():
@@ -300,8 +300,8 @@ def _publish(store, recipe: BuildRecipe, win: dict[str, Any], row, build_dir: Pa
                 and (tar.is_file() or not recipe.publish.tarball):
             progress.info(f"bundle reused: {out}")
             return out, tar if recipe.publish.tarball else None
-    pub = publish(store, win["key"], out, recipe.publish, metrics=metrics, measured_on=machine_info(),
-                  progress=progress, publish_key=pkey, name=win["winner"], modes=modes)
+    pub = publish(store, Release(win["key"], name=win["winner"], modes=modes, publish_key=pkey), out, recipe.publish,
+                  figures=Figures(metrics, machine_info()), progress=progress)
     return pub.bundle, pub.tarball
 
 
@@ -332,9 +332,7 @@ def _bundle_bench(store, bundle: Path, threads: int, bb: BundleBenchSettings, pr
     with store.lock(spec.key):
         hit = store.get(spec.key)
         if hit is None:
-            result = measure_bundle(bundle, text, repeats=bb.repeats, threads=threads, load_texts=load_texts,
-                                    clients=bb.clients, instances=bb.instances,
-                                    requests_per_client=bb.requests_per_client, server=bb.server, lang=main,
+            result = measure_bundle(bundle, text, threads=threads, settings=bb, load_texts=load_texts, lang=main,
                                     other_languages=others, progress=progress.info if progress else None)
             with store.writing(spec) as tmp:
                 (tmp / "result.json").write_text(json.dumps(result), encoding="utf-8")

@@ -9,7 +9,7 @@ build before any work starts and an error names the file and the field::
     [select]   kopt.select.settings.SelectSettings
     [compare]  baseline results + kopt.select.settings.CompareSettings thresholds
     [publish]  kopt.publish.settings.PublishSettings
-    [bundle_bench]  how the published bundle is measured (BundleBenchSettings below)
+    [bundle_bench]  kopt.publish.settings.BundleBenchSettings (how the published bundle is measured)
 """
 
 from __future__ import annotations
@@ -17,13 +17,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from kopt.bench.settings import BenchSettings
 from kopt.core.recipe import Recipe, load_recipe
-from kopt.publish.settings import PublishSettings
+from kopt.publish.settings import BundleBenchSettings, PublishSettings
 from kopt.quality.settings import QualitySettings
 from kopt.select.settings import CompareSettings, SelectSettings
+
+__all__ = ["BuildRecipe", "BundleBenchSettings", "CompareBuild", "SourceSettings", "load_build_recipe"]
 
 
 class _Strict(BaseModel):
@@ -40,27 +42,6 @@ class CompareBuild(_Strict):
     baseline: Optional[str] = Field(None, description="Results file or folder of an earlier build to gate "
                                     "against (relative to the recipe's folder); none: no regression gate.")
     settings: CompareSettings = Field(default_factory=CompareSettings, description="Thresholds and noise rules.")
-
-
-class BundleBenchSettings(_Strict):
-    """The published bundle's own benchmark (kopt.publish.measure.measure_bundle), as `kopt
-    bundle-bench` runs it; a short CI build can measure fewer cells."""
-
-    repeats: int = Field(3, ge=1, le=20, description="Cold starts and warm TTFA runs per figure.")
-    clients: tuple[int, ...] = Field((1, 2, 4, 8), description="Concurrent HTTP clients of the load sweep (the "
-                                     "Wyoming sweep uses 1 and the largest).")
-    instances: tuple[int, ...] = Field((1, 2), description="Server instances the load sweep tries (threads split "
-                                       "between them).")
-    requests_per_client: int = Field(2, ge=1, le=50, description="Requests each load client sends.")
-    server: bool = Field(True, description="Measure the HTTP server, say daemon and Wyoming too (false: only "
-                         "the one-shot command and the library).")
-
-    @field_validator("clients", "instances")
-    @classmethod
-    def _counts(cls, v: tuple[int, ...]) -> tuple[int, ...]:
-        if not v or any(n < 1 or n > 64 for n in v):
-            raise ValueError("give one or more counts from 1 to 64, e.g. [1, 2]")
-        return tuple(sorted(set(v)))
 
 
 class BuildRecipe(Recipe):

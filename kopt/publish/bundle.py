@@ -31,32 +31,22 @@ VOICES_FILE = "voices.npz"
 VOCAB_FILE = "vocab.json"
 CACHE_FILE = "token_cache.json.gz"
 _MODEL_SUFFIXES = (".onnx", ".ort")
-_RESERVED = {"format", "version", "files", "model", "voices", "vocab", "token_cache", "runtime"}
+_RESERVED = {"format", "version", "files", "model", "onnx_model", "voices", "vocab", "token_cache", "runtime"}
 
 
 def write_bundle(out_dir: str | Path, model_path: str | Path, voices: dict[str, np.ndarray],
                  vocab: dict[str, int], token_cache_path_or_obj: "TokenCache | str | Path | None",
                  extra_manifest: dict | None = None, overwrite: bool = False,
-                 extra_files: dict[str, "str | Path | bytes"] | None = None) -> Path:
+                 extra_files: dict[str, "str | Path | bytes"] | None = None, runtime_model: str | None = None) -> Path:
     """Write the bundle at ``out_dir`` and return its path (KoptError if it exists, unless overwrite).
 
     ``extra_files`` maps a relative name to a file path or bytes (model card, licence notices, a
-    second model format); each is listed in the manifest like every other file."""
-    out = Path(out_dir)
-    model = Path(model_path)
-    if not model.is_file():
-        raise KoptError(f"{model}: model not found")
-    if model.suffix not in _MODEL_SUFFIXES:
-        raise KoptError(f"{model}: a bundle model must be .onnx or .ort, got {model.suffix!r}")
-    if out.exists() and not overwrite:
-        raise KoptError(f"{out}: already exists; choose a new folder or pass overwrite")
+    second model format); each is listed in the manifest like every other file. ``runtime_model``:
+    the bundle file the runtime loads (e.g. ``model.ort`` from ``extra_files``) when it is not the
+    model itself; the manifest then names the model as ``onnx_model``."""
+    out, model = Path(out_dir), Path(model_path)
     extra = dict(extra_manifest or {})
-    clash = sorted(_RESERVED & set(extra))
-    if clash:
-        raise KoptError(f"extra manifest fields {clash} are reserved by the bundle format")
-    if not vocab:
-        raise KoptError("bundle vocab is empty")
-
+    _check(out, model, vocab, extra, overwrite)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
     try:
@@ -66,16 +56,8 @@ def write_bundle(out_dir: str | Path, model_path: str | Path, voices: dict[str, 
         shutil.copytree(RUNTIME_DIR, tmp / RUNTIME_NAME, ignore=RUNTIME_IGNORE)
         save_voices(voices, tmp / VOICES_FILE)
         (tmp / VOCAB_FILE).write_text(json.dumps({"vocab": vocab}, ensure_ascii=False, indent=1), encoding="utf-8")
-        for rel, src in (extra_files or {}).items():
-            dest = tmp / rel
-            if dest.exists() or rel == MANIFEST:
-                raise KoptError(f"bundle file {rel!r} is written by the bundle itself; choose another name")
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            if isinstance(src, bytes):
-                dest.write_bytes(src)
-            else:
-                shutil.copyfile(src, dest)
-        manifest: dict = {"format": FORMAT, "version": 1, "sample_rate": 24000, "model": model_name,
+        _write_extra_files(tmp, extra_files or {})
+        manifest: dict = {"format": FORMAT, "version": 1, "sample_rate": 24000, "model": runtime_model or model_name,
                           "voices": VOICES_FILE, "vocab": VOCAB_FILE, "runtime": RUNTIME_NAME,
                           "voice_names": sorted(voices)}
         if token_cache_path_or_obj is not None:
@@ -89,21 +71,57 @@ def write_bundle(out_dir: str | Path, model_path: str | Path, voices: dict[str, 
         if manifest["default_voice"] not in voices:
             raise KoptError(f"default voice {manifest['default_voice']!r} is not among the bundle's voices "
                             f"({', '.join(sorted(voices))})")
+        if not (tmp / manifest["model"]).is_file():
+            raise KoptError(f"runtime model {manifest['model']!r} is not a file of the bundle")
         manifest["files"] = {rel: {"sha256": sha256_file(tmp / rel), "size": (tmp / rel).stat().st_size}
                              for rel in _listing(tmp)}
+        if manifest["model"] != model_name:
+            manifest["onnx_model"] = model_name
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-        if out.exists():
-            old = out.with_name(f".{out.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            out.rename(old)
-            tmp.rename(out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.rename(out)
+        _put_in_place(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return out
+
+
+def _check(out: Path, model: Path, vocab: dict[str, int], extra: dict, overwrite: bool) -> None:
+    """Refuse what would make a bad bundle, before anything is written."""
+    if not model.is_file():
+        raise KoptError(f"{model}: model not found")
+    if model.suffix not in _MODEL_SUFFIXES:
+        raise KoptError(f"{model}: a bundle model must be .onnx or .ort, got {model.suffix!r}")
+    if out.exists() and not overwrite:
+        raise KoptError(f"{out}: already exists; choose a new folder or pass overwrite")
+    clash = sorted(_RESERVED & set(extra))
+    if clash:
+        raise KoptError(f"extra manifest fields {clash} are reserved by the bundle format")
+    if not vocab:
+        raise KoptError("bundle vocab is empty")
+
+
+def _write_extra_files(tmp: Path, files: dict[str, "str | Path | bytes"]) -> None:
+    for rel, src in files.items():
+        dest = tmp / rel
+        if dest.exists() or rel == MANIFEST:
+            raise KoptError(f"bundle file {rel!r} is written by the bundle itself; choose another name")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(src, bytes):
+            dest.write_bytes(src)
+        else:
+            shutil.copyfile(src, dest)
+
+
+def _put_in_place(tmp: Path, out: Path) -> None:
+    """Rename the finished bundle ``tmp`` to ``out``, replacing what was there."""
+    if out.exists():
+        old = out.with_name(f".{out.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        out.rename(old)
+        tmp.rename(out)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        tmp.rename(out)
 
 
 def _listing(root: Path) -> list[str]:

@@ -25,10 +25,12 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from types import MappingProxyType
+from typing import Any, Callable, Mapping, Sequence
 
 from kokoro_runtime.errors import first_line
 from kopt.core.errors import KoptError
+from kopt.publish.settings import BundleBenchSettings
 
 _WARM = r"""
 import json, sys, time
@@ -162,17 +164,16 @@ def measure_say(b: Path, text: str, voice: str, repeats: int, threads: int, lang
             "say_cached_ms": round(_median(hit) * 1000, 1), "say_cached_ms_runs": ms(hit)}
 
 
-def measure_bundle(bundle: str | Path, text: str, voice: str | None = None, repeats: int = 3, threads: int = 0,
-                   *, load_texts: Sequence[str] = (), clients: Sequence[int] = (1, 2, 4, 8),
-                   instances: Sequence[int] = (1, 2), requests_per_client: int = 2, server: bool = True,
-                   lang: str | None = None, other_languages: dict[str, str] | None = None,
+def measure_bundle(bundle: str | Path, text: str, voice: str | None = None, threads: int = 0,
+                   settings: BundleBenchSettings | None = None, *, load_texts: Sequence[str] = (),
+                   lang: str | None = None, other_languages: Mapping[str, str] = MappingProxyType({}),
                    progress: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """Every figure above for ``bundle``, ``text`` read in ``lang`` (default: the voice's language);
-    ``server=False`` measures only the one-shot and library paths. ``other_languages`` (language ->
-    text) adds, per language, the library's warm TTFA and front-end time and the HTTP server's TTFA
-    with the same voice, under ``languages`` beside the main language's."""
-    from kopt.publish import loadtest
-
+    """Every figure above for ``bundle``, ``text`` read in ``lang`` (default: the voice's language),
+    measured as ``settings`` says (repeats, load sweep, whether the servers are measured; default:
+    the ``[bundle_bench]`` defaults). ``other_languages`` (language -> text) adds, per language, the
+    library's warm TTFA and front-end time and the HTTP server's TTFA with the same voice, under
+    ``languages`` beside the main language's."""
+    s = settings or BundleBenchSettings()
     b = Path(bundle).resolve()  # the runs below start inside the bundle: a relative path would break
     if not (b / "manifest.json").is_file():
         raise KoptError(f"{b}: not a bundle (no manifest.json)")
@@ -180,27 +181,38 @@ def measure_bundle(bundle: str | Path, text: str, voice: str | None = None, repe
     voice = voice or manifest.get("default_voice") or manifest["voice_names"][0]
     say = progress or (lambda msg: None)
     say("one-shot cold start")
-    out: dict[str, Any] = measure_oneshot(b, text, voice, repeats, threads, lang)
+    out: dict[str, Any] = measure_oneshot(b, text, voice, s.repeats, threads, lang)
     out.update({"text_words": len(text.split()), "text_chars": len(text), "voice": voice, "threads": threads,
-                "repeats": repeats})
-    if server:
-        say("say client")
-        out.update(measure_say(b, text, voice, repeats, threads, lang))
-        say("HTTP server")
-        out.update(loadtest.measure_server(b, text, voice, repeats, threads, load_texts=list(load_texts) or [text],
-                                           clients=clients, instances=instances,
-                                           requests_per_client=requests_per_client, progress=say, lang=lang))
-        if lang is None or lang == out["language"]:      # Wyoming speaks each voice in its own language
-            say("Wyoming server")
-            out.update(loadtest.measure_wyoming(b, text, voice, repeats, threads,
-                                                load_texts=list(load_texts) or [text],
-                                                clients=sorted({1, max(clients)}),
-                                                requests_per_client=requests_per_client, progress=say))
+                "repeats": s.repeats})
+    if s.server:
+        out.update(_measure_servers(b, text, voice, threads, s, list(load_texts) or [text], lang,
+                                    main_language=out["language"], say=say))
     out["languages"] = {out["language"]: _language_figures(out)}
-    for code, other in (other_languages or {}).items():
+    for code, other in other_languages.items():
         say(f"language {code}")
-        out["languages"][code] = measure_language(b, other, voice, code, repeats, threads, server)
+        out["languages"][code] = measure_language(b, other, voice, code, s.repeats, threads, s.server)
     _compare_languages(out["languages"])
+    return out
+
+
+def _measure_servers(b: Path, text: str, voice: str, threads: int, s: BundleBenchSettings, load_texts: list[str],
+                     lang: str | None, *, main_language: str, say: Callable[[str], None]) -> dict[str, Any]:
+    """The say client, the HTTP server with its load sweep, and (when ``text`` is read in the
+    voice's own language) the Wyoming server."""
+    from kopt.publish import loadtest
+
+    out: dict[str, Any] = {}
+    say("say client")
+    out.update(measure_say(b, text, voice, s.repeats, threads, lang))
+    say("HTTP server")
+    out.update(loadtest.measure_server(b, text, voice, s.repeats, threads, load_texts=load_texts,
+                                       clients=s.clients, instances=s.instances,
+                                       requests_per_client=s.requests_per_client, progress=say, lang=lang))
+    if lang is None or lang == main_language:      # Wyoming speaks each voice in its own language
+        say("Wyoming server")
+        out.update(loadtest.measure_wyoming(b, text, voice, s.repeats, threads, load_texts=load_texts,
+                                            clients=sorted({1, max(s.clients)}),
+                                            requests_per_client=s.requests_per_client, progress=say))
     return out
 
 
@@ -270,9 +282,9 @@ def bundle_metrics(res: dict[str, Any]) -> dict[str, float]:
               "wyoming_latency_ms", "wyoming_stream_first_audio_ms", "wyoming_rss_mb"):
         if isinstance(res.get(k), (int, float)):
             m[k] = res[k]
-    for k, v in (res.get("cold_breakdown_s") or {}).items():
+    for k, v in res.get("cold_breakdown_s", {}).items():
         m[f"cold_{k}_s"] = v
-    for code, figs in (res.get("languages") or {}).items():
+    for code, figs in res.get("languages", {}).items():
         for k, v in figs.items():
             if isinstance(v, (int, float)) and k != "text_chars":
                 m[f"{k}_{code}"] = v
@@ -308,7 +320,7 @@ def bundle_record(res: dict[str, Any], bundle: str | Path, run_id: str, text: st
     inputs = {"bundle_manifest_sha256": sha256_file(b / "manifest.json"), "model_sha256": v.get("model_sha256"),
               "runtime_version": m.get("runtime_version"), "text_sha256": sha256_bytes(text.encode()),
               "text_words": res.get("text_words"), "voice": res.get("voice"), "language": res.get("language"),
-              "languages": sorted(res.get("languages") or {})}
+              "languages": sorted(res["languages"])}
     return make_record("bundle", run_id=run_id, variant=variant,
                        provider={"name": "CPUExecutionProvider", "config": "cpu"}, threads=res.get("threads"),
                        metrics=bundle_metrics(res), inputs=inputs, extra={"bundle_bench": res},

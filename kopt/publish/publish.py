@@ -13,10 +13,10 @@ from __future__ import annotations
 import json
 import os
 import tarfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from kopt.core.env import versions
 from kopt.core.errors import KoptError
@@ -80,81 +80,119 @@ def token_cache(store: ArtifactStore, settings: PublishSettings, vocab: dict[str
     return hit.file("token_cache.json.gz")
 
 
-def publish(store: ArtifactStore, variant: str, out: str | Path, settings: PublishSettings | None = None, *,
-            metrics: dict[str, Any] | None = None, measured_on: dict[str, Any] | None = None,
-            provider_options: dict[str, Any] | None = None, progress=None, overwrite: bool = True,
-            publish_key: str | None = None, name: str | None = None,
-            modes: dict[str, tuple[str, str]] | None = None) -> Published:
-    """Write the bundle for ``variant`` (artifact key, ref name) at ``out`` (and ``out``.tar.gz).
+@dataclass(frozen=True)
+class Release:
+    """What a bundle ships. ``variant``: artifact key or ref name; ``name``: its recipe name (the
+    manifest shows it, key beside it); ``modes``: quality mode -> (recipe name, artifact key) of the
+    variant it serves; ``publish_key``: the build's content key of this publish, kept in the manifest
+    so the build can tell the bundle there is current."""
 
-    ``name`` is the variant's recipe name (the manifest shows it, key beside it). ``modes`` maps a
-    quality mode to (recipe name, artifact key) of the variant it serves; the published variant is
-    the default mode's model unless ``settings.default_mode`` names another."""
+    variant: str
+    name: str | None = None
+    modes: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+    publish_key: str | None = None
+
+
+@dataclass(frozen=True)
+class Figures:
+    """What the manifest and model card say about running the model: its measured ``metrics``, the
+    machine they were measured on (``measured_on``), and the provider options it recommends."""
+
+    metrics: Mapping[str, Any] = field(default_factory=dict)
+    measured_on: Mapping[str, Any] = field(default_factory=dict)
+    provider_options: Mapping[str, Any] = field(default_factory=dict)
+
+
+def publish(store: ArtifactStore, release: Release | str, out: str | Path, settings: PublishSettings | None = None,
+            *, figures: Figures = Figures(), progress=None, overwrite: bool = True) -> Published:
+    """Write the bundle for ``release`` (a Release, or just the variant's key or ref name) at ``out``
+    (and ``out``.tar.gz). The published variant is the default mode's model unless
+    ``settings.default_mode`` names another."""
     from kopt.core.vocab import load_vocab
     from kopt.publish.bundle import write_bundle
 
     settings = settings or PublishSettings()
     progress = progress or NullProgress()
-    art = resolve(store, variant)
+    release = release if isinstance(release, Release) else Release(release)
+    art = resolve(store, release.variant)
     base = resolve(store, "base")
     voices, default_voice = _voices(base, settings)
     vocab = load_vocab(base.file("vocab.json"))
     with progress.task("token cache"):
         cache = token_cache(store, settings, vocab, progress)
-    extra_files: dict[str, Any] = {}
-    for rel, lic in LICENSE_FILES.items():
-        extra_files[rel] = (resources.files("kopt") / "data" / "licenses" / lic).read_bytes()
+    extra_files: dict[str, Any] = {rel: (resources.files("kopt") / "data" / "licenses" / lic).read_bytes()
+                                   for rel, lic in LICENSE_FILES.items()}
+    models = _models(store, art, release, settings, progress)
+    extra_files.update(models.files)
+    manifest = _manifest(store, base, models, voices, default_voice, settings, figures, release.publish_key)
+    extra_files["README.md"] = model_card(manifest, sorted(voices)).encode()
+    with progress.task("writing bundle"):
+        bundle = write_bundle(Path(out), models.main.onnx, voices, vocab, cache, manifest, overwrite=overwrite,
+                              extra_files=extra_files, runtime_model=models.runtime_model)
+    tar = _tarball(bundle) if settings.tarball else None
+    return Published(bundle, tar, json.loads((bundle / "manifest.json").read_text(encoding="utf-8")))
 
-    modes, default_mode = _plan_modes(modes or {}, art.key, name, settings)
+
+@dataclass(frozen=True)
+class _Models:
+    """The models a bundle ships: the published variant as shipped, the file the runtime loads, and
+    the other modes' models (``files``: bundle path -> file, beside model.onnx)."""
+
+    variant: Artifact
+    name: str | None
+    main: "_Shipped"
+    runtime_model: str
+    modes: dict[str, Any]         # the manifest's ``modes`` (empty: one mode)
+    default_mode: str | None
+    files: dict[str, Path]
+
+
+def _models(store: ArtifactStore, art: Artifact, release: Release, settings: PublishSettings, progress) -> _Models:
+    modes, default_mode = _plan_modes(dict(release.modes), art.key, release.name, settings)
+    name = release.name
     if default_mode is not None:
-        art = resolve(store, modes[default_mode][1])
-        name = modes[default_mode][0]
+        name, key = modes[default_mode]
+        art = resolve(store, key)
     main = _shipped(store, art, settings, progress)
-    session = {"graph_optimization": "all", "intra_op_num_threads": 0}
+    files: dict[str, Path] = {}
     if main.ort is not None:
-        extra_files["model.ort"] = main.ort
-        session["graph_optimization"] = "disabled (optimizations baked into model.ort)"
+        files["model.ort"] = main.ort
     runtime_model = "model.ort" if main.ort is not None else "model.onnx"
-    mode_entries = _mode_entries(store, modes, default_mode, main, name, runtime_model, settings, progress,
-                                 extra_files)
-    lin = lineage(store, main.artifact.key)
+    entries = _mode_entries(store, modes, default_mode, main, name, runtime_model, settings, progress, files)
+    return _Models(art, name, main, runtime_model, entries, default_mode, files)
+
+
+def _manifest(store: ArtifactStore, base: Artifact, models: _Models, voices: dict[str, Any], default_voice: str,
+              settings: PublishSettings, figures: Figures, publish_key: str | None) -> dict[str, Any]:
+    """The manifest's fields beyond the file layout (kopt.publish.bundle writes those)."""
     import kokoro_runtime
     from kopt.publish.languages import languages_entry, voice_languages
 
     spoken, declared = voice_languages(voices, settings.blends, settings.voice_languages,
                                        settings.default_language or "en-us")
-
-    manifest_extra = {
-        "variant": _variant_entry(store, art, name, main),
-        "lineage": lin,
+    session = {"graph_optimization": "all", "intra_op_num_threads": 0}
+    if models.main.ort is not None:
+        session["graph_optimization"] = "disabled (optimizations baked into model.ort)"
+    metrics = dict(figures.metrics)
+    return {
+        "variant": _variant_entry(store, models.variant, models.name, models.main),
+        "lineage": lineage(store, models.main.artifact.key),
         "base_model_sha256": base.sha256("model.onnx"),
-        "metrics": metrics or {},
-        "measured_on": measured_on or {},
-        "recommended": {"provider": settings.provider, "provider_options": provider_options or {},
-                        "session": session, "runtime_model": runtime_model},
+        "metrics": metrics,
+        "measured_on": dict(figures.measured_on),
+        "recommended": {"provider": settings.provider, "provider_options": dict(figures.provider_options),
+                        "session": session, "runtime_model": models.runtime_model},
         "built_with": versions(),
         "runtime_version": kokoro_runtime.__version__,
         "default_voice": default_voice,
-        "languages": languages_entry(spoken, metrics or {}),
+        "languages": languages_entry(spoken, metrics),
         **({"voice_languages": declared} if declared else {}),
         **({"default_language": settings.default_language} if settings.default_language else {}),
-        **({"modes": mode_entries, "default_mode": default_mode} if mode_entries else {}),
+        **({"modes": models.modes, "default_mode": models.default_mode} if models.modes else {}),
         **({"publish_key": publish_key} if publish_key else {}),
         "licenses": {"weights_and_voices": "Apache-2.0 (hexgrad/Kokoro-82M)",
                      "onnx_export_and_vocab": "MIT (thewh1teagle/kokoro-onnx)"},
     }
-    extra_files["README.md"] = model_card(manifest_extra, sorted(voices)).encode()
-    out = Path(out)
-    with progress.task("writing bundle"):
-        bundle = write_bundle(out, main.onnx, voices, vocab, cache, manifest_extra, overwrite=overwrite,
-                              extra_files=extra_files)
-    if runtime_model != "model.onnx":
-        _point_runtime_at(bundle, runtime_model)
-    tar = None
-    if settings.tarball:
-        tar = _tarball(bundle)
-    manifest = json.loads((bundle / "manifest.json").read_text(encoding="utf-8"))
-    return Published(bundle, tar, manifest)
 
 
 def _precision_of(path: Path) -> str:
@@ -269,7 +307,7 @@ def _variant_entry(store: ArtifactStore, art: Artifact, name: str | None, shippe
     prec: dict[str, Any] = {}
     for step in lineage(store, art.key):
         a = store.get(step["key"])
-        rep = (a.record.get("extra", {}).get("report") or {}) if a else {}
+        rep = a.record.get("extra", {}).get("report", {}) if a else {}
         if rep.get("precision"):
             prec = {k: rep[k] for k in ("precision", "precision_map", "default", "precision_by_group") if k in rep}
             break
@@ -277,17 +315,6 @@ def _variant_entry(store: ArtifactStore, art: Artifact, name: str | None, shippe
             "precision_map": prec.get("precision_map"), "precision_by_group": prec.get("precision_by_group"),
             "shipped_key": shipped.artifact.key, "model_sha256": shipped.artifact.sha256(shipped.onnx.name),
             "timings": shipped.timings}
-
-
-def _point_runtime_at(bundle: Path, model_name: str) -> None:
-    """Make the manifest's ``model`` (what the runtime loads) the .ort file; files stay verified."""
-    mpath = bundle / "manifest.json"
-    m = json.loads(mpath.read_text(encoding="utf-8"))
-    m["model"] = model_name
-    m["onnx_model"] = "model.onnx"
-    tmp = mpath.with_suffix(".part")
-    tmp.write_text(json.dumps(m, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, mpath)
 
 
 def _tarball(bundle: Path) -> Path:
@@ -340,11 +367,12 @@ def _usage(m: dict[str, Any]) -> list[str]:
 
 
 def model_card(m: dict[str, Any], voices: list[str]) -> str:
+    """The bundle's README.md from its manifest fields (kopt.publish.publish._manifest)."""
     from kopt.publish.bundle import VOICES_FILE
 
     v = m["variant"]
     rec = m["recommended"]
-    modes = m.get("modes") or {}
+    modes = m.get("modes", {})
     lines = [
         f"# Kokoro-82M, variant `{v['name']}`",
         "",
@@ -367,11 +395,11 @@ def model_card(m: dict[str, Any], voices: list[str]) -> str:
         "## Measured",
         "",
     ]
-    metrics = m.get("metrics") or {}
+    metrics = m["metrics"]
     if metrics:
         lines += ["| metric | value |", "| --- | --- |"]
         lines += [f"| {k} | {_fmt(val)} |" for k, val in sorted(metrics.items()) if val is not None]
-        mo = m.get("measured_on") or {}
+        mo = m["measured_on"]
         if mo:
             lines += ["", f"Measured on {mo.get('cpu', '?')} ({mo.get('cores', '?')} cores), machine id {mo.get('id', '?')}."]
     else:

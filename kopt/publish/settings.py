@@ -1,4 +1,5 @@
-"""Recipe settings for publishing (the ``[publish]`` section): pydantic, frozen, unknown keys rejected."""
+"""Recipe settings for publishing (the ``[publish]`` and ``[bundle_bench]`` sections): pydantic, frozen,
+unknown keys rejected. This module imports only pydantic at load time, so help text can read its defaults."""
 
 from __future__ import annotations
 
@@ -73,3 +74,26 @@ class PublishSettings(BaseModel):
             raise ValueError(f"default_mode {self.default_mode!r} is not one of the modes "
                              f"({', '.join(self.modes) or 'none given'})")
         return self
+
+
+class BundleBenchSettings(BaseModel):
+    """The published bundle's own benchmark (kopt.publish.measure.measure_bundle), as `kopt
+    bundle-bench` runs it (the recipe's ``[bundle_bench]`` section); a short CI build can measure fewer cells."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    repeats: int = Field(3, ge=1, le=20, description="Cold starts and warm TTFA runs per figure.")
+    clients: tuple[int, ...] = Field((1, 2, 4, 8), description="Concurrent HTTP clients of the load sweep (the "
+                                     "Wyoming sweep uses 1 and the largest).")
+    instances: tuple[int, ...] = Field((1, 2), description="Server instances the load sweep tries (threads split "
+                                       "between them).")
+    requests_per_client: int = Field(2, ge=1, le=50, description="Requests each load client sends.")
+    server: bool = Field(True, description="Measure the HTTP server, say daemon and Wyoming too (false: only "
+                         "the one-shot command and the library).")
+
+    @field_validator("clients", "instances")
+    @classmethod
+    def _counts(cls, v: tuple[int, ...]) -> tuple[int, ...]:
+        if not v or any(n < 1 or n > 64 for n in v):
+            raise ValueError("give one or more counts from 1 to 64, e.g. [1, 2]")
+        return tuple(sorted(set(v)))

@@ -9,7 +9,7 @@ import pytest
 
 from kopt.core.passes import get_pass, make_config
 from kopt.core.runner import Runner, resolve_input
-from kopt.publish.publish import publish
+from kopt.publish.publish import Figures, Release, publish
 from kopt.publish.settings import PublishSettings
 from kopt.source.fetch import fetch
 from kopt.source.reference import reference
@@ -27,8 +27,8 @@ def test_publish_bundle_manifest_lineage_and_speech(tmp_path, tiny_store):
     cls = get_pass("fold")
     _, out = Runner(store).step(cls(make_config(cls, {})), resolve_input(store, "reference"), label="t")
     settings = PublishSettings(cache_words=300, blends={"mix": "voice_0:0.5,voice_1:0.5"}, default_voice="mix")
-    res = publish(store, out.key, tmp_path / "bundle", settings, metrics={"rtf_median": 0.1},
-                  measured_on={"cpu": "x", "cores": 2, "id": "m1"})
+    res = publish(store, out.key, tmp_path / "bundle", settings,
+                  figures=Figures({"rtf_median": 0.1}, measured_on={"cpu": "x", "cores": 2, "id": "m1"}))
     b = res.bundle
     m = res.manifest
     for f in ("model.onnx", "voices.npz", "vocab.json", "README.md", "LICENSES/LICENSE-Apache-2.0.txt",
@@ -81,6 +81,7 @@ def test_publish_bad_voice_names(tmp_path, tiny_store):
 def test_bundle_bench_measures_cold_start_and_warm_ttfa(tmp_path, tiny_store, monkeypatch):
     from kopt.core.errors import KoptError
     from kopt.publish.measure import measure_bundle
+    from kopt.publish.settings import BundleBenchSettings
 
     store, _ = tiny_store
     res = publish(store, "reference", tmp_path / "b", PublishSettings(cache_words=300, tarball=False))
@@ -88,9 +89,9 @@ def test_bundle_bench_measures_cold_start_and_warm_ttfa(tmp_path, tiny_store, mo
     from kokoro_runtime import ja
 
     others = {"ja": "今日はいい天気ですね。"} if ja.available() else {}
-    m = measure_bundle("b", "It is time to go home. We will be back in a day.", repeats=2, threads=1,
-                       load_texts=["It is time.", "We will be back in a day."], clients=(1, 2), instances=(1, 2),
-                       other_languages=others)
+    m = measure_bundle("b", "It is time to go home. We will be back in a day.", threads=1,
+                       settings=BundleBenchSettings(repeats=2, clients=(1, 2), instances=(1, 2)),
+                       load_texts=["It is time.", "We will be back in a day."], other_languages=others)
     assert m["cold_start_s"] > 0 and len(m["cold_start_s_runs"]) == 2
     assert m["warm_ttfa_ms"] > 0 and m["first_chunk_audio_s"] > 0 and m["text_words"] == 13
     assert m["cold_start_s"] * 1000 > m["warm_ttfa_ms"]  # a new process pays for start-up and loading
@@ -119,7 +120,7 @@ def test_bundle_bench_measures_cold_start_and_warm_ttfa(tmp_path, tiny_store, mo
         assert "http_ttfa_vs_english" not in en
     (res.bundle / "model.onnx").write_bytes(b"tampered")
     with pytest.raises(KoptError, match=r"the bundle's runtime failed: .*model\.onnx"):
-        measure_bundle(res.bundle, "It is time.", repeats=1)
+        measure_bundle(res.bundle, "It is time.", settings=BundleBenchSettings(repeats=1))
 
 
 def test_publish_modes_word_timings_and_names(tmp_path, store, tiny_voices_file):
@@ -137,8 +138,9 @@ def test_publish_modes_word_timings_and_names(tmp_path, store, tiny_voices_file)
     cls = get_pass("fold")
     _, folded = Runner(store).step(cls(make_config(cls, {})), resolve_input(store, "reference"), label="t")
     settings = PublishSettings(cache_words=0, tarball=False, modes={"fast": "folded", "quality": "reference"})
-    res = publish(store, folded.key, tmp_path / "b", settings, name="folded",
-                  modes={"fast": ("folded", folded.key), "quality": ("reference", ref_key)})
+    res = publish(store, Release(folded.key, name="folded",
+                                 modes={"fast": ("folded", folded.key), "quality": ("reference", ref_key)}),
+                  tmp_path / "b", settings)
     m = res.manifest
     assert m["variant"]["name"] == "folded" and m["variant"]["key"] == folded.key
     assert m["variant"]["precision"] == "fp32" and m["variant"]["timings"] == "duration"
@@ -154,8 +156,7 @@ def test_publish_modes_word_timings_and_names(tmp_path, store, tiny_voices_file)
         assert tts.has_durations and " ".join(w.word for w in words).split() == "The cat sat on the mat".split()
         assert all(b.start >= a.end - 1e-3 for a, b in zip(words, words[1:]))
     # a published variant that no mode names still ships, as mode "default"
-    res = publish(store, folded.key, tmp_path / "c", PublishSettings(cache_words=0, tarball=False,
-                                                                      modes={"quality": "reference"}),
-                  name="folded", modes={"quality": ("reference", ref_key)})
+    res = publish(store, Release(folded.key, name="folded", modes={"quality": ("reference", ref_key)}),
+                  tmp_path / "c", PublishSettings(cache_words=0, tarball=False, modes={"quality": "reference"}))
     assert res.manifest["default_mode"] == "default" and set(res.manifest["modes"]) == {"default", "quality"}
     assert res.manifest["modes"]["default"]["variant"]["name"] == "folded"
