@@ -5,17 +5,23 @@ whole-sentence audio.
 
     .venv/bin/python docs/measurements/decoder_windows.py [--store /tmp/kart] [--work /tmp/kopt-decoder-windows]
         [--text medium-1] [--repeats 5] [--skip-timing]
+    OMP_NUM_THREADS=1 .venv/bin/python docs/measurements/decoder_windows.py --stream [--threads 1]
 
-The split is found on the graph (onnx-ir): the back is every node the decoder's inputs reach; the
-tensors it reads from the front are the aligned features (asr, [1, 512, T]), the F0 and N curves
-([1, 2T]) and the style vector. Three rewrites of the back, each an onnx-ir edit:
+The cut and its rewrites are the library's (``kopt.optimize.frame_stream``): the front outputs the
+tensors the decoder reads from the encoder (asr [1, 512, T], the F0 and N curves [1, 2T]); the back
+takes them and the style vector. The measured variants of the back:
 
 - ``stats``: every instance normalization of the back (ReduceMean(x), Sub, square, ReduceMean)
-  reads its mean and variance from graph inputs instead of its own ReduceMeans (fed with the
-  whole sentence's values: an oracle, since computing them takes a whole-sentence back pass);
-- ``phase``: the harmonic source's CumSum gets an offset input added to its output (the sentence's
-  cumulative phase before the window, from a small "source" model cut from the back: F0 -> CumSum);
-- both.
+  reads its mean and variance from graph inputs instead of its own ReduceMeans (``feed_stats``;
+  fed with the whole sentence's values: an oracle, since computing them takes a whole-sentence
+  back pass);
+- ``phase``: the harmonic source's CumSum gets an offset input added to its output
+  (``carry_phase``; the offset is the sentence's cumulative phase before the window, from a small
+  "source" model cut from the back here: F0 -> CumSum);
+- both; and the frame-stats and calibration graphs (``stats_graph``).
+
+``--stream`` runs only the library end to end instead (``stream_check``): the three graphs,
+calibration, and the runtime's windows (``kokoro_runtime.frames``).
 
 Windows of W frames (asr frames, 600 samples each at 24 kHz) start every W - O frames; each window's
 audio is weighted by linear ramps over its overlaps and the weighted sum normalized. Scores: max
@@ -38,148 +44,46 @@ import numpy as np
 import onnx
 import onnx_ir as ir
 import onnxruntime as ort
-from onnx_ir.passes.common import RemoveUnusedNodesPass
 
 from kopt.bench.textset import load_textset
+from kopt.core.graph import infer_shapes
 from kopt.core.kokoro import KokoroIO, open_session, style_of
 from kopt.core.refs import resolve
 from kopt.core.runner import style_pack
 from kopt.core.store import ArtifactStore
+from kopt.optimize import frame_stream
 from kopt.quality.intrusive import pesq_wb
 
 SR = 24000
-CUT = ("asr", "f0", "n", "style")
 
 
-# ---------------------------------------------------------------- the split (onnx-ir)
+# ---------------------------------------------------------------- the split (kopt.optimize.frame_stream)
 
-def cut_values(g: ir.Graph) -> dict[str, ir.Value]:
-    """The tensors the decoder reads from the front, by role: asr [1, 512, T] (read by the decoder's
-    asr_res conv), F0 and N [1, 2T] (read by its two Unsqueezes), and the style input."""
-    out: dict[str, ir.Value] = {}
-    style = next(v for v in g.inputs if v.name == "style")
-    out["style"] = style
-    for n in g:
-        if not (n.name or "").startswith("/decoder/"):
-            continue
-        for v in n.inputs:
-            p = None if v is None else v.producer()
-            if p is None or not (p.name or "").startswith("/encoder/"):
-                continue
-            rank = len(v.shape) if v.shape is not None else None
-            if rank == 3:
-                out.setdefault("asr", v)
-            elif rank == 2 and n.name.endswith("/Unsqueeze"):
-                out["f0"] = v
-            elif rank == 2 and n.name.endswith("/Unsqueeze_1"):
-                out["n"] = v
-    missing = [k for k in CUT if k not in out]
-    if missing:
-        raise SystemExit(f"split not found: no {missing} among the decoder's inputs")
-    return out
-
-
-def _finish(model: ir.Model, where: str) -> ir.Model:
-    RemoveUnusedNodesPass()(model)
-    names = {v.name for v in model.graph.inputs}
-    for n in model.graph:
-        for v in n.inputs:
-            if v is not None and v.producer() is None and not v.is_initializer() and v.const_value is None \
-                    and v.name not in names and not v.is_graph_input():
-                raise SystemExit(f"{where}: {n.name} reads {v.name}, which nothing produces")
-    return model
-
-
-def front_model(path: Path) -> ir.Model:
-    m = ir.load(str(path))
-    cut = cut_values(m.graph)
-    m.graph.outputs.clear()
-    for k in ("asr", "f0", "n"):
-        v = cut[k]
-        v.name = k
-        m.graph.outputs.append(v)
-    return _finish(m, "front")
-
-
-def back_model(path: Path, stats: bool = False, phase: bool = False, extra_outputs: str = "") -> tuple[ir.Model, dict]:
-    """The back: inputs asr, f0, n, style (+ norm stats, + phase offset); output audio.
-    ``extra_outputs``: "stats" also outputs every norm's mean/var, "cumsum" only the CumSum output
-    (the source model)."""
-    m = ir.load(str(path))
+def back_model(proto: onnx.ModelProto, shapes: dict, stats: bool = False, phase: bool = False,
+               extra_outputs: str = "") -> tuple[ir.Model, dict]:
+    """The back (the library's cut): inputs asr, f0, n, style (+ every norm's statistics, + the phase
+    offset); output audio. ``extra_outputs``: "stats" every norm's mean/var instead (the library's
+    calibration graph), "frame_stats" the frame-rate norms' (its frame-stats graph), "cumsum" the
+    harmonic source's CumSum (the source model)."""
+    if extra_outputs in ("stats", "frame_stats"):
+        m = frame_stream.stats_graph(proto, "all" if extra_outputs == "stats" else "frame-rate", shapes)
+        return m, {}
+    m, norms, asr = frame_stream.cut_back(proto, shapes)
     g = m.graph
-    cut = cut_values(g)
-    new_inputs = []
-    for k in ("asr", "f0", "n"):
-        old = cut[k]
-        v = ir.Value(name=k, shape=old.shape, type=old.type)
-        old.replace_all_uses_with(v)
-        new_inputs.append(v)
-    info: dict = {}
-    norms = find_norms(g)
-    info["norms"] = len(norms)
-    info["norm_where"] = [where for _, _, where in norms]
-    cumsum = next(n for n in g if n.op_type == "CumSum" and n.name.startswith("/decoder/"))
-    g.inputs.clear()
-    g.inputs.extend([*new_inputs, cut["style"]])
+    info: dict = {"norms": len(norms), "norm_where": [nm.site for nm in norms]}
     if extra_outputs == "cumsum":
+        cumsum = next(n for n in g if n.op_type == "CumSum" and (n.name or "").startswith("/decoder/"))
         g.outputs.clear()
         cs = cumsum.outputs[0]
         cs.name = "cumsum"
         cs.type = ir.TensorType(ir.DataType.FLOAT)
         g.outputs.append(cs)
-        return _finish(m, "source"), info
-    if extra_outputs == "frame_stats":
-        g.outputs.clear()
-    if extra_outputs in ("stats", "frame_stats"):
-        for i, (mean, var, where) in enumerate(norms):
-            if extra_outputs == "frame_stats" and "/generator/" in where:
-                continue
-            for tag, v in (("mean", mean), ("var", var)):
-                v.name = f"norm{i}_{tag}"
-                v.type = ir.TensorType(ir.DataType.FLOAT)
-                v.shape = v.shape or ir.Shape([1, None, 1])
-                g.outputs.append(v)
+        return frame_stream.finish(m, "source"), info
     if stats:
-        for i, (mean, var, _) in enumerate(norms):
-            for tag, v in (("mean", mean), ("var", var)):
-                new = ir.Value(name=f"norm{i}_{tag}", shape=v.shape or ir.Shape([1, None, 1]),
-                               type=ir.TensorType(ir.DataType.FLOAT))
-                v.replace_all_uses_with(new)
-                g.inputs.append(new)
+        frame_stream.feed_stats(g, norms)
     if phase:
-        cs = cumsum.outputs[0]
-        uses = list(cs.uses())
-        off = ir.Value(name="phase_offset", shape=ir.Shape([1, 1, 9]), type=ir.TensorType(ir.DataType.FLOAT))
-        add = ir.node("Add", inputs=[cs, off], name="/stream/phase_offset/Add")
-        g.insert_after(cumsum, add)
-        for u in uses:
-            u.node.replace_input_with(u.idx, add.outputs[0])
-        g.inputs.append(off)
-    return _finish(m, "back"), info
-
-
-def find_norms(g: ir.Graph) -> list[tuple[ir.Value, ir.Value, str]]:
-    """(mean, var, Sub's name) of every instance normalization in the decoder: mean = ReduceMean(x) read by
-    Sub(x, mean) = d, var = ReduceMean(Mul(d, d) or Pow(d, 2)), over the last axis."""
-    found = []
-    for n in g:
-        if n.op_type != "Sub" or not (n.name or "").startswith("/decoder/"):
-            continue
-        x, mean = n.inputs
-        rm = None if mean is None else mean.producer()
-        if rm is None or rm.op_type != "ReduceMean" or rm.inputs[0] is not x:
-            continue
-        d = n.outputs[0]
-        var = None
-        for u in d.uses():
-            sq = u.node
-            if sq.op_type in ("Mul", "Pow"):
-                for u2 in sq.outputs[0].uses():
-                    if u2.node.op_type == "ReduceMean":
-                        var = u2.node.outputs[0]
-        if var is not None:
-            found.append((mean, var, n.name))
-    return found
+        frame_stream.carry_phase(g, asr, shapes)  # its phase_carry is no output here: the offsets come from the source model
+    return frame_stream.finish(m, "back"), info
 
 
 def save_checked(model: ir.Model, path: Path) -> Path:
@@ -251,6 +155,58 @@ def median_s(fn, repeats: int) -> float:
     return statistics.median(ts)
 
 
+def stream_check(a: argparse.Namespace, store: ArtifactStore, ref: Path) -> dict:
+    """The library end to end: ``frame_stream.build`` + ``save``, the generator's statistics from
+    ``frame_stream.calibrate`` over the calibration sentences (the first voice), then
+    ``kokoro_runtime.frames.FrameStream`` (default schedule 40, 80, 160... / 16) on ``--text`` at
+    ``--threads``. Scores the stitched audio against the whole model's and against the back run
+    whole with the same statistics (the windowing alone); times the first chunk (front, stats, first
+    window) and the whole model, each after one untimed run."""
+    from kokoro_runtime.frames import FrameStream
+
+    proto = onnx.load(str(ref))
+    folder = Path(a.work) / "frame_stream"
+    frame_stream.save(frame_stream.build(proto), folder)
+    stream = FrameStream.open(folder, threads=a.threads)
+    full = session(ref, a.threads)
+    pack = style_pack(store)
+    io = KokoroIO.of(full, ref)
+
+    def feeds_of(text_id: str) -> dict:
+        item = load_textset().select(ids=[text_id])[0]
+        return io.feeds(np.asarray(item.tokens), style_of(pack, len(item.ids)).reshape(1, 256).astype(np.float32))
+
+    runs = [stream.features(feeds_of(c)) for c in a.calib_texts.split(",")]
+    calib = frame_stream.calibrate(proto, runs, threads=a.threads)
+    del proto
+    feeds = feeds_of(a.text)
+
+    def first_chunk() -> tuple[float, list[np.ndarray]]:
+        t0 = time.perf_counter()
+        chunks = []
+        for c in stream.stream(feeds, calib):
+            if not chunks:
+                ttfa = time.perf_counter() - t0
+            chunks.append(c)
+        return ttfa, chunks
+
+    first_chunk()
+    ttfa, chunks = first_chunk()
+    full.run(["audio"], feeds)
+    t0 = time.perf_counter()
+    audio_full = full.run(["audio"], feeds)[0].reshape(-1)
+    t_full = time.perf_counter() - t0
+    stitched = np.concatenate(chunks)
+    whole_back = stream.whole(feeds, calib)
+    res = {"text": a.text, "threads": a.threads, "frames": len(audio_full) // 600,
+           "windows": stream.schedule.windows(len(audio_full) // 600), "calibrated_norms": len(calib) // 2,
+           "ttfa_s": ttfa, "first_chunk_s": len(chunks[0]) / SR, "full_s": t_full,
+           "vs_full": score(audio_full, stitched).__dict__, "vs_whole_back": score(whole_back, stitched).__dict__,
+           "whole_back_vs_full": score(audio_full, whole_back).__dict__}
+    print(json.dumps(res), flush=True)
+    return res
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--store", default="/tmp/kart")
@@ -266,17 +222,28 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--skip-timing", action="store_true")
     ap.add_argument("--json", default=None, help="write the figures here")
+    ap.add_argument("--stream", action="store_true", help="only the library check (stream_check)")
+    ap.add_argument("--threads", type=int, default=1, help="intra-op threads of the --stream check")
     a = ap.parse_args()
 
     store = ArtifactStore(a.store)
     ref = resolve(store, "reference").file("model.onnx")
+    if a.stream:
+        res = stream_check(a, store, ref)
+        if a.json:
+            Path(a.json).write_text(json.dumps(res, indent=1))
+        return
     work = Path(a.work)
-    paths = {"front": save_checked(front_model(ref), work / "front.onnx")}
+    proto = onnx.load(str(ref))
+    shapes = infer_shapes(proto)
+    paths = {"front": save_checked(frame_stream.front_graph(proto, shapes), work / "front.onnx")}
+    info: dict = {}
     for name, kw in (("back", {}), ("back_stats_out", {"extra_outputs": "stats"}),
                      ("source", {"extra_outputs": "cumsum"}), ("back_stats", {"stats": True}),
                      ("back_phase", {"phase": True}), ("back_both", {"stats": True, "phase": True}),
                      ("frame_stats", {"extra_outputs": "frame_stats"})):
-        m, info = back_model(ref, **kw)
+        m, got = back_model(proto, shapes, **kw)
+        info = got or info
         paths[name] = save_checked(m, work / f"{name}.onnx")
     print(f"back norms rewritten: {info['norms']}")
 
