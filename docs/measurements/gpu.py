@@ -182,26 +182,26 @@ def summary(results: Path) -> tuple[list[tuple[str, ...]], list[str]]:
     RTF speed-up against the reference on the same config; notes give each skip or failure's reason."""
     from kopt.core.results import read_records
 
-    recs = [r for r in read_records(results) if r["kind"] == "bench"] if results.exists() else []
+    recs = [r for r in read_records(results) if r.kind == "bench"] if results.exists() else []
 
     def f(v, fmt: str) -> str:
         return "-" if v is None else format(v, fmt)
 
-    ref_rtf = {r["provider"]["config"]: r["metrics"].get("rtf_median") for r in recs
-               if r["variant"]["name"] == "reference" and r["provider"]["status"] == "ok"}
+    ref_rtf = {r.provider.config: r.metrics.get("rtf_median") for r in recs
+               if r.variant.name == "reference" and r.provider.status == "ok"}
     rows, notes = [], []
-    for r in sorted(recs, key=lambda r: (r["provider"]["config"], r["variant"]["name"])):
-        m, p = r["metrics"], r["provider"]
-        base, rtf = ref_rtf.get(p["config"]), m.get("rtf_median")
+    for r in sorted(recs, key=lambda r: (str(r.provider.config), r.variant.name)):
+        m, p, name = r.metrics, r.provider, r.variant.name
+        base, rtf = ref_rtf.get(p.config), m.get("rtf_median")
         speed = f"{base / rtf:.2f}x" if base and rtf else "-"
-        rows.append((r["variant"]["name"], p["config"], p["status"], f(m.get("load_s"), ".2f"),
+        rows.append((name, p.config, p.status, f(m.get("load_s"), ".2f"),
                      f(m.get("first_infer_s"), ".3f"), f(m.get("rtf_first_seen_median"), ".4f"),
                      f(m.get("rtf_median"), ".4f"), f(m.get("ttfa_ms_first"), ".0f"), f(m.get("ttfa_ms_median"), ".0f"),
                      speed))
-        if p["status"] != "ok":
-            notes.append(f"{r['variant']['name']} on {p['config']}: {p['status']}: {p['reason']}")
-        elif (r.get("extra") or {}).get("ttfa_error"):
-            notes.append(f"{r['variant']['name']} on {p['config']}: no TTFA: {r['extra']['ttfa_error']}")
+        if p.status != "ok":
+            notes.append(f"{name} on {p.config}: {p.status}: {p.reason}")
+        elif (r.extra or {}).get("ttfa_error"):
+            notes.append(f"{name} on {p.config}: no TTFA: {(r.extra or {})['ttfa_error']}")
     return rows, notes
 
 

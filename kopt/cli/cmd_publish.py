@@ -57,12 +57,12 @@ def _metrics_for(variant: str, results: list[Path]) -> tuple[dict, dict]:
     metrics: dict = {}
     machine: dict = {}
     for r in read_records(*results):
-        if r.get("variant", {}).get("key") != key or r.get("provider", {}).get("status") != "ok":
+        if r.variant.key != key or r.provider.status != "ok":
             continue
-        prefix = "" if r["kind"] == "quality" else f"{r['provider'].get('config')}."
-        metrics.update({f"{prefix}{k}": v for k, v in r.get("metrics", {}).items()})
-        if r["kind"] == "bench":
-            machine = r.get("machine", {})
+        prefix = "" if r.kind == "quality" else f"{r.provider.config}."
+        metrics.update({f"{prefix}{k}": v for k, v in r.metrics.items()})
+        if r.kind == "bench":
+            machine = r.machine.as_dict()
     return metrics, machine
 
 

@@ -102,7 +102,6 @@ def history_cmd(
     --out a dashboard page that marks each run's regression verdict against the earlier runs on its machine."""
     from kopt.core.errors import KoptError
     from kopt.report import history as hist
-    from kopt.select.frontier import fmt
     from kopt.select.metrics import Catalog
 
     sources = _sources(results)
@@ -119,16 +118,7 @@ def history_cmd(
     if not trends:
         state.say(f"{len(runs)} run(s): no metric measured in two runs, nothing to trend")
     if not state.S.quiet and not state.S.json_out:
-        from rich.table import Table
-
-        for m, wide in trends.items():
-            t = Table(title=m, title_justify="left")
-            t.add_column("series")
-            for c in wide.columns:
-                t.add_column(str(c), justify="right")
-            for s, row in wide.iterrows():
-                t.add_row(str(s), *(fmt(v) if v == v else "" for v in row.tolist()))
-            state.console().print(t)
+        _print_trends(trends)
     files, dash = [], None
     if out is not None:
         from kopt.report.dashboard import write_dashboard
@@ -136,11 +126,7 @@ def history_cmd(
         dash = write_dashboard(sources, out, run_by=_run_by(run_by), metrics=metric or hist.TREND_METRICS,
                                url_template=report_url, title=title, progress=state.progress())
         files += dash.files
-        md = [f"# History ({len(runs)} runs)\n"]
-        for m, wide in trends.items():
-            md.append(f"## {m}\n\n{wide.map(fmt).reset_index().to_markdown(index=False)}\n")
-        (out / "history.md").write_text("\n".join(md), encoding="utf-8")
-        files.append(out / "history.md")
+        files.append(_write_history_md(out / "history.md", trends, len(runs)))
         for r in dash.regressions:
             state.say(f"regression on {r['machine'][:8]}: {r['run']} vs {r['against']}: {r['variant']}/{r['provider']} "
                       f"{r['metric']}: {r['change']}")
@@ -153,3 +139,30 @@ def history_cmd(
                 "html": str(dash.html) if dash else None, "machines": dash.machines if dash else None,
                 "regressions": dash.regressions if dash else None, "links": dash.links if dash else None,
                 "files": [str(f) for f in files]})
+
+
+def _print_trends(trends) -> None:
+    """Each metric's trend as a terminal table: one row per series, one column per run."""
+    from rich.table import Table
+
+    from kopt.select.frontier import fmt
+
+    for m, wide in trends.items():
+        t = Table(title=m, title_justify="left")
+        t.add_column("series")
+        for c in wide.columns:
+            t.add_column(str(c), justify="right")
+        for s, row in wide.iterrows():
+            t.add_row(str(s), *(fmt(v) if v == v else "" for v in row.tolist()))
+        state.console().print(t)
+
+
+def _write_history_md(path: Path, trends, n_runs: int) -> Path:
+    """The trend tables as Markdown, one section per metric."""
+    from kopt.select.frontier import fmt
+
+    md = [f"# History ({n_runs} runs)\n"]
+    for m, wide in trends.items():
+        md.append(f"## {m}\n\n{wide.map(fmt).reset_index().to_markdown(index=False)}\n")
+    path.write_text("\n".join(md), encoding="utf-8")
+    return path

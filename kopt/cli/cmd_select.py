@@ -53,7 +53,7 @@ def select_cmd(
     import json
 
     from kopt.core.results import read_records
-    from kopt.select.frontier import fmt, select
+    from kopt.select.frontier import select
     from kopt.select.metrics import Catalog
     from kopt.select.rows import build_rows, merge_records
 
@@ -70,24 +70,7 @@ def select_cmd(
         raise KoptError(f"no bench or quality records in {', '.join(map(str, results))}; run kopt bench / kopt quality")
     sel = select(rows, s, cat)
     if not state.S.quiet:
-        from rich.table import Table
-
-        con = state.console()
-        multi = len({g.machine_id for g in sel.groups}) > 1
-        for g in sel.groups:
-            title = g.provider + (f" on {g.machine_id[:8]} ({g.machine})" if multi else "")
-            objs = f"speed={s.speed}, quality={s.quality}" + (f", size={s.size}" if s.size else "")
-            t = Table(title=f"{title}  [dim]({objs})[/]", title_justify="left", show_lines=False)
-            for c in ("variant", "speed", "quality", *(["size"] if s.size else []), "outcome", "reason"):
-                t.add_column(c, overflow="fold", no_wrap=c != "reason", ratio=4 if c == "reason" else None)
-            for v in g.verdicts:
-                r = next(x for x in g.rows if x.variant_key == v.variant_key)
-                style = "bold red" if v.outcome == "winner" else ("dim" if v.outcome in ("status", "missing") else "")
-                t.add_row(v.variant, fmt(r.value(s.speed)), fmt(r.value(s.quality)),
-                          *([fmt(r.value(s.size))] if s.size else []),
-                          "WINNER" if v.outcome == "winner" else v.outcome, v.reason, style=style)
-            con.print(t)
-            con.print(f"  {g.explanation}\n")
+        _print_selection(sel, s)
     data = {"command": "select", **sel.as_dict(), "settings": s.model_dump(mode="json")}
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -96,3 +79,28 @@ def select_cmd(
     state.emit(data)
     if strict and any(g.winner is None for g in sel.groups):
         raise SystemExit(int(ExitCode.NO_WINNER))  # not typer.Exit: standalone_mode=False would swallow its code
+
+
+def _print_selection(sel, s) -> None:
+    """One terminal table per (machine, provider) group: every variant's objectives, outcome and reason,
+    then the group's explanation."""
+    from rich.table import Table
+
+    from kopt.select.frontier import fmt
+
+    con = state.console()
+    multi = len({g.machine_id for g in sel.groups}) > 1
+    for g in sel.groups:
+        title = g.provider + (f" on {g.machine_id[:8]} ({g.machine})" if multi else "")
+        objs = f"speed={s.speed}, quality={s.quality}" + (f", size={s.size}" if s.size else "")
+        t = Table(title=f"{title}  [dim]({objs})[/]", title_justify="left", show_lines=False)
+        for c in ("variant", "speed", "quality", *(["size"] if s.size else []), "outcome", "reason"):
+            t.add_column(c, overflow="fold", no_wrap=c != "reason", ratio=4 if c == "reason" else None)
+        for v in g.verdicts:
+            r = next(x for x in g.rows if x.variant_key == v.variant_key)
+            style = "bold red" if v.outcome == "winner" else ("dim" if v.outcome in ("status", "missing") else "")
+            t.add_row(v.variant, fmt(r.value(s.speed)), fmt(r.value(s.quality)),
+                      *([fmt(r.value(s.size))] if s.size else []),
+                      "WINNER" if v.outcome == "winner" else v.outcome, v.reason, style=style)
+        con.print(t)
+        con.print(f"  {g.explanation}\n")

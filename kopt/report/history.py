@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal, Sequence
 
+from kopt.core.results import RecordLike, ResultRecord, as_records
 from kopt.select.metrics import LANGUAGE_SEP, Catalog, split_language
 from kopt.select.rows import build_rows
 
@@ -25,15 +26,15 @@ TREND_METRICS = ("rtf_median", "ttfa_ms_median", "ttfa_ms", "rss_peak_mb", "rss_
 class Run:
     label: str
     time: str
-    records: tuple[dict[str, Any], ...]
+    records: tuple[ResultRecord, ...]
 
 
-def split_runs(sources: Sequence[tuple[str, list[dict[str, Any]]]], by: RunBy = "run_id") -> list[Run]:
-    groups: dict[str, list[dict[str, Any]]] = {}
+def split_runs(sources: Sequence[tuple[str, Sequence[RecordLike]]], by: RunBy = "run_id") -> list[Run]:
+    groups: dict[str, list[ResultRecord]] = {}
     for src, recs in sources:
-        for r in recs:
-            groups.setdefault(src if by == "source" else str(r.get("run_id")), []).append(r)
-    runs = [Run(k, min(str(r.get("time", "")) for r in v), tuple(v)) for k, v in groups.items()]
+        for r in as_records(recs):
+            groups.setdefault(src if by == "source" else r.run_id, []).append(r)
+    runs = [Run(k, min(r.time for r in v), tuple(v)) for k, v in groups.items()]
     return sorted(runs, key=lambda r: (r.time, r.label))
 
 

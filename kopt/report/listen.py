@@ -33,6 +33,7 @@ import numpy as np
 from kopt.core.contract import SAMPLE_RATE
 from kopt.core.errors import KoptError
 from kopt.core.hashing import content_key, sha256_bytes
+from kopt.core.results import ResultRecord
 
 log = logging.getLogger("kopt.report")
 
@@ -123,16 +124,15 @@ def _model_of(store, key: str, name: str, path: str | None, sha: str | None) -> 
     return f"{name} ({key[:10]}): model not available (not in {where}, nor at its recorded path)"
 
 
-def models_from(records: Sequence[dict[str, Any]], order: Sequence[tuple[str, str]], reference_key: str | None,
+def models_from(records: Sequence[ResultRecord], order: Sequence[tuple[str, str]], reference_key: str | None,
                 winner_key: str | None, store) -> tuple[list[Model], list[str]]:
     """Models for the variants in ``order`` ((key, name), the report's order), reference first and winner
     second; notes for the ones whose model is not available."""
     info: dict[str, tuple[str | None, str | None]] = {}
     for r in records:
-        v = r.get("variant") or {}
-        k = str(v.get("key") or "")
+        k = r.variant.key or ""
         if k and k not in info:
-            info[k] = (v.get("path"), (r.get("inputs") or {}).get("model_sha256"))
+            info[k] = (r.variant.path, r.inputs.get("model_sha256"))
     first = [k for k in (reference_key, winner_key) if k]
     keyed = dict(order)
     seq = list(dict.fromkeys(first + [k for k, _ in order]))
@@ -174,7 +174,6 @@ def render(models: Sequence[Model], voices: dict[str, np.ndarray], settings: Lis
     duration-aligned on the first sentence for the spectrogram."""
     from kopt.core.progress import NullProgress
     from kopt.quality.synth import Case, style_for
-    from kopt.quality.texts import texts_for, textset_language, voices_for
 
     progress = progress or NullProgress()
     voice = voice or settings.voice or sorted(voices)[0]
@@ -182,6 +181,35 @@ def render(models: Sequence[Model], voices: dict[str, np.ndarray], settings: Lis
         raise KoptError(f"listen: no voice {voice!r} in the voice pack; known: {', '.join(sorted(voices))}")
     cache_root = settings.cache_dir or (Path(settings.store.root) / ".cache" if settings.store is not None else None)
     cache = _Cache(cache_root / "listen" if cache_root else None)
+    cases, texts, spoken = _cases(voices, voice, settings)
+    styles = {c.id: style_for(voices, c) for c in cases}
+    out = Listening(voice, texts, list(models), {c.id: [] for c in cases}, spoken=spoken)
+
+    def clip_key(m: Model, c: Case, aligned_to: str | None) -> str:
+        return content_key({"model": m.sha256, "tokens": list(c.tokens), "speed": c.speed,
+                            "style": sha256_bytes(styles[c.id].tobytes()), "aligned_to": aligned_to,
+                            "version": RENDER_VERSION})
+
+    with progress.task(f"listen: {len(models)} models x {len(cases)} sentences", total=len(models)) as task:
+        for m in models:
+            _render_model(m, cases, styles, settings, cache, clip_key, out)
+            task.advance()
+    ref = next((m for m in models if "reference" in m.role.split()), None)
+    win = next((m for m in models if "winner" in m.role.split()), None)
+    if ref is not None and ref is win:
+        out.notes.append(f"no spectrogram: the winner is the reference ({ref.name}) itself")
+    elif ref is not None and win is not None and cases:
+        out.spectrogram = _aligned_pair(ref, win, cases[0], styles[cases[0].id], settings, cache, clip_key, out)
+    return out
+
+
+def _cases(voices: dict[str, np.ndarray], voice: str, settings: ListenSettings):
+    """(cases, (id, text) pairs, text id -> (language, voice)): the text set's own sentences by ``voice``
+    when its language is wanted, then each other language's ``other_category`` sentences by that
+    language's first voice."""
+    from kopt.quality.synth import Case
+    from kopt.quality.texts import texts_for, textset_language, voices_for
+
     own = textset_language(settings.text_set)
     cases: list[Case] = []
     texts: list[tuple[str, str]] = []
@@ -203,52 +231,40 @@ def render(models: Sequence[Model], voices: dict[str, np.ndarray], settings: Lis
             cases.append(Case(it.id, it.tokens, v, 1.0, lang))
             texts.append((it.id, it.text))
             spoken[it.id] = (lang, v)
-    styles = {c.id: style_for(voices, c) for c in cases}
-    out = Listening(voice, texts, list(models), {c.id: [] for c in cases}, spoken=spoken)
+    return cases, texts, spoken
 
-    def clip_key(m: Model, c: Case, aligned_to: str | None) -> str:
-        return content_key({"model": m.sha256, "tokens": list(c.tokens), "speed": c.speed,
-                            "style": sha256_bytes(styles[c.id].tobytes()), "aligned_to": aligned_to,
-                            "version": RENDER_VERSION})
 
-    with progress.task(f"listen: {len(models)} models x {len(cases)} sentences", total=len(models)) as task:
-        for m in models:
-            todo = [c for c in cases if cache.get(clip_key(m, c, None)) is None]
+def _render_model(m: Model, cases, styles: dict[str, np.ndarray], settings: ListenSettings, cache: _Cache,
+                  clip_key, out: Listening) -> None:
+    """One model's clips of every case into ``out`` (from the cache when there); a model or a case that
+    onnxruntime cannot run is a note, and the others go on."""
+    todo = [c for c in cases if cache.get(clip_key(m, c, None)) is None]
+    try:
+        runner = _runner(m.path, settings.threads) if todo else None
+    except KoptError as e:  # a model onnxruntime cannot load: a note, the other models go on
+        out.notes.append(f"{m.name} ({m.key[:10]}): {e}")
+        return
+    for c in cases:
+        k = clip_key(m, c, None)
+        data = cache.get(k)
+        if data is None:
             try:
-                runner = _runner(m.path, settings.threads) if todo else None
-            except KoptError as e:  # a model onnxruntime cannot load: a note, the other models go on
-                out.notes.append(f"{m.name} ({m.key[:10]}): {e}")
-                task.advance()
+                audio, _ = runner(c, styles[c.id])
+            except Exception as e:  # onnxruntime's own errors: a note, the other models go on
+                out.notes.append(f"{m.name} ({m.key[:10]}): could not render {c.id}: "
+                                 f"{(str(e).strip().splitlines() or [type(e).__name__])[-1][:200]}")
                 continue
-            for c in cases:
-                k = clip_key(m, c, None)
-                data = cache.get(k)
-                if data is None:
-                    try:
-                        audio, _ = runner(c, styles[c.id])
-                    except Exception as e:  # onnxruntime's own errors: a note, the other models go on
-                        out.notes.append(f"{m.name} ({m.key[:10]}): could not render {c.id}: "
-                                         f"{(str(e).strip().splitlines() or [type(e).__name__])[-1][:200]}")
-                        continue
-                    if not np.isfinite(audio).all():  # what the model said, made playable; the note says so
-                        out.notes.append(f"{m.name} ({m.key[:10]}): {c.id} has non-finite samples "
-                                         f"({int((~np.isfinite(audio)).sum())}), played as silence")
-                        audio = np.nan_to_num(audio, nan=0.0, posinf=0.0, neginf=0.0)
-                    data = encode_flac(audio)
-                    cache.put(k, data)
-                    out.rendered += 1
-                else:
-                    out.reused += 1
-                out.clips[c.id].append(Clip(m, c.id, data, _frames(data) / SAMPLE_RATE))
-            del runner
-            task.advance()
-    ref = next((m for m in models if "reference" in m.role.split()), None)
-    win = next((m for m in models if "winner" in m.role.split()), None)
-    if ref is not None and ref is win:
-        out.notes.append(f"no spectrogram: the winner is the reference ({ref.name}) itself")
-    elif ref is not None and win is not None and cases:
-        out.spectrogram = _aligned_pair(ref, win, cases[0], styles[cases[0].id], settings, cache, clip_key, out)
-    return out
+            if not np.isfinite(audio).all():  # what the model said, made playable; the note says so
+                out.notes.append(f"{m.name} ({m.key[:10]}): {c.id} has non-finite samples "
+                                 f"({int((~np.isfinite(audio)).sum())}), played as silence")
+                audio = np.nan_to_num(audio, nan=0.0, posinf=0.0, neginf=0.0)
+            data = encode_flac(audio)
+            cache.put(k, data)
+            out.rendered += 1
+        else:
+            out.reused += 1
+        out.clips[c.id].append(Clip(m, c.id, data, _frames(data) / SAMPLE_RATE))
+    del runner
 
 
 def _frames(flac: bytes) -> int:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
+from kopt.core.results import ResultRecord
+
 
 def variant_facts(store, key: str) -> dict[str, Any]:
     """What made a variant, from the nearest step of its lineage that recorded a precision (as the bundle
@@ -37,16 +39,16 @@ def variant_facts(store, key: str) -> dict[str, Any]:
     return {}
 
 
-def with_facts(records: Iterable[dict[str, Any]], store) -> list[dict[str, Any]]:
+def with_facts(records: Iterable[ResultRecord], store) -> list[ResultRecord]:
     """Records whose variant lacks the pass's facts get them from the store (copies; others as they are)."""
     cache: dict[str, dict[str, Any]] = {}
     out = []
     for r in records:
-        v = r.get("variant") or {}
-        key = v.get("key")
-        if store is None or not key or "precision_map" in v:
+        v = r.variant
+        key = v.key
+        if store is None or not key or "precision_map" in v.model_fields_set:
             out.append(r)
             continue
         facts = cache.setdefault(key, variant_facts(store, key))
-        out.append({**r, "variant": {**v, **facts}} if facts else r)
+        out.append(r.model_copy(update={"variant": v.model_copy(update=facts)}) if facts else r)
     return out

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from kopt.core.progress import NullProgress, Progress
+from kopt.core.results import MachineInfo, RecordLike, ResultRecord
 from kopt.report import history as hist
 from kopt.report import html, plots, sensitivity, serving, tables
 from kopt.report.listen import ListenSettings
@@ -55,41 +56,22 @@ def _numeric(columns) -> list[str]:
     return [c for c in columns if c in _NUMERIC or str(c).rsplit(" ", 1)[0] in _NUMERIC]
 
 
-def _listen_section(records: Sequence[dict[str, Any]], tabs: Sequence[tables.ProviderTable],
+def _listen_section(records: Sequence[ResultRecord], tabs: Sequence[tables.ProviderTable],
                     settings: ListenSettings, plot_dir: Path, res: ReportResult, progress: Progress) -> str:
     """The check sentences as <audio> players grouped by sentence (reference, winner, then every other
     measured variant), and the reference-vs-winner spectrogram."""
-    from kopt.core.contract import SAMPLE_RATE
     from kopt.report import listen as L
 
     measured = [t for t in tabs if t.measured]
-    known = sorted({t.group.provider for t in tabs})
-    if settings.winner_provider is not None and settings.winner_provider not in known:
-        from kopt.core.errors import KoptError
-
-        raise KoptError(f"listen provider {settings.winner_provider!r} is not in these results; "
-                        f"choose from: {', '.join(known) or '(none)'}")
-    target = next((t for t in measured if settings.winner_provider in (None, t.group.provider)), None)
+    target = _listen_target(tabs, settings)
     if target is None:
         return ('<p class="meta">No audio: nothing was measured on '
                 + html.esc(settings.winner_provider or "any provider") + ".</p>")
     winner = target.group.winner
     order = list(dict.fromkeys((r.variant_key, r.variant) for t in measured for r in t.rows if r.status == "ok"))
-    quality = [r for r in records if r.get("kind") == "quality"]
-    ref_keys = Counter(str((r.get("inputs") or {}).get("reference_key")) for r in quality
-                       if (r.get("inputs") or {}).get("reference_key"))
-    ref_key = ref_keys.most_common(1)[0][0] if ref_keys else next((k for k, n in order if n == "reference"), None)
-    from kopt.core.results import language_of
-    from kopt.quality.texts import textset_language
-
-    own = textset_language(settings.text_set)
-    voice = next((v[0] for r in quality if language_of(r) == own
-                  for v in [(r.get("inputs") or {}).get("voices") or []] if v), None)
-    if not settings.languages and quality:
-        import dataclasses
-
-        settings = dataclasses.replace(settings, languages=tuple(dict.fromkeys(
-            sorted((language_of(r) for r in quality), key=lambda x: (x != own, x)))))
+    quality = [r for r in records if r.kind == "quality"]
+    ref_key = _reference_key(quality, order)
+    voice, settings = _quality_voice_and_languages(quality, settings)
     models, notes = L.models_from(records, order, ref_key, winner.variant_key if winner else None, settings.store)
     if not models:
         where = settings.store.root if settings.store is not None else "no store given"
@@ -97,13 +79,7 @@ def _listen_section(records: Sequence[dict[str, Any]], tabs: Sequence[tables.Pro
         return ('<p class="meta">No audio: none of these variants\' models is in the artifact store '
                 f"({html.esc(where)}). Run <code>kopt --artifacts DIR report ...</code> with the store of the build "
                 "that made them.</p>")
-    voices_path = settings.voices
-    if voices_path is None and settings.store is not None:
-        from kopt.core.base_artifact import BASE_VOICES
-        from kopt.core.refs import find
-
-        if (base := find(settings.store, "base")) is not None:
-            voices_path = base.file(BASE_VOICES)
+    voices_path = _voice_pack(settings)
     if voices_path is None:
         res.notes.append("listen: no voice pack (pass --voices)")
         return '<p class="meta">No audio: no voice pack (pass <code>--voices</code>).</p>'
@@ -114,6 +90,61 @@ def _listen_section(records: Sequence[dict[str, Any]], tabs: Sequence[tables.Pro
     res.notes += [f"listen: {n}" for n in notes]
     res.listen = {"rendered": lis.rendered, "reused": lis.reused, "models": len(models), "notes": notes}
     ref_name = next((m.name for m in models if "reference" in m.role.split()), None)
+    return (_players_html(lis, target, ref_name) + _spectrogram_html(lis, ref_name, winner, plot_dir, res)
+            + html.notes(notes))
+
+
+def _listen_target(tabs: Sequence[tables.ProviderTable], settings: ListenSettings) -> tables.ProviderTable | None:
+    """The measured table whose winner the players put beside the reference; an error for a provider the
+    results lack."""
+    known = sorted({t.group.provider for t in tabs})
+    if settings.winner_provider is not None and settings.winner_provider not in known:
+        from kopt.core.errors import KoptError
+
+        raise KoptError(f"listen provider {settings.winner_provider!r} is not in these results; "
+                        f"choose from: {', '.join(known) or '(none)'}")
+    return next((t for t in tabs if t.measured and settings.winner_provider in (None, t.group.provider)), None)
+
+
+def _reference_key(quality: Sequence[ResultRecord], order: Sequence[tuple[str, str]]) -> str | None:
+    """The model quality was scored against (the most common reference key), else the variant named reference."""
+    ref_keys = Counter(str(r.inputs["reference_key"]) for r in quality if r.inputs.get("reference_key"))
+    return ref_keys.most_common(1)[0][0] if ref_keys else next((k for k, n in order if n == "reference"), None)
+
+
+def _quality_voice_and_languages(quality: Sequence[ResultRecord],
+                                 settings: ListenSettings) -> tuple[str | None, ListenSettings]:
+    """The voice quality scored the text set's language with, and the settings with the languages quality
+    scored (the text set's first) when they name none."""
+    from kopt.core.results import language_of
+    from kopt.quality.texts import textset_language
+
+    own = textset_language(settings.text_set)
+    voice = next((v[0] for r in quality if language_of(r) == own for v in [r.inputs.get("voices") or []] if v), None)
+    if not settings.languages and quality:
+        import dataclasses
+
+        settings = dataclasses.replace(settings, languages=tuple(dict.fromkeys(
+            sorted((language_of(r) for r in quality), key=lambda x: (x != own, x)))))
+    return voice, settings
+
+
+def _voice_pack(settings: ListenSettings) -> Path | None:
+    """The voice pack given, else the store's base artifact's."""
+    if settings.voices is None and settings.store is not None:
+        from kopt.core.base_artifact import BASE_VOICES
+        from kopt.core.refs import find
+
+        if (base := find(settings.store, "base")) is not None:
+            return base.file(BASE_VOICES)
+    return settings.voices
+
+
+def _players_html(lis, target: tables.ProviderTable, ref_name: str | None) -> str:
+    """The head line (voices, reference, winner) and one row of players per sentence."""
+    from kopt.core.contract import SAMPLE_RATE
+
+    winner = target.group.winner
     voices_by_lang = dict.fromkeys(f"{lang}: {v}" for lang, v in lis.spoken.values())
     head = (f"Voice {', '.join(voices_by_lang) or lis.voice}; each model with its own durations (as a listener hears it); "
             f"16-bit FLAC at {SAMPLE_RATE // 1000} kHz. "
@@ -127,17 +158,23 @@ def _listen_section(records: Sequence[dict[str, Any]], tabs: Sequence[tables.Pro
         lang = lis.spoken.get(tid, ("", ""))[0]
         tag = f"[{lang}] " if len(langs) > 1 and lang else ""
         parts.append(html.sentence(f"{tag}{tid}: \u201c{text}\u201d", players))
-    if lis.spectrogram is not None:
-        ref_audio, win_audio, tid, aligned = lis.spectrogram
-        names = (ref_name or "reference", winner.variant if winner else "winner")
-        p = plots.spectrograms(ref_audio, win_audio, SAMPLE_RATE, plot_dir / "spectrogram.png",
-                               f"{tid}, voice {lis.voice}", names, aligned)
-        res.files.append(p)
-        parts.append(html.wide_plot(p, f"{tid}: reference vs winner and their difference"
-                                    + (" (winner fed the reference's durations, so the two are sample-aligned)"
-                                       if aligned else " (natural durations)")))
-    parts.append(html.notes(notes))
     return "".join(parts)
+
+
+def _spectrogram_html(lis, ref_name: str | None, winner, plot_dir: Path, res: ReportResult) -> str:
+    """The reference-vs-winner spectrogram plot, when the listening rendered the pair."""
+    from kopt.core.contract import SAMPLE_RATE
+
+    if lis.spectrogram is None:
+        return ""
+    ref_audio, win_audio, tid, aligned = lis.spectrogram
+    names = (ref_name or "reference", winner.variant if winner else "winner")
+    p = plots.spectrograms(ref_audio, win_audio, SAMPLE_RATE, plot_dir / "spectrogram.png",
+                           f"{tid}, voice {lis.voice}", names, aligned)
+    res.files.append(p)
+    return html.wide_plot(p, f"{tid}: reference vs winner and their difference"
+                          + (" (winner fed the reference's durations, so the two are sample-aligned)"
+                             if aligned else " (natural durations)"))
 
 
 def _not_measured_html(tabs: Sequence[tables.ProviderTable]) -> str:
@@ -159,23 +196,23 @@ def _precision_map_text(pm: Any, default: Any) -> str:
     return "; ".join(parts)
 
 
-def variants_frame(records: Sequence[dict[str, Any]]):
+def variants_frame(records: Sequence[ResultRecord]):
     """One row per model (variant key): its name(s) in the records, key, precision, precision map and parents."""
     import pandas as pd
 
     by_key: dict[str, dict[str, Any]] = {}
     for r in records:
-        v = r.get("variant") or {}
-        key = str(v.get("key") or v.get("name"))
-        if r.get("kind") not in ("bench", "quality") or not key:
+        v = r.variant
+        key = v.ident
+        if r.kind not in ("bench", "quality") or not key:
             continue
         e = by_key.setdefault(key, {"names": [], "precision": None, "map": None, "default": None,
-                                    "parents": v.get("parents") or []})
-        if v.get("name") and v["name"] not in e["names"]:
-            e["names"].append(str(v["name"]))
-        e["precision"] = e["precision"] or v.get("precision")
-        if e["map"] is None and v.get("precision_map") is not None:
-            e["map"], e["default"] = v.get("precision_map"), v.get("precision_default")
+                                    "parents": v.parents})
+        if v.name and v.name not in e["names"]:
+            e["names"].append(v.name)
+        e["precision"] = e["precision"] or v.precision
+        if e["map"] is None and v.precision_map is not None:
+            e["map"], e["default"] = v.precision_map, v.precision_default
     out = [{"variant": " = ".join(e["names"]) or key, "key": key, "precision": e["precision"] or "",
             "precision map": _precision_map_text(e["map"], e["default"]),
             "parents": " <- ".join(p[:tables.KEY_CHARS] for p in e["parents"])}
@@ -184,15 +221,15 @@ def variants_frame(records: Sequence[dict[str, Any]]):
     return df.drop(columns=[c for c in ("precision map", "parents") if c in df and not df[c].astype(bool).any()])
 
 
-def _bundle_section(rec: dict[str, Any]) -> str:
-    v = rec.get("variant") or {}
+def _bundle_section(rec: ResultRecord) -> str:
+    v = rec.variant
     lf = serving.load_frame(rec)
     return (html.table(serving.targets_frame(rec), numeric=("measured",), wrap=("figure", "measured"))
             + ("<h3>The HTTP server under concurrent clients</h3>"
                + html.table(lf, numeric=tuple(c for c in lf.columns if c not in ("instances", "threads")))
                if not lf.empty else "")
-            + html.notes([f"bundle of {v.get('name')} ({str(v.get('key'))[:12]}), measured by kopt bundle-bench "
-                          f"with {rec.get('threads') or 'default'} threads: new processes, a real HTTP client on "
+            + html.notes([f"bundle of {v.name} ({str(v.key)[:12]}), measured by kopt bundle-bench "
+                          f"with {rec.threads or 'default'} threads: new processes, a real HTTP client on "
                           "loopback, streamed PCM, the server's audio cache off; TTFA = request sent -> first "
                           "audio byte; throughput = seconds of audio per wall second"]))
 
@@ -205,7 +242,7 @@ class _Report:
     plot_dir: Path
     settings: SelectSettings
     cat: Catalog
-    records: list[dict[str, Any]]
+    records: list[ResultRecord]
     rows: list[Row]
     sel: Selection
     tabs: list
@@ -222,7 +259,7 @@ class _Report:
         return len({r.machine_id for r in self.rows}) > 1
 
 
-def write_report(sources: Sequence[tuple[str, list[dict[str, Any]]]], out: str | Path, *,
+def write_report(sources: Sequence[tuple[str, Sequence[RecordLike]]], out: str | Path, *,
                  settings: SelectSettings | None = None, run_by: hist.RunBy = "run_id",
                  sensitivity_file: str | Path | None = None, title: str = "kopt report",
                  store=None, listen: ListenSettings | None = None,
@@ -283,17 +320,15 @@ def _table_files(r: _Report, title: str, variants) -> None:
 
 def _page_meta(r: _Report, n_sources: int, n_runs: int) -> None:
     records = r.records
-    kinds = Counter(str(x.get("kind")) for x in records)
-    machines: dict[str, dict] = {}
+    kinds = Counter(x.kind for x in records)
+    machines: dict[str, MachineInfo] = {}
     for x in records:
-        m = x.get("machine") or {}
-        machines.setdefault(str(m.get("id")), m)
-    vers = sorted({f"kopt {x.get('versions', {}).get('kopt')}, onnxruntime {x.get('versions', {}).get('onnxruntime')}"
-                   for x in records})
+        machines.setdefault(x.machine.id, x.machine)
+    vers = sorted({f"kopt {x.versions.get('kopt')}, onnxruntime {x.versions.get('onnxruntime')}" for x in records})
     r.page.meta += [
         html.esc(f"generated {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} from {n_sources} source(s), "
                  f"{len(records)} records ({', '.join(f'{n} {k}' for k, n in sorted(kinds.items()))}), {n_runs} run(s)"),
-        *(html.esc(f"machine {k[:8]}: {m.get('cpu')} x{m.get('cores')} cores, {m.get('system')} {m.get('arch')}")
+        *(html.esc(f"machine {k[:8]}: {m.cpu} x{m.cores} cores, {m.system} {m.arch}")
           for k, m in sorted(machines.items())),
         html.esc("versions: " + "; ".join(vers)) if vers else "",
         html.esc(f"objectives: {', '.join(r.sel.objectives)}; speed tie tolerance {r.settings.speed_tie_rel:.0%}"),

@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from kopt.core.errors import KoptError
 from kopt.core.recipe import explain
-from kopt.core.results import SensitivityEntry
+from kopt.core.results import ResultRecord, SensitivityEntry
 from kopt.select.metrics import is_number
 
 
@@ -38,15 +38,15 @@ def _entries(items: Any, where: str) -> tuple[list[tuple[str, float]], str]:
     return out, label
 
 
-def from_records(records: Iterable[dict[str, Any]]) -> tuple[list[tuple[str, float]], str] | None:
+def from_records(records: Iterable[ResultRecord]) -> tuple[list[tuple[str, float]], str] | None:
     """The ranking carried by records of kind "sensitivity" (``extra.ranking``); None without any."""
     items: list[tuple[str, float]] = []
     label = "score"
     for r in records:
-        if r.get("kind") != "sensitivity":
+        if r.kind != "sensitivity":
             continue
-        where = f"sensitivity record of run {r.get('run_id')!r}"
-        got, label = _entries((r.get("extra") or {}).get("ranking"), where)
+        where = f"sensitivity record of run {r.run_id!r}"
+        got, label = _entries((r.extra or {}).get("ranking"), where)
         items.extend(got)
     return (_sorted(items), label) if items else None
 

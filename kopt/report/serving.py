@@ -3,9 +3,11 @@ the build's bundle step): the targets, met or not, and the server under 1-8 conc
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Sequence
 
 import pandas as pd
+
+from kopt.core.results import ResultRecord
 
 # (metric, label, target, direction): the runtime's targets on a 2-core CPU
 TARGETS = (
@@ -25,13 +27,13 @@ INFO = (
 PHASES = ("python", "imports", "verify", "voices", "token_cache", "session", "first_chunk")
 
 
-def latest_bundle_record(records: list[dict[str, Any]]) -> dict[str, Any] | None:
-    recs = [r for r in records if r.get("kind") == "bundle"]
-    return max(recs, key=lambda r: str(r.get("time"))) if recs else None
+def latest_bundle_record(records: Sequence[ResultRecord]) -> ResultRecord | None:
+    recs = [r for r in records if r.kind == "bundle"]
+    return max(recs, key=lambda r: r.time) if recs else None
 
 
-def targets_frame(rec: dict[str, Any]) -> pd.DataFrame:
-    m = rec.get("metrics") or {}
+def targets_frame(rec: ResultRecord) -> pd.DataFrame:
+    m = rec.metrics
     rows = []
     for key, label, target, direction in TARGETS:
         v = m.get(key)
@@ -48,8 +50,8 @@ def targets_frame(rec: dict[str, Any]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def load_frame(rec: dict[str, Any]) -> pd.DataFrame:
-    load = ((rec.get("extra") or {}).get("bundle_bench") or {}).get("load") or []
+def load_frame(rec: ResultRecord) -> pd.DataFrame:
+    load = ((rec.extra or {}).get("bundle_bench") or {}).get("load") or []
     cols = ["instances", "threads", "clients", "requests", "ok", "busy_503", "errors", "throughput_x",
             "ttfa_ms_p50", "ttfa_ms_p95", "latency_ms_p50", "latency_ms_p95"]
     df = pd.DataFrame([{c: row.get(c) for c in cols} for row in load], columns=cols)
@@ -58,10 +60,10 @@ def load_frame(rec: dict[str, Any]) -> pd.DataFrame:
     return df
 
 
-def markdown(rec: dict[str, Any]) -> str:
-    v = rec.get("variant") or {}
-    head = (f"\n## The published bundle, as its users run it\n\n{v.get('name')} (`{str(v.get('key'))[:12]}`), "
-            f"{rec.get('threads') or 'default'} threads, machine {str((rec.get('machine') or {}).get('id'))[:8]}; "
+def markdown(rec: ResultRecord) -> str:
+    v = rec.variant
+    head = (f"\n## The published bundle, as its users run it\n\n{v.name} (`{str(v.key)[:12]}`), "
+            f"{rec.threads or 'default'} threads, machine {rec.machine.id[:8]}; "
             "`kopt bundle-bench` (the build's bundle step).\n\n")
     out = head + targets_frame(rec).to_markdown(index=False) + "\n"
     lf = load_frame(rec)

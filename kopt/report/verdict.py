@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable, Literal
 
 from kopt.core.exits import ExitCode
+from kopt.core.results import RecordLike
 from kopt.select.frontier import fmt
 from kopt.select.metrics import Catalog, Metric, is_number, split_language
 from kopt.select.rows import Row, build_rows
@@ -198,8 +199,9 @@ def _per_language(names: Iterable[str], b: Row, c: Row) -> list[str]:
     return list(dict.fromkeys(out))
 
 
-def compare(baseline: Iterable[dict[str, Any]], current: Iterable[dict[str, Any]],
+def compare(baseline: Iterable[RecordLike], current: Iterable[RecordLike],
             settings: CompareSettings | None = None) -> Comparison:
+    """CURRENT's rows against BASELINE's: records read (read_records) or just written (make_record's dicts)."""
     settings = settings or CompareSettings()
     cat = Catalog({k: v.model_dump() for k, v in settings.overrides.items()})
     brows, crows = build_rows(baseline, catalog=cat), build_rows(current, catalog=cat)

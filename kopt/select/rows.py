@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 from kopt.core.hashing import canonical_json
-from kopt.core.results import language_of
+from kopt.core.results import RecordLike, ResultRecord, as_records, language_of
 from kopt.select.metrics import LANGUAGE_SEP, Catalog, is_number
 
 JOINED_KINDS = ("bench", "quality")
@@ -52,53 +52,50 @@ class Row:
         return self.metrics.get(metric)
 
 
-def cell_of(rec: dict[str, Any]) -> tuple[str, str, str, str, str]:
+Cell = tuple[str, str, str, str, str]  # (kind, machine id, variant key, provider config, language)
+
+
+def cell_of(rec: ResultRecord) -> Cell:
     """(kind, machine id, variant key, provider config, language)."""
-    v, p, m = rec.get("variant") or {}, rec.get("provider") or {}, rec.get("machine") or {}
-    return (str(rec.get("kind")), str(m.get("id")), str(v.get("key") or v.get("name")),
-            str(p.get("config") or p.get("name")), language_of(rec))
+    return (rec.kind, rec.machine.id, rec.variant.ident, rec.provider.label, language_of(rec))
 
 
-def merge_records(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+def merge_records(records: Iterable[RecordLike]) -> list[ResultRecord]:
     """Merge records from several files/shards: exact duplicates dropped, stable canonical order."""
-    seen: dict[str, dict[str, Any]] = {}
-    for r in records:
-        seen.setdefault(canonical_json(r), r)
-    return sorted(seen.values(), key=lambda r: (cell_of(r), str(r.get("time")), canonical_json(r)))
+    seen: dict[str, ResultRecord] = {}
+    for r in as_records(records):
+        seen.setdefault(canonical_json(r.as_dict()), r)
+    return [r for _, r in sorted(seen.items(), key=lambda kv: (cell_of(kv[1]), kv[1].time, kv[0]))]
 
 
-def latest(records: Iterable[dict[str, Any]]) -> dict[tuple[str, str, str, str, str], dict[str, Any]]:
+def latest(records: Iterable[RecordLike]) -> dict[Cell, ResultRecord]:
     """The newest record per (kind, machine, variant, provider, language); on equal times the later one
     read wins."""
-    out: dict[tuple[str, str, str, str, str], dict[str, Any]] = {}
-    for r in records:
+    out: dict[Cell, ResultRecord] = {}
+    for r in as_records(records):
         c = cell_of(r)
-        if c not in out or str(r.get("time", "")) >= str(out[c].get("time", "")):
+        if c not in out or r.time >= out[c].time:
             out[c] = r
     return out
 
 
-def _label(m: dict[str, Any]) -> str:
-    cpu = str(m.get("cpu") or m.get("arch") or "?")
-    return f"{cpu} x{m.get('cores')}" if m.get("cores") else cpu
-
-
-def build_rows(records: Iterable[dict[str, Any]], *, catalog: Catalog | None = None,
+def build_rows(records: Iterable[RecordLike], *, catalog: Catalog | None = None,
                quality_across_machines: bool = False) -> list[Row]:
     """Rows for every (machine, variant, provider) that has a bench record, plus quality-only rows for
-    variants measured for quality but not benchmarked on that machine."""
+    variants measured for quality but not benchmarked on that machine. Records are the models
+    read_records returns, or the dicts make_record writes (validated here)."""
     cat = catalog or Catalog()
-    recs = [r for r in records if r.get("kind") in JOINED_KINDS]
+    recs = [r for r in as_records(records) if r.kind in JOINED_KINDS]
     last = latest(recs)
     bench = {c[1:4]: r for c, r in sorted(last.items()) if c[0] == "bench"}
     # (machine, variant) -> provider -> language -> record
-    quality: dict[tuple[str, str], dict[str, dict[str, dict[str, Any]]]] = {}
+    quality: dict[tuple[str, str], dict[str, dict[str, ResultRecord]]] = {}
     for c, r in last.items():
         if c[0] == "quality":
             quality.setdefault((c[1], c[2]), {}).setdefault(c[3], {})[c[4]] = r
     rows: list[Row] = []
 
-    def pick_quality(machine_id: str, vkey: str, provider: str) -> tuple[dict[str, dict[str, Any]] | None,
+    def pick_quality(machine_id: str, vkey: str, provider: str) -> tuple[dict[str, ResultRecord] | None,
                                                                          str | None]:
         cands = quality.get((machine_id, vkey))
         src = None
@@ -111,7 +108,7 @@ def build_rows(records: Iterable[dict[str, Any]], *, catalog: Catalog | None = N
         if provider in cands:
             return cands[provider], src
         cpu = sorted(c for c, by_lang in cands.items()
-                     if any((r.get("provider") or {}).get("name") == CPU for r in by_lang.values()) or c == CPU)
+                     if any(r.provider.name == CPU for r in by_lang.values()) or c == CPU)
         return cands[(cpu or sorted(cands))[0]], src
 
     for (mid, vkey, prov), b in bench.items():
@@ -156,22 +153,22 @@ def worst_of(by_language: dict[str, dict[str, Any]], cat: Catalog) -> tuple[dict
     return out, who
 
 
-def _row(b: dict[str, Any] | None, qs: dict[str, dict[str, Any]] | None, q_src: str | None, cat: Catalog) -> Row:
+def _row(b: ResultRecord | None, qs: dict[str, ResultRecord] | None, q_src: str | None, cat: Catalog) -> Row:
     qs = qs or {}
     q = next(iter(qs.values()), None)
     base = b if b is not None else q
     assert base is not None
-    v, p, m = base.get("variant") or {}, base.get("provider") or {}, base.get("machine") or {}
+    v, p = base.variant, base.provider
     metrics: dict[str, Any] = {}
     spread: dict[str, Any] = {}
-    status, reason = str(p.get("status") or "ok"), p.get("reason")
+    status, reason = p.status, p.reason
     runs = []
     languages: tuple[str, ...] = ()
     who: dict[str, str] = {}
     if qs:
         order = sorted(qs, key=lambda lang: (lang != "en-us", lang))  # English first, then by code
         languages = tuple(order)
-        per = {lang: dict(qs[lang].get("metrics") or {}) for lang in order}
+        per: dict[str, dict[str, Any]] = {lang: dict(qs[lang].metrics) for lang in order}
         worst, who = worst_of(per, cat)
         metrics.update(worst)
         for lang in order:
@@ -179,28 +176,27 @@ def _row(b: dict[str, Any] | None, qs: dict[str, dict[str, Any]] | None, q_src: 
                             if (cat.get(k) is not None and cat.get(k).kind == "quality")})  # type: ignore[union-attr]
         for lang in order:
             qr = qs[lang]
-            runs.append(str(qr.get("run_id")))
-            st = str((qr.get("provider") or {}).get("status") or "ok")
+            runs.append(qr.run_id)
+            st = qr.provider.status
             if _RANK.get(st, 2) > _RANK.get(status, 2) or (b is None and lang == order[0]):
-                status, reason = st, (qr.get("provider") or {}).get("reason")
+                status, reason = st, qr.provider.reason
                 if reason and len(order) > 1:
                     reason = f"{lang}: {reason}"
                 if b is not None and reason:
                     reason = f"quality: {reason}"
     if b is not None:
-        runs.insert(0, str(b.get("run_id")))
-        for k, val in (b.get("metrics") or {}).items():
+        runs.insert(0, b.run_id)
+        for k, val in b.metrics.items():
             meta = cat.get(k)
             if q is not None and meta is not None and meta.kind == "quality" and k in metrics:
                 continue  # the quality run's figure of a quality metric wins
             metrics[k] = val
-        spread.update(b.get("spread") or {})
+        spread.update(b.spread or {})
     return Row(
-        machine_id=str(m.get("id")), machine=_label(m), variant=str(v.get("name") or v.get("key")),
-        variant_key=str(v.get("key") or v.get("name")), precision=v.get("precision"),
-        parents=tuple(v.get("parents") or ()), provider=str(p.get("config") or p.get("name")),
+        machine_id=base.machine.id, machine=base.machine.label, variant=str(v.name or v.key),
+        variant_key=v.ident, precision=v.precision, parents=tuple(v.parents), provider=p.label,
         status=status, reason=reason, metrics=metrics, spread=spread,
-        run_ids=tuple(dict.fromkeys(runs)), time=str(base.get("time") or ""), quality_from=q_src,
+        run_ids=tuple(dict.fromkeys(runs)), time=base.time, quality_from=q_src,
         languages=languages, worst_language=who,
     )
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterable, Sequence, TypeVar
 
 from kopt.core.errors import KoptError
+from kopt.core.results import ResultRecord
 
 T = TypeVar("T")
 
@@ -39,9 +40,11 @@ def parse_shard(text: str) -> ShardSpec:
 
 
 def cell_key(cell: object) -> tuple[str, str]:
-    """(variant key, provider config) of a cell given as a tuple/list, a dict, or an object."""
+    """(variant key, provider config) of a cell given as a tuple/list, a result record, a dict, or an object."""
     if isinstance(cell, (tuple, list)) and len(cell) >= 2:
         return (str(cell[0]), str(cell[1]))
+    if isinstance(cell, ResultRecord):
+        return (cell.variant.ident, cell.provider.label)
     if isinstance(cell, dict):
         v, p = cell.get("variant_key", cell.get("variant")), cell.get("provider_config", cell.get("provider"))
         if isinstance(v, dict):

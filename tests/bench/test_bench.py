@@ -65,7 +65,7 @@ def test_bench_tiny_records_metrics_and_skips(tmp_path, voices_npz):
     # schema round trip
     path = append_records(tmp_path / "res.jsonl", recs)
     back = read_records(path)
-    assert back == json.loads(json.dumps(recs, sort_keys=True, default=str))
+    assert [r.as_dict() for r in back] == json.loads(json.dumps(recs, sort_keys=True, default=str))
 
 
 @pytest.mark.parametrize("mode,reason", [("crash", "SIGABRT"), ("hang", "timed out"), ("exit", "exit code 3")])
@@ -205,13 +205,13 @@ def test_cli_bench_prints_and_records_thread_scaling(tmp_path, voices_npz):
     assert r.exit_code == 0, r.output
     assert "thread scaling (cpu)" in r.output and "RTF 1 thread" in r.output and "speed-up 2 threads" in r.output
     (rec,) = read_records(out)
-    assert rec["metrics"]["rtf_threads_1_median"] > 0 and rec["extra"]["thread_scaling"]["1"]["n"] == 1
+    assert rec.metrics["rtf_threads_1_median"] > 0 and rec.extra["thread_scaling"]["1"]["n"] == 1
     out.unlink()
     r = CliRunner().invoke(app, common + ["--no-scaling"])
     assert r.exit_code == 0, r.output
     (rec,) = read_records(out)
-    assert "thread scaling" not in r.output and "thread_scaling" not in rec.get("extra", {})
-    assert not any(k.startswith("rtf_threads_") for k in rec["metrics"])
+    assert "thread scaling" not in r.output and "thread_scaling" not in (rec.extra or {})
+    assert not any(k.startswith("rtf_threads_") for k in rec.metrics)
     r = CliRunner().invoke(app, ["bench", "--help"])
     assert "--scaling-threads" in r.output and "--no-scaling" in r.output
 

@@ -23,16 +23,16 @@ def test_profile_two_variants_records_ops_and_compares(tmp_path):
                                  "--threads", "1", "--runs", "2", "--top", "3", "--out", str(out), "--json"])
     assert r.exit_code == 0, r.output
     recs = read_records(out)
-    assert [x["kind"] for x in recs] == ["profile", "profile"] and recs[0]["threads"] == 1
+    assert [x.kind for x in recs] == ["profile", "profile"] and recs[0].threads == 1
     for rec in recs:
-        ops = rec["extra"]["ops"]
+        ops = rec.extra["ops"]
         assert ops and all(o["ms"] >= 0 and o["nodes"] >= 1 for o in ops)
         assert abs(sum(o["share"] for o in ops) - 1.0) < 1e-6
-        assert len(rec["extra"]["top_nodes"]) <= 3
-        assert rec["metrics"]["wall_s_median"] > 0 and rec["inputs"]["texts"] == ["short-1"]
+        assert len(rec.extra["top_nodes"]) <= 3
+        assert rec.metrics["wall_s_median"] > 0 and rec.inputs["texts"] == ["short-1"]
     # the busy graph runs ops the tiny one does not: they show up in its profile
-    ops_a = {o["op"] for o in recs[0]["extra"]["ops"]}
-    ops_b = {o["op"] for o in recs[1]["extra"]["ops"]}
+    ops_a = {o["op"] for o in recs[0].extra["ops"]}
+    ops_b = {o["op"] for o in recs[1].extra["ops"]}
     assert ops_a != ops_b
     assert json.loads(r.stdout)["command"] == "profile"
 

@@ -15,7 +15,7 @@ import soundfile as sf
 from typer.testing import CliRunner
 
 from kopt.cli.main import app
-from kopt.core.results import append_records, read_records
+from kopt.core.results import append_records, as_records, read_records
 from kopt.core.store import ArtifactStore
 from kopt.quantize.sentences import checkset
 from kopt.report.listen import DEFAULT_TEXTS, ListenSettings
@@ -113,9 +113,9 @@ def test_rerun_renders_nothing_and_missing_model_is_a_note(built, tmp_path):
     assert res.listen["rendered"] == 0 and res.listen["reused"] >= 9, res.listen
     dyn = next(v["key"] for v in d["variants"] if v["name"] == "dyn")
     for r in recs:
-        if r["variant"]["key"] == dyn:
-            r["variant"]["key"] = "f" * 20  # a model the store never had
-            r["variant"]["path"] = "/nonexistent/model.onnx"
+        if r.variant.key == dyn:
+            r.variant.key = "f" * 20  # a model the store never had
+            r.variant.path = "/nonexistent/model.onnx"
     res = write_report([("a", recs)], tmp_path / "rep2", settings=SETTINGS, listen=lis)
     html = (tmp_path / "rep2" / "index.html").read_text()
     assert {p[1] for p in players(html)} == {"reference", "fold"}
@@ -127,7 +127,7 @@ def test_report_cli_listen_options(built, tmp_path):
     env, d = built
     run = CliRunner()
     moved = tmp_path / "moved.jsonl"  # results whose models are neither in the store given nor at their paths
-    append_records(moved, [{**r, "variant": {**r["variant"], "path": "/gone/model.onnx"}}
+    append_records(moved, [{**r.as_dict(), "variant": {**r.variant.as_dict(), "path": "/gone/model.onnx"}}
                            for r in read_records(d["results"])])
     r = run.invoke(app, ["--artifacts", str(tmp_path / "empty"), "report", str(moved), "--out", str(tmp_path / "r")])
     assert r.exit_code == 0, r.output
@@ -161,8 +161,8 @@ def test_records_and_report_name_variants_with_their_pass_precision(built, tmp_p
     env, d = built
     recs = read_records(d["results"])
     dyn = next(v for v in d["variants"] if v["name"] == "dyn")
-    mine = [r["variant"] for r in recs if r["variant"]["key"] == dyn["key"]]
-    assert mine and all(v["name"] == "dyn" and v["precision"] == "int8-dynamic" for v in mine)
+    mine = [r.variant for r in recs if r.variant.key == dyn["key"]]
+    assert mine and all(v.name == "dyn" and v.precision == "int8-dynamic" for v in mine)
     md = open(d["report"].replace("index.html", "results.md"), encoding="utf-8").read()
     assert re.search(rf"\| dyn\s+\| {dyn['key'][:10]}\s+\| int8-dynamic\s+\|", md), md
 
@@ -181,11 +181,10 @@ def test_records_and_report_name_variants_with_their_pass_precision(built, tmp_p
         (t / "model.onnx").write_bytes(b"y")
     assert variant_facts(store, later.key) == facts
     # records written before the build copied these facts: a report given the store fills them in
-    old = [{**r, "variant": {**{k: v for k, v in r["variant"].items() if k != "precision_map"},
-                             "key": spec.key if r["variant"]["key"] == dyn["key"] else r["variant"]["key"],
-                             "precision": "int8"}} for r in recs]
-    assert [r["variant"]["precision"] for r in with_facts(old, store) if r["variant"]["key"] == spec.key][:1] \
-        == ["hybrid"]
+    old = as_records({**r.as_dict(), "variant": {
+        **{k: v for k, v in r.variant.as_dict().items() if k != "precision_map"},
+        "key": spec.key if r.variant.key == dyn["key"] else r.variant.key, "precision": "int8"}} for r in recs)
+    assert [r.variant.precision for r in with_facts(old, store) if r.variant.key == spec.key][:1] == ["hybrid"]
     write_report([("a", old)], tmp_path / "rep", settings=SETTINGS, store=store)
     html = (tmp_path / "rep" / "index.html").read_text()
     assert "fp16: decoder.encode; int8: generator.resblocks.0; everything else fp32" in html

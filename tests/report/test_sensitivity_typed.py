@@ -8,7 +8,7 @@ import json
 import pytest
 
 from kopt.core.errors import KoptError
-from kopt.core.results import append_records, make_record, read_records
+from kopt.core.results import append_records, as_records, make_record, read_records
 from kopt.report import sensitivity
 
 
@@ -28,7 +28,7 @@ def test_an_entry_without_a_score_is_an_error_not_a_guess(tmp_path):
     rec = make_record("sensitivity", run_id="r1", variant={"name": "int8"}, provider={"name": "cpu"}, metrics={},
                       extra={"ranking": [{"node": "/x", "score": 2.0}]})
     with pytest.raises(KoptError, match=r"sensitivity record of run 'r1': ranking\[0\].group: required field"):
-        sensitivity.from_records([rec])
+        sensitivity.from_records(as_records([rec]))
 
 
 def test_records_missing_a_field_are_refused_by_name(tmp_path):
@@ -36,7 +36,7 @@ def test_records_missing_a_field_are_refused_by_name(tmp_path):
                       metrics={"rtf_median": 0.2})
     p = tmp_path / "r.jsonl"
     append_records(p, [rec])
-    assert read_records(p)[0]["metrics"] == {"rtf_median": 0.2}
+    assert read_records(p)[0].metrics == {"rtf_median": 0.2}
     broken = dict(rec, variant={"key": "k"})
     p.write_text(json.dumps(rec) + "\n" + json.dumps(broken) + "\n")
     with pytest.raises(KoptError, match=r"r.jsonl:2: variant.name: required field is missing"):
