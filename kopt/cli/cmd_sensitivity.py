@@ -15,18 +15,21 @@ from kopt.cli.options import DryRun, Threads
 def sensitivity_cmd(
     model: str = typer.Argument("reference", help="fp32 reference: model path, artifact key or ref name."),
     out: Path = typer.Option(Path("artifacts/sensitivity"), "--out", help="Folder for sensitivity.json/.png."),
-    group: Optional[List[str]] = typer.Option(None, "--group", "-g", help="Candidate group (repeatable; default: all)."),
-    budget: float = typer.Option(4.0, "--budget", help="Mean aligned PESQ-wb the combined model must keep."),
-    margin: float = typer.Option(0.1, "--margin", help="Headroom above the budget: the search accepts a set "
-                                 "only at budget + margin or more."),
-    case_floor: float = typer.Option(3.9, "--case-floor", help="No check sentence of an accepted set may score "
-                                     "below this (0: no floor)."),
-    case: Optional[List[str]] = typer.Option(None, "--case", help="Check-set sentences: short, medium, long."),
-    method: str = typer.Option("MinMax", "--method", help="Calibration: MinMax, Entropy or Percentile."),
+    groups: Optional[List[str]] = typer.Option(None, "--group", "-g", help="Candidate group, a module-path prefix "
+                                               "or op:TYPE (repeatable)."),
+    budget: Optional[float] = typer.Option(None, "--budget", help="Mean aligned PESQ-wb the combined model must "
+                                           "keep."),
+    margin: Optional[float] = typer.Option(None, "--margin", help="Headroom above the budget: the search accepts a "
+                                           "set only at budget + margin or more."),
+    case_floor: Optional[float] = typer.Option(None, "--case-floor", help="No check sentence of an accepted set may "
+                                               "score below this (0: no floor)."),
+    cases: Optional[List[str]] = typer.Option(None, "--case", help="Check-set sentences: short, medium, long."),
+    calibrate_method: Optional[str] = typer.Option(None, "--method", help="Calibration: MinMax, Entropy or "
+                                                   "Percentile."),
     no_search: bool = typer.Option(False, "--no-search", help="Rank only; skip the budget search."),
     no_balance: bool = typer.Option(False, "--no-balance", help="Plain per-tensor activation QDQ (no channel balancing)."),
     write_map: Optional[Path] = typer.Option(None, "--write-map", help="Also write a hybrid precision map JSON here."),
-    threads: Threads = 1,
+    threads: Threads = None,
     reuse: Optional[Path] = typer.Option(None, "--reuse", help="Earlier sensitivity.json: reuse the alone-scores "
                                          "it has for the same settings."),
     dry_run: DryRun = False,
@@ -36,36 +39,37 @@ def sensitivity_cmd(
 
     from kopt.core.recipe import validate
     from kopt.core.runner import resolve_input
-    from kopt.quality.sensitivity import SensitivityConfig, run_sensitivity, write_precision_map
+    from kopt.quality.sensitivity_settings import SensitivityConfig
 
-    fields: dict = {"budget": budget, "margin": margin, "case_floor": case_floor or None, "calibrate_method": method, "search": not no_search, "threads": threads,
-                    "balance": not no_balance}
-    if group:
-        fields["groups"] = tuple(group)
-    if reuse:
-        fields["reuse"] = str(reuse)
-    if case:
-        fields["cases"] = tuple(case)
-    cfg = validate(SensitivityConfig, fields, "kopt sensitivity")
+    fields = state.overrides(budget=budget, margin=margin, calibrate_method=calibrate_method, threads=threads,
+                             groups=groups, cases=cases, reuse=str(reuse) if reuse else None)
+    if case_floor is not None:
+        fields["case_floor"] = case_floor or None       # 0: no floor
+    cfg = validate(SensitivityConfig, {**fields, "search": not no_search, "balance": not no_balance},
+                   "kopt sensitivity")
     if dry_run:
         typer.echo(json.dumps({"model": model, "out": str(out), **cfg.model_dump(mode="json")}, indent=2))
         raise typer.Exit(0)
-    inp = resolve_input(state.store(), model)
-    res = run_sensitivity(inp.path, out, cfg, progress=state.progress())
+    from kopt.quality.sensitivity import run_sensitivity, write_precision_map
     from kopt.report.plots import sensitivity as sensitivity_plot
 
+    res = run_sensitivity(resolve_input(state.store(), model).path, out, cfg, progress=state.progress())
     sensitivity_plot(res, out / "sensitivity.png")
     if not state.S.quiet:
-        from rich.table import Table
-
-        t = Table("group", "nodes", res["ranking"][0]["metric"] if res["ranking"] else "score", "int8 in map")
-        chosen = set(res["int8_groups"])
-        for r in res["ranking"]:
-            t.add_row(r["group"], str(r["nodes"]), f"{r['score']:.3f}", "yes" if r["group"] in chosen else "no")
-        state.console().print(t)
-        state.say(f"exclude (stay float): {', '.join(res['exclude']) or '-'}")
-        state.say(f"  {out / 'sensitivity.json'}\n  {out / 'sensitivity.png'}")
+        _print(res, out)
     if write_map:
         write_precision_map(res, write_map)
         state.say(f"  map: {write_map}")
     state.emit({"command": "sensitivity", **res})
+
+
+def _print(res: dict, out: Path) -> None:
+    from rich.table import Table
+
+    t = Table("group", "nodes", res["ranking"][0]["metric"] if res["ranking"] else "score", "int8 in map")
+    chosen = set(res["int8_groups"])
+    for r in res["ranking"]:
+        t.add_row(r["group"], str(r["nodes"]), f"{r['score']:.3f}", "yes" if r["group"] in chosen else "no")
+    state.console().print(t)
+    state.say(f"exclude (stay float): {', '.join(res['exclude']) or '-'}")
+    state.say(f"  {out / 'sensitivity.json'}\n  {out / 'sensitivity.png'}")

@@ -6,25 +6,41 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from typer.core import TyperCommand
 
 from kopt.cli import state
-from kopt.cli.options import DryRun, Voice
+from kopt.cli.options import DryRun, Voice, show_settings_defaults
+
+CACHE_SETTINGS = "kopt.publish.settings:CacheConfig"   # what `build` fills; its help shows the defaults
+
+
+class _FillsCacheConfig(TyperCommand):
+    """``tokencache build``: its help shows CacheConfig's defaults (a subcommand, so kopt.cli.main's
+    COMMANDS table, which does this for top-level commands, does not reach it)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        show_settings_defaults(self, CACHE_SETTINGS)
+
 
 tc_app = typer.Typer(help="Token cache: build it, and measure hit rate and drift from sentence-level G2P.",
                      no_args_is_help=True)
 
 
-@tc_app.command("build")
+@tc_app.command("build", cls=_FillsCacheConfig)
 def build_cmd(
     output: Path = typer.Option(Path("token_cache.json.gz"), "--output", "-o", help="Cache file to write (gzip JSON)."),
-    words: int = typer.Option(50_000, "--words", help="How many of the most frequent English words to include."),
+    words: Optional[int] = typer.Option(None, "--words", help="How many of the most frequent English words to "
+                                        "include."),
     phrases: Optional[Path] = typer.Option(None, "--phrases", help="Text file, one phrase a line, phonemized whole."),
     dry_run: DryRun = False,
 ) -> None:
     """Phonemize frequent words, number words and listed phrases with espeak-ng."""
+    from kopt.core.recipe import validate
     from kopt.publish.tokencache import CacheConfig, build_cache, read_phrases
 
-    config = CacheConfig(words=words, phrases=read_phrases(phrases) if phrases else ())
+    config = validate(CacheConfig, state.overrides(words=words, phrases=read_phrases(phrases) if phrases else ()),
+                      "kopt tokencache build")
     if dry_run:
         state.say(f"would build {output}: {config.words} words, {len(config.phrases)} phrases, {config.language}")
         state.emit({"command": "tokencache build", "dry_run": True, "output": str(output),

@@ -24,6 +24,21 @@ def _blend_spec(spec: str) -> str:
 
 BlendSpec = Annotated[str, AfterValidator(_blend_spec)]
 
+DEFAULT_WORDS = 50_000   # words in a bundle's token cache unless the recipe or a flag says otherwise
+
+
+class CacheConfig(BaseModel):
+    """What a token cache holds (kopt.publish.tokencache.build_cache; `kopt tokencache build`)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    words: int = Field(DEFAULT_WORDS, ge=0, description="How many of the most frequent English words "
+                       "(wordfreq) to include.")
+    phrases: tuple[str, ...] = Field((), description="Phrases phonemized whole (names, product terms, greetings).")
+    pair_words: int = Field(250, ge=0, description="Word pairs among this many top words that espeak says "
+                            "differently together are cached as pairs.")
+    language: str = Field("en-us", description="The G2P language of the cached phonemes.")
+
 
 class PublishSettings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -39,7 +54,7 @@ class PublishSettings(BaseModel):
                                             "the runtime reads.")
     default_language: Optional[str] = Field(None, description="Language of the unconventionally named voices not "
                                             "in voice_languages (the runtime's default: en-us).")
-    cache_words: int = Field(50000, ge=0, description="Most frequent English words in the token cache "
+    cache_words: int = Field(DEFAULT_WORDS, ge=0, description="Most frequent English words in the token cache "
                              "(0: no cache; the runtime then needs G2P).")
     phrases: tuple[str, ...] = Field((), description="Extra phrases to put in the token cache.")
     ort: bool = Field(False, description="Also ship the model in .ort format (graph optimizations baked in) "

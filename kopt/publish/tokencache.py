@@ -20,18 +20,12 @@ from kokoro_runtime.text import is_word, split_clauses, split_sentences, tokens
 from kokoro_runtime.textnorm import normalize
 from kopt.core.errors import KoptError
 from kopt.core.progress import NullProgress, Progress
+from kopt.publish.settings import DEFAULT_WORDS, CacheConfig
 
-DEFAULT_WORDS = 50_000
+__all__ = ["DEFAULT_WORDS", "CacheConfig", "build_cache", "read_phrases"]
+
 _WORD_RE = re.compile(r"[a-z]+(?:'[a-z]+)*")
 _BATCH = 2000
-
-
-@dataclass(frozen=True)
-class CacheConfig:
-    words: int = DEFAULT_WORDS  # most frequent English words (wordfreq) to include
-    phrases: tuple[str, ...] = ()  # phrases phonemized whole (names, product terms, greetings)
-    pair_words: int = 250  # word pairs among this many top words that espeak says differently together
-    language: str = "en-us"
 
 
 def frequent_words(n: int) -> list[str]:

@@ -22,50 +22,17 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Sequence
 
 import onnx
-from pydantic import Field
 
 from kopt.core.errors import KoptError
-from kopt.core.passes import PassConfig
 from kopt.core.progress import NullProgress
+from kopt.quality.sensitivity_settings import DEFAULT_GROUPS, SensitivityConfig
 from kopt.quantize import common
 from kopt.quantize.groups import select
 
-# Candidate groups: module paths first, then op types.
-DEFAULT_GROUPS = (
-    "bert", "text_encoder", "predictor.text_encoder", "predictor.duration", "predictor.shared",
-    "predictor.F0", "predictor.N", "decoder.encode", "decoder.decode.0", "decoder.decode.1",
-    "decoder.decode.2", "decoder.decode.3", "generator.source", "generator.ups",
-    "generator.resblocks.0", "generator.resblocks.1", "generator.resblocks.2", "generator.resblocks.3",
-    "generator.resblocks.4", "generator.resblocks.5", "generator.noise", "generator.conv_post",
-    "generator.istft",
-)
-
-
-class SensitivityConfig(PassConfig):
-    groups: tuple[str, ...] = Field(DEFAULT_GROUPS, description="Candidate node groups (module-path prefixes or op:TYPE).")
-    budget: float = Field(4.0, description="Quality budget: mean aligned PESQ-wb the combined model must keep.")
-    margin: float = Field(0.1, ge=0, description="Headroom the search keeps above the budget: a group set is "
-                          "accepted only when its mean is >= budget + margin.")
-    case_floor: Optional[float] = Field(3.9, description="No single check sentence of an accepted set may score "
-                                        "below this (null: no floor).")
-    cases: tuple[str, ...] = Field(("short", "medium"), description="Check-set sentences scored (ids or "
-                                   "categories), in every language.")
-    languages: tuple[str, ...] = Field(("en-us", "ja"), description="Check-set languages scored; a group set's "
-                                       "score is its worst language's mean.")
-    op_types: tuple[str, ...] = Field(("Conv", "ConvTranspose"), description="Op types quantized in each group. "
-                                      "Conv is where the time goes; MatMul (ALBERT, AdaIN style MLPs) costs "
-                                      "quality for no speed.")
-    calibrate_method: str = Field("MinMax", description="Calibration method for the int8 runs.")
-    calib_sentences: int = Field(16, description="Calibration utterances.")
-    calib_seed: int = Field(0, description="Calibration seed.")
-    balance: bool = Field(True, description="Channel-balanced QDQ for the int8 runs (see int8-static's balance).")
-    search: bool = Field(True, description="After ranking, bisect for the largest group set within budget.")
-    threads: int = Field(1, description="Threads for scoring sessions.")
-    reuse: str = Field("", description="An earlier sensitivity.json: groups it scored alone under the same "
-                                       "reference, cases, calibration, op types and balancing are not re-run.")
+__all__ = ["DEFAULT_GROUPS", "SensitivityConfig", "run_sensitivity", "write_precision_map"]
 
 
 @dataclass
@@ -153,24 +120,48 @@ def _reusable(cfg: SensitivityConfig, ref: Path) -> dict[str, dict[str, Any]]:
 
 def run_sensitivity(reference: str | Path, out_dir: str | Path, cfg: SensitivityConfig | None = None,
                     voices: dict | None = None, progress=None) -> dict[str, Any]:
+    """Rank ``cfg.groups`` by the score of the reference with only that group int8, then (``cfg.search``)
+    bisect for the longest prefix of the ranking that meets the budget; writes sensitivity.json."""
+    cfg = cfg or SensitivityConfig()
+    ref = Path(reference)
+    out = Path(out_dir)
+    (out / "work").mkdir(parents=True, exist_ok=True)
+    t0 = time.time()
+    c, model, vsrc = _context(ref, out, cfg, voices, progress or NullProgress())
+    groups = [g for g in cfg.groups if select(model, [g], cfg.op_types)]
+    result: dict[str, Any] = {
+        "reference": str(ref), "config": cfg.model_dump(mode="json"), "voices": vsrc,
+        "aligned": c.scorer.aligned, "align_reason": c.scorer.align_reason,
+        "method": f"int8 static QDQ of {'/'.join(cfg.op_types)} (per-channel s8 weights, u8 activations"
+                  f"{', channel-balanced' if cfg.balance else ''}), "
+                  "one group at a time; "
+                  "score = mean PESQ-wb vs fp32 over the check cases of the worst of "
+                  f"{'/'.join(cfg.languages)}",
+        "skipped_groups": [g for g in cfg.groups if g not in groups], "ranking": _rank(c, model, groups, ref),
+        "probes": [],
+    }
+    order = [r["group"] for r in result["ranking"]]
+    best_k = _bisect(c, model, order, result["probes"]) if cfg.search and order else 0
+    result["int8_groups"] = order[:best_k]
+    result["exclude"] = order[best_k:]
+    result["seconds"] = round(time.time() - t0, 1)
+    (out / "sensitivity.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
+    return result
+
+
+def _context(ref: Path, out: Path, cfg: SensitivityConfig, voices: dict | None,
+             progress) -> tuple[_Ctx, onnx.ModelProto, Any]:
+    """The voices, the reference model, and a scorer of the check set against the fp32 reference."""
     from kopt.quality.score import ReferenceScorer
     from kopt.quality.synth import Case
     from kopt.quantize.checkset import check_set
 
-    cfg = cfg or SensitivityConfig()
-    progress = progress or NullProgress()
-    ref = Path(reference)
-    out = Path(out_dir)
-    (out / "work").mkdir(parents=True, exist_ok=True)
     voices, vsrc = common.resolve_voices(voices)
     if not voices:
         raise KoptError("sensitivity needs a voice pack (none in the context and no embedded model installed)")
     model = common.load_output(ref)
-    groups = [g for g in cfg.groups if select(model, [g], cfg.op_types)]
-    skipped = [g for g in cfg.groups if g not in groups]
     utts = [u for lang in cfg.languages for u in check_set(voices, names=list(cfg.cases), language=lang)]
     cases = [Case(u.name, tuple(int(t) for t in u.tokens), u.voice, u.speed, u.language) for u in utts]
-    t0 = time.time()
     with progress.task("scoring the fp32 reference"):
         scorer = ReferenceScorer(ref, cases, voices, metrics=("pesq",), threads=cfg.threads,
                                  cache_dir=out / "work" / "durations", determinism_runs=0)
@@ -182,57 +173,52 @@ def run_sensitivity(reference: str | Path, out_dir: str | Path, cfg: Sensitivity
 
         base = instrumented(ref, accept_input=True, cache_dir=out / "work" / "durations")
     c = _Ctx(base, out, cfg, voices, scorer, out / f"calibration-{cfg.calibrate_method}.json", progress)
-    result: dict[str, Any] = {
-        "reference": str(ref), "config": cfg.model_dump(mode="json"), "voices": vsrc,
-        "aligned": scorer.aligned, "align_reason": scorer.align_reason,
-        "method": f"int8 static QDQ of {'/'.join(cfg.op_types)} (per-channel s8 weights, u8 activations"
-                  f"{', channel-balanced' if cfg.balance else ''}), "
-                  "one group at a time; "
-                  "score = mean PESQ-wb vs fp32 over the check cases of the worst of "
-                  f"{'/'.join(cfg.languages)}",
-        "skipped_groups": skipped, "ranking": [], "probes": [],
-    }
+    return c, model, vsrc
+
+
+def _rank(c: _Ctx, model: onnx.ModelProto, groups: list[str], ref: Path) -> list[dict[str, Any]]:
+    """Each group's score with only it int8 (or its score from ``cfg.reuse``), best first."""
+    cfg, progress = c.cfg, c.progress
     earlier = _reusable(cfg, ref)
+    ranking: list[dict[str, Any]] = []
     with progress.task("quantizing one group at a time", total=len(groups)) as task:
         for g in groups:
             if g in earlier:
-                result["ranking"].append({**earlier[g], "reused": cfg.reuse})
+                ranking.append({**earlier[g], "reused": cfg.reuse})
                 progress.info(f"{g}: {earlier[g]['score']:.3f} (reused from {cfg.reuse})")
                 task.advance()
                 continue
             path = _quantize(c, model, [g], f"only-{g}")
             s = _score(c, path)
             n = len(select(model, [g], cfg.op_types))
-            result["ranking"].append({"group": g, "nodes": n, **s})
+            ranking.append({"group": g, "nodes": n, **s})
             langs = "".join(f"{k} {v['score']:.3f}; " for k, v in s.get("languages", {}).items())
             progress.info(f"{g}: {s['metric']} {s['score']:.3f} ({langs}{n} nodes)")
             path.unlink(missing_ok=True)
             task.advance()
-    result["ranking"].sort(key=lambda r: (-r["score"], r["nodes"]))
-    order = [r["group"] for r in result["ranking"]]
-    best_k = 0
-    if cfg.search and order:
-        lo, hi = 0, len(order)  # invariant: prefix lo meets the budget (0 trivially), hi+1 unknown
-        with progress.task("bisecting the largest group set within budget"):
-            while lo < hi:
-                mid = (lo + hi + 1) // 2
-                path = _quantize(c, model, order[:mid], f"prefix-{mid}")
-                s = _score(c, path)
-                path.unlink(missing_ok=True)
-                ok = meets(cfg, s)
-                result["probes"].append({"k": mid, "groups": order[:mid], **s, "meets_budget": ok})
-                low = "" if s.get("min") is None else f", worst sentence {s['min']:.3f}"
-                progress.info(f"first {mid} groups: {s['score']:.3f}{low} ({'ok' if ok else 'over budget'})")
-                if ok:
-                    lo = mid
-                else:
-                    hi = mid - 1
-        best_k = lo
-    result["int8_groups"] = order[:best_k]
-    result["exclude"] = order[best_k:]
-    result["seconds"] = round(time.time() - t0, 1)
-    (out / "sensitivity.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
-    return result
+    ranking.sort(key=lambda r: (-r["score"], r["nodes"]))
+    return ranking
+
+
+def _bisect(c: _Ctx, model: onnx.ModelProto, order: list[str], probes: list[dict[str, Any]]) -> int:
+    """The largest k whose first k groups of ``order`` int8 together meet the budget; each try
+    is appended to ``probes``."""
+    lo, hi = 0, len(order)  # invariant: prefix lo meets the budget (0 trivially), hi+1 unknown
+    with c.progress.task("bisecting the largest group set within budget"):
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            path = _quantize(c, model, order[:mid], f"prefix-{mid}")
+            s = _score(c, path)
+            path.unlink(missing_ok=True)
+            ok = meets(c.cfg, s)
+            probes.append({"k": mid, "groups": order[:mid], **s, "meets_budget": ok})
+            low = "" if s.get("min") is None else f", worst sentence {s['min']:.3f}"
+            c.progress.info(f"first {mid} groups: {s['score']:.3f}{low} ({'ok' if ok else 'over budget'})")
+            if ok:
+                lo = mid
+            else:
+                hi = mid - 1
+    return lo
 
 
 def write_precision_map(result: dict[str, Any], path: str | Path) -> Path:

@@ -77,6 +77,7 @@ FROM_SETTINGS = {
     "compare": {"--match"},
     "publish": {"--provider", "--cache-words"},
     "bundle-bench": {"--repeats", "--clients", "--instances", "--requests"},
+    "sensitivity": {"--group", "--budget", "--margin", "--case-floor", "--case", "--method", "--threads"},
 }
 
 
@@ -125,3 +126,22 @@ def test_no_help_text_restates_a_default():
 
     found = list(walk(get_command(app), []))
     assert not found, "say the default through the settings model or Typer's own [default: ...]: " + "; ".join(found)
+
+
+def test_tokencache_build_help_shows_the_cache_config_default():
+    from kopt.publish.settings import CacheConfig
+
+    out = runner.invoke(app, ["tokencache", "build", "--help"], env={"COLUMNS": "200"}).stdout
+    line = next(x for x in out.splitlines() if "--words" in x)
+    assert f"[default: {CacheConfig.model_fields['words'].default}]" in line
+    assert _option_named(_command("tokencache build"), "words").default is None
+
+
+def test_sensitivity_settings_load_without_onnx():
+    import subprocess
+    import sys
+
+    code = ("import sys, kopt.quality.sensitivity_settings, kopt.publish.settings; "
+            "print(sorted(m for m in ('numpy', 'onnx', 'onnxruntime') if m in sys.modules))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert r.stdout.strip() == "[]"   # what --help reads stays light
