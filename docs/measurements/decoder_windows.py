@@ -82,7 +82,9 @@ def back_model(proto: onnx.ModelProto, shapes: dict, stats: bool = False, phase:
     if stats:
         frame_stream.feed_stats(g, norms)
     if phase:
-        frame_stream.carry_phase(g, asr, shapes)  # its phase_carry is no output here: the offsets come from the source model
+        frame_stream.carry_phase(g, asr, shapes)
+        # phase_carry is no output here (the offsets come from the source model): its nodes go, and carry_at with them
+        g.inputs.remove(next(v for v in g.inputs if v.name == "carry_at"))
     return frame_stream.finish(m, "back"), info
 
 
