@@ -8,8 +8,7 @@ import json
 import re
 from pathlib import Path
 
-from kopt.core.results import (ResultRecord, append_records, as_records, make_record, read_records,
-                               schema_markdown)
+from kopt.core.results import ResultRecord, append_records, as_records, make_record, read_records, schema_markdown
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "results-schema.md"
 
