@@ -25,7 +25,7 @@ calibration, and the runtime's windows (``kokoro_runtime.frames``).
 
 Windows of W frames (asr frames, 600 samples each at 24 kHz) start every W - O frames; each window's
 audio is weighted by linear ramps over its overlaps and the weighted sum normalized. Scores: max
-absolute sample error, SNR and PESQ-wb (kopt.quality.metrics.intrusive.pesq_wb: 24k -> 16k, same length:
+absolute sample error, SNR and PESQ-wb (kopt.quality's "pesq" metric: 24k -> 16k, same length:
 the windows share the front's durations, so the audio is aligned by construction).
 
 Not a test: timings move with the machine and its load (1 thread where they do not matter).
@@ -52,9 +52,10 @@ from kopt.core.refs import resolve
 from kopt.core.runner import style_pack
 from kopt.core.store import ArtifactStore
 from kopt.optimize import frame_stream
-from kopt.quality.metrics.intrusive import pesq_wb
+from kopt.quality.registry import get as quality_metric
 
 SR = 24000
+pesq_wb = quality_metric("pesq").fn  # kopt.quality's PESQ-wb: 24k -> 16k (polyphase), then pesq's wb mode
 
 
 # ---------------------------------------------------------------- the split (kopt.optimize.frame_stream)
