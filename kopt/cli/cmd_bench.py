@@ -49,7 +49,7 @@ def bench_cmd(
     from kopt.core.results import append_records, new_run_id
     from kopt.core.vocab import default_vocab, load_vocab
 
-    values = read_section(recipe, "bench")
+    values = read_section(recipe, "bench")      # the recipe's [bench], then the flags given
     values.update(state.overrides(variants=variants, providers=providers, threads=threads, repeats=repeats,
                                   warmup=warmup, ttfa_repeats=ttfa_repeats, categories=categories, texts=texts,
                                   voice=voice, baseline=baseline, timeout_s=timeout_s, memory_limit_mb=memory_limit_mb,
@@ -68,30 +68,34 @@ def bench_cmd(
     vocab = load_vocab(vocab_path) if vocab_path else default_vocab()
     run_id = new_run_id()
     if dry_run:
-        plan = {"command": "bench", "dry_run": True, "settings": settings.model_dump(mode="json"),
-                "variants": [v.as_dict() for v in vs], "voices": str(voices_path),
-                "out": str(state.results_path(out, run_id))}
         state.say(f"would benchmark {len(vs)} variant(s) x {len(settings.providers)} provider(s): "
                   f"{settings.model_dump_json()}")
-        state.emit(plan)
+        state.emit({"command": "bench", "dry_run": True, "settings": settings.model_dump(mode="json"),
+                    "variants": [v.as_dict() for v in vs], "voices": str(voices_path),
+                    "out": str(state.results_path(out, run_id))})
         return
     records = run_bench(vs, settings, voices_path=str(voices_path), vocab=vocab, run_id=run_id,
                         progress=state.progress())
     path = append_records(state.results_path(out, run_id), records)
     if not state.S.quiet:
-        state.console().print(bench_table(records))
-        for t in scaling_tables(records):
-            state.console().print(t)
-        reasons: dict[str, str] = {}
-        for r in records:
-            if r["provider"]["status"] != "ok":
-                key = r["provider"]["config"] if r["provider"]["status"] == "skipped" else \
-                    f"{r['variant']['name']} on {r['provider']['config']}"
-                reasons.setdefault(key, f"{r['provider']['status']}: {r['provider']['reason']}")
-        for key, why in reasons.items():
-            state.say(f"  {key}: {why}")
-        state.say(f"results: {path}")
+        _print_bench(records, path)
     state.emit({"command": "bench", "run_id": run_id, "results": str(path), "records": records})
+
+
+def _print_bench(records: list[dict], path: Path) -> None:
+    """The bench and thread-scaling tables, then why each cell that did not run did not, once each."""
+    state.console().print(bench_table(records))
+    for t in scaling_tables(records):
+        state.console().print(t)
+    reasons: dict[str, str] = {}
+    for r in records:
+        if r["provider"]["status"] != "ok":
+            key = r["provider"]["config"] if r["provider"]["status"] == "skipped" else \
+                f"{r['variant']['name']} on {r['provider']['config']}"
+            reasons.setdefault(key, f"{r['provider']['status']}: {r['provider']['reason']}")
+    for key, why in reasons.items():
+        state.say(f"  {key}: {why}")
+    state.say(f"results: {path}")
 
 
 def _f(v: Any, fmt: str) -> str:

@@ -72,17 +72,7 @@ def _summary(res) -> None:
         return
     from rich.markup import escape
 
-    con = state.console()
-    tty = con.is_terminal
-
-    def line(markup: str) -> None:
-        if tty:
-            con.print(markup)
-        else:
-            from rich.text import Text
-
-            typer.echo(Text.from_markup(markup).plain)
-
+    line = _line_writer()
     reused = ", ".join(f"{k} {v}" for k, v in res.reused.items())
     measured = ", ".join(f"{k} {v}" for k, v in res.measured.items())
     skipped = ", ".join(f"{k} {v}" for k, v in res.skipped.items() if v)
@@ -91,12 +81,48 @@ def _summary(res) -> None:
     for v in res.variants:
         if v["status"] == "failed":
             line(f"  [red]variant {escape(v['name'])} failed:[/] {escape(str(v['reason']))}")
-    for t in res.tables:
+    _selection(res.tables, line)
+    for label, val in (("results", res.results), ("report", res.report), ("bundle", res.bundle),
+                       ("tarball", res.tarball)):
+        if val:
+            line(f"  {label}: {escape(str(val))}")
+    bb = res.bundle_bench
+    if bb:
+        from kopt.cli.cmd_publish import summary_lines
+
+        line(f"  bundle ({'reused' if bb.get('cached') else 'measured'}), as its users run it:")
+        for text in summary_lines(bb):
+            line(f"    {escape(text)}")
+    for why in res.reasons:
+        line(f"  [yellow]{escape(why)}[/]")
+
+
+def _line_writer():
+    """A function that prints one line of rich markup: styled on a terminal, plain text otherwise."""
+    con = state.console()
+
+    def line(markup: str) -> None:
+        if con.is_terminal:
+            con.print(markup)
+        else:
+            from rich.text import Text
+
+            typer.echo(Text.from_markup(markup).plain)
+
+    return line
+
+
+def _selection(tables: list[dict], line) -> None:
+    """Per measured provider its winner and table; then, one line per reason, the providers not measured."""
+    from rich.markup import escape
+
+    con = state.console()
+    for t in tables:
         if not t["measured"]:
             continue
         win = f"[bold]{escape(t['winner'])}[/] ({t['key'][:10]})" if t["winner"] else "[red]no winner[/]"
         line(f"{escape(t['provider'])}: {win}: {escape(t['explanation'])}")
-        if tty:
+        if con.is_terminal:
             from rich.table import Table
 
             table = Table(*t["columns"])
@@ -112,21 +138,8 @@ def _summary(res) -> None:
             for row in plain_rows(pd.DataFrame(t["rows"], columns=t["columns"])):
                 typer.echo(row)
     unmeasured: dict[str, list[str]] = {}  # one line per reason, naming every provider it kept from being measured
-    for t in res.tables:
+    for t in tables:
         if not t["measured"]:
             unmeasured.setdefault(str(t["reason"]), []).append(t["provider"])
     for reason, provs in unmeasured.items():
         line(f"not measured: {escape(', '.join(provs))}: {escape(reason)}")
-    for label, val in (("results", res.results), ("report", res.report), ("bundle", res.bundle),
-                       ("tarball", res.tarball)):
-        if val:
-            line(f"  {label}: {escape(str(val))}")
-    bb = res.bundle_bench
-    if bb:
-        from kopt.cli.cmd_publish import summary_lines
-
-        line(f"  bundle ({'reused' if bb.get('cached') else 'measured'}), as its users run it:")
-        for text in summary_lines(bb):
-            line(f"    {escape(text)}")
-    for why in res.reasons:
-        line(f"  [yellow]{escape(why)}[/]")

@@ -28,20 +28,12 @@ def optimize_cmd(
     import sys
 
     from kopt.core.errors import RecipeError
-    from kopt.core.recipe import one_variant, validate_recipe
+    from kopt.core.recipe import one_variant
 
     if recipe is not None:
         if model is not None or pass_names:
             raise RecipeError("use either --recipe FILE or MODEL --pass NAME, not both")
-        from kopt.pipeline.recipe import load_build_recipe
-
-        r = load_build_recipe(recipe)  # a build recipe's variants run as well
-        if input_ is not None:
-            data = r.dump()
-            data["input"] = input_
-            for v in data["variants"]:
-                v.pop("input", None)
-            r = validate_recipe(data, f"{recipe} (with --input {input_})")
+        r = _recipe_with_input(recipe, input_)
     else:
         if model is None or not pass_names:
             raise RecipeError("give MODEL and at least one --pass NAME, or --recipe FILE (see `kopt passes`)")
@@ -59,22 +51,42 @@ def optimize_cmd(
 
     results = Runner(state.store(), state.progress(), threads=threads).run(r)
     if not state.S.quiet:
-        from rich.table import Table
-
-        t = Table("variant", "status", "key", "steps", "detail")
-        for res in results:
-            steps = " -> ".join(f"{s.pass_name}{' (cached)' if s.cached else ''}" for s in res.steps)
-            diffs = [s.report.get("max_abs_diff") for s in res.steps if s.report.get("max_abs_diff") is not None]
-            detail = res.reason or (f"max |diff| {max(diffs):.2e}" if diffs else "")
-            color = {"ok": "green", "cached": "cyan", "failed": "red"}[res.status]
-            t.add_row(res.name, f"[{color}]{res.status}[/]", res.key or "-", steps, detail)
-        state.console().print(t)
-        for res in results:
-            if res.model_path:
-                state.say(f"  {res.name}: {res.model_path}")
+        _print_results(results)
     state.emit({"command": "optimize", "recipe": r.dump(), "variants": [x.as_dict() for x in results]})
     if any(x.status == "failed" for x in results):
         raise typer.Exit(1)
+
+
+def _recipe_with_input(recipe: Path, input_: str | None):
+    """The recipe file's (a build recipe's variants run as well), every variant reading ``input_``
+    when given."""
+    from kopt.core.recipe import validate_recipe
+    from kopt.pipeline.recipe import load_build_recipe
+
+    r = load_build_recipe(recipe)
+    if input_ is None:
+        return r
+    data = r.dump()
+    data["input"] = input_
+    for v in data["variants"]:
+        v.pop("input", None)
+    return validate_recipe(data, f"{recipe} (with --input {input_})")
+
+
+def _print_results(results) -> None:
+    from rich.table import Table
+
+    t = Table("variant", "status", "key", "steps", "detail")
+    for res in results:
+        steps = " -> ".join(f"{s.pass_name}{' (cached)' if s.cached else ''}" for s in res.steps)
+        diffs = [s.report.get("max_abs_diff") for s in res.steps if s.report.get("max_abs_diff") is not None]
+        detail = res.reason or (f"max |diff| {max(diffs):.2e}" if diffs else "")
+        color = {"ok": "green", "cached": "cyan", "failed": "red"}[res.status]
+        t.add_row(res.name, f"[{color}]{res.status}[/]", res.key or "-", steps, detail)
+    state.console().print(t)
+    for res in results:
+        if res.model_path:
+            state.say(f"  {res.name}: {res.model_path}")
 
 
 def _chain_from_argv(argv: list[str], pass_names: list[str], sets: list[str]) -> list[tuple[str, dict]]:

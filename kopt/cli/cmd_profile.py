@@ -24,7 +24,7 @@ def profile_cmd(
     out: ResultsOut = None,
 ) -> None:
     """Profile variants on the CPU EP: kernel time per op type and the slowest nodes."""
-    from kopt.bench.profile import compare, profile_variant
+    from kopt.bench.profile import profile_variant
     from kopt.bench.textset import load_textset
     from kopt.bench.variants import default_voices, resolve_variant
     from kopt.core.kokoro import style_of
@@ -52,23 +52,30 @@ def profile_cmd(
             t.advance()
     path = append_records(state.results_path(out, run_id), records)
     if not state.S.quiet:
-        from rich.table import Table
-
-        for v, p in zip(vs, profiles):
-            tab = Table(title=f"{v.name}: {p['wall_s_median']:.3f} s for {p['audio_s']:.2f} s of audio "
-                              f"({item.id}, {threads} threads, RTF {p['rtf']:.3f})")
-            for col in ("op", "ms/run", "share", "nodes"):
-                tab.add_column(col, justify="left" if col == "op" else "right")
-            for o in p["ops"][:20]:
-                tab.add_row(o["op"], f"{o['ms']:.1f}", f"{100 * o['share']:.1f}%", str(o["nodes"]))
-            state.console().print(tab)
-        if len(vs) == 2:
-            tab = Table(title=f"{vs[0].name} -> {vs[1].name}, op by op (ms per run)")
-            for col in ("op", vs[0].name, vs[1].name, "change", "nodes"):
-                tab.add_column(col, justify="left" if col == "op" else "right")
-            for r in compare(*profiles)[:20]:
-                tab.add_row(r["op"], f"{r['ms_a']:.1f}", f"{r['ms_b']:.1f}", f"{r['delta_ms']:+.1f}",
-                            f"{r['nodes_a']} -> {r['nodes_b']}")
-            state.console().print(tab)
+        _print_profiles(vs, profiles, f"{item.id}, {threads} threads")
         state.say(f"results: {path}")
     state.emit({"command": "profile", "run_id": run_id, "results": str(path), "records": records})
+
+
+def _print_profiles(vs: list, profiles: list[dict], where: str) -> None:
+    """Per variant its time per op type; with two variants, the change op by op."""
+    from rich.table import Table
+
+    from kopt.bench.profile import compare
+
+    for v, p in zip(vs, profiles):
+        tab = Table(title=f"{v.name}: {p['wall_s_median']:.3f} s for {p['audio_s']:.2f} s of audio "
+                          f"({where}, RTF {p['rtf']:.3f})")
+        for col in ("op", "ms/run", "share", "nodes"):
+            tab.add_column(col, justify="left" if col == "op" else "right")
+        for o in p["ops"][:20]:
+            tab.add_row(o["op"], f"{o['ms']:.1f}", f"{100 * o['share']:.1f}%", str(o["nodes"]))
+        state.console().print(tab)
+    if len(vs) == 2:
+        tab = Table(title=f"{vs[0].name} -> {vs[1].name}, op by op (ms per run)")
+        for col in ("op", vs[0].name, vs[1].name, "change", "nodes"):
+            tab.add_column(col, justify="left" if col == "op" else "right")
+        for r in compare(*profiles)[:20]:
+            tab.add_row(r["op"], f"{r['ms_a']:.1f}", f"{r['ms_b']:.1f}", f"{r['delta_ms']:+.1f}",
+                        f"{r['nodes_a']} -> {r['nodes_b']}")
+        state.console().print(tab)
