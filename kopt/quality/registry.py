@@ -5,6 +5,10 @@ where ``aligned`` says the two are sample-aligned (the variant was fed the refer
 a *reference-free* one scores one signal: ``fn(audio, sr)``. A metric returns a dict of named
 numbers (one metric may give several, e.g. DNSMOS's ovrl/sig/bak/p808); it raises ``MetricError``
 when it cannot score a signal (e.g. PESQ finds no utterance), which the scorer records per case.
+
+Metrics live in the modules of ``kopt.quality.metrics``, each registering its own with ``@metric``;
+the registry imports every one of them (underscore modules excepted), so a new module needs no list.
+Every registered metric is scored by default.
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ from typing import Callable
 
 from kopt.core.errors import KoptError
 
+METRICS_PACKAGE = "kopt.quality.metrics"
+
 
 class MetricError(Exception):
     """A metric could not score this signal; the message says why."""
@@ -21,9 +27,9 @@ class MetricError(Exception):
 
 @dataclass(frozen=True)
 class Metric:
-    """How to compute a metric. What its numbers mean (direction, unit, regression threshold) is
-    kept in one place, the catalogue kopt.select.metrics.CATALOG, under the names in ``produces``
-    (with ``_aligned``/``_natural`` appended for intrusive metrics); a test checks every one is there."""
+    """How to compute a metric. What its numbers mean (direction, unit, regression threshold) and where
+    they are shown is kept in one place, the catalogue kopt.select.metrics, under the names records carry
+    (``record_names``); a test checks every one is there."""
 
     name: str
     fn: Callable[..., dict[str, float]]
@@ -31,6 +37,14 @@ class Metric:
     produces: tuple[str, ...]
     library: str
     summary: str
+
+    @property
+    def record_names(self) -> tuple[str, ...]:
+        """The names a quality record carries for this metric: an intrusive one's figures with ``_aligned``
+        and ``_natural`` appended (kopt.quality.score scores both audios), a reference-free one's as is."""
+        if self.kind == "intrusive":
+            return tuple(f"{p}_{s}" for p in self.produces for s in ("aligned", "natural"))
+        return self.produces
 
 
 _REGISTRY: dict[str, Metric] = {}
@@ -47,12 +61,30 @@ def metric(name: str, kind: str, produces: tuple[str, ...], library: str, summar
 
 
 def _load_all() -> None:
-    from kopt.quality import dnsmos, intrusive, spectral  # noqa: F401  (modules register on import)
+    import importlib
+    import pkgutil
+
+    pkg = importlib.import_module(METRICS_PACKAGE)
+    for info in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda i: i.name):
+        if not info.name.startswith("_"):
+            importlib.import_module(f"{METRICS_PACKAGE}.{info.name}")
+
+
+def _place(m: Metric) -> tuple[bool, str, int]:
+    code = getattr(m.fn, "__code__", None)
+    return (m.kind != "intrusive", m.fn.__module__, code.co_firstlineno if code is not None else 0)
 
 
 def registry() -> dict[str, Metric]:
+    """Every metric by name: intrusive ones first, then reference-free ones, each by module and place
+    in it (an order that does not depend on which module happened to be imported first)."""
     _load_all()
-    return dict(_REGISTRY)
+    return {m.name: m for m in sorted(_REGISTRY.values(), key=_place)}
+
+
+def default_metrics() -> tuple[str, ...]:
+    """Every registered metric, in ``registry`` order: what a quality run scores unless told otherwise."""
+    return tuple(registry())
 
 
 def get(name: str) -> Metric:

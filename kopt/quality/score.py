@@ -30,7 +30,6 @@ from kopt.quality.synth import Case, ModelRunner, style_for
 
 log = logging.getLogger("kopt.quality")
 
-DEFAULT_METRICS = ("pesq", "stoi", "log_mel", "mrstft", "mcd", "dnsmos")
 SAMPLES_PER_FRAME = 600  # Kokoro v1.0: one duration frame is 600 samples at 24 kHz (25 ms)
 
 
@@ -45,9 +44,10 @@ class _RefCase:
 
 class ReferenceScorer:
     def __init__(self, reference_model: str | Path, cases: Sequence[Case], voices: dict[str, np.ndarray], *,
-                 metrics: Sequence[str] = DEFAULT_METRICS, aligned: bool = True, threads: int = 1,
+                 metrics: Sequence[str] | None = None, aligned: bool = True, threads: int = 1,
                  cache_dir: str | Path | None = None, determinism_runs: int = 2) -> None:
         reg = registry()
+        metrics = list(reg) if metrics is None else metrics  # default: every registered metric
         unknown = [m for m in metrics if m not in reg]
         if unknown:
             from kopt.core.errors import KoptError
@@ -229,7 +229,7 @@ def check_gates(result: dict[str, Any], gates: QualityGates) -> dict[str, Any]:
 
 
 def score_variant(variant_model: str | Path, reference_model: str | Path, cases: Sequence[Case],
-                  voices: dict[str, np.ndarray], aligned: bool = True, *, metrics: Sequence[str] = DEFAULT_METRICS,
+                  voices: dict[str, np.ndarray], aligned: bool = True, *, metrics: Sequence[str] | None = None,
                   threads: int = 1, cache_dir: str | Path | None = None) -> dict[str, Any]:
     """Score one variant against the reference on ``cases``; returns ``ReferenceScorer.score``'s dict:
     ``metrics`` (means over cases: ``pesq_wb_aligned``, ``pesq_wb_natural``, ``stoi_*``, ``mcd_db_*``,

@@ -11,6 +11,12 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 LANGUAGES = ("en-us", "ja")
 
 
+def _registered() -> tuple[str, ...]:
+    from kopt.quality.registry import default_metrics
+
+    return default_metrics()
+
+
 class QualityGates(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -31,8 +37,9 @@ class QualitySettings(BaseModel):
 
     variants: tuple[str, ...] = Field((), description="Variants to score: model paths, artifact keys or ref names.")
     reference: str = Field("reference", description="The fp32 reference: a model path, artifact key or ref name.")
-    metrics: tuple[str, ...] = Field(("pesq", "stoi", "log_mel", "mrstft", "mcd", "dnsmos"),
-                                     description="Metric names from kopt.quality.registry.")
+    metrics: tuple[str, ...] = Field(default_factory=lambda: _registered(),
+                                     description="Metric names from kopt.quality.registry (default: every "
+                                     "registered metric).")
     aligned: bool = Field(True, description="Also score with the reference's durations fed to the variant "
                           "(needs the durations pass or instrumented graphs).")
     languages: tuple[str, ...] = Field(LANGUAGES, description="Languages to score, each on its own texts (the "

@@ -111,7 +111,7 @@ def _speaks_alike(st, before, after, floor: float = 4.0) -> None:
     from kopt.core.equivalence import model_io, session, token_sequences
     from kopt.core.kokoro import style_of
     from kopt.core.runner import style_pack
-    from kopt.quality.intrusive import pesq_wb
+    from kopt.quality.metrics.intrusive import pesq_wb
 
     tok = token_sequences()[2]
     style = style_of(style_pack(st), tok.size)

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
+from kopt.quality.metrics.spectral import dtw_path, mel_filterbank
 from kopt.quality.registry import MetricError, get, registry
-from kopt.quality.spectral import dtw_path, mel_filterbank
 
 SR = 24000
 
@@ -32,8 +32,35 @@ def test_registry_names_and_kinds():
     reg = registry()
     assert set(reg) >= {"pesq", "stoi", "log_mel", "mrstft", "mcd", "dnsmos"}
     assert reg["dnsmos"].kind == "reference_free" and reg["pesq"].kind == "intrusive"
+    assert reg["stoi"].record_names == ("stoi_aligned", "stoi_natural", "estoi_aligned", "estoi_natural")
+    assert reg["dnsmos"].record_names == reg["dnsmos"].produces
     with pytest.raises(Exception, match="choose from"):
         get("nope")
+
+
+def test_a_module_in_the_metrics_package_is_found_and_scored_by_default(tmp_path, monkeypatch):
+    """Registration needs no list: every module of kopt.quality.metrics is imported, and a quality run
+    scores every registered metric unless told otherwise."""
+    import sys
+
+    import kopt.quality.metrics as pkg
+    from kopt.quality import registry as reg_mod
+    from kopt.quality.settings import QualitySettings
+
+    (tmp_path / "tmp_peak.py").write_text(
+        "from kopt.quality.registry import metric\n"
+        "@metric('tmp_peak', 'reference_free', ('tmp_peak',), 'numpy', 'peak level')\n"
+        "def tmp_peak(audio, sr):\n"
+        "    return {'tmp_peak': float(abs(audio).max())}\n")
+    monkeypatch.setattr(reg_mod, "_REGISTRY", dict(reg_mod._REGISTRY))
+    monkeypatch.setattr(pkg, "__path__", [*pkg.__path__, str(tmp_path)])
+    monkeypatch.delitem(sys.modules, "kopt.quality.metrics.tmp_peak", raising=False)
+    assert get("tmp_peak").fn(np.array([0.0, -0.5, 0.25]), SR) == {"tmp_peak": 0.5}
+    assert QualitySettings().metrics == tuple(registry()) and "tmp_peak" in QualitySettings().metrics
+    monkeypatch.undo()
+    sys.modules.pop("kopt.quality.metrics.tmp_peak", None)
+    assert "tmp_peak" not in QualitySettings().metrics
+    assert QualitySettings().metrics[:6] == ("pesq", "stoi", "log_mel", "mrstft", "mcd", "dnsmos")
 
 
 def test_pesq_identical_is_max_and_noise_lowers(sigs):
@@ -115,9 +142,7 @@ def test_one_metric_table_every_quality_output_is_catalogued():
     ref = (0.3 * np.sin(2 * np.pi * 220 * t) * (1 + np.sin(2 * np.pi * 3 * t)) + 0.01 * rng.standard_normal(t.size))
     deg = ref + 0.01 * rng.standard_normal(t.size)
     for m in registry().values():
-        names = ([f"{p}_{s}" for p in m.produces for s in ("aligned", "natural")] if m.kind == "intrusive"
-                 else list(m.produces))
-        missing = [n for n in names if n not in CATALOG]
+        missing = [n for n in m.record_names if n not in CATALOG]
         assert not missing, f"{m.name}: {missing} not in the metric catalogue"
         got = m.fn(ref, deg, sr) if m.kind == "intrusive" else m.fn(deg, sr)
         assert set(got) == set(m.produces), m.name

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from kopt.quality.intrusive import to_16k
+from kopt.quality.metrics.intrusive import to_16k
+from kopt.quality.metrics.spectral import mel_filterbank, stft_mag
 from kopt.quality.registry import MetricError, metric
-from kopt.quality.spectral import mel_filterbank, stft_mag
 
 SR = 16000
 INPUT_LENGTH = 9.01
