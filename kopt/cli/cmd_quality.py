@@ -31,23 +31,51 @@ def quality_cmd(
     dry_run: DryRun = False,
 ) -> None:
     """Score variants against the reference: PESQ-wb, STOI, log-mel, MR-STFT, MCD, DNSMOS, duration drift."""
-    from kopt.bench.variants import default_voices, resolve_variant
-    from kopt.core.errors import KoptError
-    from kopt.core.recipe import read_section, validate
+    from kopt.core.recipe import read_section
     from kopt.core.results import append_records, new_run_id
-    from kopt.quality.run import run_quality
-    from kopt.quality.settings import QualitySettings
-    from kopt.source.voices import load_voices
 
     values = read_section(recipe, "quality")
     values.update(state.overrides(variants=variants, reference=reference, metrics=metrics, categories=categories,
                                   texts=texts, voices=voices, threads=threads, languages=languages))
     if no_aligned:
         values["aligned"] = False
+    settings = _settings(values, recipe)
+    ref, vs, vmap = _resolve(settings, pack)
+    run_id = new_run_id()
+    if dry_run:
+        state.say(f"would score {len(vs)} variant(s) against {ref.name}: {settings.model_dump_json()}")
+        state.emit({"command": "quality", "dry_run": True, "settings": settings.model_dump(mode="json"),
+                    "reference": ref.as_dict(), "variants": [v.as_dict() for v in vs]})
+        return
+    from kopt.quality.run import run_quality
+
+    records = run_quality(vs, ref, settings, voices=vmap, run_id=run_id,
+                          cache_dir=Path(state.S.artifacts) / ".cache" / "durations", progress=state.progress())
+    path = append_records(state.results_path(out, run_id), records)
+    if not state.S.quiet:
+        _print_results(records, path)
+    state.emit({"command": "quality", "run_id": run_id, "results": str(path), "records": records})
+
+
+def _settings(values: dict[str, Any], recipe: Optional[Path]):
+    """The validated [quality] settings, with at least one variant."""
+    from kopt.core.errors import KoptError
+    from kopt.core.recipe import validate
+    from kopt.quality.settings import QualitySettings
+
     settings = validate(QualitySettings, values, str(recipe) if recipe else "kopt quality")
     if not settings.variants:
         raise KoptError("no variants: pass VARIANT arguments (paths, artifact keys or ref names) or a recipe "
                         "with [quality] variants")
+    return settings
+
+
+def _resolve(settings, pack: Optional[Path]):
+    """The reference and variants from the store, and the voice pack with every voice the settings name."""
+    from kopt.bench.variants import default_voices, resolve_variant
+    from kopt.core.errors import KoptError
+    from kopt.source.voices import load_voices
+
     store = state.store()
     ref = resolve_variant(store, settings.reference)
     vs = [resolve_variant(store, s) for s in settings.variants]
@@ -56,49 +84,31 @@ def quality_cmd(
     for name in settings.voices:
         if name not in vmap:
             raise KoptError(f"{voices_path}: no voice {name!r}; known: {', '.join(sorted(vmap))}")
-    run_id = new_run_id()
-    if dry_run:
-        state.say(f"would score {len(vs)} variant(s) against {ref.name}: {settings.model_dump_json()}")
-        state.emit({"command": "quality", "dry_run": True, "settings": settings.model_dump(mode="json"),
-                    "reference": ref.as_dict(), "variants": [v.as_dict() for v in vs]})
-        return
-    records = run_quality(vs, ref, settings, voices=vmap, run_id=run_id,
-                          cache_dir=Path(state.S.artifacts) / ".cache" / "durations", progress=state.progress())
-    path = append_records(state.results_path(out, run_id), records)
-    if not state.S.quiet:
-        state.console().print(quality_table(records))
-        for r in records:
-            ex = r.get("extra", {})
-            if not ex.get("aligned"):
-                state.say(f"[yellow]{r['variant']['name']}: aligned scores unavailable: {ex.get('align_reason')}[/]")
-            for issue in ex.get("guard_issues", [])[:5]:
-                state.say(f"[red]guard: {issue}[/]")
-        state.say(f"results: {path}")
-    state.emit({"command": "quality", "run_id": run_id, "results": str(path), "records": records})
+    return ref, vs, vmap
 
 
-def _f(v: Any, fmt: str) -> str:
-    return "-" if v is None else format(v, fmt)
-
-
-def _pair(m: dict, key: str, fmt: str) -> str:
-    return f"{_f(m.get(key + '_aligned'), fmt)} / {_f(m.get(key + '_natural'), fmt)}"
+def _print_results(records: list[dict], path: Path) -> None:
+    """The table, then per record why aligned scores are missing and its first guard issues."""
+    state.console().print(quality_table(records))
+    for r in records:
+        ex = r.get("extra", {})
+        if not ex.get("aligned"):
+            state.say(f"[yellow]{r['variant']['name']}: aligned scores unavailable: {ex.get('align_reason')}[/]")
+        for issue in ex.get("guard_issues", [])[:5]:
+            state.say(f"[red]guard: {issue}[/]")
+    state.say(f"results: {path}")
 
 
 def quality_table(records: list[dict]):
+    """One row per record (variant and language); the figures are the metric catalogue's "quality" view."""
     from rich.table import Table
 
+    from kopt.select.metrics import columns
+
+    cols = columns("quality")
     t = Table(title=f"kopt quality (aligned / natural) vs {records[0]['inputs'].get('reference') if records else ''}")
-    for col in ("variant", "language", "PESQ-wb", "STOI", "MCD dB", "log-mel dB", "MR-STFT", "DNSMOS ovrl (Δ ref)",
-                "dur. tokens changed", "bit-identical", "gates"):
+    for col in ("variant", "language", *(c.heading for c in cols)):
         t.add_column(col, justify="left" if col == "variant" else "right")
     for r in records:
-        m = r["metrics"]
-        dn = m.get("dnsmos_ovrl")
-        dn_s = "-" if dn is None else f"{dn:.2f} ({m.get('dnsmos_ovrl_delta', 0):+.2f})"
-        bit = m.get("bit_identical")
-        t.add_row(r["variant"]["name"], r.get("language", "en-us"), _pair(m, "pesq_wb", ".3f"), _pair(m, "stoi", ".4f"), _pair(m, "mcd_db", ".2f"),
-                  _pair(m, "log_mel_db", ".2f"), _pair(m, "mrstft", ".3f"), dn_s,
-                  _f(m.get("duration_tokens_changed"), ".1%"), "-" if bit is None else ("yes" if bit else "no"),
-                  "pass" if m.get("gate_pass") else "FAIL")
+        t.add_row(r["variant"]["name"], r.get("language", "en-us"), *(c.cell(r["metrics"]) for c in cols))
     return t

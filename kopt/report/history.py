@@ -13,13 +13,12 @@ from dataclasses import dataclass
 from typing import Any, Literal, Sequence
 
 from kopt.core.results import RecordLike, ResultRecord, as_records
-from kopt.select.metrics import LANGUAGE_SEP, Catalog, split_language
+from kopt.select.metrics import LANGUAGE_SEP, Catalog, shown, split_language
 from kopt.select.rows import build_rows
 
 RunBy = Literal["run_id", "source"]
-TREND_METRICS = ("rtf_median", "ttfa_ms_median", "ttfa_ms", "rss_peak_mb", "rss_mb", "load_s", "size_mb",
-                 "pesq_wb_aligned", "pesq_wb_natural", "stoi_aligned", "stoi", "dnsmos_ovrl", "duration_frames_diff",
-                 "duration_drift_frames", "gate_pass")
+# the metrics followed by default: the metric catalogue's "trend" view, in its order
+TREND_METRICS: tuple[str, ...] = tuple(m.name for m, _ in shown("trend"))
 
 
 @dataclass(frozen=True)

@@ -11,34 +11,20 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 from kopt.select.frontier import GroupSelection, Selection, fmt
-from kopt.select.metrics import is_number
+from kopt.select.metrics import columns, is_number
 from kopt.select.rows import Row
 
-# label -> metric names to look for, first present wins (bench and quality have used several names)
-COLUMNS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("size MB", ("size_mb",)),
-    ("load s", ("load_s",)),
-    ("RTF median", ("rtf_median",)),
-    ("RTF p90", ("rtf_p90",)),
-    ("speedup", ("speedup_vs_baseline",)),
-    ("TTFA ms", ("ttfa_ms_median", "ttfa_ms")),
-    ("RSS MB", ("rss_peak_mb", "rss_mb", "rss_loaded_mb")),
-    ("PESQ aligned", ("pesq_wb_aligned",)),
-    ("PESQ natural", ("pesq_wb_natural",)),
-    ("STOI", ("stoi_aligned", "stoi", "stoi_natural")),
-    ("DNSMOS", ("dnsmos_ovrl",)),
-    ("drift frames", ("duration_frames_diff", "duration_drift_frames")),
-    ("gate", ("gate_pass",)),
-)
-# the few a CI log line has room for
-COMPACT: tuple[str, ...] = ("size MB", "RTF median", "speedup", "TTFA ms", "PESQ aligned", "STOI")
+# the headline columns, from the metric catalogue's "table" view: label -> metric names to look for, the
+# first a row has wins; and the labels of the columns tagged for the CI log line, the winner's card, and
+# per-language figures
+_COLUMNS = columns("table")
+COLUMNS: tuple[tuple[str, tuple[str, ...]], ...] = tuple((c.heading, c.names) for c in _COLUMNS)
+COMPACT: tuple[str, ...] = tuple(c.heading for c in _COLUMNS if "compact" in c.tags)
+CARD: tuple[str, ...] = tuple(c.heading for c in _COLUMNS if "card" in c.tags)
+PER_LANGUAGE: tuple[str, ...] = tuple(c.heading for c in _COLUMNS if "per_language" in c.tags)
 ID_COLUMNS = ("machine", "provider", "variant", "precision", "status")
 KEY_CHARS = 10  # a variant key is shown this long beside its name (the CSV has it whole)
 _STATUS_ORDER = {"ok": 0, "failed": 1, "skipped": 2}
-
-
-# quality columns shown per language too when the rows cover several (the plain column is the worst language's)
-PER_LANGUAGE = ("PESQ aligned", "PESQ natural", "STOI")
 
 
 def resolve_columns(rows: Sequence[Row]) -> list[tuple[str, str | None]]:

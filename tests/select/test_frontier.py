@@ -147,7 +147,7 @@ def test_dominance_is_strict_in_one_objective():
 def test_directions_are_data():
     cat = Catalog({"mos_custom": {"direction": "higher", "kind": "quality"}})
     assert cat.require("mos_custom").better(4.0, 3.0)
-    assert Catalog().require("duration_drift_frames").better(-1, 3)  # closer to zero
+    assert Catalog().require("duration_frames_diff").better(-1, 3)  # closer to zero
     with pytest.raises(ValueError):
         Catalog({"mystery": {"kind": "quality"}})
     recs = [bench("v", rtf=0.2, size=1.0, mos_custom=2.0), quality("v", pesq=4.5)]
