@@ -118,8 +118,24 @@ def token_axes(model: ir.Model, tok: str, wanted: dict[ir.Value, ir.Node],
     every bucket up to 512. ModelError naming the node when a value's shape is unknown or has no token
     axis.
     """
-    from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference
+    inferred, failure = _infer_symbolic(_token_probe(model, tok, wanted))
+    out: dict[ir.Value, tuple[int, tuple[int, ...]]] = {}
+    for v, n in wanted.items():
+        vi = inferred.get(v.name)
+        shape = vi.type.tensor_type.shape if vi is not None and vi.type.tensor_type.HasField("shape") else None
+        axes = tuple(k for k, d in enumerate(shape.dim) if d.dim_param == _TOKEN_SYMBOL) if shape else ()
+        if not axes:
+            got = ("unknown" if shape is None else
+                   "[" + ", ".join(d.dim_param or str(d.dim_value) for d in shape.dim) + "]")
+            raise ModelError(f"{where}: cannot find the token axis of {v.name!r}, input of {n.op_type} "
+                             f"{n.name or ''!r}: its inferred shape is {got}{failure}")
+        out[v] = (len(shape.dim), axes)
+    return out
 
+
+def _token_probe(model: ir.Model, tok: str, wanted: dict[ir.Value, ir.Node]) -> onnx.ModelProto:
+    """The nodes the ``wanted`` values depend on, as a protobuf model whose token input is
+    ``[1, kopt_token_length]`` and whose outputs are the wanted values."""
     g = model.graph
     need: set[ir.Node] = set()
     stack = list(wanted)
@@ -148,6 +164,13 @@ def token_axes(model: ir.Model, tok: str, wanted: dict[ir.Value, ir.Node],
     sub.output.extend(helper.make_tensor_value_info(v.name, onnx.TensorProto.FLOAT, None) for v in wanted)
     probe = helper.make_model(sub, opset_imports=[helper.make_opsetid(d, k) for d, k in model.opset_imports.items()])
     probe.ir_version = model.ir_version
+    return probe
+
+
+def _infer_symbolic(probe: onnx.ModelProto) -> tuple[dict[str, onnx.ValueInfoProto], str]:
+    """Value name -> inferred value info by onnxruntime's symbolic shape inference, and why it
+    failed ("" when it did not)."""
+    from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference
 
     # The public entry point only. On an incomplete inference it saves a debug model into the
     # current directory and raises; run it in a scratch directory so nothing lands in the user's.
@@ -161,16 +184,4 @@ def token_axes(model: ir.Model, tok: str, wanted: dict[ir.Value, ir.Node],
             failure = f" (symbolic shape inference failed: {type(e).__name__}: {first_line(e, 200)})"
     graph = inferred_model.graph if inferred_model is not None else None
     inferred = {vi.name: vi for vi in [*graph.value_info, *graph.output]} if graph is not None else {}
-
-    out: dict[ir.Value, tuple[int, tuple[int, ...]]] = {}
-    for v, n in wanted.items():
-        vi = inferred.get(v.name)
-        shape = vi.type.tensor_type.shape if vi is not None and vi.type.tensor_type.HasField("shape") else None
-        axes = tuple(k for k, d in enumerate(shape.dim) if d.dim_param == _TOKEN_SYMBOL) if shape else ()
-        if not axes:
-            got = ("unknown" if shape is None else
-                   "[" + ", ".join(d.dim_param or str(d.dim_value) for d in shape.dim) + "]")
-            raise ModelError(f"{where}: cannot find the token axis of {v.name!r}, input of {n.op_type} "
-                             f"{n.name or ''!r}: its inferred shape is {got}{failure}")
-        out[v] = (len(shape.dim), axes)
-    return out
+    return inferred, failure

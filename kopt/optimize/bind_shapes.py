@@ -25,6 +25,8 @@ graph per shape (CoreML, NNAPI, some GPU EPs); on CPU it usually does not pay (d
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 import onnx
 import onnx_ir as ir
@@ -77,6 +79,8 @@ def bind(model: ir.Model, bucket: int | None, where: str = "<model>") -> dict:
 
 
 def _mask_pads(model: ir.Model, tok: ir.Value, L: int, where: str) -> dict:
+    """Keep the pad positions of an L-token run from changing the real tokens' results and durations;
+    how many nodes of each kind were masked."""
     g = model.graph
     cs = duration_cumsum(g, where)
     frame_level = downstream(cs.outputs[0]) | {cs}
@@ -88,8 +92,35 @@ def _mask_pads(model: ir.Model, tok: ir.Value, L: int, where: str) -> dict:
              and x.producer() in tok_level]
     axes = token_axes(model, tok.name, {n.inputs[k]: n for n, k in quant}, where) if quant else {}
 
-    # valid length = last non-zero position + 2 (the closing boundary pad), at most L
     b = Builder(g)
+    m = _pad_masks(b, tok, L)
+    counts = {"softmax": 0, "conv": 0, "lstm": 0, "quantized": 0, "durations": 0}
+    for n in token_nodes:
+        kind = _mask_node(b, n, m, axes, where)
+        if kind:
+            counts[kind] += 1
+    counts["quantized"] = _zero_quantizer_inputs(b, quant, axes, m.mask_f, L)
+    dur = cs.inputs[0]
+    masked = b.node("Mul", [dur, m.mask_i], "kopt/pad/durations_masked")
+    counts["durations"] = rewire(dur, masked, keep={masked.producer()})
+    # the durations pass's output (an Identity on the duration tensor) now reports masked ones too
+    if counts["softmax"] == 0 and counts["lstm"] == 0 and counts["conv"] == 0:
+        raise ModelError(f"{where}: found no token-level attention, convolution or LSTM to mask")
+    return counts
+
+
+class _PadMasks(NamedTuple):
+    """The valid-token masks of one run, each the graph value that holds it."""
+
+    mask_i: ir.Value      # int64 [L]: 1 at a real token (durations)
+    mask_f: ir.Value      # float [L]: 1.0 at a real token (convolution and quantizer inputs)
+    seq_lens: ir.Value    # int32 [1]: the valid length (LSTM sequence_lens)
+    att_add: ir.Value     # float [L]: 0 at a real token, -1e9 at a pad (added before a softmax)
+
+
+def _pad_masks(b: Builder, tok: ir.Value, L: int) -> _PadMasks:
+    """Valid length = last non-zero position + 2 (the closing boundary pad), at most L; and the
+    masks made from it."""
     zero = b.const("kopt/pad/zero_i64", np.array(0, np.int64))
     pos1 = b.const("kopt/pad/pos1", np.arange(1, L + 1, dtype=np.int64))
     pos0 = b.const("kopt/pad/pos0", np.arange(0, L, dtype=np.int64))
@@ -107,42 +138,39 @@ def _mask_pads(model: ir.Model, tok: ir.Value, L: int, where: str) -> dict:
                       to=TensorProto.INT32)
     att_add = b.node("Where", [mask_b, b.const("kopt/pad/zero_f", np.array(0.0, np.float32)),
                                b.const("kopt/pad/neg_f", np.array(-1e9, np.float32))], "kopt/pad/att_add")
+    return _PadMasks(mask_i, mask_f, seq_lens, att_add)
 
-    counts = {"softmax": 0, "conv": 0, "lstm": 0, "quantized": 0, "durations": 0}
-    for n in token_nodes:
-        name = n.name or ""
-        if n.op_type == "Softmax":
-            x = n.inputs[0]
-            n.replace_input_with(0, b.node("Add", [x, b.node("CastLike", [att_add, x], f"{name}/pad_add")],
-                                           f"{name}/pad_masked"))
-            counts["softmax"] += 1
-        elif n.op_type == "Conv":
-            x = n.inputs[0]
-            n.replace_input_with(0, b.node("Mul", [x, b.node("CastLike", [mask_f, x], f"{name}/pad_mask")],
-                                           f"{name}/pad_zeroed"))
-            counts["conv"] += 1
-        elif n.op_type == "ConvInteger":
-            # its input is zeroed before its quantizer, below, like every run-time quantizer's
-            p = n.inputs[0].producer() if n.inputs[0] is not None else None
-            if p is None or p.op_type != "DynamicQuantizeLinear":
-                raise ModelError(f"{where}: ConvInteger {name!r} over tokens is not fed by a "
-                                 "DynamicQuantizeLinear; cannot mask its padded positions")
-            counts["conv"] += int(p.inputs[0] in axes)
-        elif n.op_type in ("LSTM", "GRU", "RNN", "DynamicQuantizeLSTM"):
-            if len(n.inputs) < 5:
-                n.resize_inputs(5)
-            if n.inputs[4] is not None:
-                raise ModelError(f"{where}: {n.op_type} {name!r} already has sequence_lens; cannot bucket it")
-            n.replace_input_with(4, seq_lens)
-            counts["lstm"] += 1
-    counts["quantized"] = _zero_quantizer_inputs(b, quant, axes, mask_f, L)
-    dur = cs.inputs[0]
-    masked = b.node("Mul", [dur, mask_i], "kopt/pad/durations_masked")
-    counts["durations"] = rewire(dur, masked, keep={masked.producer()})
-    # the durations pass's output (an Identity on the duration tensor) now reports masked ones too
-    if counts["softmax"] == 0 and counts["lstm"] == 0 and counts["conv"] == 0:
-        raise ModelError(f"{where}: found no token-level attention, convolution or LSTM to mask")
-    return counts
+
+def _mask_node(b: Builder, n: ir.Node, m: _PadMasks, axes: dict, where: str) -> str | None:
+    """Keep the pads out of one token-level node: a softmax gets -1e9 added at them, a convolution's
+    input is zeroed there, a recurrent op gets sequence_lens. Which of the counts it adds to (None:
+    none; a ConvInteger counts when its quantizer's input is zeroed, by _zero_quantizer_inputs)."""
+    name = n.name or ""
+    if n.op_type == "Softmax":
+        x = n.inputs[0]
+        n.replace_input_with(0, b.node("Add", [x, b.node("CastLike", [m.att_add, x], f"{name}/pad_add")],
+                                       f"{name}/pad_masked"))
+        return "softmax"
+    if n.op_type == "Conv":
+        x = n.inputs[0]
+        n.replace_input_with(0, b.node("Mul", [x, b.node("CastLike", [m.mask_f, x], f"{name}/pad_mask")],
+                                       f"{name}/pad_zeroed"))
+        return "conv"
+    if n.op_type == "ConvInteger":
+        # its input is zeroed before its quantizer, below, like every run-time quantizer's
+        p = n.inputs[0].producer() if n.inputs[0] is not None else None
+        if p is None or p.op_type != "DynamicQuantizeLinear":
+            raise ModelError(f"{where}: ConvInteger {name!r} over tokens is not fed by a "
+                             "DynamicQuantizeLinear; cannot mask its padded positions")
+        return "conv" if p.inputs[0] in axes else None
+    if n.op_type in ("LSTM", "GRU", "RNN", "DynamicQuantizeLSTM"):
+        if len(n.inputs) < 5:
+            n.resize_inputs(5)
+        if n.inputs[4] is not None:
+            raise ModelError(f"{where}: {n.op_type} {name!r} already has sequence_lens; cannot bucket it")
+        n.replace_input_with(4, m.seq_lens)
+        return "lstm"
+    return None
 
 
 def _zero_quantizer_inputs(b: Builder, quant: list[tuple[ir.Node, int]],

@@ -116,6 +116,34 @@ def match_lut(sin: ir.Node, shapes: dict) -> _Lut | str:
     constant non-zero factor, scalar or per channel; a negative one flips the table), each read only
     by the next; the quantizer's scale constant, positive, float32, per tensor or per channel along
     axis 1, its zero point a constant of 8 or 16 bits, no ``block_size``."""
+    snake = _snake(sin, shapes)
+    if isinstance(snake, str):
+        return snake
+    norm, add, c = snake
+    y, factor = add.outputs[0], np.ones(c, np.float32)
+    q = only_reader(y)
+    if is_onnx_op(q, "Mul"):    # the 1/alpha Mul snake leaves (into_conv = false), unless quant-scale folded it
+        factor = _factor(q, y, c)
+        if isinstance(factor, str):
+            return factor
+        y = q.outputs[0]
+        q = only_reader(y)
+    quant = _quantizer(q, c)
+    if isinstance(quant, str):
+        return quant
+    scale, zero = quant
+    for v in norm.inputs[1:]:
+        if v is None or (v.dtype is not None and v.dtype != ir.DataType.FLOAT):
+            return "InstanceNormalization scale or bias not float32"
+    eff = scale.astype(np.float64) / factor.astype(np.float64)
+    if not (np.all(np.isfinite(eff)) and np.all(np.abs(eff) >= 1e-30)):
+        return "effective scale too small or large for a table"   # bins / interval must stay a float32
+    return _Lut(norm, q, eff, zero)
+
+
+def _snake(sin: ir.Node, shapes: dict) -> tuple[ir.Node, ir.Node, int] | str:
+    """The InstanceNormalization, the ``Add(z, sin(z)^2)`` and the channel count C of the Snake
+    around ``sin``, or why it is not one."""
     z = sin.inputs[0]
     norm = z.producer() if z is not None else None
     if not is_onnx_op(norm, "InstanceNormalization") or len(norm.inputs) != 3:
@@ -133,15 +161,12 @@ def match_lut(sin: ir.Node, shapes: dict) -> _Lut | str:
     shape = rank_shape[1] if rank_shape else None
     if shape is None or len(shape) != 3 or shape[0] != 1 or not isinstance(shape[1], int):
         return "Snake input not of static shape [1, C, T]"
-    c = shape[1]
-    y, factor = add.outputs[0], np.ones(c, np.float32)
-    q = only_reader(y)
-    if is_onnx_op(q, "Mul"):    # the 1/alpha Mul snake leaves (into_conv = false), unless quant-scale folded it
-        factor = _factor(q, y, c)
-        if isinstance(factor, str):
-            return factor
-        y = q.outputs[0]
-        q = only_reader(y)
+    return norm, add, shape[1]
+
+
+def _quantizer(q: ir.Node | None, c: int) -> tuple[np.ndarray, np.ndarray] | str:
+    """Per channel of C, the scale and zero point of the quantizer ``q`` the Snake feeds, or why it
+    cannot take a table."""
     if not is_onnx_op(q, "QuantizeLinear"):
         return "Snake output not read by one QuantizeLinear only (a float Snake)"
     if q.outputs[0].is_graph_output():
@@ -162,13 +187,7 @@ def match_lut(sin: ir.Node, shapes: dict) -> _Lut | str:
         scale, zero = s, zp
     else:
         return "quantizer neither per tensor nor per channel along axis 1"
-    for v in norm.inputs[1:]:
-        if v is None or (v.dtype is not None and v.dtype != ir.DataType.FLOAT):
-            return "InstanceNormalization scale or bias not float32"
-    eff = scale.astype(np.float64) / factor.astype(np.float64)
-    if not (np.all(np.isfinite(eff)) and np.all(np.abs(eff) >= 1e-30)):
-        return "effective scale too small or large for a table"   # bins / interval must stay a float32
-    return _Lut(norm, q, eff, zero)
+    return scale, zero
 
 
 def rewrite_snake_lut(model: ir.Model, bins: int = 2048) -> dict:

