@@ -38,7 +38,7 @@ class Sizing:
     @classmethod
     def from_bench(cls, res: dict[str, Any] | None) -> "Sizing":
         res = res or {}
-        by = res.get("server_rss_mb_by_instances") or {}
+        by = res.get("server_rss_mb_by_instances", {})
         rss = by.get("1") or by.get(1) or res.get("server_rss_mb")
         threads = res.get("http_threads")
         if isinstance(rss, (int, float)) and isinstance(threads, int) and threads > 0:
@@ -66,7 +66,7 @@ def write_deploy(bundle: str | Path, bench: dict[str, Any] | None = None, out: s
         raise KoptError(f"{b}: not a bundle (no manifest.json)")
     manifest = json.loads(mpath.read_text(encoding="utf-8"))
     version = str(manifest.get("runtime_version") or "unknown")
-    variant = str((manifest.get("variant") or {}).get("name") or "bundle")
+    variant = str(manifest.get("variant", {}).get("name", "bundle"))   # none in a bundle not from kopt publish
     size = Sizing.from_bench(bench)
     values = {"k8s_version": K8S_VERSION, "sizing": size.measured, "image": image or f"kokoro-runtime:{variant}",
               "runtime_version": version, "instances": 1, "threads": size.threads, "queue": queue,
