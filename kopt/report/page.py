@@ -48,7 +48,7 @@ def _slug(s: str) -> str:
 
 
 _NUMERIC = tuple(label for label, _ in tables.COLUMNS)
-_CARD = ("RTF median", "speedup", "TTFA ms", "size MB", "RSS MB", "PESQ aligned", "STOI", "DNSMOS")  # a winner's facts
+_CARD = tables.CARD  # a winner's facts: the catalogue's "card" columns
 
 
 def _numeric(columns) -> list[str]:
