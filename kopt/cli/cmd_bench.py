@@ -4,7 +4,7 @@ interleaved in isolated workers; results appended to a JSONL file and printed as
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, List, Optional
+from typing import List, Optional
 
 import typer
 
@@ -98,24 +98,22 @@ def _print_bench(records: list[dict], path: Path) -> None:
     state.say(f"results: {path}")
 
 
-def _f(v: Any, fmt: str) -> str:
-    return "-" if v is None else format(v, fmt)
-
-
 def bench_table(records: list[dict]):
+    """The bench records as a rich table: variant, provider, status, then the catalogue's bench view."""
     from rich.table import Table
 
+    from kopt.select.metrics import columns
+
+    cols = columns("bench")
     t = Table(title="kopt bench", show_lines=False)
-    for col in ("variant", "provider", "status", "size MB", "load s", "1st inf s", "RTF med", "RTF p90",
-                "TTFA ms", "peak RSS MB", "speedup"):
-        t.add_column(col, justify="left" if col in ("variant", "provider", "status") else "right")
+    for name in ("variant", "provider", "status"):
+        t.add_column(name, justify="left")
+    for c in cols:
+        t.add_column(c.heading, justify="right")
     for r in records:
-        m, p = r["metrics"], r["provider"]
+        p = r["provider"]
         status = p["status"] if p["status"] == "ok" else f"{p['status']} (see below)"
-        t.add_row(r["variant"]["name"], p["config"], status, _f(m.get("size_mb"), ".1f"), _f(m.get("load_s"), ".2f"),
-                  _f(m.get("first_infer_s"), ".3f"), _f(m.get("rtf_median"), ".3f"), _f(m.get("rtf_p90"), ".3f"),
-                  _f(m.get("ttfa_ms_median"), ".0f"), _f(m.get("rss_peak_mb"), ".0f"),
-                  _f(m.get("speedup_vs_baseline"), ".2f") + ("x" if m.get("speedup_vs_baseline") else ""))
+        t.add_row(r["variant"]["name"], p["config"], status, *(c.cell(r["metrics"]) for c in cols))
     return t
 
 

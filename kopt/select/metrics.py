@@ -27,7 +27,7 @@ from typing import Any, Literal, Mapping
 Direction = Literal["higher", "lower", "zero"]
 Kind = Literal["speed", "memory", "quality", "size", "info"]
 MACHINE_DEPENDENT: frozenset[str] = frozenset({"speed", "memory"})
-View = Literal["table", "trend", "quality"]
+View = Literal["table", "trend", "quality", "bench"]
 
 # each view, and how it reads the entries shown in it
 VIEWS: dict[str, str] = {
@@ -36,7 +36,9 @@ VIEWS: dict[str, str] = {
              "has; a column is placed by its first entry, and its tags are its entries' (TAGS)",
     "trend": "the metrics the history tables, plots and dashboard follow over runs, by order",
     "quality": "kopt quality's table: a cell is its column's entries written one after the other, each by its "
-               "template (fmt); a missing value reads '-', or is left out when the entry is optional",
+               "template (fmt); a missing value reads '-' after the template's leading text, or is left out "
+               "when the entry is optional",
+    "bench": "kopt bench's table, after its variant, provider and status columns: cells as in the quality view",
 }
 TAGS: dict[str, str] = {
     "compact": "one of the few table columns a CI log line has room for",
@@ -71,6 +73,10 @@ def trend(order: int) -> Show:
 
 def quality_column(heading: str, order: int, fmt: str, *, optional: bool = False) -> Show:
     return Show("quality", order, heading, fmt=fmt, optional=optional)
+
+
+def bench_column(heading: str, order: int, fmt: str) -> Show:
+    return Show("bench", order, heading, fmt=fmt)
 
 
 @dataclass(frozen=True)
@@ -110,26 +116,28 @@ class Metric:
 ENTRIES: tuple[Metric, ...] = (
     # bench (kopt.bench.run)
     Metric("size_mb", "lower", "size", "size", "MB", rel=0.01,
-           show=(table_column("size MB", 10, "compact", "card"), trend(50))),
+           show=(table_column("size MB", 10, "compact", "card"), trend(50), bench_column("size MB", 10, "{:.1f}"))),
     Metric("load_s", "lower", "speed", "load", "s", rel=0.10, gate=False,
-           show=(table_column("load s", 20), trend(40))),
-    Metric("first_infer_s", "lower", "speed", "first inference", "s", rel=0.10, gate=False),
+           show=(table_column("load s", 20), trend(40), bench_column("load s", 20, "{:.2f}"))),
+    Metric("first_infer_s", "lower", "speed", "first inference", "s", rel=0.10, gate=False,
+           show=(bench_column("1st inf s", 30, "{:.3f}"),)),
     Metric("rtf_median", "lower", "speed", "RTF median", rel=0.05,
-           show=(table_column("RTF median", 30, "compact", "card"), trend(10))),
-    Metric("rtf_p90", "lower", "speed", "RTF p90", rel=0.10, gate=False, show=(table_column("RTF p90", 40),)),
+           show=(table_column("RTF median", 30, "compact", "card"), trend(10), bench_column("RTF med", 40, "{:.3f}"))),
+    Metric("rtf_p90", "lower", "speed", "RTF p90", rel=0.10, gate=False,
+           show=(table_column("RTF p90", 40), bench_column("RTF p90", 50, "{:.3f}"))),
     Metric("rtf_short_median", "lower", "speed", "RTF short", rel=0.10, gate=False),
     Metric("rtf_medium_median", "lower", "speed", "RTF medium", rel=0.10, gate=False),
     Metric("rtf_long_median", "lower", "speed", "RTF long", rel=0.10, gate=False),
     Metric("ttfa_ms_median", "lower", "speed", "TTFA median", "ms", rel=0.10,
-           show=(table_column("TTFA ms", 60, "compact", "card"), trend(20))),
+           show=(table_column("TTFA ms", 60, "compact", "card"), trend(20), bench_column("TTFA ms", 60, "{:.0f}"))),
     Metric("ttfa_ms_p90", "lower", "speed", "TTFA p90", "ms", rel=0.15, gate=False),
     Metric("rss_peak_mb", "lower", "memory", "peak RSS", "MB", rel=0.10,
-           show=(table_column("RSS MB", 70, "card"), trend(30))),
+           show=(table_column("RSS MB", 70, "card"), trend(30), bench_column("peak RSS MB", 70, "{:.0f}"))),
     Metric("rss_loaded_mb", "lower", "memory", "RSS loaded", "MB", rel=0.10, gate=False,
            show=(table_column("RSS MB", 71),)),  # the column's figure where no peak was recorded
     # ratios bench computes within one machine and provider: shown, not compared (their parts are)
     Metric("speedup_vs_baseline", "higher", "info", "speedup", "x",
-           show=(table_column("speedup", 50, "compact", "card"),)),
+           show=(table_column("speedup", 50, "compact", "card"), bench_column("speedup", 80, "{:.2f}x"))),
     Metric("size_ratio_vs_baseline", "lower", "info", "size ratio", "x"),
     Metric("rss_ratio_vs_baseline", "lower", "info", "RSS ratio", "x"),
     Metric("ttfa_ratio_vs_baseline", "lower", "info", "TTFA ratio", "x"),
@@ -250,7 +258,8 @@ class Column:
             if v is not None:
                 out.append(_CELL.format(s.fmt, v))
             elif not s.optional:
-                out.append("".join(lit + ("-" if fld is not None else "") for lit, fld, _, _ in _CELL.parse(s.fmt)))
+                lead = next((lit for lit, fld, _, _ in _CELL.parse(s.fmt) if fld is not None), "")
+                out.append(lead + "-")
         return "".join(out)
 
 
