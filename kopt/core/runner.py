@@ -265,7 +265,3 @@ def _reason(e: BaseException) -> str:
     if isinstance(e, KoptError):
         return first_line(e, 10_000)
     return f"{type(e).__name__}: {first_line(e)}" if str(e).strip() else type(e).__name__
-
-
-def run_recipe(recipe: Recipe, store: ArtifactStore, progress=None, threads: int = 1) -> list[VariantResult]:
-    return Runner(store, progress, threads=threads).run(recipe)
