@@ -194,16 +194,27 @@ def _scale_chain(n: ir.Node, x_scale: ir.Value) -> tuple[list[ir.Node], ir.Value
     return chain, mul.outputs[0], w_scale
 
 
-def _rewrite_matmul_integer(R: _Rewrite, n: ir.Node) -> bool:
+def _integer_operands(n: ir.Node):
+    """What a MatMulInteger/ConvInteger fed by DynamicQuantizeLinear dequantizes from: (the DQL, the
+    int8 weight, its zero point, the scale chain after the node, its float output, the weight scale),
+    or None when the node is not that pattern."""
     dql = n.inputs[0].producer() if n.inputs[0] is not None else None
     w = const_value(_input(n, 1))
     if dql is None or dql.op_type != "DynamicQuantizeLinear" or w is None:
-        return False
+        return None
     zp = const_value(_input(n, 3))
     found = _scale_chain(n, dql.outputs[1])
     if found is None:
-        return False
+        return None
     chain, out, scale = found
+    return dql, w, zp, chain, out, scale
+
+
+def _rewrite_matmul_integer(R: _Rewrite, n: ir.Node) -> bool:
+    ops = _integer_operands(n)
+    if ops is None:
+        return False
+    dql, w, zp, chain, out, scale = ops
     if chain[0].op_type == "Add":
         return False  # MatMulInteger never carries an int bias in ORT's output; refuse to guess
     wq = _name(n.inputs[1])
@@ -216,15 +227,10 @@ def _rewrite_matmul_integer(R: _Rewrite, n: ir.Node) -> bool:
 
 
 def _rewrite_conv_integer(R: _Rewrite, n: ir.Node) -> bool:
-    dql = n.inputs[0].producer() if n.inputs[0] is not None else None
-    w = const_value(_input(n, 1))
-    if dql is None or dql.op_type != "DynamicQuantizeLinear" or w is None:
+    ops = _integer_operands(n)
+    if ops is None:
         return False
-    zp = const_value(_input(n, 3))
-    found = _scale_chain(n, dql.outputs[1])
-    if found is None:
-        return False
-    chain, out, scale = found
+    dql, w, zp, chain, out, scale = ops
     wq = _name(n.inputs[1])
     key = ("conv", wq, _digest(scale), _digest(zp))
     wname = R.shared_init(key, wq.replace("_quantized", "") or "W", lambda: _dq(w, scale, zp, axis=0))
