@@ -15,6 +15,7 @@ cache keys on it (the same text read as English or as Japanese is different audi
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import dataclasses
 import heapq
@@ -68,6 +69,29 @@ class Settings:
     verify: bool = True
     graph_optimization: "bool | None" = None
     warm_text: str = WARM_TEXT
+
+
+def add_engine_arguments(p: argparse.ArgumentParser, *, queue_full: str, max_chars: str) -> None:
+    """The engine's options, shared by the HTTP and Wyoming servers (defaults from ``Settings``);
+    ``queue_full`` says what a request beyond the queue gets, ``max_chars`` what the limit is for."""
+    d = Settings()
+    p.add_argument("--instances", type=int, default=d.instances,
+                   help=f"model sessions rendering in parallel (default {d.instances})")
+    p.add_argument("--threads", type=int, default=d.threads,
+                   help="intra-op threads per instance (default: cores / instances, at least 1)")
+    p.add_argument("--queue", type=int, default=d.queue,
+                   help=f"requests that may wait beyond the busy instances; more get {queue_full} (default {d.queue})")
+    p.add_argument("--timeout", type=float, default=d.timeout_s,
+                   help=f"deadline per request in seconds (default {d.timeout_s:g})")
+    p.add_argument("--cache-mb", type=float, default=d.cache_mb,
+                   help=f"memory for repeated requests' audio (default {d.cache_mb:g}; 0: no cache)")
+    p.add_argument("--max-chars", type=int, default=d.max_chars, help=f"{max_chars} (default {d.max_chars})")
+    p.add_argument("--provider", action="append", dest="providers", default=None,
+                   help="onnxruntime execution provider, repeat for a priority list (cpu, cuda, tensorrt, ...)")
+    p.add_argument("--fallback", action="store_true",
+                   help="run on the next provider (at last CPU) when one cannot be had, instead of failing")
+    p.add_argument("--idle-timeout", type=float, default=0.0, help="exit after this many idle seconds (0: never)")
+    p.add_argument("--no-verify", action="store_true", help="skip the sha256 check of the bundle's files")
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from ..bundle import Bundle
 from ..errors import InvalidInput, KokoroError
-from .engine import Engine, Settings
+from .engine import Engine, Settings, add_engine_arguments
 from .metrics import Metrics
 
 API_KEY_ENV = "KOKORO_API_KEY"
@@ -34,23 +34,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8880, help="TCP port (0: any free port, printed at start)")
     p.add_argument("--uds", type=Path, default=None, help="serve on this Unix socket (mode 0600) instead of TCP")
-    p.add_argument("--instances", type=int, default=1, help="model sessions rendering in parallel (default 1)")
-    p.add_argument("--threads", type=int, default=0,
-                   help="intra-op threads per instance (default: cores / instances, at least 1)")
-    p.add_argument("--queue", type=int, default=8,
-                   help="requests that may wait beyond the busy instances; more get 503 + Retry-After (default 8)")
-    p.add_argument("--timeout", type=float, default=120.0, help="deadline per request in seconds (default 120)")
-    p.add_argument("--cache-mb", type=float, default=64.0,
-                   help="memory for repeated requests' audio (default 64; 0: no cache)")
-    p.add_argument("--max-chars", type=int, default=4096, help="longest input accepted (default 4096, as OpenAI)")
+    add_engine_arguments(p, queue_full="503 + Retry-After", max_chars="longest input accepted, as OpenAI's")
     p.add_argument("--api-key", default=None,
                    help=f"require 'Authorization: Bearer KEY' (default: ${API_KEY_ENV} if set, else no auth)")
-    p.add_argument("--provider", action="append", dest="providers", default=None,
-                   help="onnxruntime execution provider, repeat for a priority list (cpu, cuda, tensorrt, ...)")
-    p.add_argument("--fallback", action="store_true",
-                   help="run on the next provider (at last CPU) when one cannot be had, instead of failing")
-    p.add_argument("--idle-timeout", type=float, default=0.0, help="exit after this many idle seconds (0: never)")
-    p.add_argument("--no-verify", action="store_true", help="skip the sha256 check of the bundle's files")
     p.add_argument("--log-text", action="store_true", help="log each request's text (off: text is never logged)")
     p.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
 

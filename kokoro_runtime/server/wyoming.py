@@ -38,7 +38,7 @@ from .. import __version__
 from ..audio import SAMPLE_RATE
 from ..bundle import Bundle
 from ..errors import G2PUnavailable, InvalidInput, KokoroError, SynthesisError, VoiceNotFound
-from .engine import Busy, DeadlineExceeded, Engine, Request
+from .engine import Busy, DeadlineExceeded, Engine, Request, add_engine_arguments
 
 try:
     from wyoming.audio import AudioChunk, AudioStart, AudioStop
@@ -291,22 +291,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         f"unix://PATH (mode 0600) or stdio:// (default {DEFAULT_URI}: this machine only)")
     p.add_argument("--voice", default=None, help="voice for requests that name none (default: the bundle's)")
     p.add_argument("--mode", default=None, help="mode for plain voice names (default: the bundle's default mode)")
-    p.add_argument("--instances", type=int, default=1, help="model sessions rendering in parallel (default 1)")
-    p.add_argument("--threads", type=int, default=0,
-                   help="intra-op threads per instance (default: cores / instances, at least 1)")
-    p.add_argument("--queue", type=int, default=8,
-                   help="requests that may wait beyond the busy instances; more get an error event (default 8)")
-    p.add_argument("--timeout", type=float, default=120.0, help="deadline per request in seconds (default 120)")
-    p.add_argument("--cache-mb", type=float, default=64.0,
-                   help="memory for repeated requests' audio (default 64; 0: no cache)")
-    p.add_argument("--max-chars", type=int, default=4096, help="longest text accepted per request (default 4096)")
+    add_engine_arguments(p, queue_full="an error event", max_chars="longest text accepted per request")
     p.add_argument("--samples-per-chunk", type=int, default=1024, help="samples per audio-chunk event (default 1024)")
-    p.add_argument("--provider", action="append", dest="providers", default=None,
-                   help="onnxruntime execution provider, repeat for a priority list (cpu, cuda, tensorrt, ...)")
-    p.add_argument("--fallback", action="store_true",
-                   help="run on the next provider (at last CPU) when one cannot be had, instead of failing")
-    p.add_argument("--idle-timeout", type=float, default=0.0, help="exit after this many idle seconds (0: never)")
-    p.add_argument("--no-verify", action="store_true", help="skip the sha256 check of the bundle's files")
     p.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
 
 
