@@ -249,7 +249,9 @@ def test_a_client_that_leaves_a_whole_file_request_stops_its_synthesis(busy_bund
 
 
 def test_a_deadline_in_a_stream_is_counted_once_without_a_traceback(busy_bundle):
-    with serve(busy_bundle, "--threads", "1", "--timeout", "2", "--cache-mb", "0", "--max-chars", "12000") as s:
+    # The busy graph's first chunk takes tens of milliseconds and LONGER about 1.6 s on a fast CPU,
+    # more on a slow one: a 0.5 s deadline lands after the first audio and before the end on both.
+    with serve(busy_bundle, "--threads", "1", "--timeout", "0.5", "--cache-mb", "0", "--max-chars", "12000") as s:
         got = b""
         with s.client() as c, c.stream("POST", "/v1/audio/speech",
                                        json={"input": LONGER, "voice": "voice_0", "response_format": "pcm"}) as r:
