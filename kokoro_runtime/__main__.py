@@ -107,8 +107,10 @@ def oneshot(argv: list[str]) -> int:
         raise KokoroError(f"--threads: {args.threads}; use 0 (onnxruntime's default) or more")
     root = _bundle_of(args)
     bundle = Bundle(root, verify=not args.no_verify, rehash=args.rehash)
+    # the session loads on a thread while the voice is checked and the text front end reads the text
     tts = bundle.synthesizer(args.providers, args.threads, False if args.no_graph_optimization else None,
-                             mode=args.mode, fallback=args.fallback, session_cache=not args.no_session_cache)
+                             mode=args.mode, fallback=args.fallback, session_cache=not args.no_session_cache,
+                             background_session=True)
     if args.list_voices:
         for v, code in tts.languages.items():
             print(f"{v}\t{code}")
@@ -193,7 +195,7 @@ def _say_here(root: Path, text: str, args: argparse.Namespace) -> int:
     from .bundle import Bundle
 
     bundle = Bundle(root)
-    tts = bundle.synthesizer(args.providers, args.threads, mode=args.mode)
+    tts = bundle.synthesizer(args.providers, args.threads, mode=args.mode, background_session=True)
     voice = args.voice or bundle.default_voice or tts.voices[0]
     tts.voice_array(voice)
     chunks = _chunks(tts, text, voice, args.lang)          # a bad word fails before the sink opens

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import copy
 import json
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -28,6 +29,34 @@ def make_session(model_path: str | Path, providers: list | None = None, threads:
     return _session.make_session(model_path, providers, threads, graph_optimization, fallback=fallback)
 
 
+class _PendingSession:
+    """A session being created on a worker thread: onnxruntime releases the GIL while it loads and
+    optimizes a model, so Python work on the calling thread goes on meanwhile. Not a daemon thread:
+    a process that exits early waits for it rather than tearing onnxruntime down under it."""
+
+    def __init__(self, make: Callable[[], Any]) -> None:
+        self._made: Any = None
+        self._error: BaseException | None = None
+        self._seconds = 0.0
+        self._thread = threading.Thread(target=self._run, args=(make,), name="kokoro-session")
+        self._thread.start()
+
+    def _run(self, make: Callable[[], Any]) -> None:
+        t = time.perf_counter()
+        try:
+            self._made = make()
+        except BaseException as e:  # handed to the thread that uses the session
+            self._error = e
+        self._seconds = time.perf_counter() - t
+
+    def result(self) -> tuple[Any, float]:
+        """The session and the seconds its creation took; raises what creating it raised."""
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._made, self._seconds
+
+
 class Synthesizer:
     def __init__(self, model_path: str | Path, voices: "dict[str, np.ndarray] | str | Path",
                  vocab: dict[str, int] | None = None, token_cache: "TokenCache | str | Path | dict | None" = None,
@@ -35,9 +64,18 @@ class Synthesizer:
                  g2p: "G2P | bool | None" = None, policy: ChunkPolicy = ChunkPolicy(),
                  join: JoinPolicy = JoinPolicy(), fallback: bool = False, model_sha256: str | None = None,
                  voice_languages: dict[str, str] | None = None,
-                 default_language: str = _lang.DEFAULT_LANGUAGE) -> None:
+                 default_language: str = _lang.DEFAULT_LANGUAGE, background_session: bool = False) -> None:
+        """``background_session``: create the onnxruntime session on a worker thread, so the voices,
+        the token cache and the first text front-end call (its G2P loading) run beside it; the first
+        use of ``session`` (or ``signature``, ``providers``) waits for it and raises what creating it
+        raised. Off, the session is created here and errors are raised here."""
         self.model_path = Path(model_path)
         self.load_times: dict[str, float] = {}    # seconds per loading step: where a cold start goes
+        self._providers_asked, self._threads = providers, threads
+        self._graph_optimization, self._fallback, self._sha = graph_optimization, fallback, model_sha256
+        self._session: Any = None
+        self._signature: Signature | None = None
+        self._pending = _PendingSession(self._new_session) if background_session else None
         t = time.perf_counter()
         self._voices = (voicepack.load_npz(voices) if isinstance(voices, (str, Path))
                         else {k: voicepack.check_voice(k, v, "voices") for k, v in voices.items()})
@@ -59,18 +97,51 @@ class Synthesizer:
         self._policy = policy
         t = self._lap("token_cache", t)
         self.join = join
-        self._providers_asked, self._threads = providers, threads
-        self._graph_optimization, self._fallback, self._sha = graph_optimization, fallback, model_sha256
-        self.session = _session.make_session(self.model_path, providers, threads, graph_optimization,
-                                             fallback=fallback, model_sha256=model_sha256)
-        self.providers = self.session.get_providers()
-        self.signature = Signature.of(self.session, str(self.model_path))
-        self._lap("session", t)
+        if self._pending is None:
+            self.session = self._new_session()
+            self._lap("session", t)
+
+    def _new_session(self, threads: int | None = None) -> Any:
+        return _session.make_session(self.model_path, self._providers_asked,
+                                     self._threads if threads is None else threads, self._graph_optimization,
+                                     fallback=self._fallback, model_sha256=self._sha)
 
     def _lap(self, step: str, since: float) -> float:
         now = time.perf_counter()
         self.load_times[step] = round(now - since, 4)
         return now
+
+    @property
+    def session(self) -> Any:
+        """The onnxruntime session (with ``background_session``: waits for it, once; ``load_times``
+        then has ``session``, its creation, and ``session_wait``, the part this thread waited)."""
+        if self._pending is not None:
+            t = time.perf_counter()
+            made, seconds = self._pending.result()     # raises, on every use, what creating it raised
+            self.load_times["session"] = round(seconds, 4)
+            self.load_times["session_wait"] = round(time.perf_counter() - t, 4)
+            self.session = made
+        return self._session
+
+    @session.setter
+    def session(self, value: Any) -> None:
+        """Replace the session (a wrapper of the same model keeps the signature read from the first)."""
+        self._pending = None
+        self._session = value
+        if self._signature is None:
+            self._signature = Signature.of(value, str(self.model_path))
+
+    @property
+    def signature(self) -> Signature:
+        """The model's inputs and outputs, as the feeds need them."""
+        _ = self.session             # waits for a background session
+        assert self._signature is not None
+        return self._signature
+
+    @property
+    def providers(self) -> list[str]:
+        """The execution providers the session runs on."""
+        return list(self.session.get_providers())
 
     @property
     def has_durations(self) -> bool:
@@ -190,12 +261,9 @@ class Synthesizer:
     def spawn(self, threads: int | None = None) -> "Synthesizer":
         """Another instance sharing this one's voices, vocab and front end, with its own session
         (a server's second instance: no second token cache in memory)."""
+        _ = self.session             # a background session is finished before it is shared
         twin = copy.copy(self)
-        twin.session = _session.make_session(self.model_path, self._providers_asked,
-                                             self._threads if threads is None else threads,
-                                             self._graph_optimization, fallback=self._fallback,
-                                             model_sha256=self._sha)
-        twin.providers = twin.session.get_providers()
+        twin.session = self._new_session(threads)
         return twin
 
 

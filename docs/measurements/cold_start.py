@@ -4,6 +4,7 @@ figures in docs/cold-start.md).
     .venv/bin/python docs/measurements/cold_start.py copies BUNDLE WORK/NAME [--old-ref HEAD]
     .venv/bin/python docs/measurements/cold_start.py run RUNS THREADS TEXT VOICE LANG COPY...
     .venv/bin/python docs/measurements/cold_start.py sessions MODEL [--runs 5]
+    .venv/bin/python docs/measurements/cold_start.py chunk BUNDLE THREADS TEXT VOICE LANG [--runs 4]
 
 ``copies`` makes NAME-old (the runtime of git ref --old-ref) and NAME-new (this checkout's
 runtime) from BUNDLE, hard-linking its large files and re-listing each copy's runtime files in its
@@ -13,6 +14,8 @@ process start to its first audio bytes, then kopt's cold-start breakdown; median
 is the voice's language. ``sessions`` saves MODEL's optimized graph three ways (plain .onnx, ORT
 format, .onnx with pre-packed external weights) and times creating a session on each, with
 optimizations off, in new processes taking turns (.ort also with the use_ort_model_bytes_* keys).
+``chunk`` renders TEXT's first chunk RUNS times in one process, with the session from the cache
+and without it: whether the first run of a session costs more than later ones.
 """
 
 from __future__ import annotations
@@ -64,6 +67,14 @@ def copies(src: Path, dest: Path, old_ref: str) -> None:
         print(d)
 
 
+def breakdown(bundle: Path) -> str:
+    """kopt's breakdown script, for a runtime from before the session was made on a thread without
+    the keyword (its session is then made in the synthesizer's start: session_wait ~0)."""
+    if "background_session" in (bundle / "kokoro_runtime" / "synth.py").read_text(encoding="utf-8"):
+        return _BREAKDOWN
+    return _BREAKDOWN.replace(", background_session=True", "")
+
+
 def run(runs: int, threads: int, text: str, voice: str, lang: str, bundles: list[str]) -> dict:
     cmd = [sys.executable, "-m", "kokoro_runtime", text, "-o", "-", "--voice", voice, "--threads", str(threads)]
     cmd += ["--lang", lang] if lang else []
@@ -75,7 +86,7 @@ def run(runs: int, threads: int, text: str, voice: str, lang: str, bundles: list
         for i in range(runs):
             for b in bundles if i % 2 == 0 else bundles[::-1]:
                 res[b]["oneshot"].append(_first_bytes(cmd, Path(b), envs[b])[0])
-                r = subprocess.run([sys.executable, "-c", _BREAKDOWN, repr(time.time()), b, text, voice,
+                r = subprocess.run([sys.executable, "-c", breakdown(Path(b)), repr(time.time()), b, text, voice,
                                     str(threads), lang], capture_output=True, text=True, cwd=b, env=envs[b])
                 if r.returncode:
                     sys.exit(r.stderr)
@@ -132,6 +143,34 @@ def sessions(model: Path, runs: int) -> dict:
     return {k: {"median_s": round(statistics.median(v), 3), "runs": [round(x, 3) for x in v]} for k, v in times.items()}
 
 
+_CHUNK = r"""
+import json, sys, time
+bundle, threads, text, voice, lang, runs, cache = sys.argv[1:8]
+sys.path.insert(0, bundle)
+from kokoro_runtime.bundle import Bundle
+b = Bundle(bundle)
+tts = b.synthesizer(None, int(threads), session_cache=cache == "1")
+chunks = tts.text_to_chunks(text, True, tts.resolve_language(voice, lang or None))[:1]
+times = []
+for _ in range(int(runs)):
+    t = time.perf_counter()
+    next(tts.render(text, voice, chunks=chunks))
+    times.append(round(time.perf_counter() - t, 3))
+print(json.dumps({"tokens": len(chunks[0].tokens), "runs_s": times}))
+"""
+
+
+def chunk(bundle: Path, threads: int, text: str, voice: str, lang: str, runs: int) -> dict:
+    out = {}
+    with tempfile.TemporaryDirectory(prefix="cold-start-chunk-") as cache:
+        env = {**os.environ, "XDG_CACHE_HOME": cache}
+        for name, flag in (("cached", "1"), ("cached", "1"), ("uncached", "0")):   # the first fills the cache
+            r = subprocess.run([sys.executable, "-c", _CHUNK, str(bundle), str(threads), text, voice, lang, str(runs),
+                                flag], capture_output=True, text=True, cwd=bundle, env=env, check=True)
+            out[name] = json.loads(r.stdout.strip().splitlines()[-1])
+    return out
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -149,11 +188,20 @@ def main() -> None:
     se = sub.add_parser("sessions")
     se.add_argument("model", type=Path)
     se.add_argument("--runs", type=int, default=5)
+    ch = sub.add_parser("chunk")
+    ch.add_argument("bundle", type=Path)
+    ch.add_argument("threads", type=int)
+    ch.add_argument("text")
+    ch.add_argument("voice")
+    ch.add_argument("lang")
+    ch.add_argument("--runs", type=int, default=4)
     a = p.parse_args()
     if a.cmd == "copies":
         copies(a.bundle, a.dest, a.old_ref)
     elif a.cmd == "sessions":
         print(json.dumps(sessions(a.model, a.runs), indent=1))
+    elif a.cmd == "chunk":
+        print(json.dumps(chunk(a.bundle, a.threads, a.text, a.voice, a.lang, a.runs), indent=1))
     else:
         print(json.dumps(run(a.runs, a.threads, a.text, a.voice, a.lang, a.bundles), indent=1))
 

@@ -163,9 +163,9 @@ def _bench_languages(bundle: Path, voice: str | None, lang: str | None) -> tuple
 
 def summary_lines(res: dict) -> list[str]:
     """The bundle-bench figures as plain lines (the build's summary prints them too)."""
-    bd = res.get("cold_breakdown_s", {})
-    parts = ", ".join(f"{k} {bd[k]:.2f}" for k in ("python", "imports", "verify", "voices", "token_cache", "session",
-                                                    "first_chunk") if k in bd)
+    from kopt.publish.coldstart import breakdown_text
+
+    parts = breakdown_text(res.get("cold_breakdown_s", {}))
     first = res.get("cold_start_first_s")
     lines = [f"one-shot: process start to first audio {res['cold_start_s']:.2f} s (runs {res['cold_start_s_runs']}"
              + (f"; the first run on this machine, which also optimizes the graph once: {first:.2f} s" if first else "")

@@ -8,6 +8,7 @@ from typing import Sequence
 import pandas as pd
 
 from kopt.core.results import ResultRecord
+from kopt.publish.coldstart import breakdown_text
 
 # (metric, label, target, direction): the runtime's targets on a 2-core CPU
 TARGETS = (
@@ -24,7 +25,6 @@ INFO = (
     ("say_cold_ms", "say with no daemon running (starts one), ms"),
     ("server_rss_mb", "server RSS after the load runs, MB"),
 )
-PHASES = ("python", "imports", "verify", "voices", "token_cache", "session", "first_chunk")
 
 
 def latest_bundle_record(records: Sequence[ResultRecord]) -> ResultRecord | None:
@@ -43,9 +43,10 @@ def targets_frame(rec: ResultRecord) -> pd.DataFrame:
     for key, label in INFO:
         if m.get(key) is not None:
             rows.append({"figure": label, "measured": m[key], "target": "", "met": ""})
-    bd = [f"{p} {m[f'cold_{p}_s']:.2f}" for p in PHASES if m.get(f"cold_{p}_s") is not None]
+    bd = {k[len("cold_"):-len("_s")]: float(v) for k, v in m.items() if v is not None
+          and k.startswith("cold_") and k.endswith("_s") and k not in ("cold_start_s", "cold_start_first_s")}
     if bd:
-        rows.append({"figure": "one-shot cold start, where it goes (s)", "measured": "; ".join(bd), "target": "",
+        rows.append({"figure": "one-shot cold start, where it goes (s)", "measured": breakdown_text(bd), "target": "",
                      "met": ""})
     return pd.DataFrame(rows)
 

@@ -30,7 +30,7 @@ def test_bundle_section_in_page_and_markdown(tmp_path):
     assert "| yes " in rows["warm TTFA over HTTP (request sent -> first audio byte), ms"]       # 140 <= 150
     assert "| no " in rows["say with a warm daemon, process start -> first audio, ms"]          # 350 > 300
     assert "| no " in rows["one-shot command, process start -> first audio, s"]
-    assert "imports 0.20; session 0.20; first_chunk 0.60" in md
+    assert "imports 0.20, session 0.20, first_chunk 0.60" in md   # a record from before front_end
     load = md.split("under concurrent clients")[1]
     assert len([ln for ln in load.splitlines() if ln.startswith("|")]) == 4 and "2.8" in load   # head, rule, 2 rows
 
@@ -38,3 +38,13 @@ def test_bundle_section_in_page_and_markdown(tmp_path):
 def test_no_bundle_record_no_section(tmp_path):
     rep = write_report([("r1", standard())], tmp_path / "rep")
     assert "The published bundle" not in rep.html.read_text(encoding="utf-8")
+
+
+def test_breakdown_with_the_session_beside_the_front_end():
+    from kopt.publish.coldstart import breakdown_text
+
+    bd = {"python": 0.03, "imports": 0.2, "verify": 0.0, "voices": 0.01, "token_cache": 0.02, "front_end": 0.21,
+          "session_wait": 0.12, "first_chunk": 0.6, "session": 0.35, "total": 1.19}
+    assert breakdown_text(bd) == ("python 0.03, imports 0.20, verify 0.00, voices 0.01, token_cache 0.02, "
+                                  "front_end 0.21, session_wait 0.12, first_chunk 0.60 "
+                                  "(the session took 0.35 beside them)")

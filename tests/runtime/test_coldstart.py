@@ -251,3 +251,65 @@ def test_a_session_starts_when_the_cache_cannot_be_written(tmp_path, monkeypatch
     sess = S.make_session(model, threads=1, model_sha256=B.sha256_file(model))
     feeds = _feeds()
     assert np.array_equal(sess.run(None, feeds)[0], _plain(model).run(None, feeds)[0])
+
+
+# -- the session created beside the front end ------------------------------------------------------
+
+def test_a_background_session_loads_while_the_front_end_reads_the_text(tmp_path, monkeypatch):
+    """The session is made on another thread and is still being made while the voices, the token
+    cache and the text front end work on this one (made to wait on an event this test sets only
+    after the front end ran); the first use of the session waits for it."""
+    import threading
+
+    from kokoro_runtime import Synthesizer
+    from kokoro_runtime import synth as Y
+
+    model = tiny_kokoro(tmp_path / "tiny.onnx")
+    release, made_on = threading.Event(), []
+    real = S.make_session
+
+    def slow_make(*a, **k):
+        made_on.append(threading.current_thread().name)
+        assert release.wait(30), "the test never released the session"
+        return real(*a, **k)
+
+    monkeypatch.setattr(Y._session, "make_session", slow_make)
+    tts = Synthesizer(model, tiny_voices(), vocab=VOCAB, token_cache=small_cache(), g2p=False, threads=1,
+                      background_session=True)
+    chunks = tts.text_to_chunks(TEXT, True)       # runs while the session waits on the event
+    assert chunks and "session" not in tts.load_times
+    release.set()
+    audio = np.concatenate([r.audio for r in tts.render(TEXT, "voice_0", chunks=chunks)])
+    assert made_on == ["kokoro-session"]
+    assert tts.load_times["session"] >= tts.load_times["session_wait"] >= 0
+    plain = Synthesizer(model, tiny_voices(), vocab=VOCAB, token_cache=small_cache(), g2p=False, threads=1)
+    np.testing.assert_array_equal(audio, plain.synthesize(TEXT, "voice_0"))
+    assert tts.providers == plain.providers and tts.signature == plain.signature
+
+
+def test_a_background_session_that_fails_raises_at_every_use(tmp_path):
+    from kokoro_runtime import Synthesizer
+
+    bad = tmp_path / "broken.onnx"
+    bad.write_bytes(b"not an onnx model")
+    tts = Synthesizer(bad, tiny_voices(), vocab=VOCAB, token_cache=small_cache(), g2p=False, threads=1,
+                      background_session=True)          # no error yet: the session is being made
+    assert tts.text_to_chunks(TEXT, True)
+    with pytest.raises(BundleError) as first:
+        tts.synthesize(TEXT, "voice_0")
+    with pytest.raises(BundleError) as again:
+        _ = tts.session
+    assert str(first.value) == str(again.value) and "broken.onnx" in str(first.value)
+    with pytest.raises(BundleError):                    # the same error as without the thread
+        Synthesizer(bad, tiny_voices(), vocab=VOCAB, token_cache=small_cache(), g2p=False, threads=1)
+
+
+def test_the_one_shot_command_fails_on_a_broken_model_with_no_output(bundle, capsys, tmp_path):
+    from kokoro_runtime.__main__ import main
+
+    (bundle / "model.onnx").write_bytes(b"broken")
+    out = tmp_path / "out.wav"
+    assert main(["--bundle", str(bundle), "--no-verify", TEXT, "-o", str(out)]) == 1
+    assert not out.exists()
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and len(err.strip().splitlines()) == 1
