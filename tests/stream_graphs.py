@@ -150,3 +150,58 @@ def tokens(n: int, seed: int = 1) -> np.ndarray:
 def feeds(n: int, seed: int = 1) -> dict[str, np.ndarray]:
     style = (np.random.default_rng(seed + 100).standard_normal((1, STYLE)) * 0.5).astype(np.float32)
     return {"tokens": tokens(n, seed), "style": style, "speed": np.array([1.0], np.float32)}
+
+
+def parts_kokoro_model(seed: int = 0) -> onnx.ModelProto:
+    """The five-node front and a back named as Kokoro's is, for ``precision_parts``: a decoder block
+    (``/decoder/decoder/encode``, ``decode.0``) and the style half it slices, a harmonic source
+    (``m_source`` CumSum and Sin, their Atan, concatenated: the input of ``noise_convs.0``), a body
+    (LeakyRelu of the decoder's output, the noise conv, an AdaIN-like scale from the style half)
+    and a tail (``conv_post`` and a Tanh): audio [2T]."""
+    rng = np.random.default_rng(seed)
+    nodes, inits = _front(rng)
+    gen = "/decoder/decoder/generator/"
+    inits.update({
+        "dec.ax1": np.array([1], np.int64), "dec.two_pi": np.array(2 * np.pi, np.float32),
+        "dec.cs_axis": np.array(2, np.int64), "dec.flat": np.array([-1], np.int64),
+        "dec.s0": np.array([0], np.int64), "dec.s1": np.array([128], np.int64),
+        "dec.enc": (rng.standard_normal((C, C, 1)) * 0.5).astype(np.float32),
+        "dec.dec": (rng.standard_normal((C, C, 1)) * 0.5).astype(np.float32),
+        "dec.noise": (rng.standard_normal((C, 2, 2)) * 0.5).astype(np.float32),
+        "dec.fc": (rng.standard_normal((128, C)) * 0.1).astype(np.float32),
+        "dec.post": (rng.standard_normal((2, C, 1)) * 0.5).astype(np.float32),
+        "dec.ax2": np.array([2], np.int64),
+    })
+    nodes += [
+        helper.make_node("Unsqueeze", ["/encoder/Reshape_output_0", "dec.ax1"], ["f0u"], name="/decoder/decoder/Unsqueeze"),
+        helper.make_node("Unsqueeze", ["/encoder/Reshape_1_output_0", "dec.ax1"], ["nu"],
+                         name="/decoder/decoder/Unsqueeze_1"),
+        helper.make_node("Conv", ["/encoder/Transpose_output_0", "dec.enc"], ["e"], kernel_shape=[1],
+                         name="/decoder/decoder/encode/conv1/Conv"),                                  # [1, C, T]
+        helper.make_node("ReduceMean", ["nu"], ["nm"], axes=[2], keepdims=1, name="/decoder/decoder/N_conv/ReduceMean"),
+        helper.make_node("Conv", ["e", "dec.dec"], ["d"], kernel_shape=[1], name="/decoder/decoder/decode.0/conv1/Conv"),
+        helper.make_node("Add", ["d", "nm"], ["x"], name="/decoder/decoder/decode.0/Add"),           # [1, C, T]
+        helper.make_node("Slice", ["style", "dec.s0", "dec.s1", "dec.ax1"], ["s"], name="/decoder/Slice"),  # [1, 128]
+        # the harmonic source
+        helper.make_node("Identity", ["f0u"], ["fup"], name=gen + "f0_upsamp/Identity"),
+        helper.make_node("CumSum", ["fup", "dec.cs_axis"], ["ph"], name=gen + "m_source/l_sin_gen/CumSum"),
+        helper.make_node("Mul", ["ph", "dec.two_pi"], ["ang"], name=gen + "m_source/l_sin_gen/Mul"),
+        helper.make_node("Sin", ["ang"], ["sines"], name=gen + "m_source/l_sin_gen/Sin"),              # [1, 1, 2T]
+        helper.make_node("Atan", ["sines"], ["at"], name=gen + "Atan"),
+        helper.make_node("Concat", ["sines", "at"], ["har"], axis=1, name=gen + "Concat_3"),          # [1, 2, 2T]
+        # the body
+        helper.make_node("Conv", ["har", "dec.noise"], ["nz"], kernel_shape=[2], strides=[2],
+                         name=gen + "noise_convs.0/Conv"),                                             # [1, C, T]
+        helper.make_node("MatMul", ["s", "dec.fc"], ["gam"], name=gen + "resblocks.0/adain1.0/fc/Gemm_MatMul"),
+        helper.make_node("Unsqueeze", ["gam", "dec.ax2"], ["gam3"], name=gen + "resblocks.0/adain1.0/Unsqueeze"),
+        helper.make_node("LeakyRelu", ["x"], ["lx"], alpha=0.1, name=gen + "LeakyRelu"),
+        helper.make_node("Add", ["lx", "nz"], ["z"], name=gen + "Add"),
+        helper.make_node("Mul", ["z", "gam3"], ["zr"], name=gen + "resblocks.0/Mul"),
+        helper.make_node("LeakyRelu", ["zr"], ["lr"], alpha=0.01, name=gen + "LeakyRelu_2"),
+        # the tail
+        helper.make_node("Conv", ["lr", "dec.post"], ["post"], kernel_shape=[1], name=gen + "conv_post/Conv"),
+        helper.make_node("Tanh", ["post"], ["pt"], name=gen + "Tanh"),
+        helper.make_node("Transpose", ["pt"], ["ptt"], perm=[0, 2, 1], name=gen + "Transpose"),
+        helper.make_node("Reshape", ["ptt", "dec.flat"], ["audio"], name=gen + "Reshape"),
+    ]
+    return _model(nodes, inits, "parts_kokoro")

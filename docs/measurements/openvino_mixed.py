@@ -1,0 +1,165 @@
+"""OpenVINO in bf16 with Kokoro's fragile parts in f32, by cutting the graph into five parts
+compiled at their own precision (latency issue, part 4; figures in docs/gpu.md).
+
+    .venv/bin/python docs/measurements/openvino_mixed.py prepare MODEL WORK [--threads 2]
+    OV/bin/python    docs/measurements/openvino_mixed.py run WORK [--threads 2] [--repeats 3]
+    .venv/bin/python docs/measurements/openvino_mixed.py score WORK
+
+``prepare`` (kopt's venv) cuts MODEL (an fp32 Kokoro graph with the STFT as a Conv: ``kopt optimize
+reference --pass stft-conv``) into ``kopt.optimize.precision_parts``' five parts: **front** (text
+encoder, durations, F0/N), **decoder** (the frame-rate AdaIN blocks), **source** (the harmonic
+source, its STFT, magnitude and phase), **body** (the generator's upsampling, resblocks and noise
+branches) and **tail** (conv_post and the iSTFT); it writes the
+feeds of three texts, the whole model's audio on onnxruntime's CPU provider and that provider's
+times. ``run`` (a venv with the ``openvino`` package and numpy) compiles the parts for each
+precision plan, runs them in turns, and keeps each plan's audio and times. ``score`` gives
+sample-aligned PESQ-wb of each plan against the CPU provider's audio.
+
+Why cut: OpenVINO's CPU plugin takes one inference precision per compiled model. Marking nodes
+``disable_fp16_compression`` (from Python, or as the attribute in an IR file) left them in bf16 in
+OpenVINO 2026.4 (a MatMul marked so still ran in bf16), so a graph cannot say which parts stay f32.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+PARTS = ("front", "decoder", "source", "body", "tail")   # kopt.optimize.precision_parts.PARTS
+MIXED = {"front": "f32", "decoder": "bf16", "source": "f32", "body": "bf16", "tail": "f32"}  # its MIXED_BF16
+PLANS = {                                   # precision per part
+    "f32": dict.fromkeys(PARTS, "f32"),
+    "bf16": dict.fromkeys(PARTS, "bf16"),
+    "mixed": MIXED,
+    "mixed-tail-bf16": {**MIXED, "tail": "bf16"},
+    "mixed-front-bf16": {**MIXED, "front": "bf16"},
+    "mixed-source-bf16": {**MIXED, "source": "bf16"},
+}
+TEXTS = ("short-1", "medium-1", "ja-1")
+
+
+def prepare(model_path: Path, work: Path, threads: int) -> None:
+    import numpy as np
+    import onnx
+    import onnxruntime as ort
+
+    from kokoro_runtime.feed import pad, style_row
+    from kokoro_runtime.synth import Synthesizer, load_vocab_dict
+    from kopt.bench.textset import load_textset
+    from kopt.optimize.precision_parts import MIXED_BF16, save, split
+    from kopt.source.fetch import embedded_paths
+
+    assert MIXED == MIXED_BF16
+    work.mkdir(parents=True, exist_ok=True)
+    save(split(onnx.load(str(model_path)), str(model_path)), work)
+    _, voices_path, vocab_path, _ = embedded_paths()
+    vocab = load_vocab_dict(json.loads(Path(vocab_path).read_text(encoding="utf-8")), str(vocab_path))
+    tts = Synthesizer(model_path, voices_path, vocab=vocab, threads=threads)
+    texts = {t.id: (t.text, "en-us") for t in load_textset().items if t.id in TEXTS}
+    texts["ja-1"] = ("図書館は朝九時に開きます。週末には子ども向けの小さな教室があります。", "ja")
+    pack = tts.voice_array("jf_alpha")
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    whole = ort.InferenceSession(str(model_path), opts, providers=["CPUExecutionProvider"])
+    cpu: dict[str, float] = {}
+    for k, (text, lang) in texts.items():
+        ids = pad(list(tts.text_to_chunks(text, False, lang)[0].tokens))
+        feeds = tts.signature.feeds(ids, style_row(pack, ids.shape[1] - 2), 1.0)
+        np.savez(work / f"feeds-{k}.npz", **feeds)
+        whole.run(None, feeds)
+        times = []
+        for _ in range(3):
+            t = time.perf_counter()
+            y = whole.run(None, feeds)[0]
+            times.append(time.perf_counter() - t)
+        np.save(work / f"ref-{k}.npy", np.asarray(y, np.float32).reshape(-1))
+        cpu[k] = round(statistics.median(times), 3)
+    (work / "cpu.json").write_text(json.dumps({"cpu_s": cpu, "threads": threads, "onnxruntime": ort.__version__},
+                                              indent=1), encoding="utf-8")
+    print(json.dumps({"parts": str(work / "parts.json"), "cpu_s": cpu}, indent=1))
+
+
+def run(work: Path, threads: int, repeats: int) -> None:
+    import numpy as np
+    import openvino as ov
+
+    core = ov.Core()
+    layout = json.loads((work / "parts.json").read_text(encoding="utf-8"))["parts"]
+    cpu = json.loads((work / "cpu.json").read_text(encoding="utf-8"))
+    compiled = {(part, prec): core.compile_model(core.read_model(str(work / f"{part}.onnx")), "CPU",
+                                                 {"INFERENCE_PRECISION_HINT": prec, "INFERENCE_NUM_THREADS": threads})
+                for part in PARTS for prec in ("f32", "bf16")}
+
+    def speak(plan: dict[str, str], feeds: dict) -> tuple[np.ndarray, dict[str, float]]:
+        env, lap = dict(feeds), {}
+        for part in PARTS:
+            t = time.perf_counter()
+            got = compiled[part, plan[part]]({k: env[k] for k in layout[part]["inputs"]})
+            env.update((o.get_any_name(), np.asarray(v)) for o, v in got.items())
+            lap[part] = time.perf_counter() - t
+        return np.asarray(env[layout["tail"]["outputs"][0]], np.float32).reshape(-1), lap
+
+    out: dict[str, dict] = {}
+    for k in TEXTS:
+        feeds = dict(np.load(work / f"feeds-{k}.npz"))
+        laps: dict[str, list[dict[str, float]]] = {p: [] for p in PLANS}
+        for p, plan in PLANS.items():                 # warm-up, and the audio kept
+            np.save(work / f"plan-{p}-{k}.npy", speak(plan, feeds)[0])
+        for i in range(repeats):                      # the plans take turns
+            for p in (list(PLANS) if i % 2 == 0 else list(PLANS)[::-1]):
+                laps[p].append(speak(PLANS[p], feeds)[1])
+        out[k] = {p: {"total_s": round(statistics.median(sum(lap.values()) for lap in ls), 3),
+                      **{part: round(statistics.median(lap[part] for lap in ls), 3) for part in PARTS}}
+                  for p, ls in laps.items()}
+    res = {"openvino": ov.__version__, "threads": threads, "repeats": repeats, "plans": PLANS, "times": out,
+           "cpu_provider": cpu}
+    (work / "run.json").write_text(json.dumps(res, indent=1), encoding="utf-8")
+    print(json.dumps(res["times"], indent=1))
+
+
+def score(work: Path) -> None:
+    import numpy as np
+
+    from kopt.quality.metrics.intrusive import pesq_wb
+
+    res = json.loads((work / "run.json").read_text(encoding="utf-8"))
+    rows = {}
+    for p in PLANS:
+        row: dict[str, object] = {}
+        for k in TEXTS:
+            ref, y = np.load(work / f"ref-{k}.npy"), np.load(work / f"plan-{p}-{k}.npy")
+            row[k] = ("NaN" if not np.isfinite(y).all()
+                      else round(pesq_wb(ref, y, 24000, aligned=True)["pesq_wb"], 2))
+            row[f"{k}_speedup_vs_cpu"] = round(res["cpu_provider"]["cpu_s"][k] / res["times"][k][p]["total_s"], 2)
+        rows[p] = row
+    (work / "score.json").write_text(json.dumps(rows, indent=1), encoding="utf-8")
+    print(json.dumps(rows, indent=1))
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    sub = p.add_subparsers(dest="cmd", required=True)
+    a = sub.add_parser("prepare")
+    a.add_argument("model", type=Path)
+    a.add_argument("work", type=Path)
+    a.add_argument("--threads", type=int, default=2)
+    r = sub.add_parser("run")
+    r.add_argument("work", type=Path)
+    r.add_argument("--threads", type=int, default=2)
+    r.add_argument("--repeats", type=int, default=3)
+    s = sub.add_parser("score")
+    s.add_argument("work", type=Path)
+    args = p.parse_args()
+    if args.cmd == "prepare":
+        prepare(args.model, args.work, args.threads)
+    elif args.cmd == "run":
+        run(args.work, args.threads, args.repeats)
+    else:
+        score(args.work)
+
+
+if __name__ == "__main__":
+    main()
