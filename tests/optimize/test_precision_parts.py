@@ -67,3 +67,34 @@ def test_a_graph_without_kokoros_generator_is_refused(tmp_path):
 
     with pytest.raises(ModelError, match="not a Kokoro"):
         split(onnx.load(str(tiny_kokoro(tmp_path / "tiny.onnx"))), "tiny")
+
+
+@pytest.mark.slow
+def test_the_real_models_parts_give_its_audio_bit_for_bit(real_store, tmp_path):
+    """On the real fp32 reference with its STFT as a Conv: five parts with the node counts of
+    Kokoro's sections, and run in turn (optimizations off) exactly the whole model's audio."""
+    import onnx
+
+    from kopt.core.recipe import one_variant
+    from kopt.core.runner import Runner
+
+    st, _, ref = real_store
+    res = Runner(st).run(one_variant(ref.key, [("stft-conv", {})], name="stft-conv"))[0]
+    assert res.status in ("ok", "cached"), res.reason
+    model = onnx.load(res.model_path)
+    parts = split(model, "stft-conv")
+    sizes = {k: len(parts.models[k].graph) for k in PARTS}
+    assert sizes["body"] > sizes["front"] / 2 and sizes["source"] < 100 and sizes["tail"] < 100, sizes
+    paths = save(parts, tmp_path / "parts")
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    opts.intra_op_num_threads = 2
+    sessions = {k: ort.InferenceSession(str(paths[k]), opts, providers=["CPUExecutionProvider"]) for k in PARTS}
+    whole = ort.InferenceSession(res.model_path, opts, providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(0)
+    feeds = {"tokens": np.array([[0, *rng.integers(1, 170, 30), 0]], np.int64),
+             "style": (rng.standard_normal((1, 256)) * 0.1).astype(np.float32), "speed": np.ones(1, np.float32)}
+    env = dict(feeds)
+    for k in PARTS:
+        env.update(zip(parts.outputs(k), sessions[k].run(None, {i: env[i] for i in parts.inputs(k)})))
+    np.testing.assert_array_equal(env["audio"], whole.run(None, feeds)[0])
