@@ -9,6 +9,20 @@ from tests.graphs import tiny_kokoro, tiny_voices
 REPO = Path(__file__).resolve().parents[1]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _private_user_cache(tmp_path_factory):
+    """The runtime's user cache (optimized sessions, verification stamps) in a folder of this test
+    run, never the user's ~/.cache; servers and commands the tests start inherit it. Tests that
+    need their own cache still set XDG_CACHE_HOME themselves."""
+    old = os.environ.get("XDG_CACHE_HOME")
+    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("xdg-cache"))
+    yield
+    if old is None:
+        os.environ.pop("XDG_CACHE_HOME", None)
+    else:
+        os.environ["XDG_CACHE_HOME"] = old
+
+
 @pytest.fixture
 def tiny_model(tmp_path) -> Path:
     return tiny_kokoro(tmp_path / "tiny.onnx")
