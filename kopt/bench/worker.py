@@ -99,6 +99,18 @@ class Bucketed:
         return out
 
 
+def _check_finite(audio: Any, text_id: str) -> None:
+    """A provider whose audio is NaN or infinite has no speed to report (OpenVINO in bf16 on
+    Kokoro's harmonic source, for one): the cell fails instead of timing broken output."""
+    import numpy as np
+
+    bad = int(audio.size - np.count_nonzero(np.isfinite(audio)))
+    if bad:
+        raise ValueError(f"{bad} of {audio.size} audio samples are NaN or infinite for text {text_id!r} on this "
+                         "provider: broken output, not timed (run it in f32, or keep the parts that break in f32: "
+                         "docs/gpu.md)")
+
+
 def fixed_token_len(session: Any, tokens: str) -> int | None:
     shape = next(i.shape for i in session.get_inputs() if i.name == tokens)
     return shape[1] if len(shape) == 2 and isinstance(shape[1], int) else None
@@ -145,6 +157,7 @@ class Worker:
             t0 = time.perf_counter()
             audio = self.synth.run_tokens(ids, req["voice"], float(req.get("speed", 1.0)))
             dt = time.perf_counter() - t0
+            _check_finite(audio, tid)
             runs.append({"id": tid, "seconds": dt, "samples": int(audio.size)})
         return {"runs": runs}
 

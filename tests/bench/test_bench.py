@@ -231,3 +231,33 @@ def test_peak_rss_is_the_workers_own_not_the_parents():
     assert 0 < st["rss_peak_mb"] < 400, st
     if st.get("vm_hwm_mb") is not None:
         assert st["rss_peak_mb"] == st["vm_hwm_mb"]
+
+
+def _nan_kokoro(path: Path) -> Path:
+    """The tiny Kokoro with NaN added to its audio (Log of -1), as a provider that breaks it gives."""
+    import onnx
+    from onnx import helper, numpy_helper
+
+    from tests.graphs import tiny_kokoro_model
+
+    m = tiny_kokoro_model()
+    out = m.graph.output[0]
+    prod = next(n for n in m.graph.node if out.name in n.output)
+    prod.output[list(prod.output).index(out.name)] = "audio_ok"
+    m.graph.initializer.append(numpy_helper.from_array(np.array(-1.0, np.float32), "minus_one"))
+    m.graph.node.extend([helper.make_node("Log", ["minus_one"], ["nan"], name="/nan/Log"),
+                         helper.make_node("Add", ["audio_ok", "nan"], [out.name], name="/nan/Add")])
+    onnx.save(m, str(path))
+    return path
+
+
+def test_a_provider_whose_audio_is_not_finite_fails_its_cell(tmp_path, voices_npz):
+    good = variant(tiny_kokoro(tmp_path / "good.onnx"), "good")
+    bad = variant(_nan_kokoro(tmp_path / "nan.onnx"), "nan")
+    s = BenchSettings(**{**QUICK, "providers": ("cpu",), "ttfa_repeats": 0, "partition": False})
+    recs = run_bench([good, bad], s, voices_path=str(voices_npz), vocab=default_vocab(), run_id="r")
+    by = {r["variant"]["name"]: r for r in recs}
+    assert by["good"]["provider"]["status"] == "ok" and by["good"]["metrics"]["rtf_median"] > 0
+    nan = by["nan"]["provider"]
+    assert nan["status"] == "failed" and "NaN or infinite" in nan["reason"]
+    assert by["nan"]["metrics"].get("rtf_median") is None   # no speed figure for broken audio
