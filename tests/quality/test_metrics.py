@@ -146,3 +146,12 @@ def test_one_metric_table_every_quality_output_is_catalogued():
         assert not missing, f"{m.name}: {missing} not in the metric catalogue"
         got = m.fn(ref, deg, sr) if m.kind == "intrusive" else m.fn(deg, sr)
         assert set(got) == set(m.produces), m.name
+
+
+@pytest.mark.parametrize("name", ["pesq", "stoi", "log_mel", "mrstft", "mcd"])
+def test_audio_with_nan_is_a_metric_error_naming_it(sigs, name):
+    ref = sigs["ref"]
+    deg = ref.copy()
+    deg[100:110] = np.nan
+    with pytest.raises(MetricError, match="10 of .* samples are NaN or infinite"):
+        get(name).fn(ref, deg, SR)
