@@ -4,7 +4,9 @@ An *intrusive* metric compares a variant's audio with the reference's: ``fn(ref,
 where ``aligned`` says the two are sample-aligned (the variant was fed the reference's durations);
 a *reference-free* one scores one signal: ``fn(audio, sr)``. A metric returns a dict of named
 numbers (one metric may give several, e.g. DNSMOS's ovrl/sig/bak/p808); it raises ``MetricError``
-when it cannot score a signal (e.g. PESQ finds no utterance), which the scorer records per case.
+when it cannot score a signal (e.g. PESQ finds no utterance), which the scorer records per case. An
+intrusive metric is registered behind a check that both signals are finite (no metric of NaN or
+infinite samples means anything, and PESQ crashes on them).
 
 Metrics live in the modules of ``kopt.quality.metrics``, each registering its own with ``@metric``;
 the registry imports every one of them (underscore modules excepted), so a new module needs no list.
@@ -13,8 +15,12 @@ Every registered metric is scored by default.
 
 from __future__ import annotations
 
+import functools
+import inspect
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
+
+import numpy as np
 
 from kopt.core.errors import KoptError
 
@@ -50,12 +56,30 @@ class Metric:
 _REGISTRY: dict[str, Metric] = {}
 
 
+def finite(audio: Any, what: str) -> None:
+    """MetricError naming how many of ``audio``'s samples are NaN or infinite, if any are."""
+    bad = int(np.size(audio) - np.count_nonzero(np.isfinite(audio)))
+    if bad:
+        raise MetricError(f"{what}: {bad} of {np.size(audio)} samples are NaN or infinite")
+
+
+def _finite_inputs(fn: Callable[..., dict[str, float]]) -> Callable[..., dict[str, float]]:
+    @functools.wraps(fn)
+    def checked(ref: Any, deg: Any, *args: Any, **kwargs: Any) -> dict[str, float]:
+        finite(ref, "reference audio")
+        finite(deg, "audio")
+        return fn(ref, deg, *args, **kwargs)
+
+    return checked
+
+
 def metric(name: str, kind: str, produces: tuple[str, ...], library: str, summary: str):
     def deco(fn):
         if name in _REGISTRY:
             raise TypeError(f"metric {name!r} registered twice")
-        _REGISTRY[name] = Metric(name, fn, kind, tuple(produces), library, summary)
-        return fn
+        run = _finite_inputs(fn) if kind == "intrusive" else fn
+        _REGISTRY[name] = Metric(name, run, kind, tuple(produces), library, summary)
+        return run
 
     return deco
 
@@ -71,7 +95,7 @@ def _load_all() -> None:
 
 
 def _place(m: Metric) -> tuple[bool, str, int]:
-    code = getattr(m.fn, "__code__", None)
+    code = getattr(inspect.unwrap(m.fn), "__code__", None)
     return (m.kind != "intrusive", m.fn.__module__, code.co_firstlineno if code is not None else 0)
 
 
