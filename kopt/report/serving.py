@@ -8,7 +8,7 @@ from typing import Sequence
 import pandas as pd
 
 from kopt.core.results import ResultRecord
-from kopt.publish.coldstart import breakdown_text
+from kopt.publish.coldstart import BREAKDOWN_NAMES, breakdown_text
 
 # (metric, label, target, direction): the runtime's targets on a 2-core CPU
 TARGETS = (
@@ -43,8 +43,7 @@ def targets_frame(rec: ResultRecord) -> pd.DataFrame:
     for key, label in INFO:
         if m.get(key) is not None:
             rows.append({"figure": label, "measured": m[key], "target": "", "met": ""})
-    bd = {k[len("cold_"):-len("_s")]: float(v) for k, v in m.items() if v is not None
-          and k.startswith("cold_") and k.endswith("_s") and k not in ("cold_start_s", "cold_start_first_s")}
+    bd = {k: float(v) for k in BREAKDOWN_NAMES if (v := m.get(f"cold_{k}_s")) is not None}
     if bd:
         rows.append({"figure": "one-shot cold start, where it goes (s)", "measured": breakdown_text(bd), "target": "",
                      "met": ""})
