@@ -129,9 +129,8 @@ def _part(model: ir.Model, inputs: list[ir.Value], outputs: list[ir.Value], part
 
 def split(model: onnx.ModelProto | ir.Model, where: str = "<model>") -> Parts:
     """The five parts of ``model`` (see the module docstring)."""
-    proto = model if isinstance(model, onnx.ModelProto) else ir.serde.serialize_model(model)
-    m = ir.serde.deserialize_model(proto)
-    shapes = infer_shapes(proto)
+    m = ir.serde.deserialize_model(model) if isinstance(model, onnx.ModelProto) else model   # read, never changed
+    shapes = infer_shapes(model)
     b, carries = find_boundaries(m.graph, where, shapes)
     enc = [b["asr"], b["f0"], b["n"], b["style"]]
     models = {
