@@ -171,6 +171,14 @@ def chunk(bundle: Path, threads: int, text: str, voice: str, lang: str, runs: in
     return out
 
 
+def _speech_args(p: argparse.ArgumentParser) -> None:
+    """THREADS TEXT VOICE LANG, as ``run`` and ``chunk`` take them."""
+    p.add_argument("threads", type=int)
+    p.add_argument("text")
+    p.add_argument("voice")
+    p.add_argument("lang")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -180,20 +188,14 @@ def main() -> None:
     c.add_argument("--old-ref", default="HEAD")
     r = sub.add_parser("run")
     r.add_argument("runs", type=int)
-    r.add_argument("threads", type=int)
-    r.add_argument("text")
-    r.add_argument("voice")
-    r.add_argument("lang")
+    _speech_args(r)
     r.add_argument("bundles", nargs="+")
     se = sub.add_parser("sessions")
     se.add_argument("model", type=Path)
     se.add_argument("--runs", type=int, default=5)
     ch = sub.add_parser("chunk")
     ch.add_argument("bundle", type=Path)
-    ch.add_argument("threads", type=int)
-    ch.add_argument("text")
-    ch.add_argument("voice")
-    ch.add_argument("lang")
+    _speech_args(ch)
     ch.add_argument("--runs", type=int, default=4)
     a = p.parse_args()
     if a.cmd == "copies":
